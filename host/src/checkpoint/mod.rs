@@ -1,0 +1,181 @@
+//! The checkpoint directory, as Spark lays it out:
+//! `metadata` (query id), `offsets/<batch>` (written before a batch runs: what it reads),
+//! `commits/<batch>` (written after the sink committed it). A batch with an offsets entry and
+//! no commit is rerun on restart with the same offsets.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+
+/// Written once when the checkpoint is created; the query id survives restarts (Spark's `id`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    pub id: String,
+}
+
+/// `offsets/<batch>`: the write-ahead entry for a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OffsetsEntry {
+    pub batch_id: u64,
+    /// When the batch was planned (ms since the epoch): the batch's processing time.
+    pub timestamp_ms: i64,
+    /// The source's range for this batch, as the source wrote it.
+    pub source: serde_json::Value,
+}
+
+/// `commits/<batch>`: the batch is done; which plugin versions produced it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommitEntry {
+    pub batch_id: u64,
+    pub plugins: Vec<PluginVersion>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PluginVersion {
+    pub operator: usize,
+    pub path: String,
+    pub digest: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {source}; check the directory exists and is writable")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: cannot parse: {message}; the file is damaged or from another program — restore it, or start with a new checkpoint directory (the job will then reprocess its input)")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// An open checkpoint directory.
+pub struct Checkpoint {
+    dir: PathBuf,
+    metadata: Metadata,
+}
+
+impl Checkpoint {
+    /// Opens `dir`, creating it (with a new query id) when absent.
+    pub fn open(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Io { path, source }
+        };
+        for sub in ["offsets", "commits"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(io(&dir.join(sub)))?;
+        }
+        let meta_path = dir.join("metadata");
+        let metadata = if meta_path.exists() {
+            read_json(&meta_path)?
+        } else {
+            let m = Metadata { id: new_query_id() };
+            write_atomic(&meta_path, &serde_json::to_vec(&m).expect("plain struct")).map_err(io(&meta_path))?;
+            m
+        };
+        Ok(Checkpoint { dir: dir.to_path_buf(), metadata })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Every offsets entry, oldest first.
+    pub fn offsets(&self) -> Result<Vec<OffsetsEntry>, CheckpointError> {
+        self.read_log("offsets")
+    }
+
+    /// Every commit entry, oldest first.
+    pub fn commits(&self) -> Result<Vec<CommitEntry>, CheckpointError> {
+        self.read_log("commits")
+    }
+
+    pub fn last_commit(&self) -> Result<Option<u64>, CheckpointError> {
+        Ok(self.batch_ids("commits")?.last().copied())
+    }
+
+    pub fn write_offsets(&self, entry: &OffsetsEntry) -> Result<(), CheckpointError> {
+        self.write_entry("offsets", entry.batch_id, entry)
+    }
+
+    pub fn write_commit(&self, entry: &CommitEntry) -> Result<(), CheckpointError> {
+        self.write_entry("commits", entry.batch_id, entry)
+    }
+
+    fn write_entry<T: Serialize>(&self, log: &str, batch_id: u64, entry: &T) -> Result<(), CheckpointError> {
+        let path = self.dir.join(log).join(batch_id.to_string());
+        let bytes = serde_json::to_vec(entry).expect("plain struct");
+        write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io { path, source })
+    }
+
+    fn batch_ids(&self, log: &str) -> Result<Vec<u64>, CheckpointError> {
+        let dir = self.dir.join(log);
+        let rd = std::fs::read_dir(&dir).map_err(|source| CheckpointError::Io { path: dir.clone(), source })?;
+        let mut ids = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|source| CheckpointError::Io { path: dir.clone(), source })?;
+            // Temporary files of an interrupted write start with '.'; only plain numbers count.
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn read_log<T: for<'de> Deserialize<'de>>(&self, log: &str) -> Result<Vec<T>, CheckpointError> {
+        self.batch_ids(log)?.into_iter().map(|id| read_json(&self.dir.join(log).join(id.to_string()))).collect()
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// A random-enough id without another dependency: time, pid and address entropy hashed.
+fn new_query_id() -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let local = 0u8;
+    let seed = format!("{}-{}-{:p}", now.as_nanos(), std::process::id(), &local);
+    let h = format!("{:x}", Sha256::digest(seed.as_bytes()));
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_round_trip_in_batch_order_and_the_id_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        let id = cp.metadata().id.clone();
+        for b in [0u64, 2, 10, 1] {
+            cp.write_offsets(&OffsetsEntry { batch_id: b, timestamp_ms: 5, source: serde_json::json!({"end": b}) }).unwrap();
+        }
+        cp.write_commit(&CommitEntry { batch_id: 0, plugins: vec![] }).unwrap();
+        std::fs::write(dir.path().join("offsets/.11.123.tmp"), "torn").unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(cp.metadata().id, id);
+        let ids: Vec<u64> = cp.offsets().unwrap().iter().map(|e| e.batch_id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 10]);
+        assert_eq!(cp.last_commit().unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_damaged_entry_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("commits/3"), "{not json").unwrap();
+        let e = cp.commits().unwrap_err().to_string();
+        assert!(e.contains("commits/3: cannot parse"), "{e}");
+    }
+}

@@ -1,0 +1,155 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+
+/// What the job does with a record it cannot process (`on_bad_record` in the job file).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRecord {
+    /// Stop the job with an error naming the record (Spark's FAILFAST).
+    #[default]
+    Fail,
+    /// Write the raw record and the reason to the dead-letter output and go on.
+    DeadLetter,
+}
+
+/// One record that could not be processed, kept whole with where it came from and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BadRecord {
+    /// The file (or source description) the record came from.
+    pub origin: String,
+    /// 1-based line in `origin`, when the format has lines.
+    pub line: Option<u64>,
+    /// Why it was refused: malformed, wrong field count, a value that does not fit its column,
+    /// or the plugin's message.
+    pub reason: String,
+    /// The record as it was read, so nothing is lost.
+    pub raw: String,
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} line {}: {}", self.origin, line, self.reason),
+            None => write!(f, "{}: {}", self.origin, self.reason),
+        }
+    }
+}
+
+/// A bad record under `on_bad_record = "fail"`: the job stops and says which record.
+#[derive(Debug, thiserror::Error)]
+#[error("bad record in {record}; fix the input, or set on_bad_record = \"dead_letter\" in the job to route such records to the dead-letter output and go on")]
+pub struct BadRecordError {
+    pub record: BadRecord,
+}
+
+/// Collects the bad records of one micro-batch under the job's policy.
+#[derive(Debug)]
+pub struct BadRecords {
+    policy: OnBadRecord,
+    records: Vec<BadRecord>,
+}
+
+impl BadRecords {
+    pub fn new(policy: OnBadRecord) -> Self {
+        Self { policy, records: Vec::new() }
+    }
+
+    pub fn policy(&self) -> OnBadRecord {
+        self.policy
+    }
+
+    /// Reports a record that cannot be processed: an error under `fail`, kept under
+    /// `dead_letter`. Callers skip the record when this returns `Ok`.
+    pub fn report(&mut self, record: BadRecord) -> Result<(), BadRecordError> {
+        match self.policy {
+            OnBadRecord::Fail => Err(BadRecordError { record }),
+            OnBadRecord::DeadLetter => {
+                self.records.push(record);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn take(&mut self) -> Vec<BadRecord> {
+        std::mem::take(&mut self.records)
+    }
+}
+
+/// The dead-letter output: one JSON-lines file per micro-batch that had bad records,
+/// `DIR/batch-<id>.jsonl`, each line `{"batch_id", "origin", "line", "reason", "raw"}`.
+/// Written atomically and keyed by batch id, so a replayed batch rewrites the same file.
+#[derive(Clone, Debug)]
+pub struct DeadLetterOutput {
+    dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct DeadLetterLine<'a> {
+    batch_id: u64,
+    #[serde(flatten)]
+    record: &'a BadRecord,
+}
+
+impl DeadLetterOutput {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the bad records of `batch_id`; does nothing when there are none.
+    pub fn write(&self, batch_id: u64, records: &[BadRecord]) -> std::io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut out, &DeadLetterLine { batch_id, record })
+                .expect("serialising a struct of strings and numbers cannot fail");
+            out.push(b'\n');
+        }
+        write_atomic(&self.dir.join(format!("batch-{batch_id}.jsonl")), &out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> BadRecord {
+        BadRecord { origin: "in/a.json".into(), line: Some(3), reason: "malformed JSON".into(), raw: "{x".into() }
+    }
+
+    #[test]
+    fn fail_policy_names_file_and_line() {
+        let e = BadRecords::new(OnBadRecord::Fail).report(rec()).unwrap_err().to_string();
+        assert!(e.contains("in/a.json line 3: malformed JSON"), "{e}");
+        assert!(e.contains("dead_letter"), "{e}");
+    }
+
+    #[test]
+    fn dead_letter_policy_keeps_records_and_writes_them_per_batch() {
+        let mut bad = BadRecords::new(OnBadRecord::DeadLetter);
+        bad.report(rec()).unwrap();
+        assert_eq!(bad.len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let out = DeadLetterOutput::new(dir.path());
+        out.write(7, &bad.take()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("batch-7.jsonl")).unwrap();
+        assert_eq!(text, "{\"batch_id\":7,\"origin\":\"in/a.json\",\"line\":3,\"reason\":\"malformed JSON\",\"raw\":\"{x\"}\n");
+    }
+}

@@ -1,0 +1,259 @@
+//! The micro-batch loop: the only place that knows triggers and checkpoints.
+//!
+//! For batch N: plan the source's next range, write `offsets/N` (write-ahead), read and run
+//! the operators, write bad records to the dead-letter output, write the sink's output for N
+//! (idempotent per batch id), write `commits/N`. On restart a batch with offsets and no commit
+//! is run again with the same offsets: with idempotent sinks that is exactly-once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
+use crate::deadletter::{BadRecords, DeadLetterOutput};
+use crate::job::{Job, OperatorConfig, SinkKind, SourceConfig, Trigger};
+use crate::operator::MapOperator;
+use crate::plugin::{MapperPlugin, Runtime};
+use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
+use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
+use crate::source::{files::FileSource, rate::RateSource, Source};
+
+/// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
+/// rarely arrive that fast, and listing a directory is not free).
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// What a run did, for the CLI's last line and for tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub batches: u64,
+    pub input_rows: u64,
+    pub output_rows: u64,
+}
+
+/// A job wired up and ready to run: source, operators, sink, checkpoint.
+pub struct Driver {
+    job: Job,
+    checkpoint: Checkpoint,
+    source: Box<dyn Source>,
+    operators: Vec<MapOperator>,
+    sink: Box<dyn Sink>,
+    dead_letter: DeadLetterOutput,
+    progress: ProgressReporter,
+    stop: Arc<AtomicBool>,
+    run_id: String,
+    last_trigger_start: Option<Instant>,
+}
+
+impl Driver {
+    /// Builds every part of the job and checks that they fit (plugin output schemas, sink
+    /// columns) before any data moves.
+    pub fn new(job: Job, runtime: &Runtime, progress: ProgressReporter) -> anyhow::Result<Driver> {
+        let source: Box<dyn Source> = match &job.source {
+            SourceConfig::Files(cfg) => Box::new(FileSource::new(cfg)?),
+            SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+        };
+        let mut schema: SchemaRef = source.schema();
+        let mut operators = Vec::new();
+        for op in &job.operators {
+            match op {
+                OperatorConfig::Map(m) => {
+                    let plugin = MapperPlugin::load(runtime, &m.plugin, &m.config, m.limits, schema.clone())
+                        .with_context(|| format!("starting operator[{}] (kind = \"map\")", m.index))?;
+                    schema = plugin.output_schema();
+                    operators.push(MapOperator::new(plugin, m.index));
+                }
+            }
+        }
+        let sink: Box<dyn Sink> = match &job.sink.kind {
+            SinkKind::Files { format, path, partition_by } => Box::new(
+                FileSink::new(*format, path, partition_by, schema.clone()).context("starting the sink (check sink.partition_by)")?,
+            ),
+            SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
+        };
+        let checkpoint = Checkpoint::open(&job.checkpoint)?;
+        let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());
+        let run_id = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+        Ok(Driver {
+            job,
+            checkpoint,
+            source,
+            operators,
+            sink,
+            dead_letter,
+            progress,
+            stop: Arc::new(AtomicBool::new(false)),
+            run_id,
+            last_trigger_start: None,
+        })
+    }
+
+    /// Set it to stop after the batch in progress (Ctrl-C).
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
+    pub fn run(&mut self) -> anyhow::Result<RunSummary> {
+        let mut summary = RunSummary::default();
+        let planned = self.checkpoint.offsets()?;
+        let committed = self.checkpoint.last_commit()?;
+        let ranges: Vec<serde_json::Value> = planned.iter().map(|e| e.source.clone()).collect();
+        self.source.restore(&ranges).context("restoring the source's position from the checkpoint's offsets log")?;
+        let mut next_id = match (planned.last(), committed) {
+            (None, None) => 0,
+            (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
+            (Some(last), c) if c.map_or(true, |c| c + 1 == last.batch_id) => {
+                // Planned but never committed: a crash mid-batch. Run it again, same offsets.
+                let entry = last.clone();
+                self.run_batch(&entry, &mut summary)?;
+                entry.batch_id + 1
+            }
+            (last, c) => anyhow::bail!(
+                "checkpoint {}: the offsets log ends at batch {:?} but the commits log at {:?}; it was changed by hand or by another program. Restore it, or use a new checkpoint directory",
+                self.checkpoint.dir().display(),
+                last.map(|l| l.batch_id),
+                c
+            ),
+        };
+        // available_now: everything there at start, then stop; the rate source counts "there" by
+        // the clock at start.
+        let frozen_now = matches!(self.job.trigger, Trigger::AvailableNow).then(now_micros);
+        let mut new_batches = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            if self.job.trigger == Trigger::Once && new_batches == 1 {
+                break;
+            }
+            let trigger_start = Instant::now();
+            let planned_range = self.source.plan_next(frozen_now.unwrap_or_else(now_micros))?;
+            let ran = match planned_range {
+                Some(range) => {
+                    let entry = OffsetsEntry { batch_id: next_id, timestamp_ms: chrono::Utc::now().timestamp_millis(), source: range };
+                    self.checkpoint.write_offsets(&entry)?;
+                    self.run_batch(&entry, &mut summary)?;
+                    next_id += 1;
+                    new_batches += 1;
+                    true
+                }
+                None if matches!(self.job.trigger, Trigger::Once | Trigger::AvailableNow) => break,
+                None => false,
+            };
+            let interval = match self.job.trigger {
+                Trigger::ProcessingTime(d) => d,
+                _ => Duration::ZERO,
+            };
+            let wait = if ran { interval } else { interval.max(IDLE_POLL) };
+            self.sleep_until(trigger_start + wait);
+        }
+        self.progress.finish();
+        Ok(summary)
+    }
+
+    /// Sleeps in short slices so that a stop request is seen promptly.
+    fn sleep_until(&self, deadline: Instant) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn run_batch(&mut self, entry: &OffsetsEntry, summary: &mut RunSummary) -> anyhow::Result<()> {
+        let id = entry.batch_id;
+        let t0 = Instant::now();
+        let since_last = self.last_trigger_start.map(|t| t.elapsed());
+        self.last_trigger_start = Some(t0);
+        let mut bad = BadRecords::new(self.job.on_bad_record);
+        let mut batches = self
+            .source
+            .read(&entry.source, &mut bad)
+            .with_context(|| format!("batch {id}: reading {}", self.source.describe_range(&entry.source)))?;
+        let t_read = t0.elapsed();
+        let num_input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        for op in &mut self.operators {
+            let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
+            for b in &batches {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                out.push(op.process(id, b, &mut bad)?);
+            }
+            batches = out;
+        }
+        let dead = bad.take();
+        self.dead_letter
+            .write(id, &dead)
+            .with_context(|| format!("batch {id}: writing the dead-letter output in {}", self.dead_letter.dir().display()))?;
+        let t_sink = Instant::now();
+        let output_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        self.sink.write_batch(id, &batches).with_context(|| format!("batch {id}: writing to {}", self.sink.description()))?;
+        let add_batch = t_sink.elapsed();
+        let t_commit = Instant::now();
+        let plugins = self
+            .operators
+            .iter()
+            .map(|op| PluginVersion {
+                operator: op.index(),
+                path: op.plugin().path().display().to_string(),
+                digest: op.plugin().digest().to_string(),
+            })
+            .collect();
+        self.checkpoint.write_commit(&CommitEntry { batch_id: id, plugins })?;
+        let commit = t_commit.elapsed();
+        let total = t0.elapsed();
+
+        summary.batches += 1;
+        summary.input_rows += num_input_rows;
+        summary.output_rows += output_rows;
+        let secs = total.as_secs_f64().max(1e-9);
+        let processed = num_input_rows as f64 / secs;
+        let input_rate = since_last.map_or(0.0, |d| num_input_rows as f64 / d.as_secs_f64().max(1e-9));
+        let progress = QueryProgress {
+            id: self.checkpoint.metadata().id.clone(),
+            run_id: self.run_id.clone(),
+            name: self.job.name.clone(),
+            timestamp: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now() - total)
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string(),
+            batch_id: id,
+            batch_duration: total.as_millis() as u64,
+            num_input_rows,
+            input_rows_per_second: input_rate,
+            processed_rows_per_second: processed,
+            duration_ms: DurationMs {
+                latest_offset: 0,
+                wal_commit: 0,
+                get_batch: t_read.as_millis() as u64,
+                add_batch: add_batch.as_millis() as u64,
+                commit_offsets: commit.as_millis() as u64,
+                trigger_execution: total.as_millis() as u64,
+            },
+            num_dead_letter_rows: dead.len() as u64,
+            state_operators: Vec::new(),
+            sources: vec![SourceProgress {
+                description: self.source.description(),
+                start_offset: serde_json::Value::Null,
+                end_offset: entry.source.clone(),
+                num_input_rows,
+                input_rows_per_second: input_rate,
+                processed_rows_per_second: processed,
+            }],
+            sink: SinkProgress { description: self.sink.description(), num_output_rows: output_rows },
+        };
+        self.progress.report(&progress).context("writing the progress record")?;
+        Ok(())
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

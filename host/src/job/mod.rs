@@ -1,0 +1,170 @@
+//! The job file (TOML, Spark's option names where they exist), parsed once into typed structs
+//! and validated into a [`Job`] before anything runs. Every refusal names the field and says
+//! what is allowed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::deadletter::OnBadRecord;
+
+/// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
+pub mod units;
+/// The file as written: serde structs that refuse unknown fields.
+mod spec;
+/// From spec to validated job.
+mod validate;
+
+pub use validate::load_job;
+
+/// A job that passed validation: what the driver runs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job file it came from (for messages).
+    pub file: PathBuf,
+    pub name: String,
+    pub source: SourceConfig,
+    pub operators: Vec<OperatorConfig>,
+    pub sink: SinkConfig,
+    pub checkpoint: PathBuf,
+    pub trigger: Trigger,
+    pub on_bad_record: OnBadRecord,
+    /// Where bad records go under `on_bad_record = "dead_letter"`.
+    pub dead_letter: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Files(FileSourceConfig),
+    Rate(RateSourceConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Json,
+    Csv,
+    Parquet,
+}
+
+impl FileFormat {
+    /// The file extension written by sinks and expected (not required) of source files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Json => "json",
+            FileFormat::Csv => "csv",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Declared schema; for parquet without one, the first file's schema.
+    pub schema: Option<SchemaRef>,
+    /// At most this many new files per micro-batch (Spark's `maxFilesPerTrigger`).
+    pub max_files_per_trigger: Option<usize>,
+    pub csv: CsvOptions,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CsvOptions {
+    /// The first line of each file names the columns (Spark's `header`); skipped when true.
+    pub header: bool,
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self { header: true, delimiter: b',' }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateSourceConfig {
+    pub rows_per_second: u64,
+    pub num_partitions: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum OperatorConfig {
+    Map(MapConfig),
+}
+
+/// A `map` operator: a component of the `mapper` world.
+#[derive(Debug, Clone)]
+pub struct MapConfig {
+    /// Position in the job's `[[operator]]` list, for messages.
+    pub index: usize,
+    pub plugin: PathBuf,
+    /// Passed to the plugin's `init`.
+    pub config: String,
+    pub limits: PluginLimits,
+}
+
+/// What a plugin may use per instance and per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    pub memory_bytes: usize,
+    pub cpu_time_per_call: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self { memory_bytes: 256 << 20, cpu_time_per_call: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    pub output_mode: OutputMode,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Files { format: FileFormat, path: PathBuf, partition_by: Vec<String> },
+    Console { num_rows: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    Append,
+    Update,
+    Complete,
+}
+
+/// When micro-batches run (Spark's `Trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Start a batch every interval (zero: as soon as the previous one ends, Spark's default).
+    ProcessingTime(Duration),
+    /// One batch over what is available, then stop.
+    Once,
+    /// Everything available at start, in as many batches as the limits allow, then stop.
+    AvailableNow,
+}
+
+impl Job {
+    /// Loads and validates `path`.
+    pub fn load(path: &Path) -> Result<Job, JobError> {
+        load_job(path)
+    }
+}
+
+/// A job file that cannot run, with the field at fault and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cannot read job file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("job file {file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("job file {file}: `{field}`: {message}")]
+    Field { file: PathBuf, field: String, message: String },
+}

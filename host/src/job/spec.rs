@@ -1,0 +1,62 @@
+use serde::Deserialize;
+
+use crate::deadletter::OnBadRecord;
+
+/// The job file as written. Unknown fields are refused so a typo never silently falls back to a
+/// default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobSpec {
+    pub name: Option<String>,
+    pub source: SourceSpec,
+    #[serde(default, rename = "operator")]
+    pub operators: Vec<OperatorSpec>,
+    pub sink: SinkSpec,
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+    pub dead_letter_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SourceSpec {
+    pub format: String,
+    pub path: Option<String>,
+    pub schema: Option<String>,
+    pub max_files_per_trigger: Option<i64>,
+    pub header: Option<bool>,
+    pub delimiter: Option<String>,
+    pub rows_per_second: Option<i64>,
+    pub num_partitions: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OperatorSpec {
+    pub kind: String,
+    pub plugin: Option<String>,
+    pub config: Option<String>,
+    pub memory_limit: Option<String>,
+    pub cpu_time_limit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SinkSpec {
+    pub format: String,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    pub output_mode: Option<String>,
+    pub checkpoint: Option<String>,
+    pub trigger: Option<TriggerSpec>,
+    pub num_rows: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TriggerSpec {
+    pub processing_time: Option<String>,
+    pub once: Option<bool>,
+    pub available_now: Option<bool>,
+}

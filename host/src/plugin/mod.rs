@@ -1,0 +1,60 @@
+//! The WebAssembly runtime. The only module that knows wasmtime: the rest of the host sees
+//! plugins as Rust values taking and giving Arrow batches.
+//!
+//! One [`Runtime`] (one wasmtime `Engine`) per process; components are compiled once and cached
+//! on disk by content hash; each plugin instance runs in its own `Store` with a memory cap, a CPU
+//! deadline per call (epoch interruption) and WASI linked with nothing granted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Turning a plugin's source directory into a component (`weir plugin build`).
+pub mod build;
+/// Compiled components cached on disk by content hash.
+mod cache;
+/// Arrow batches to and from the WIT `batch` / `output-batch` types.
+mod convert;
+/// The process-wide engine and its epoch ticker.
+mod runtime;
+/// What one plugin instance may touch: WASI with nothing granted, memory and CPU caps.
+mod sandbox;
+/// The `mapper` world: init, output-schema, map-batch.
+pub mod mapper;
+
+pub use mapper::MapperPlugin;
+pub use runtime::Runtime;
+
+/// Why a plugin could not be loaded or a call failed. Each names the plugin and, for calls, the
+/// export and batch, and says whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file is missing, not a component, or not of the expected world (the job's fault).
+    #[error("plugin {plugin}: cannot load: {message}")]
+    Load { plugin: PathBuf, message: String },
+    /// The plugin ran out of CPU time, memory, or trapped (a bug in the plugin, or a limit set
+    /// too low in the job). The host is unaffected; the instance is replaced before next use.
+    #[error("plugin {plugin}: `{export}` {what} (batch {batch}); {hint}")]
+    Aborted { plugin: PathBuf, export: &'static str, batch: BatchLabel, what: String, hint: &'static str },
+    /// The plugin returned an error of its own (bad data, a refused config).
+    #[error("plugin {plugin}: `{export}` returned an error (batch {batch}): {message}")]
+    Refused { plugin: PathBuf, export: &'static str, batch: BatchLabel, message: String, row: Option<u32> },
+    /// The plugin returned a batch that breaks the contract (wrong length, type, schema).
+    #[error("plugin {plugin}: `{export}` returned an invalid batch (batch {batch}): {message}; this is a bug in the plugin")]
+    InvalidOutput { plugin: PathBuf, export: &'static str, batch: BatchLabel, message: String },
+}
+
+/// The micro-batch a call belongs to, or none for calls made at start (`init`, `output-schema`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLabel(pub Option<u64>);
+
+impl std::fmt::Display for BatchLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("none, at start"),
+        }
+    }
+}
+
+/// How often the epoch ticker advances; CPU deadlines are rounded up to it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);

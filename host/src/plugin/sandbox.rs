@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::EPOCH_TICK;
+use crate::job::PluginLimits;
+
+/// Everything a plugin instance can reach: a WASI context that grants nothing (no preopened
+/// directories, no sockets, empty environment and arguments, stdin empty, stdout/stderr
+/// discarded, clocks frozen at the epoch) and its memory cap.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A clock that always says 1970-01-01T00:00:00Z: plugins get no time source unless a job
+/// grants one, so their output depends on their input only.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A new store for one plugin instance, with its memory cap installed.
+pub fn new_store(engine: &Engine, limits: &PluginLimits) -> Store<PluginState> {
+    let wasi = WasiCtxBuilder::new().wall_clock(FrozenClock).monotonic_clock(FrozenClock).build();
+    let limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).trap_on_grow_failure(true).build();
+    let mut store = Store::new(engine, PluginState { wasi, table: ResourceTable::new(), limits });
+    store.limiter(|s| &mut s.limits);
+    store
+}
+
+/// Arms the CPU deadline for the next call: the call traps once this much time has passed.
+pub fn arm_deadline(store: &mut Store<PluginState>, limits: &PluginLimits) {
+    let ticks = limits.cpu_time_per_call.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+}

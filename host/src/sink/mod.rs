@@ -1,0 +1,36 @@
+//! Sinks: where rows go. Every sink writes the output of a batch id at most once, however often
+//! the driver retries the batch after a crash: that, with the write-ahead offsets log, is what
+//! makes the pipeline exactly-once.
+
+use arrow::record_batch::RecordBatch;
+
+/// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
+pub mod files;
+/// Prints each batch as a table (for trying things out; no exactly-once promise).
+pub mod console;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {message}")]
+    Encode { context: String, message: String },
+    /// The output does not fit the sink (a `partition_by` column missing from the output).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the driver needs from any sink.
+pub trait Sink: Send {
+    /// Shown in progress records (`sink.description`).
+    fn description(&self) -> String;
+
+    /// Writes the output of `batch_id`. Idempotent: when the batch is already committed in the
+    /// sink (a crash came after the sink's commit and before the checkpoint's), it writes nothing.
+    /// Returns the number of rows written by this call.
+    fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError>;
+}

@@ -1,0 +1,59 @@
+//! Sources: where rows come from. A source plans batches as serialisable offset ranges (written
+//! to the offsets log before the batch runs) and reads a planned range deterministically, so a
+//! batch replayed after a crash sees exactly the same rows.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::deadletter::{BadRecordError, BadRecords};
+
+/// Files arriving in a directory (json lines, csv, parquet).
+pub mod files;
+/// The rate generator: `timestamp`, `value` rows at a fixed rate.
+pub mod rate;
+
+/// Why a source could not plan or read a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A record that the job's policy says must stop the job.
+    #[error(transparent)]
+    BadRecord(#[from] BadRecordError),
+    /// The input cannot be read at all (missing directory, unreadable file, parquet footer).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input does not fit the job (a parquet file whose schema differs from the declared one,
+    /// an offsets entry written by another kind of source).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the driver needs from any source.
+pub trait Source: Send {
+    /// Shown in progress records (`sources[].description`), as Spark's `FileStreamSource[path]`.
+    fn description(&self) -> String;
+
+    /// The schema of every batch `read` returns.
+    fn schema(&self) -> SchemaRef;
+
+    /// Called once at start with the offsets of every batch already planned in the checkpoint,
+    /// oldest first, so the source knows what it has handed out (files seen, rows generated).
+    fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError>;
+
+    /// Plans the next batch after everything planned so far: the offset range it covers, or
+    /// `None` when there is no new data. `now_micros` is the driver's clock (injected for tests).
+    fn plan_next(&mut self, now_micros: i64) -> Result<Option<serde_json::Value>, SourceError>;
+
+    /// Reads the rows of a range returned by `plan_next` (now or before a restart). The same range
+    /// must give the same rows. Records that cannot be decoded go to `bad` (which errors under
+    /// `on_bad_record = "fail"`).
+    fn read(&mut self, range: &serde_json::Value, bad: &mut BadRecords) -> Result<Vec<RecordBatch>, SourceError>;
+
+    /// Number of input rows a range holds, if known without reading (for progress).
+    fn describe_range(&self, range: &serde_json::Value) -> String {
+        range.to_string()
+    }
+}
