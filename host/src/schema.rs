@@ -23,7 +23,7 @@ pub fn timestamp_type() -> DataType {
 pub fn parse_ddl(ddl: &str) -> Result<SchemaRef, SchemaError> {
     let err = |reason: String| SchemaError { ddl: ddl.to_string(), reason };
     let mut fields: Vec<Field> = Vec::new();
-    for (i, part) in ddl.split(',').enumerate() {
+    for (i, part) in split_top_level(ddl).into_iter().enumerate() {
         let words: Vec<&str> = part.split_whitespace().collect();
         if words.is_empty() {
             return Err(err(format!("column {} is empty; write `name type`, separated by commas", i + 1)));
@@ -47,6 +47,26 @@ pub fn parse_ddl(ddl: &str) -> Result<SchemaRef, SchemaError> {
         fields.push(Field::new(name, data_type, nullable));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Splits on commas outside parentheses, so `decimal(10,2)` stays one column (and is then
+/// refused by name rather than cut in two).
+fn split_top_level(ddl: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in ddl.char_indices() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&ddl[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&ddl[start..]);
+    parts
 }
 
 /// The Arrow type for a Spark type name, or `None` when weir does not support it.
@@ -107,6 +127,8 @@ mod tests {
         let e = parse_ddl("id string, amount decimal").unwrap_err().to_string();
         assert!(e.contains("column `amount` has unknown type `decimal`"), "{e}");
         assert!(e.contains("bigint (long)"), "{e}");
+        let e = parse_ddl("id string, price decimal(10,2)").unwrap_err().to_string();
+        assert!(e.contains("column `price` has unknown type `decimal(10,2)`"), "{e}");
     }
 
     #[test]

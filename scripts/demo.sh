@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The demo: bundled sample events (examples/data) through the `enrich` Wasm plugin into
+# Parquet under out/demo, with live progress. No external service needed. Runs from scratch
+# each time (it clears out/demo and its checkpoint, which would otherwise say "already done").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/wasm-toolchain.sh
+cargo build --release -p weir-host --bins
+WEIR=target/release/weir scripts/build-plugins.sh
+rm -rf out/demo out/demo-checkpoint
+target/release/weir run examples/demo.toml
+echo
+echo "committed output (what a reader should read, in batch order):"
+target/release/weir output files out/demo | head -20
+echo "progress records: out/demo-checkpoint/progress.jsonl"

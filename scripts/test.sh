@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite on any machine, fresh or not: makes the Wasm toolchain available,
+# builds the host and every plugin, then runs the unit tests and the end-to-end tests (real
+# `weir` processes on real files and Wasm components).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/wasm-toolchain.sh
+cargo build -p weir-host --bins
+scripts/build-plugins.sh
+cargo test -p weir-host
+(cd guest-sdk && cargo test)

@@ -1,0 +1,104 @@
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (tests/ and host/ are under it).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// A plugin component built by scripts/build-plugins.sh.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = repo().join("target/plugins").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does) before the tests", p.display());
+    p
+}
+
+/// A scratch directory for one test, with helpers to write inputs and job files.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file, creating its directory.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Writes a job file; `{dir}` in the text becomes this scratch directory, `{plugin:NAME}` the
+    /// built component's path.
+    pub fn job(&self, text: &str) -> PathBuf {
+        let mut t = text.replace("{dir}", self.dir.path().to_str().unwrap());
+        while let Some(start) = t.find("{plugin:") {
+            let end = start + t[start..].find('}').unwrap();
+            let name = &t[start + 8..end];
+            t = format!("{}{}{}", &t[..start], plugin(name).display(), &t[end + 1..]);
+        }
+        self.write("job.toml", &t)
+    }
+}
+
+/// The `weir` command, with the compiled-component cache shared by all tests.
+pub fn weir() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    c.env("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
+    c
+}
+
+/// Runs `weir run JOB --quiet` to completion.
+pub fn run_job(job: &Path) -> Output {
+    weir().args(["run", "--quiet"]).arg(job).output().expect("spawning weir")
+}
+
+/// Runs a job that must succeed; shows its stderr otherwise.
+pub fn run_ok(job: &Path) -> Output {
+    let out = run_job(job);
+    assert!(out.status.success(), "weir run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs a job that must fail, and returns its stderr.
+pub fn run_err(job: &Path) -> String {
+    let out = run_job(job);
+    assert!(!out.status.success(), "weir run should have failed; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The committed output of a file sink, as `weir output files` lists it (batch order).
+pub fn committed_files(out_dir: &Path) -> Vec<PathBuf> {
+    let o = weir().args(["output", "files"]).arg(out_dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().lines().map(PathBuf::from).collect()
+}
+
+/// The committed files of a text sink (json, csv), concatenated in batch order.
+pub fn committed_text(out_dir: &Path) -> String {
+    committed_files(out_dir)
+        .iter()
+        .map(|f| {
+            let p = if f.is_absolute() { f.clone() } else { out_dir.join(f) };
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// Every progress record the job wrote.
+pub fn progress(checkpoint: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(checkpoint.join("progress.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `weir` binary runs job files over real files and real Wasm
+//! components, and the committed output is compared exactly.
+//!
+//! Plugins must be built first (`scripts/build-plugins.sh`, which `scripts/test.sh` runs).
+
+mod common;
+
+mod bad_input;
+mod crash;
+mod pipeline;
+mod sandbox;

@@ -1,0 +1,224 @@
+//! Files in, a Wasm map plugin, files out: exact output for each format and plugin.
+
+use crate::common::*;
+
+const SCHEMA: &str = "event_id string, user_id string, amount double, event_time timestamp";
+
+const EVENTS_A: &str = r#"{"event_id":"e1","user_id":"alice","amount":10.5,"event_time":"2024-01-01T00:00:00Z"}
+{"event_id":"e2","user_id":"bob","amount":250.0,"event_time":"2024-01-01 00:01:00"}
+"#;
+const EVENTS_B: &str = r#"{"event_id":"e3","user_id":null,"amount":99.99,"event_time":"2024-01-01T00:02:00.5Z"}
+{"event_id":"e4","user_id":"carol","event_time":"2024-01-01T00:03:00Z"}
+{"event_id":"e5","user_id":"dave","amount":100.0,"event_time":"2024-01-01T00:04:00+01:00"}
+"#;
+
+/// Hand-worked: amount * 1.2; FNV-1a("alice") % 16 = 7, bob 4, carol 2, dave 15; nulls stay null
+/// and null fields are omitted, as Spark's JSON writer does.
+const ENRICHED: &str = r#"{"event_id":"e1","user_id":"alice","amount":10.5,"event_time":"2024-01-01T00:00:00.000Z","amount_with_tax":12.6,"user_bucket":7,"is_large":false}
+{"event_id":"e2","user_id":"bob","amount":250.0,"event_time":"2024-01-01T00:01:00.000Z","amount_with_tax":300.0,"user_bucket":4,"is_large":true}
+{"event_id":"e3","amount":99.99,"event_time":"2024-01-01T00:02:00.500Z","amount_with_tax":119.98799999999999,"is_large":false}
+{"event_id":"e4","user_id":"carol","event_time":"2024-01-01T00:03:00.000Z","user_bucket":2}
+{"event_id":"e5","user_id":"dave","amount":100.0,"event_time":"2023-12-31T23:04:00.000Z","amount_with_tax":120.0,"user_bucket":15,"is_large":true}
+"#;
+
+fn enrich_job(s: &Scratch, plugin: &str, sink_format: &str, extra_sink: &str) -> std::path::PathBuf {
+    s.write("in/a.json", EVENTS_A);
+    s.write("in/b.json", EVENTS_B);
+    s.job(&format!(
+        r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "{SCHEMA}"
+max_files_per_trigger = 1
+
+[[operator]]
+kind = "map"
+plugin = "{{plugin:{plugin}}}"
+
+[sink]
+format = "{sink_format}"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ available_now = true }}
+{extra_sink}
+"#
+    ))
+}
+
+#[test]
+fn json_files_through_the_rust_enrich_plugin_give_exact_json() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich", "json", ""));
+    assert_eq!(committed_text(&s.path("out")), ENRICHED);
+}
+
+#[test]
+fn rust_and_python_plugins_give_byte_identical_parquet() {
+    let rust = Scratch::new();
+    let py = Scratch::new();
+    run_ok(&enrich_job(&rust, "enrich", "parquet", ""));
+    run_ok(&enrich_job(&py, "enrich-py", "parquet", ""));
+    let (a, b) = (committed_files(&rust.path("out")), committed_files(&py.path("out")));
+    assert_eq!(a.len(), 2, "one file per batch, one batch per input file");
+    assert_eq!(a, b, "same file names");
+    for f in &a {
+        let x = std::fs::read(rust.path("out").join(f)).unwrap();
+        let y = std::fs::read(py.path("out").join(f)).unwrap();
+        assert!(x == y, "{} differs between the Rust and the Python plugin", f.display());
+    }
+}
+
+#[test]
+fn python_plugin_gives_the_same_json_as_the_rust_one() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich-py", "json", ""));
+    assert_eq!(committed_text(&s.path("out")), ENRICHED);
+}
+
+#[test]
+fn filter_plugin_keeps_rows_at_or_above_min_amount_into_csv() {
+    let s = Scratch::new();
+    s.write("in/a.json", EVENTS_A);
+    s.write("in/b.json", EVENTS_B);
+    let job = s.job(&format!(
+        r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "{SCHEMA}"
+
+[[operator]]
+kind = "map"
+plugin = "{{plugin:filter}}"
+config = "min_amount=99.99"
+
+[sink]
+format = "csv"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ once = true }}
+"#
+    ));
+    run_ok(&job);
+    assert_eq!(
+        committed_text(&s.path("out")),
+        "event_id,user_id,amount,event_time\n\
+         e2,bob,250.0,2024-01-01T00:01:00.000Z\n\
+         e3,,99.99,2024-01-01T00:02:00.500Z\n\
+         e5,dave,100.0,2023-12-31T23:04:00.000Z\n"
+    );
+}
+
+#[test]
+fn csv_and_parquet_sources_read_the_same_rows_as_json() {
+    // json -> parquet (no plugin) gives a parquet input; csv written by hand.
+    let s = Scratch::new();
+    s.write("in/a.json", EVENTS_A);
+    s.write("in/b.json", EVENTS_B);
+    run_ok(&s.job(&format!(
+        "[source]\nformat = \"json\"\npath = \"{{dir}}/in\"\nschema = \"{SCHEMA}\"\n[sink]\nformat = \"parquet\"\npath = \"{{dir}}/pq\"\ncheckpoint = \"{{dir}}/ck1\"\ntrigger = {{ once = true }}\n"
+    )));
+    run_ok(&s.job(&format!(
+        "[source]\nformat = \"parquet\"\npath = \"{{dir}}/pq\"\nschema = \"{SCHEMA}\"\n[[operator]]\nkind = \"map\"\nplugin = \"{{plugin:enrich}}\"\n[sink]\nformat = \"json\"\npath = \"{{dir}}/from_parquet\"\ncheckpoint = \"{{dir}}/ck2\"\ntrigger = {{ once = true }}\n"
+    )));
+    assert_eq!(committed_text(&s.path("from_parquet")), ENRICHED);
+
+    s.write(
+        "csv/a.csv",
+        "event_id,user_id,amount,event_time\ne1,alice,10.5,2024-01-01T00:00:00Z\ne2,bob,250.0,2024-01-01 00:01:00\n\
+         e3,,99.99,2024-01-01T00:02:00.5Z\ne4,carol,,2024-01-01T00:03:00Z\ne5,dave,100.0,2024-01-01T00:04:00+01:00\n",
+    );
+    run_ok(&s.job(&format!(
+        "[source]\nformat = \"csv\"\npath = \"{{dir}}/csv\"\nschema = \"{SCHEMA}\"\n[[operator]]\nkind = \"map\"\nplugin = \"{{plugin:enrich}}\"\n[sink]\nformat = \"json\"\npath = \"{{dir}}/from_csv\"\ncheckpoint = \"{{dir}}/ck3\"\ntrigger = {{ once = true }}\n"
+    )));
+    assert_eq!(committed_text(&s.path("from_csv")), ENRICHED);
+}
+
+#[test]
+fn partition_by_writes_hive_style_directories_without_the_column() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich", "json", "partition_by = [\"is_large\"]"));
+    let files: Vec<String> = committed_files(&s.path("out")).iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(
+        files,
+        vec![
+            "is_large=false/part-00000-0000.json",
+            "is_large=true/part-00000-0001.json",
+            "is_large=false/part-00001-0000.json",
+            "is_large=__HIVE_DEFAULT_PARTITION__/part-00001-0001.json",
+            "is_large=true/part-00001-0002.json",
+        ]
+    );
+    let text = std::fs::read_to_string(s.path("out/is_large=true/part-00000-0001.json")).unwrap();
+    assert_eq!(text, "{\"event_id\":\"e2\",\"user_id\":\"bob\",\"amount\":250.0,\"event_time\":\"2024-01-01T00:01:00.000Z\",\"amount_with_tax\":300.0,\"user_bucket\":4}\n");
+}
+
+#[test]
+fn max_files_per_trigger_and_progress_records_in_spark_field_names() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich", "json", ""));
+    let p = progress(&s.path("ckpt"));
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0]["batchId"], 0);
+    assert_eq!(p[0]["numInputRows"], 2);
+    assert_eq!(p[1]["batchId"], 1);
+    assert_eq!(p[1]["numInputRows"], 3);
+    assert_eq!(p[1]["sink"]["numOutputRows"], 3);
+    for key in ["id", "runId", "name", "timestamp", "batchDuration", "inputRowsPerSecond", "processedRowsPerSecond", "durationMs", "sources"] {
+        assert!(p[0].get(key).is_some(), "progress record lacks {key}: {}", p[0]);
+    }
+    assert!(p[0]["sources"][0]["description"].as_str().unwrap().starts_with("FileStreamSource["));
+    assert_eq!(p[0]["id"], p[1]["id"], "one query id per checkpoint");
+}
+
+#[test]
+fn a_restart_reads_only_files_that_arrived_since() {
+    let s = Scratch::new();
+    let job = enrich_job(&s, "enrich", "json", "");
+    run_ok(&job);
+    s.write("in/c.json", "{\"event_id\":\"e6\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-02T00:00:00Z\"}\n");
+    run_ok(&job);
+    let text = committed_text(&s.path("out"));
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.ends_with("{\"event_id\":\"e6\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-02T00:00:00.000Z\",\"amount_with_tax\":1.2,\"user_bucket\":7,\"is_large\":false}\n"));
+    let p = progress(&s.path("ckpt"));
+    assert_eq!(p.last().unwrap()["batchId"], 2);
+    // Nothing new: a third run plans no batch at all.
+    run_ok(&job);
+    assert_eq!(progress(&s.path("ckpt")).len(), 3);
+}
+
+#[test]
+fn rate_source_generates_consecutive_values_at_the_declared_rate() {
+    let s = Scratch::new();
+    let job = s.job(
+        "[source]\nformat = \"rate\"\nrows_per_second = 1000\nnum_partitions = 2\n[sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { processing_time = \"100 ms\" }\n",
+    );
+    let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SIGINT: stops after the batch in progress, cleanly.
+    unsafe_kill(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "Ctrl-C should stop cleanly, got {status:?}");
+    let text = committed_text(&s.path("out"));
+    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(rows.len() > 100, "expected over a second of rows at 1000/s, got {}", rows.len());
+    let parse = |v: &serde_json::Value| chrono_like_micros(v["timestamp"].as_str().unwrap());
+    let t0 = parse(&rows[0]);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["value"], i as i64, "values are consecutive from 0");
+        assert_eq!(parse(r) - t0, i as i64 * 1000, "row {i} is 1 ms after the previous one");
+    }
+}
+
+/// Sends a signal with the `kill` command (no libc dependency in tests).
+pub fn unsafe_kill(pid: u32, signal: &str) {
+    let st = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    assert!(st.success());
+}
+
+/// Microseconds since the epoch of an RFC 3339 timestamp.
+fn chrono_like_micros(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}")).timestamp_micros()
+}
