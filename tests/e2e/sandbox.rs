@@ -1,0 +1,123 @@
+//! A plugin failure never takes the host down: a panic, a runaway loop or a memory hog fails
+//! the batch with an error naming the plugin, the export and the batch; the next batch gets a
+//! fresh instance. A plugin sees no files, environment or clock.
+//!
+//! `chaos` (tests/plugins/chaos) passes rows through, except: event_id "panic" panics, "spin"
+//! loops forever, "grow" allocates without end, "refuse" returns an error naming that row.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, StringArray, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use weir::job::PluginLimits;
+use weir::plugin::{MapperPlugin, PluginError, Runtime};
+use weir::schema::parse_ddl;
+
+use crate::common::*;
+
+fn batch(ids: &[&str]) -> RecordBatch {
+    let schema = parse_ddl("event_id string, user_id string, amount double, event_time timestamp").unwrap();
+    let n = ids.len();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(StringArray::from(vec!["u"; n])),
+            Arc::new(Float64Array::from(vec![1.0; n])),
+            Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
+        ],
+    )
+    .unwrap()
+}
+
+fn chaos(limits: PluginLimits) -> MapperPlugin {
+    std::env::set_var("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
+    let runtime = Box::leak(Box::new(Runtime::new().unwrap()));
+    MapperPlugin::load(runtime, &plugin("chaos"), "", limits, batch(&[]).schema()).unwrap()
+}
+
+#[test]
+fn a_panic_fails_that_batch_naming_plugin_export_and_batch_and_the_next_batch_runs() {
+    let mut p = chaos(PluginLimits::default());
+    let err = p.map_batch(7, &batch(&["a", "panic", "b"])).unwrap_err();
+    assert!(matches!(err, PluginError::Aborted { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("chaos.wasm") && msg.contains("`map-batch` trapped") && msg.contains("(batch 7)"), "{msg}");
+    let ok = p.map_batch(8, &batch(&["a", "b"])).unwrap();
+    assert_eq!(ok.num_rows(), 2, "a fresh instance serves the next batch");
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_at_the_cpu_time_limit() {
+    let mut p = chaos(PluginLimits { cpu_time_per_call: std::time::Duration::from_millis(200), ..PluginLimits::default() });
+    let started = std::time::Instant::now();
+    let msg = p.map_batch(3, &batch(&["spin"])).unwrap_err().to_string();
+    assert!(msg.contains("ran longer than its CPU time limit of 200ms") && msg.contains("cpu_time_limit"), "{msg}");
+    // Not a timing assertion on performance: only that it was interrupted at all, well before
+    // the default 10 s limit.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert_eq!(p.map_batch(4, &batch(&["ok"])).unwrap().num_rows(), 1);
+}
+
+#[test]
+fn a_memory_hog_is_stopped_at_the_memory_limit() {
+    let mut p = chaos(PluginLimits { memory_bytes: 32 << 20, ..PluginLimits::default() });
+    let msg = p.map_batch(5, &batch(&["grow"])).unwrap_err().to_string();
+    assert!(msg.contains("needed more than its memory limit of 32 MiB") && msg.contains("memory_limit"), "{msg}");
+    assert_eq!(p.map_batch(6, &batch(&["ok"])).unwrap().num_rows(), 1);
+}
+
+#[test]
+fn a_trap_stops_the_job_cleanly_with_the_reason() {
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"event_id\":\"panic\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n");
+    let job = s.job(
+        "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
+         [[operator]]\nkind = \"map\"\nplugin = \"{plugin:chaos}\"\n\
+         [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n",
+    );
+    let out = run_job(&job);
+    assert_eq!(out.status.code(), Some(1), "an error exit, not a crash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("batch 0") && err.contains("`map-batch` trapped"), "{err}");
+}
+
+#[test]
+fn a_row_the_plugin_refuses_goes_to_the_dead_letter_output_with_its_message() {
+    let s = Scratch::new();
+    s.write(
+        "in/a.json",
+        "{\"event_id\":\"a\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n\
+         {\"event_id\":\"refuse\",\"user_id\":\"u\",\"amount\":2.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n\
+         {\"event_id\":\"b\",\"user_id\":\"u\",\"amount\":3.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n",
+    );
+    let job = s.job(
+        "on_bad_record = \"dead_letter\"\n[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
+         [[operator]]\nkind = \"map\"\nplugin = \"{plugin:chaos}\"\n\
+         [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n",
+    );
+    run_ok(&job);
+    let out = committed_text(&s.path("out"));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
+    assert_eq!(d["reason"], "refused by chaos: event_id is \"refuse\"");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(d["raw"].as_str().unwrap()).unwrap()["event_id"], "refuse");
+    assert!(d["origin"].as_str().unwrap().contains("operator[0]"), "{d}");
+}
+
+#[test]
+fn a_python_plugin_sees_no_files_environment_or_clock() {
+    std::env::set_var("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
+    std::env::set_var("WEIR_TEST_SECRET", "hunter2");
+    let runtime = Runtime::new().unwrap();
+    let mut p = MapperPlugin::load(&runtime, &plugin("probe-py"), "", PluginLimits::default(), batch(&[]).schema()).unwrap();
+    let out = p.map_batch(0, &batch(&["x"])).unwrap();
+    let seen = arrow::array::AsArray::as_string::<i32>(out.column_by_name("seen").unwrap()).value(0).to_string();
+    let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
+    assert_eq!(seen["environ"], serde_json::json!({}), "{seen}");
+    assert!(seen["read_etc_passwd"].as_str().unwrap().starts_with("error"), "{seen}");
+    assert!(seen["list_root"].as_str().unwrap().starts_with("error"), "{seen}");
+    assert!(seen["socket"].as_str().unwrap().starts_with("error"), "{seen}");
+    assert_eq!(seen["time"], 0.0, "the clock is frozen at the epoch: {seen}");
+}
