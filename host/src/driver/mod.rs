@@ -126,6 +126,11 @@ impl Driver {
         // available_now: everything there at start, then stop; the rate source counts "there" by
         // the clock at start.
         let frozen_now = matches!(self.job.trigger, Trigger::AvailableNow).then(now_micros);
+        match self.job.trigger {
+            Trigger::AvailableNow => self.source.snapshot_available_now()?,
+            Trigger::Once => self.source.ignore_trigger_limits(),
+            Trigger::ProcessingTime(_) => {}
+        }
         let mut new_batches = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             if self.job.trigger == Trigger::Once && new_batches == 1 {

@@ -52,7 +52,17 @@ pub trait Source: Send {
     /// `on_bad_record = "fail"`).
     fn read(&mut self, range: &serde_json::Value, bad: &mut BadRecords) -> Result<Vec<RecordBatch>, SourceError>;
 
-    /// Number of input rows a range holds, if known without reading (for progress).
+    /// `available_now`: from here on, plan only data that exists now (Spark fixes the end
+    /// offset when the query starts), still in batches bounded by the per-trigger limits.
+    fn snapshot_available_now(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// `once`: the next plan takes everything available in one batch, ignoring
+    /// `max_files_per_trigger` (as Spark's Trigger.Once does).
+    fn ignore_trigger_limits(&mut self) {}
+
+    /// A short description of a range for messages (e.g. the files it covers).
     fn describe_range(&self, range: &serde_json::Value) -> String {
         range.to_string()
     }
