@@ -88,6 +88,34 @@ impl ColumnData {
         self.values.data_type()
     }
 
+    /// The values at `rows` (in that order, repeats allowed): what the host does with a
+    /// passed-through column under [`Output::select`](crate::Output::select).
+    pub fn take(&self, rows: &[u32]) -> ColumnData {
+        fn pick<T: Copy>(v: &[T], rows: &[u32]) -> Vec<T> {
+            rows.iter().map(|&r| v[r as usize]).collect()
+        }
+        fn pick_var(v: &VarLen, rows: &[u32]) -> VarLen {
+            let mut out = VarLen { offsets: Vec::with_capacity(rows.len() + 1), data: Vec::new() };
+            out.offsets.push(0);
+            for &r in rows {
+                let r = r as usize;
+                out.data.extend_from_slice(&v.data[v.offsets[r] as usize..v.offsets[r + 1] as usize]);
+                out.offsets.push(out.data.len() as u32);
+            }
+            out
+        }
+        let values = match &self.values {
+            Values::Boolean(v) => Values::Boolean(pick(v, rows)),
+            Values::Int32(v) => Values::Int32(pick(v, rows)),
+            Values::Int64(v) => Values::Int64(pick(v, rows)),
+            Values::Float64(v) => Values::Float64(pick(v, rows)),
+            Values::Utf8(v) => Values::Utf8(pick_var(v, rows)),
+            Values::Binary(v) => Values::Binary(pick_var(v, rows)),
+            Values::Timestamp(v) => Values::Timestamp(pick(v, rows)),
+        };
+        ColumnData { values, validity: self.validity.as_ref().map(|v| pick(v, rows)) }.normalize()
+    }
+
     /// Drops a validity list that marks nothing null, so one only crosses when needed.
     pub(crate) fn normalize(mut self) -> ColumnData {
         if self.validity.as_ref().is_some_and(|v| v.iter().all(|&b| b)) {
@@ -223,6 +251,16 @@ impl Batch {
         }
     }
 
+    /// The `string` column `name` as raw UTF-8 bytes, without the one-pass UTF-8 check
+    /// [`strs`](Self::strs) makes: for hashing or comparing bytes, where the check is wasted.
+    pub fn utf8_bytes(&self, name: &str) -> Result<BinaryView<'_>, BatchError> {
+        let c = self.column(name)?;
+        match &c.data.values {
+            Values::Utf8(v) => Ok(BinaryView::new(v, c.data.validity.as_deref())),
+            other => Err(wrong_type(name, DataType::Utf8, other.data_type())),
+        }
+    }
+
     /// The `binary` column `name`.
     pub fn binaries(&self, name: &str) -> Result<BinaryView<'_>, BatchError> {
         let c = self.column(name)?;
@@ -230,11 +268,6 @@ impl Batch {
             Values::Binary(v) => Ok(BinaryView::new(v, c.data.validity.as_deref())),
             other => Err(wrong_type(name, DataType::Binary, other.data_type())),
         }
-    }
-
-    /// Takes the columns out, for moving them back into the WIT types without copying.
-    pub(crate) fn into_parts(self) -> (usize, Vec<Column>) {
-        (self.num_rows, self.columns)
     }
 }
 
@@ -349,6 +382,7 @@ impl<'a, T: Copy> PrimitiveView<'a, T> {
     /// The fast path: one branch-free loop over the raw slice (the compiler can vectorise it) and
     /// the validity copied as is. `f` is therefore also called on the unspecified value of null
     /// slots, so it must not panic or have side effects; use [`iter`](Self::iter) when it may.
+    /// (`finish` then sets those slots to the default value.)
     pub fn map<U: Copy + Default>(&self, f: impl FnMut(T) -> U) -> crate::PrimitiveBuilder<U> {
         let values: Vec<U> = self.values.iter().copied().map(f).collect();
         crate::PrimitiveBuilder::from_parts(values, self.validity.map(<[bool]>::to_vec))
@@ -509,6 +543,8 @@ mod tests {
         assert_eq!(users.iter().collect::<Vec<_>>(), vec![Some("alice"), None, Some("ünï")]);
         assert_eq!(users.get_bytes(0), Some(&b"alice"[..]));
         assert_eq!(users.as_binary().offsets(), &[0, 5, 5, 10]);
+        assert_eq!(b.utf8_bytes("user_id").unwrap().get(2), Some("ünï".as_bytes()));
+        assert!(b.utf8_bytes("amount").is_err());
     }
 
     #[test]
@@ -527,7 +563,6 @@ mod tests {
         assert!(bad(Values::Float64(vec![1.0]), None).contains("1 values for 2 rows"));
         assert!(bad(Values::Float64(vec![1.0, 2.0]), Some(vec![true])).contains("1 validity entries"));
         let v = |offsets: Vec<u32>, data: &[u8]| Values::Utf8(VarLen { offsets, data: data.to_vec() });
-        assert!(bad(v(vec![0, 1], b"a"), None).contains("2 offsets for 2 rows") == false);
         assert!(bad(v(vec![0, 1], b"a"), None).contains("has 2 offsets for 2 rows"));
         assert!(bad(v(vec![0, 2, 1], b"ab"), None).contains("never decrease"));
         assert!(bad(v(vec![0, 1, 3], b"ab"), None).contains("last offset is 3"));
@@ -549,21 +584,7 @@ mod tests {
     fn map_keeps_nulls_and_copies_no_validity_when_none() {
         let b = batch();
         let doubled = b.f64s("amount").unwrap().map(|a| a * 2.0).finish();
-        assert_eq!(doubled.values, Values::Float64(vec![3.0, 4.0, f64::NAN]).clone_with_nan_as(0.0, &doubled.values));
+        assert_eq!(doubled.values, Values::Float64(vec![3.0, 4.0, 0.0]), "null slots are zeroed");
         assert_eq!(doubled.validity, Some(vec![true, true, false]));
-    }
-}
-
-#[cfg(test)]
-impl Values {
-    /// Test helper: `self`, with the value at NaN positions taken from `actual` (null slots hold
-    /// unspecified values, so tests compare everything else).
-    fn clone_with_nan_as(&self, _unused: f64, actual: &Values) -> Values {
-        match (self, actual) {
-            (Values::Float64(a), Values::Float64(b)) => {
-                Values::Float64(a.iter().zip(b).map(|(x, y)| if x.is_nan() { *y } else { *x }).collect())
-            }
-            _ => self.clone(),
-        }
     }
 }

@@ -56,7 +56,7 @@ mod schema;
 pub mod __private;
 
 pub use batch::{Batch, BinaryView, Column, ColumnData, PrimitiveView, StrView, Values, VarLen};
-pub use builder::{BinaryBuilder, BoolBuilder, F64Builder, I32Builder, I64Builder, PrimitiveBuilder, StrBuilder};
+pub use builder::{BinaryBuilder, BoolBuilder, F64Builder, I32Builder, I64Builder, Primitive, PrimitiveBuilder, StrBuilder};
 pub use config::Config;
 pub use output::{BatchError, Output};
 pub use schema::{DataType, Field, Schema};
@@ -121,7 +121,15 @@ macro_rules! export_mapper {
                 }
             }
 
-            $crate::__weir_export_bindings!(__WeirExport with_types_in $crate::__private::bindings);
+            $crate::__private::bindings::__weir_export_bindings!(__WeirExport with_types_in $crate::__private::bindings);
+        };
+        // Off Wasm nothing is exported; naming the methods keeps the plugin free of dead-code
+        // warnings in native builds and tests.
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = <$ty as $crate::Mapper>::init;
+            let _ = <$ty as $crate::Mapper>::output_schema;
+            let _ = <$ty as $crate::Mapper>::map_batch;
         };
     };
 }

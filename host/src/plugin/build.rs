@@ -1,17 +1,66 @@
 //! `weir plugin build DIR`: turns a plugin's source directory into a component.
-//! (Interim version by the lead: Rust crates via the Debian route; the full version with the
-//! rustup route and Python plugins replaces it.)
+//!
+//! - A Rust crate (DIR has `Cargo.toml`, crate-type `cdylib`, usually on `weir-guest`):
+//!   * with rustup's `wasm32-wasip2` target installed, `cargo build --target wasm32-wasip2`,
+//!     which links a component directly;
+//!   * otherwise Debian's toolchain (`/usr/bin/cargo`, `/usr/bin/rustc` with the std sources):
+//!     a core module for `wasm32-unknown-unknown` with std built from source, then wrapped into a
+//!     component by [`componentize`] from the component-type section wit-bindgen left in it.
+//!
+//!   Guest builds use their own target dir, `<repo>/target/wasm-guest`, so they never wait on or
+//!   invalidate the host's build.
+//! - A Python plugin (DIR has `app.py`): `componentize-py` from `<repo>/.venv-plugins`, with
+//!   `<repo>/guest-sdk/python` (the `weir_guest` helper) on the module path.
+//!
+//! `<repo>` is the nearest ancestor of DIR holding `wit/weir.wit` (or the parent of
+//! `$WEIR_WIT_DIR`). `scripts/wasm-toolchain.sh` installs whichever toolchain is missing.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
-/// Wraps a core module carrying wit-bindgen's component-type section into a component; input
-/// that already is a component is returned unchanged.
+/// The message for a machine with no route to Wasm.
+const INSTALL_HINT: &str = "run scripts/wasm-toolchain.sh to install one";
+
+/// Builds the plugin in `dir` (a Cargo crate, or a Python plugin dir containing app.py) into a
+/// component at `out`.
+pub fn build_plugin(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        bail!("plugin directory {} does not exist", dir.display());
+    }
+    let component = if dir.join("Cargo.toml").is_file() {
+        build_rust(dir).with_context(|| format!("building the Rust plugin in {}", dir.display()))?
+    } else if dir.join("app.py").is_file() {
+        build_python(dir).with_context(|| format!("building the Python plugin in {}", dir.display()))?
+    } else {
+        bail!(
+            "{} is not a plugin directory: it needs a Cargo.toml (a Rust crate of crate-type cdylib) \
+             or an app.py (a Python plugin)",
+            dir.display()
+        );
+    };
+    crate::atomic_file::write_atomic(out, &component).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+/// Wraps a core module carrying wit-bindgen's component-type section into a component (a no-op
+/// for input that already is a component).
 pub fn componentize(wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
-    if wasm.len() >= 8 && wasm[0..4] == *b"\0asm" && wasm[4..8] != [1, 0, 0, 0] {
+    if wasm.len() < 8 || wasm[0..4] != *b"\0asm" {
+        bail!("not a WebAssembly binary (no \\0asm header)");
+    }
+    // Bytes 4..8 are the version (1 for a core module) and layer (1 for a component).
+    if wasm[4..8] != [1, 0, 0, 0] {
         return Ok(wasm.to_vec());
+    }
+    let (with_section, _) = wit_component::metadata::decode(wasm).context("reading the core module")?;
+    if with_section.is_none() {
+        bail!(
+            "the core module has no component-type section, so its exports cannot be typed \
+             (was it built with wit-bindgen, e.g. through weir-guest?)"
+        );
     }
     wit_component::ComponentEncoder::default()
         .module(wasm)
@@ -21,52 +70,242 @@ pub fn componentize(wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
         .context("encoding the component")
 }
 
-/// The repository root: the nearest ancestor holding wit/weir.wit.
-fn repo_root(start: &Path) -> Option<PathBuf> {
-    let start = start.canonicalize().ok()?;
-    start.ancestors().find(|d| d.join("wit/weir.wit").exists()).map(Path::to_path_buf)
+/// Where the contract and the guest SDKs live.
+struct Repo {
+    wit: PathBuf,
+    root: PathBuf,
 }
 
-/// Builds the Rust plugin crate in `dir` into a component at `out`.
-pub fn build_plugin(dir: &Path, out: &Path) -> anyhow::Result<()> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.exists() {
-        bail!("{} has no Cargo.toml: a plugin directory is a Rust crate (crate-type cdylib)", dir.display());
+/// The repository the plugin belongs to: `$WEIR_WIT_DIR` if set, else the nearest ancestor of
+/// `dir` holding `wit/weir.wit`.
+fn repo_for(dir: &Path) -> anyhow::Result<Repo> {
+    if let Some(wit) = std::env::var_os("WEIR_WIT_DIR").filter(|v| !v.is_empty()) {
+        let wit = PathBuf::from(wit)
+            .canonicalize()
+            .with_context(|| format!("WEIR_WIT_DIR={:?} does not exist", std::env::var_os("WEIR_WIT_DIR")))?;
+        let root = wit.parent().map(Path::to_path_buf).unwrap_or_else(|| wit.clone());
+        return Ok(Repo { wit, root });
     }
-    let root = repo_root(dir).unwrap_or_else(|| dir.to_path_buf());
-    let target_dir = root.join("target/wasm-guest");
-    if !Path::new("/usr/bin/rustc").exists() {
-        bail!("no Wasm toolchain: run scripts/wasm-toolchain.sh");
-    }
-    let status = Command::new("/usr/bin/cargo")
-        .args(["build", "--release", "-Zbuild-std=std,panic_abort", "--target", "wasm32-unknown-unknown", "--manifest-path"])
-        .arg(&manifest)
-        .env("RUSTC", "/usr/bin/rustc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .status()
-        .with_context(|| format!("running /usr/bin/cargo for {}", dir.display()))?;
-    if !status.success() {
-        bail!("building {} failed ({status}); see cargo's output above", dir.display());
-    }
-    let name = cargo_package_name(&manifest)?.replace('-', "_");
-    let core = target_dir.join("wasm32-unknown-unknown/release").join(format!("{name}.wasm"));
-    let bytes = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
-    let component = componentize(&bytes).with_context(|| format!("turning {} into a component", core.display()))?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    crate::atomic_file::write_atomic(out, &component).with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
+    let start = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let root = start
+        .ancestors()
+        .find(|d| d.join("wit/weir.wit").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no wit/weir.wit in {} or any parent: build plugins inside the weir repository, \
+                 or set WEIR_WIT_DIR to its wit/ directory",
+                start.display()
+            )
+        })?;
+    Ok(Repo { wit: root.join("wit"), root })
 }
 
-fn cargo_package_name(manifest: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(manifest)?;
+/// How Rust guests are compiled on this machine.
+enum RustRoute {
+    /// rustup with the `wasm32-wasip2` target: cargo links a component.
+    Wasip2,
+    /// Debian's rustc/cargo with std sources: a core module, then [`componentize`].
+    DebianBuildStd,
+}
+
+fn rust_route() -> anyhow::Result<RustRoute> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"))
+        .unwrap_or(false);
+    if installed {
+        return Ok(RustRoute::Wasip2);
+    }
+    let missing: Vec<&str> = [
+        ("/usr/bin/rustc", "rustc-web"),
+        ("/usr/bin/cargo", "cargo-web"),
+        ("/usr/lib/rustlib/src/rust/library/std", "rust-web-src"),
+    ]
+    .iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| *package)
+    .collect();
+    if missing.is_empty() {
+        return Ok(RustRoute::DebianBuildStd);
+    }
+    bail!(
+        "no Wasm toolchain for Rust: rustup has no wasm32-wasip2 target, and Debian's route lacks \
+         the package(s) {}; {INSTALL_HINT}",
+        missing.join(", ")
+    )
+}
+
+/// The cdylib's file stem: `[lib] name`, else the package name with `-` as `_`.
+fn lib_name(manifest: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
-    value
-        .get("package")
-        .and_then(|p| p.get("name"))
+    let name = value
+        .get("lib")
+        .and_then(|l| l.get("name"))
+        .or_else(|| value.get("package").and_then(|p| p.get("name")))
         .and_then(|n| n.as_str())
-        .map(str::to_string)
-        .with_context(|| format!("{} has no [package] name", manifest.display()))
+        .with_context(|| format!("{} has no [package] name", manifest.display()))?;
+    Ok(name.replace('-', "_"))
+}
+
+fn build_rust(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let dir = &dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let manifest = dir.join("Cargo.toml");
+    let name = lib_name(&manifest)?;
+    let target_dir = match repo_for(dir) {
+        Ok(repo) => repo.root.join("target/wasm-guest"),
+        Err(_) => dir.join("target/wasm-guest"),
+    };
+    let route = rust_route()?;
+    let (mut cmd, triple, how) = match route {
+        RustRoute::Wasip2 => {
+            let mut c = Command::new("cargo");
+            c.args(["build", "--release", "--target", "wasm32-wasip2"]);
+            (c, "wasm32-wasip2", "rustup's wasm32-wasip2 target")
+        }
+        RustRoute::DebianBuildStd => {
+            let mut c = Command::new("/usr/bin/cargo");
+            c.args(["build", "--release", "-Zbuild-std=std,panic_abort", "--target", "wasm32-unknown-unknown"])
+                .env("RUSTC", "/usr/bin/rustc")
+                .env("RUSTC_BOOTSTRAP", "1");
+            (c, "wasm32-unknown-unknown", "Debian's rustc with -Zbuild-std, then wit-component")
+        }
+    };
+    cmd.arg("--manifest-path").arg(&manifest).env("CARGO_TARGET_DIR", &target_dir).current_dir(dir);
+    // Settings meant for the build that runs us (under `cargo run`/`cargo test`) must not leak
+    // into the guest's build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let RustRoute::Wasip2 = route {
+        cmd.env_remove("RUSTC");
+    }
+    eprintln!("weir plugin build: {} (Rust, via {how})", dir.display());
+    let status = cmd.status().with_context(|| format!("running {}", describe(&cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status}); see cargo's output above", describe(&cmd));
+    }
+    let artifact = target_dir.join(triple).join("release").join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&artifact)
+        .with_context(|| format!("reading {} (is the crate's crate-type \"cdylib\"?)", artifact.display()))?;
+    componentize(&bytes).with_context(|| format!("turning {} into a component", artifact.display()))
+}
+
+fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let dir = &dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let repo = repo_for(dir)?;
+    let venv_tool = repo.root.join(".venv-plugins/bin/componentize-py");
+    let tool = if venv_tool.is_file() {
+        venv_tool
+    } else if Command::new("componentize-py").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        PathBuf::from("componentize-py")
+    } else {
+        bail!("componentize-py is not installed ({} is missing); {INSTALL_HINT}", venv_tool.display());
+    };
+    let sdk = repo.root.join("guest-sdk/python");
+    // componentize-py writes its output in place: write a scratch file, read it back, and let
+    // the caller put it at `out` atomically.
+    let scratch = std::env::temp_dir().join(format!("weir-plugin-{}-{}.wasm", std::process::id(), unique()));
+    let mut cmd = Command::new(&tool);
+    cmd.arg("-d")
+        .arg(&repo.wit)
+        .args(["-w", "mapper", "componentize", "app", "-p"])
+        .arg(dir)
+        .arg("-p")
+        .arg(&sdk)
+        .arg("-o")
+        .arg(&scratch)
+        // Keep the plugin's directory free of __pycache__.
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    eprintln!("weir plugin build: {} (Python, via componentize-py)", dir.display());
+    let result = cmd.status();
+    let bytes = match result {
+        Ok(s) if s.success() => std::fs::read(&scratch).with_context(|| format!("reading {}", scratch.display())),
+        Ok(s) => Err(anyhow::anyhow!("{} failed ({s}); see its output above", describe(&cmd))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("running {}", describe(&cmd)))),
+    };
+    let _ = std::fs::remove_file(&scratch);
+    let bytes = bytes?;
+    // componentize-py already gives a component; this checks the header all the same.
+    componentize(&bytes)
+}
+
+/// A number distinct between calls in one process, for scratch file names.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The command line, for error messages.
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        let a = a.to_string_lossy();
+        if a.contains(' ') {
+            s.push_str(&format!("{a:?}"));
+        } else {
+            s.push_str(&a);
+        }
+    }
+    let envs: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .filter(|(k, _)| *k != OsStr::new("CARGO_TARGET_DIR"))
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    if envs.is_empty() {
+        s
+    } else {
+        format!("{} {s}", envs.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_passes_through_and_garbage_is_refused() {
+        // The 8-byte preamble of an (empty) component: magic, version 0x0d, layer 1.
+        let component = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+        assert_eq!(componentize(&component).unwrap(), component);
+        assert!(componentize(b"hello world").unwrap_err().to_string().contains("not a WebAssembly binary"));
+        // A core module without wit-bindgen's section cannot become a component.
+        let core = [0, b'a', b's', b'm', 1, 0, 0, 0];
+        let e = format!("{:#}", componentize(&core).unwrap_err());
+        assert!(e.contains("no component-type section"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_without_a_plugin_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let e = build_plugin(d.path(), &d.path().join("x.wasm")).unwrap_err().to_string();
+        assert!(e.contains("is not a plugin directory") && e.contains("Cargo.toml") && e.contains("app.py"), "{e}");
+    }
+
+    #[test]
+    fn lib_name_prefers_the_lib_section() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("Cargo.toml");
+        std::fs::write(&m, "[package]\nname = \"my-plugin\"\n").unwrap();
+        assert_eq!(lib_name(&m).unwrap(), "my_plugin");
+        std::fs::write(&m, "[package]\nname = \"my-plugin\"\n[lib]\nname = \"other\"\n").unwrap();
+        assert_eq!(lib_name(&m).unwrap(), "other");
+    }
 }
