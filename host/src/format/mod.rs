@@ -10,6 +10,10 @@ pub mod csv;
 pub mod parquet;
 /// Timestamp text in the forms Spark reads.
 pub mod timestamp;
+/// Arrow columns built row by row from decoded values (shared by json and csv).
+pub mod columns;
+/// Writing batches as JSON lines and CSV, as Spark's writers do.
+pub mod encode;
 
 /// Number of rows per Arrow batch the decoders produce.
 pub const DECODE_BATCH_ROWS: usize = 8192;
