@@ -60,7 +60,9 @@ pub struct SinkProgress {
 
 /// Writes progress records to a JSON-lines file and a live line to stderr.
 pub struct ProgressReporter {
-    file: Option<(PathBuf, File)>,
+    /// Opened at the first report, so a job refused at start leaves nothing behind.
+    path: Option<PathBuf>,
+    file: Option<File>,
     live: Live,
     total_rows: u64,
 }
@@ -75,16 +77,7 @@ enum Live {
 
 impl ProgressReporter {
     /// `file`: where to append records (none: no file). `quiet`: no live line.
-    pub fn new(file: Option<&Path>, quiet: bool) -> std::io::Result<Self> {
-        let file = match file {
-            Some(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Some((p.to_path_buf(), OpenOptions::new().create(true).append(true).open(p)?))
-            }
-            None => None,
-        };
+    pub fn new(file: Option<&Path>, quiet: bool) -> Self {
         let live = if quiet {
             Live::Off
         } else if std::io::stderr().is_terminal() {
@@ -92,11 +85,17 @@ impl ProgressReporter {
         } else {
             Live::Lines
         };
-        Ok(Self { file, live, total_rows: 0 })
+        Self { path: file.map(Path::to_path_buf), file: None, live, total_rows: 0 }
     }
 
     pub fn report(&mut self, p: &QueryProgress) -> std::io::Result<()> {
-        if let Some((_, f)) = &mut self.file {
+        if let (None, Some(p)) = (&self.file, &self.path) {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            self.file = Some(OpenOptions::new().create(true).append(true).open(p)?);
+        }
+        if let Some(f) = &mut self.file {
             let mut line = serde_json::to_vec(p).expect("plain struct");
             line.push(b'\n');
             f.write_all(&line)?;

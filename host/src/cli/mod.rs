@@ -112,8 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn run_job(path: &Path, progress_file: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
     let job = Job::load(path)?;
     let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
-    let progress = ProgressReporter::new(Some(&progress_file), quiet)
-        .with_context(|| format!("opening the progress file {}", progress_file.display()))?;
+    let progress = ProgressReporter::new(Some(&progress_file), quiet);
     let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
     let mut driver = Driver::new(job, &runtime, progress)?;
     let stop = driver.stop_handle();

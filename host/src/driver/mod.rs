@@ -254,7 +254,7 @@ impl Driver {
             }],
             sink: SinkProgress { description: self.sink.description(), num_output_rows: output_rows },
         };
-        self.progress.report(&progress).context("writing the progress record")?;
+        self.progress.report(&progress).context("writing the progress record (check the progress file's directory is writable)")?;
         Ok(())
     }
 }
