@@ -83,16 +83,18 @@ fn kill_and_restart_until_done(sink: &str, rounds: u64) {
         let s = Scratch::new();
         write_input(&s);
         let job = job(&s, sink);
+        // Kill at a random moment (the first within the first half of a whole run, so it lands
+        // mid-run), up to 6 attempts; then let it finish. Only kills that interrupted a running
+        // job count.
+        let mut attempts = 0;
         let mut kills = 0;
-        // Kill at a random moment within the time a whole run takes, up to 6 times; then let it
-        // finish.
         loop {
             let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
-            if kills < 6 {
-                let delay = rng.random_range(0..(full_run.as_millis() as u64 * 12 / 10).max(50));
-                std::thread::sleep(Duration::from_millis(delay));
+            if attempts < 6 {
+                let window = full_run.as_millis() as u64 / if kills == 0 { 2 } else { 1 };
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..window.max(20))));
                 let _ = std::process::Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
-                kills += 1;
+                attempts += 1;
             }
             let status = child.wait().unwrap();
             if status.success() {
@@ -102,7 +104,9 @@ fn kill_and_restart_until_done(sink: &str, rounds: u64) {
                 status.code().is_none(),
                 "seed {seed}: weir failed on its own after a kill (not by the signal): {status:?}; rerun with WEIR_CRASH_SEED={seed}"
             );
+            kills += 1;
         }
+        assert!(kills > 0, "seed {seed}: no kill landed while the job ran; the test checked nothing");
         let got = committed_bytes(&s.path("out"));
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(names(&got), names(&expected), "seed {seed} ({kills} kills): committed files differ; rerun with WEIR_CRASH_SEED={seed}");
