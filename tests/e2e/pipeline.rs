@@ -222,3 +222,38 @@ pub fn unsafe_kill(pid: u32, signal: &str) {
 fn chrono_like_micros(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}")).timestamp_micros()
 }
+
+#[test]
+fn console_sink_prints_each_batch_as_a_table() {
+    let s = Scratch::new();
+    s.write("in/a.json", EVENTS_A);
+    let job = s.job(&format!(
+        "[source]\nformat = \"json\"\npath = \"{{dir}}/in\"\nschema = \"{SCHEMA}\"\n[sink]\nformat = \"console\"\nnum_rows = 1\ncheckpoint = \"{{dir}}/ckpt\"\ntrigger = {{ once = true }}\n"
+    ));
+    let out = run_ok(&job);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("-------------------------------------------\nBatch: 0\n-------------------------------------------\n"), "{stdout}");
+    assert!(stdout.contains(
+        "+----------+---------+--------+---------------------+\n\
+         | event_id | user_id | amount | event_time          |\n\
+         +----------+---------+--------+---------------------+\n\
+         | e1       | alice   | 10.5   | 2024-01-01T00:00:00 |\n\
+         +----------+---------+--------+---------------------+\n"
+    ), "{stdout}");
+    assert!(!stdout.contains("e2"), "num_rows = 1 shows one row: {stdout}");
+    assert!(stdout.contains("only showing top 1 rows"), "{stdout}");
+}
+
+#[test]
+fn checkpoint_inspect_shows_batches_and_plugin_digests() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich", "json", ""));
+    let out = weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("batches planned: 2\nbatches committed: 2\npending:         none (last batch 1 committed)"), "{text}");
+    assert!(text.contains("operator[0]:") && text.contains("enrich.wasm sha256:"), "{text}");
+    // A planned batch without a commit is reported as pending replay.
+    std::fs::remove_file(s.path("ckpt/commits/1")).unwrap();
+    let text = String::from_utf8(weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap().stdout).unwrap();
+    assert!(text.contains("pending:         batch 1 (planned, not committed: replayed on restart)"), "{text}");
+}

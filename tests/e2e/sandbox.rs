@@ -121,3 +121,31 @@ fn a_python_plugin_sees_no_files_environment_or_clock() {
     assert!(seen["socket"].as_str().unwrap().starts_with("error"), "{seen}");
     assert_eq!(seen["time"], 0.0, "the clock is frozen at the epoch: {seen}");
 }
+
+#[test]
+fn compiled_components_are_cached_on_disk_by_content_hash() {
+    let cache = tempfile::tempdir().unwrap();
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"event_id\":\"a\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n");
+    let job = s.job(
+        "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
+         [[operator]]\nkind = \"map\"\nplugin = \"{plugin:filter}\"\n\
+         [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n",
+    );
+    let run = || {
+        let out = weir().env("WEIR_CACHE_DIR", cache.path()).args(["run", "--quiet"]).arg(&job).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run();
+    let digest = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(std::fs::read(plugin("filter")).unwrap()))
+    };
+    let entries: Vec<String> = std::fs::read_dir(cache.path().join("components")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with(&digest) && entries[0].ends_with(".cwasm"), "{entries:?}");
+    let modified = std::fs::metadata(cache.path().join("components").join(&entries[0])).unwrap().modified().unwrap();
+    run();
+    let again = std::fs::metadata(cache.path().join("components").join(&entries[0])).unwrap().modified().unwrap();
+    assert_eq!(modified, again, "the second start reuses the compiled artifact instead of compiling again");
+}

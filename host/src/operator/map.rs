@@ -65,6 +65,8 @@ fn remove_row(batch: &RecordBatch, row: usize) -> RecordBatch {
 pub fn row_as_json(batch: &RecordBatch, row: usize) -> String {
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let opts = FormatOptions::default();
+    let batch = &crate::format::for_display(&batch.slice(row, 1));
+    let row = 0;
     let mut obj = serde_json::Map::new();
     for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
         let value = if col.is_null(row) {

@@ -29,7 +29,7 @@ impl Sink for ConsoleSink {
                 break;
             }
             let n = left.min(b.num_rows());
-            shown.push(b.slice(0, n));
+            shown.push(crate::format::for_display(&b.slice(0, n)));
             left -= n;
         }
         let table = arrow::util::pretty::pretty_format_batches(&shown)
