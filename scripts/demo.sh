@@ -11,6 +11,6 @@ WEIR=target/release/weir scripts/build-plugins.sh
 rm -rf out/demo out/demo-checkpoint
 target/release/weir run examples/demo.toml
 echo
-echo "committed output (what a reader should read, in batch order):"
-target/release/weir output files out/demo | head -20
+echo "committed output: $(target/release/weir output files out/demo | wc -l) Parquet files under out/demo/, the first of them:"
+target/release/weir output files out/demo | head -5
 echo "progress records: out/demo-checkpoint/progress.jsonl"

@@ -101,8 +101,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Checkpoint(CheckpointCommand::Inspect { dir }) => inspect_checkpoint(&dir),
         Command::Output(OutputCommand::Files { dir }) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for f in crate::sink::files::committed_files(&dir)? {
-                println!("{}", f.display());
+                match writeln!(out, "{}", f.display()) {
+                    // The reader went away (`| head`): not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    other => other.context("writing to stdout")?,
+                }
             }
             Ok(())
         }
