@@ -1,6 +1,6 @@
-//! Arrow ↔ WIT. Fixed-width columns cross as one flat list each; strings and binaries as
-//! Arrow-style offsets + data (two lists), validity as one bool per row only when there are nulls.
-//! Output columns that the plugin passes through by index never cross back.
+//! WIT → Arrow: schemas both ways, and a plugin's output batch into Arrow arrays (the input
+//! direction is `input.rs`). Output columns that the plugin passes through by index never
+//! cross back: they are taken from the input batch.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use arrow::datatypes::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::mapper::wit::{Batch, Column, ColumnData, ColumnValues, DataType, Field, OutputBatch, OutputData, VarLen};
+use super::mapper::wit::{ColumnData, ColumnValues, DataType, Field, OutputBatch, OutputData, VarLen};
 use crate::schema::{timestamp_type, type_name};
 
 /// The WIT schema of an Arrow schema; an error names a column whose type plugins cannot receive.
@@ -56,51 +56,6 @@ fn arrow_type(t: DataType) -> ArrowType {
         DataType::Utf8 => ArrowType::Utf8,
         DataType::Binary => ArrowType::Binary,
         DataType::Timestamp => timestamp_type(),
-    }
-}
-
-/// An Arrow batch (of a schema accepted by `schema_to_wit`) as a WIT batch.
-pub fn batch_to_wit(batch: &RecordBatch) -> Batch {
-    let columns = batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, a)| Column { name: f.name().clone(), data: column_to_wit(a.as_ref()) })
-        .collect();
-    Batch { num_rows: batch.num_rows() as u32, columns }
-}
-
-fn column_to_wit(a: &dyn Array) -> ColumnData {
-    let values = match a.data_type() {
-        ArrowType::Boolean => ColumnValues::Boolean(a.as_boolean().values().iter().collect()),
-        ArrowType::Int32 => ColumnValues::Int32(a.as_primitive::<arrow::datatypes::Int32Type>().values().to_vec()),
-        ArrowType::Int64 => ColumnValues::Int64(a.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()),
-        ArrowType::Float64 => ColumnValues::Float64(a.as_primitive::<arrow::datatypes::Float64Type>().values().to_vec()),
-        ArrowType::Timestamp(TimeUnit::Microsecond, _) => {
-            ColumnValues::Timestamp(a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec())
-        }
-        ArrowType::Utf8 => {
-            let s = a.as_string::<i32>();
-            ColumnValues::Utf8(var_len(s.value_offsets(), s.value_data()))
-        }
-        ArrowType::Binary => {
-            let b = a.as_binary::<i32>();
-            ColumnValues::Binary(var_len(b.value_offsets(), b.value_data()))
-        }
-        other => unreachable!("schema_to_wit refuses {other} before any batch is converted"),
-    };
-    let validity = a.logical_nulls().filter(|n| n.null_count() > 0).map(|n| n.iter().collect());
-    ColumnData { values, validity }
-}
-
-/// Rebases a (possibly sliced) Arrow offsets array to start at zero.
-fn var_len(offsets: &[i32], data: &[u8]) -> VarLen {
-    let first = offsets[0];
-    let last = offsets[offsets.len() - 1];
-    VarLen {
-        offsets: offsets.iter().map(|o| (o - first) as u32).collect(),
-        data: data[first as usize..last as usize].to_vec(),
     }
 }
 
@@ -245,18 +200,6 @@ mod tests {
             ],
         )
         .unwrap()
-    }
-
-    #[test]
-    fn sliced_strings_cross_with_rebased_offsets_and_validity() {
-        let b = sample().slice(1, 2);
-        let w = batch_to_wit(&b);
-        assert_eq!(w.num_rows, 2);
-        let ColumnValues::Utf8(v) = &w.columns[1].data.values else { panic!() };
-        assert_eq!(v.offsets, vec![0, 0, 3]);
-        assert_eq!(v.data, b"ccc");
-        assert_eq!(w.columns[1].data.validity, Some(vec![false, true]));
-        assert_eq!(w.columns[0].data.validity, None, "no validity list when nothing is null");
     }
 
     #[test]

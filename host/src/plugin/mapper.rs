@@ -2,10 +2,11 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use wasmtime::component::Linker;
+use wasmtime::component::{Func, Linker, TypedFunc};
 use wasmtime::Store;
 
-use super::convert::{batch_to_wit, output_from_wit, schema_from_wit, schema_to_wit};
+use super::convert::{output_from_wit, schema_from_wit, schema_to_wit};
+use super::input::{batch_ref, owned_parts, BatchRef};
 use super::runtime::Runtime;
 use super::sandbox::{arm_deadline, new_store, PluginState};
 use super::{BatchLabel, PluginError};
@@ -22,6 +23,17 @@ pub mod wit {
 
 use bindings::{Mapper, MapperPre};
 
+/// `map-batch` called with a borrowed input batch (see `input.rs`).
+type MapBatch<'a> = TypedFunc<(&'a BatchRef<'a>,), (Result<wit::OutputBatch, wit::BatchError>,)>;
+
+/// One live instance: its store, the generated bindings, and `map-batch` as a raw function
+/// whose type was checked against [`MapBatch`] when the instance was made.
+struct Live {
+    store: Store<PluginState>,
+    mapper: Mapper,
+    map_batch: Func,
+}
+
 /// A loaded `mapper` plugin: validated against the world, initialised, its output schema known.
 /// Holds one live instance; an instance that trapped is dropped and a fresh one (re-initialised
 /// with the same config) serves the next call, so one bad batch never poisons the rest.
@@ -31,7 +43,7 @@ pub struct MapperPlugin {
     pre: MapperPre<PluginState>,
     limits: PluginLimits,
     config: String,
-    instance: Option<(Store<PluginState>, Mapper)>,
+    instance: Option<Live>,
     input_schema: SchemaRef,
     output_schema: SchemaRef,
 }
@@ -67,7 +79,7 @@ impl MapperPlugin {
             input_schema,
         };
         let wit_schema = schema_to_wit(&plugin.input_schema).map_err(load_err)?;
-        let result = plugin.call("output-schema", None, |store, m| m.call_output_schema(store, &wit_schema))?;
+        let result = plugin.call("output-schema", None, |store, m, _| m.call_output_schema(store, &wit_schema))?;
         let fields = result.map_err(|message| PluginError::Refused {
             plugin: path.to_path_buf(),
             export: "output-schema",
@@ -100,8 +112,14 @@ impl MapperPlugin {
     /// Runs `map-batch` over one Arrow batch.
     pub fn map_batch(&mut self, batch_id: u64, input: &RecordBatch) -> Result<RecordBatch, PluginError> {
         let label = BatchLabel(Some(batch_id));
-        let wit_batch = batch_to_wit(input);
-        let out = self.call("map-batch", Some(batch_id), |store, m| m.call_map_batch(store, &wit_batch))?;
+        let owned = owned_parts(input);
+        let batch = batch_ref(input, &owned);
+        let out = self.call("map-batch", Some(batch_id), |store, _, map_batch| {
+            // SAFETY: `map_batch` was type-checked as `MapBatch` when the instance was made;
+            // only the lifetime of the borrowed input differs, which the type check ignores.
+            let f: MapBatch<'_> = unsafe { TypedFunc::new_unchecked(*map_batch) };
+            f.call(store, (&batch,)).map(|(r,)| r)
+        })?;
         let out = out.map_err(|e| PluginError::Refused {
             plugin: self.path.clone(),
             export: "map-batch",
@@ -123,12 +141,19 @@ impl MapperPlugin {
         &mut self,
         export: &'static str,
         batch: Option<u64>,
-        f: impl FnOnce(&mut Store<PluginState>, &Mapper) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<PluginState>, &Mapper, &Func) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         if self.instance.is_none() {
             let mut store = new_store(self.pre.engine(), &self.limits);
             arm_deadline(&mut store, &self.limits);
-            let mapper = self.pre.instantiate(&mut store).map_err(|e| self.aborted("instantiate", batch, e))?;
+            let instance = self.pre.instance_pre().instantiate(&mut store).map_err(|e| self.aborted("instantiate", batch, e))?;
+            let mapper = Mapper::new(&mut store, &instance).map_err(|e| self.aborted("instantiate", batch, e))?;
+            let map_batch = instance
+                .get_func(&mut store, "map-batch")
+                .ok_or_else(|| PluginError::Load { plugin: self.path.clone(), message: "no `map-batch` export".into() })?;
+            map_batch
+                .typed::<(&BatchRef<'static>,), (Result<wit::OutputBatch, wit::BatchError>,)>(&store)
+                .map_err(|e| PluginError::Load { plugin: self.path.clone(), message: format!("`map-batch` has the wrong type: {e:#}") })?;
             arm_deadline(&mut store, &self.limits);
             let init = mapper.call_init(&mut store, &self.config).map_err(|e| self.aborted("init", batch, e))?;
             init.map_err(|message| PluginError::Refused {
@@ -138,11 +163,11 @@ impl MapperPlugin {
                 message,
                 row: None,
             })?;
-            self.instance = Some((store, mapper));
+            self.instance = Some(Live { store, mapper, map_batch });
         }
-        let (store, mapper) = self.instance.as_mut().expect("set just above");
-        arm_deadline(store, &self.limits);
-        match f(store, mapper) {
+        let live = self.instance.as_mut().expect("set just above");
+        arm_deadline(&mut live.store, &self.limits);
+        match f(&mut live.store, &live.mapper, &live.map_batch) {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.instance = None;

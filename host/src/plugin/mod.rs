@@ -14,6 +14,8 @@ pub mod build;
 mod cache;
 /// Arrow batches to and from the WIT `batch` / `output-batch` types.
 mod convert;
+/// The input batch lowered into the guest straight from Arrow's buffers.
+mod input;
 /// The process-wide engine and its epoch ticker.
 mod runtime;
 /// What one plugin instance may touch: WASI with nothing granted, memory and CPU caps.
