@@ -44,7 +44,9 @@ JOB
 import resource, subprocess, sys, time
 job, events, nbytes, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 t = time.monotonic()
-subprocess.run(["target/release/weir", "run", "--quiet", job], check=True)
+r = subprocess.run(["target/release/weir", "run", "--quiet", job], stderr=subprocess.PIPE, text=True)
+if r.returncode != 0:
+    sys.exit(f"{name}: weir failed:\n{r.stderr}")
 secs = time.monotonic() - t
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"| {name} | {events:,} | {secs:.1f} | {events/secs:,.0f} | {nbytes/secs/2**20:.0f} | {rss:.0f} |")

@@ -207,7 +207,10 @@ mod tests {
             num_rows: 2,
             columns: vec![wit::Column {
                 name: "x".into(),
-                data: wit::ColumnData { values: wit::ColumnValues::Float64(vec![1.5, 9.0]), validity: Some(vec![true, false]) },
+                data: wit::ColumnData {
+                    values: wit::ColumnValues::Float64(vec![1.5, 9.0]),
+                    validity: Some(vec![true, false]),
+                },
             }],
         }
     }
@@ -228,7 +231,8 @@ mod tests {
         let wit::OutputBatch { num_rows, rows, columns } = map_batch(&state, wit_batch()).unwrap();
         assert_eq!((num_rows, rows), (2, None));
         assert!(matches!(columns[0].data, wit::OutputData::Input(0)));
-        let wit::OutputData::Computed(wit::ColumnData { values: wit::ColumnValues::Float64(v), validity }) = &columns[1].data
+        let wit::OutputData::Computed(wit::ColumnData { values: wit::ColumnValues::Float64(v), validity }) =
+            &columns[1].data
         else {
             panic!("not a computed f64 column")
         };

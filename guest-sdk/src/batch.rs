@@ -550,7 +550,10 @@ mod tests {
     #[test]
     fn missing_and_mistyped_columns_are_named() {
         let b = batch();
-        assert_eq!(b.f64s("price").unwrap_err().message, "input has no column `price`; its columns are: user_id, amount");
+        assert_eq!(
+            b.f64s("price").unwrap_err().message,
+            "input has no column `price`; its columns are: user_id, amount"
+        );
         assert_eq!(b.i32s("amount").unwrap_err().message, "column `amount` is float64 (double), not int32 (int)");
         assert_eq!(b.f64s("user_id").unwrap_err().message, "column `user_id` is utf8 (string), not float64 (double)");
     }
@@ -571,8 +574,14 @@ mod tests {
     #[test]
     fn strs_refuses_bad_utf8_and_split_characters() {
         let mk = |offsets: Vec<u32>, data: &[u8]| {
-            Batch::new(2, vec![Column { name: "s".into(), data: ColumnData { values: Values::Utf8(VarLen { offsets, data: data.to_vec() }), validity: None } }])
-                .unwrap()
+            Batch::new(
+                2,
+                vec![Column {
+                    name: "s".into(),
+                    data: ColumnData { values: Values::Utf8(VarLen { offsets, data: data.to_vec() }), validity: None },
+                }],
+            )
+            .unwrap()
         };
         assert!(mk(vec![0, 1, 2], &[b'a', 0xff]).strs("s").unwrap_err().message.contains("not valid UTF-8"));
         let e = mk(vec![0, 1, 2], "é".as_bytes()).strs("s").unwrap_err();

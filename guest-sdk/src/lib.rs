@@ -56,7 +56,9 @@ mod schema;
 pub mod __private;
 
 pub use batch::{Batch, BinaryView, Column, ColumnData, PrimitiveView, StrView, Values, VarLen};
-pub use builder::{BinaryBuilder, BoolBuilder, F64Builder, I32Builder, I64Builder, Primitive, PrimitiveBuilder, StrBuilder};
+pub use builder::{
+    BinaryBuilder, BoolBuilder, F64Builder, I32Builder, I64Builder, Primitive, PrimitiveBuilder, StrBuilder,
+};
 pub use config::Config;
 pub use output::{BatchError, Output};
 pub use schema::{DataType, Field, Schema};

@@ -208,9 +208,8 @@ impl Output {
                     }
                 },
                 OutputColumn::Computed { name, data } => {
-                    check_column(&name, &data, num_rows).map_err(|e| {
-                        BatchError::new(format!("output {e} (one value per output row is needed)"))
-                    })?;
+                    check_column(&name, &data, num_rows)
+                        .map_err(|e| BatchError::new(format!("output {e} (one value per output row is needed)")))?;
                     ResolvedColumn::Computed { name, data }
                 }
             };
@@ -280,7 +279,11 @@ mod tests {
     #[test]
     fn select_sets_rows_and_row_count() {
         let b = input();
-        let r = Output::select(vec![2, 0, 0]).pass_through("amount").push_i32("k", [Some(1), Some(2), Some(3)]).resolve(&b).unwrap();
+        let r = Output::select(vec![2, 0, 0])
+            .pass_through("amount")
+            .push_i32("k", [Some(1), Some(2), Some(3)])
+            .resolve(&b)
+            .unwrap();
         assert_eq!(r.num_rows, 3);
         assert_eq!(r.rows, Some(vec![2, 0, 0]));
         assert_eq!(r.columns[0], ResolvedColumn::Input { name: "amount".into(), index: 1 });

@@ -109,7 +109,9 @@ impl Schema {
         match self.field(name) {
             Some(f) if f.data_type == data_type => Ok(f),
             Some(f) => Err(format!("input column `{name}` must be {data_type}, but it is {}", f.data_type)),
-            None => Err(format!("input has no column `{name}` (of type {data_type}); its columns are: {}", self.names())),
+            None => {
+                Err(format!("input has no column `{name}` (of type {data_type}); its columns are: {}", self.names()))
+            }
         }
     }
 

@@ -49,8 +49,10 @@ fn make_batch(rows: usize, offset: usize) -> RecordBatch {
     let ids: StringArray = (0..rows).map(|i| Some(format!("e{:010}", offset + i))).collect();
     let users: StringArray = (0..rows).map(|i| Some(format!("u{:05}", (offset + i) * 7919 % 10_000))).collect();
     let amounts: Float64Array = (0..rows).map(|i| Some(((offset + i) * 37 % 50_000) as f64 / 100.0)).collect();
-    let times = TimestampMicrosecondArray::from((0..rows).map(|i| 1_767_225_600_000_000 + (offset + i) as i64 * 10_000).collect::<Vec<_>>())
-        .with_timezone("UTC");
+    let times = TimestampMicrosecondArray::from(
+        (0..rows).map(|i| 1_767_225_600_000_000 + (offset + i) as i64 * 10_000).collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
     RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(users), Arc::new(amounts), Arc::new(times)]).unwrap()
 }
 
@@ -78,7 +80,8 @@ fn main() {
     }
     let runtime = Runtime::new().unwrap();
     let schema = make_batch(1, 0).schema();
-    let mut plugin = MapperPlugin::load(&runtime, &plugin_path, "tax_rate=0.2", PluginLimits::default(), schema).unwrap();
+    let mut plugin =
+        MapperPlugin::load(&runtime, &plugin_path, "tax_rate=0.2", PluginLimits::default(), schema).unwrap();
 
     // Same output, or the comparison means nothing.
     let check = make_batch(1000, 0);
@@ -86,15 +89,21 @@ fn main() {
     let native_out = native_enrich(&check, 0.2);
     assert_eq!(wasm_out.columns(), native_out.columns(), "wasm and native enrich disagree");
 
-    println!("| batch rows | native rows/s | wasm rows/s | wasm cost / native |");
-    println!("|---:|---:|---:|---:|");
+    // The crossing alone: `chaos` (tests/plugins/chaos) reads one column and passes every column
+    // through, so it measures lowering the input and lifting an output of pass-throughs.
+    let chaos_path = repo.join("target/plugins/chaos.wasm");
+    let mut chaos =
+        MapperPlugin::load(&runtime, &chaos_path, "", PluginLimits::default(), make_batch(1, 0).schema()).unwrap();
+
+    println!("| batch rows | native rows/s | wasm rows/s | wasm cost / native | crossing only (pass-through plugin) rows/s |");
+    println!("|---:|---:|---:|---:|---:|");
     for &size in &[1usize, 64, 1024, 8192] {
         let total = if size == 1 { 20_000 } else { 1 << 20 };
         let batches: Vec<RecordBatch> = (0..total / size).map(|i| make_batch(size, i * size)).collect();
         let min_time = Duration::from_secs(2);
         let native = measure(|b| native_enrich(b, 0.2).num_rows(), &batches, min_time);
         let wasm = measure(|b| plugin.map_batch(1, b).unwrap().num_rows(), &batches, min_time);
-        println!("| {size} | {:.0} | {:.0} | {:.2}x |", native, wasm, native / wasm);
+        let crossing = measure(|b| chaos.map_batch(1, b).unwrap().num_rows(), &batches, min_time);
+        println!("| {size} | {:.0} | {:.0} | {:.2}x | {:.0} |", native, wasm, native / wasm, crossing);
     }
-    let _ = check.column(0).len();
 }

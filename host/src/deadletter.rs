@@ -150,6 +150,9 @@ mod tests {
         let out = DeadLetterOutput::new(dir.path());
         out.write(7, &bad.take()).unwrap();
         let text = std::fs::read_to_string(dir.path().join("batch-7.jsonl")).unwrap();
-        assert_eq!(text, "{\"batch_id\":7,\"origin\":\"in/a.json\",\"line\":3,\"reason\":\"malformed JSON\",\"raw\":\"{x\"}\n");
+        assert_eq!(
+            text,
+            "{\"batch_id\":7,\"origin\":\"in/a.json\",\"line\":3,\"reason\":\"malformed JSON\",\"raw\":\"{x\"}\n"
+        );
     }
 }

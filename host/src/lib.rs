@@ -6,29 +6,29 @@
 //! `plugin`), `sink` writes them; `driver` runs that as checkpointed micro-batches using
 //! `checkpoint`, and reports `progress`. `job` is the job file; `cli` the `weir` command.
 
-/// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
-pub mod schema;
-/// The job file: parsed once into typed structs, validated into a plan.
-pub mod job;
-/// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
-pub mod format;
-/// Where rows come from: a directory of files, the rate generator.
-pub mod source;
-/// Where rows go: files with an exactly-once commit log, the console.
-pub mod sink;
-/// Records that could not be processed, kept with the reason instead of vanishing.
-pub mod deadletter;
-/// The wasmtime runtime: components compiled once, instantiated cheaply, sandboxed and capped.
-pub mod plugin;
-/// Operators over Arrow batches.
-pub mod operator;
-/// The checkpoint directory: write-ahead offsets log, commits log, metadata.
-pub mod checkpoint;
-/// The micro-batch loop: trigger, plan offsets, run, commit.
-pub mod driver;
-/// Per-batch progress records with Spark's `StreamingQueryProgress` field names.
-pub mod progress;
-/// The `weir` command line.
-pub mod cli;
 /// Writing a file so that readers see all of it or nothing.
 pub mod atomic_file;
+/// The checkpoint directory: write-ahead offsets log, commits log, metadata.
+pub mod checkpoint;
+/// The `weir` command line.
+pub mod cli;
+/// Records that could not be processed, kept with the reason instead of vanishing.
+pub mod deadletter;
+/// The micro-batch loop: trigger, plan offsets, run, commit.
+pub mod driver;
+/// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
+pub mod format;
+/// The job file: parsed once into typed structs, validated into a plan.
+pub mod job;
+/// Operators over Arrow batches.
+pub mod operator;
+/// The wasmtime runtime: components compiled once, instantiated cheaply, sandboxed and capped.
+pub mod plugin;
+/// Per-batch progress records with Spark's `StreamingQueryProgress` field names.
+pub mod progress;
+/// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
+pub mod schema;
+/// Where rows go: files with an exactly-once commit log, the console.
+pub mod sink;
+/// Where rows come from: a directory of files, the rate generator.
+pub mod source;

@@ -109,7 +109,11 @@ impl ProgressReporter {
             p.processed_rows_per_second,
             p.batch_duration,
             self.total_rows,
-            if p.num_dead_letter_rows > 0 { format!(" | {} to dead letter", p.num_dead_letter_rows) } else { String::new() }
+            if p.num_dead_letter_rows > 0 {
+                format!(" | {} to dead letter", p.num_dead_letter_rows)
+            } else {
+                String::new()
+            }
         );
         match self.live {
             Live::Terminal => eprint!("\r\x1b[K{text}"),

@@ -33,13 +33,17 @@ pub fn parse_ddl(ddl: &str) -> Result<SchemaRef, SchemaError> {
             Some(t) => (*t, &words[2..]),
             None => return Err(err(format!("column `{name}` has no type; allowed types: {TYPE_NAMES}"))),
         };
-        let data_type = type_from_name(ty).ok_or_else(|| {
-            err(format!("column `{name}` has unknown type `{ty}`; allowed types: {TYPE_NAMES}"))
-        })?;
+        let data_type = type_from_name(ty)
+            .ok_or_else(|| err(format!("column `{name}` has unknown type `{ty}`; allowed types: {TYPE_NAMES}")))?;
         let nullable = match rest.iter().map(|w| w.to_ascii_uppercase()).collect::<Vec<_>>().as_slice() {
             [] => true,
             [n, nn] if n == "NOT" && nn == "NULL" => false,
-            _ => return Err(err(format!("column `{name}`: unexpected `{}` after the type (only NOT NULL may follow)", rest.join(" ")))),
+            _ => {
+                return Err(err(format!(
+                    "column `{name}`: unexpected `{}` after the type (only NOT NULL may follow)",
+                    rest.join(" ")
+                )))
+            }
         };
         if fields.iter().any(|f| f.name() == name) {
             return Err(err(format!("column `{name}` is declared twice")));
@@ -116,8 +120,14 @@ mod tests {
 
     #[test]
     fn parses_spark_ddl_with_aliases_and_not_null() {
-        let s = parse_ddl("event_id string NOT NULL, n INTEGER, big long, amount double, at timestamp, ok boolean, raw binary").unwrap();
-        assert_eq!(to_ddl(&s), "event_id string NOT NULL, n int, big bigint, amount double, at timestamp, ok boolean, raw binary");
+        let s = parse_ddl(
+            "event_id string NOT NULL, n INTEGER, big long, amount double, at timestamp, ok boolean, raw binary",
+        )
+        .unwrap();
+        assert_eq!(
+            to_ddl(&s),
+            "event_id string NOT NULL, n int, big bigint, amount double, at timestamp, ok boolean, raw binary"
+        );
         assert!(!s.field(0).is_nullable());
         assert!(s.field(1).is_nullable());
     }

@@ -27,7 +27,8 @@ trigger = {{ available_now = true }}
     ))
 }
 
-const GOOD_AND_BAD: &str = "{\"event_id\":\"e1\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n\
+const GOOD_AND_BAD: &str =
+    "{\"event_id\":\"e1\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n\
 {\"event_id\":\"e2\",\"user_id\":\"bob\",\"amount\":2.0,\n\
 {\"event_id\":\"e3\",\"user_id\":\"carol\",\"amount\":\"abc\",\"event_time\":\"2024-01-01T00:00:00Z\"}\n\
 {\"event_id\":\"e4\",\"user_id\":\"dave\",\"amount\":4.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n";
@@ -45,7 +46,10 @@ fn malformed_json_line_stops_the_job_naming_file_and_line() {
 #[test]
 fn a_value_that_does_not_fit_its_type_names_the_field() {
     let s = Scratch::new();
-    let input = s.write("in/a.json", &GOOD_AND_BAD.lines().filter(|l| !l.contains("e2")).map(|l| format!("{l}\n")).collect::<String>());
+    let input = s.write(
+        "in/a.json",
+        &GOOD_AND_BAD.lines().filter(|l| !l.contains("e2")).map(|l| format!("{l}\n")).collect::<String>(),
+    );
     let err = run_err(&job(&s, "json", ""));
     assert!(err.contains(&format!("{} line 2:", input.display())), "{err}");
     assert!(err.contains("amount") && err.contains("double") && err.contains("abc"), "{err}");
@@ -57,7 +61,10 @@ fn dead_letter_keeps_bad_records_with_reason_and_the_job_goes_on() {
     let input = s.write("in/a.json", GOOD_AND_BAD);
     run_ok(&job(&s, "json", "on_bad_record = \"dead_letter\""));
     let out = committed_text(&s.path("out"));
-    let ids: Vec<String> = out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, vec!["e1", "e4"]);
     let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
     let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -75,7 +82,8 @@ fn dead_letter_keeps_bad_records_with_reason_and_the_job_goes_on() {
 #[test]
 fn csv_row_with_wrong_field_count_stops_the_job_naming_the_line() {
     let s = Scratch::new();
-    let input = s.write("in/a.csv", "event_id,user_id,amount,event_time\ne1,alice,1.0,2024-01-01T00:00:00Z\ne2,bob,2.0\n");
+    let input =
+        s.write("in/a.csv", "event_id,user_id,amount,event_time\ne1,alice,1.0,2024-01-01T00:00:00Z\ne2,bob,2.0\n");
     let err = run_err(&job(&s, "csv", ""));
     assert!(err.contains(&format!("{} line 3: expected 4 fields, got 3", input.display())), "{err}");
 }
@@ -89,7 +97,8 @@ fn bad_job_files_are_refused_before_start_with_designed_messages() {
     entries.sort();
     for toml in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
         let name = toml.file_name().unwrap().to_str().unwrap();
-        let want = std::fs::read_to_string(toml.with_extension("err")).unwrap_or_else(|_| panic!("{name} has no .err file"));
+        let want =
+            std::fs::read_to_string(toml.with_extension("err")).unwrap_or_else(|_| panic!("{name} has no .err file"));
         let want = want.trim_end_matches('\n');
         let out = weir().current_dir(&dir).args(["run", "--quiet", name]).output().unwrap();
         assert!(!out.status.success(), "{name} should be refused");

@@ -11,7 +11,11 @@ pub fn repo() -> PathBuf {
 /// A plugin component built by scripts/build-plugins.sh.
 pub fn plugin(name: &str) -> PathBuf {
     let p = repo().join("target/plugins").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does) before the tests", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does) before the tests",
+        p.display()
+    );
     p
 }
 

@@ -109,9 +109,16 @@ fn kill_and_restart_until_done(sink: &str, rounds: u64) {
         assert!(kills > 0, "seed {seed}: no kill landed while the job ran; the test checked nothing");
         let got = committed_bytes(&s.path("out"));
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&got), names(&expected), "seed {seed} ({kills} kills): committed files differ; rerun with WEIR_CRASH_SEED={seed}");
+        assert_eq!(
+            names(&got),
+            names(&expected),
+            "seed {seed} ({kills} kills): committed files differ; rerun with WEIR_CRASH_SEED={seed}"
+        );
         for ((name, a), (_, b)) in got.iter().zip(&expected) {
-            assert!(a == b, "seed {seed} ({kills} kills): {name} differs from the unkilled run; rerun with WEIR_CRASH_SEED={seed}");
+            assert!(
+                a == b,
+                "seed {seed} ({kills} kills): {name} differs from the unkilled run; rerun with WEIR_CRASH_SEED={seed}"
+            );
         }
         eprintln!("crash round {round}: seed {seed}, {kills} kills, {} committed files identical", got.len());
     }

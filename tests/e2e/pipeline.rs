@@ -165,7 +165,17 @@ fn max_files_per_trigger_and_progress_records_in_spark_field_names() {
     assert_eq!(p[1]["batchId"], 1);
     assert_eq!(p[1]["numInputRows"], 3);
     assert_eq!(p[1]["sink"]["numOutputRows"], 3);
-    for key in ["id", "runId", "name", "timestamp", "batchDuration", "inputRowsPerSecond", "processedRowsPerSecond", "durationMs", "sources"] {
+    for key in [
+        "id",
+        "runId",
+        "name",
+        "timestamp",
+        "batchDuration",
+        "inputRowsPerSecond",
+        "processedRowsPerSecond",
+        "durationMs",
+        "sources",
+    ] {
         assert!(p[0].get(key).is_some(), "progress record lacks {key}: {}", p[0]);
     }
     assert!(p[0]["sources"][0]["description"].as_str().unwrap().starts_with("FileStreamSource["));
@@ -177,7 +187,10 @@ fn a_restart_reads_only_files_that_arrived_since() {
     let s = Scratch::new();
     let job = enrich_job(&s, "enrich", "json", "");
     run_ok(&job);
-    s.write("in/c.json", "{\"event_id\":\"e6\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-02T00:00:00Z\"}\n");
+    s.write(
+        "in/c.json",
+        "{\"event_id\":\"e6\",\"user_id\":\"alice\",\"amount\":1.0,\"event_time\":\"2024-01-02T00:00:00Z\"}\n",
+    );
     run_ok(&job);
     let text = committed_text(&s.path("out"));
     assert_eq!(text.lines().count(), 6, "{text}");
@@ -232,14 +245,22 @@ fn console_sink_prints_each_batch_as_a_table() {
     ));
     let out = run_ok(&job);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.starts_with("-------------------------------------------\nBatch: 0\n-------------------------------------------\n"), "{stdout}");
-    assert!(stdout.contains(
-        "+----------+---------+--------+---------------------+\n\
+    assert!(
+        stdout.starts_with(
+            "-------------------------------------------\nBatch: 0\n-------------------------------------------\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "+----------+---------+--------+---------------------+\n\
          | event_id | user_id | amount | event_time          |\n\
          +----------+---------+--------+---------------------+\n\
          | e1       | alice   | 10.5   | 2024-01-01T00:00:00 |\n\
          +----------+---------+--------+---------------------+\n"
-    ), "{stdout}");
+        ),
+        "{stdout}"
+    );
     assert!(!stdout.contains("e2"), "num_rows = 1 shows one row: {stdout}");
     assert!(stdout.contains("only showing top 1 rows"), "{stdout}");
 }
@@ -250,10 +271,14 @@ fn checkpoint_inspect_shows_batches_and_plugin_digests() {
     run_ok(&enrich_job(&s, "enrich", "json", ""));
     let out = weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("batches planned: 2\nbatches committed: 2\npending:         none (last batch 1 committed)"), "{text}");
+    assert!(
+        text.contains("batches planned: 2\nbatches committed: 2\npending:         none (last batch 1 committed)"),
+        "{text}"
+    );
     assert!(text.contains("operator[0]:") && text.contains("enrich.wasm sha256:"), "{text}");
     // A planned batch without a commit is reported as pending replay.
     std::fs::remove_file(s.path("ckpt/commits/1")).unwrap();
-    let text = String::from_utf8(weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap().stdout).unwrap();
+    let text =
+        String::from_utf8(weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap().stdout).unwrap();
     assert!(text.contains("pending:         batch 1 (planned, not committed: replayed on restart)"), "{text}");
 }

@@ -49,7 +49,8 @@ fn a_panic_fails_that_batch_naming_plugin_export_and_batch_and_the_next_batch_ru
 
 #[test]
 fn a_runaway_loop_is_stopped_at_the_cpu_time_limit() {
-    let mut p = chaos(PluginLimits { cpu_time_per_call: std::time::Duration::from_millis(200), ..PluginLimits::default() });
+    let mut p =
+        chaos(PluginLimits { cpu_time_per_call: std::time::Duration::from_millis(200), ..PluginLimits::default() });
     let started = std::time::Instant::now();
     let msg = p.map_batch(3, &batch(&["spin"])).unwrap_err().to_string();
     assert!(msg.contains("ran longer than its CPU time limit of 200ms") && msg.contains("cpu_time_limit"), "{msg}");
@@ -70,7 +71,10 @@ fn a_memory_hog_is_stopped_at_the_memory_limit() {
 #[test]
 fn a_trap_stops_the_job_cleanly_with_the_reason() {
     let s = Scratch::new();
-    s.write("in/a.json", "{\"event_id\":\"panic\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n");
+    s.write(
+        "in/a.json",
+        "{\"event_id\":\"panic\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n",
+    );
     let job = s.job(
         "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
          [[operator]]\nkind = \"map\"\nplugin = \"{plugin:chaos}\"\n\
@@ -111,7 +115,8 @@ fn a_python_plugin_sees_no_files_environment_or_clock() {
     std::env::set_var("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
     std::env::set_var("WEIR_TEST_SECRET", "hunter2");
     let runtime = Runtime::new().unwrap();
-    let mut p = MapperPlugin::load(&runtime, &plugin("probe-py"), "", PluginLimits::default(), batch(&[]).schema()).unwrap();
+    let mut p =
+        MapperPlugin::load(&runtime, &plugin("probe-py"), "", PluginLimits::default(), batch(&[]).schema()).unwrap();
     let out = p.map_batch(0, &batch(&["x"])).unwrap();
     let seen = arrow::array::AsArray::as_string::<i32>(out.column_by_name("seen").unwrap()).value(0).to_string();
     let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
@@ -126,7 +131,10 @@ fn a_python_plugin_sees_no_files_environment_or_clock() {
 fn compiled_components_are_cached_on_disk_by_content_hash() {
     let cache = tempfile::tempdir().unwrap();
     let s = Scratch::new();
-    s.write("in/a.json", "{\"event_id\":\"a\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n");
+    s.write(
+        "in/a.json",
+        "{\"event_id\":\"a\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}\n",
+    );
     let job = s.job(
         "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
          [[operator]]\nkind = \"map\"\nplugin = \"{plugin:filter}\"\n\
@@ -141,7 +149,10 @@ fn compiled_components_are_cached_on_disk_by_content_hash() {
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(std::fs::read(plugin("filter")).unwrap()))
     };
-    let entries: Vec<String> = std::fs::read_dir(cache.path().join("components")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let entries: Vec<String> = std::fs::read_dir(cache.path().join("components"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert!(entries[0].starts_with(&digest) && entries[0].ends_with(".cwasm"), "{entries:?}");
     let modified = std::fs::metadata(cache.path().join("components").join(&entries[0])).unwrap().modified().unwrap();

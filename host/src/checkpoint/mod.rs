@@ -136,7 +136,8 @@ impl Checkpoint {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: e.to_string() })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// A random-enough id without another dependency: time, pid and address entropy hashed.
@@ -159,7 +160,8 @@ mod tests {
         let cp = Checkpoint::open(dir.path()).unwrap();
         let id = cp.metadata().id.clone();
         for b in [0u64, 2, 10, 1] {
-            cp.write_offsets(&OffsetsEntry { batch_id: b, timestamp_ms: 5, source: serde_json::json!({"end": b}) }).unwrap();
+            cp.write_offsets(&OffsetsEntry { batch_id: b, timestamp_ms: 5, source: serde_json::json!({"end": b}) })
+                .unwrap();
         }
         cp.write_commit(&CommitEntry { batch_id: 0, plugins: vec![] }).unwrap();
         std::fs::write(dir.path().join("offsets/.11.123.tmp"), "torn").unwrap();

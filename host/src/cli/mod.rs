@@ -154,8 +154,13 @@ fn inspect_checkpoint(dir: &Path) -> anyhow::Result<()> {
     println!("batches planned: {}", offsets.len());
     println!("batches committed: {}", commits.len());
     match (offsets.last(), commits.last()) {
-        (Some(o), Some(c)) if o.batch_id == c.batch_id => println!("pending:         none (last batch {} committed)", c.batch_id),
-        (Some(o), _) => println!("pending:         batch {} (planned, not committed: replayed on restart)\n  offsets: {}", o.batch_id, o.source),
+        (Some(o), Some(c)) if o.batch_id == c.batch_id => {
+            println!("pending:         none (last batch {} committed)", c.batch_id)
+        }
+        (Some(o), _) => println!(
+            "pending:         batch {} (planned, not committed: replayed on restart)\n  offsets: {}",
+            o.batch_id, o.source
+        ),
         (None, _) => println!("pending:         none (no batch yet)"),
     }
     if let Some(c) = commits.last() {

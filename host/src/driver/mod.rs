@@ -70,7 +70,8 @@ impl Driver {
         }
         let sink: Box<dyn Sink> = match &job.sink.kind {
             SinkKind::Files { format, path, partition_by } => Box::new(
-                FileSink::new(*format, path, partition_by, schema.clone()).context("starting the sink (check sink.partition_by)")?,
+                FileSink::new(*format, path, partition_by, schema.clone())
+                    .context("starting the sink (check sink.partition_by)")?,
             ),
             SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
         };
@@ -140,7 +141,11 @@ impl Driver {
             let planned_range = self.source.plan_next(frozen_now.unwrap_or_else(now_micros))?;
             let ran = match planned_range {
                 Some(range) => {
-                    let entry = OffsetsEntry { batch_id: next_id, timestamp_ms: chrono::Utc::now().timestamp_millis(), source: range };
+                    let entry = OffsetsEntry {
+                        batch_id: next_id,
+                        timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                        source: range,
+                    };
                     self.checkpoint.write_offsets(&entry)?;
                     self.run_batch(&entry, &mut summary)?;
                     next_id += 1;
@@ -195,12 +200,14 @@ impl Driver {
             batches = out;
         }
         let dead = bad.take();
-        self.dead_letter
-            .write(id, &dead)
-            .with_context(|| format!("batch {id}: writing the dead-letter output in {}", self.dead_letter.dir().display()))?;
+        self.dead_letter.write(id, &dead).with_context(|| {
+            format!("batch {id}: writing the dead-letter output in {}", self.dead_letter.dir().display())
+        })?;
         let t_sink = Instant::now();
         let output_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        self.sink.write_batch(id, &batches).with_context(|| format!("batch {id}: writing to {}", self.sink.description()))?;
+        self.sink
+            .write_batch(id, &batches)
+            .with_context(|| format!("batch {id}: writing to {}", self.sink.description()))?;
         let add_batch = t_sink.elapsed();
         let t_commit = Instant::now();
         let plugins = self
@@ -254,7 +261,9 @@ impl Driver {
             }],
             sink: SinkProgress { description: self.sink.description(), num_output_rows: output_rows },
         };
-        self.progress.report(&progress).context("writing the progress record (check the progress file's directory is writable)")?;
+        self.progress
+            .report(&progress)
+            .context("writing the progress record (check the progress file's directory is writable)")?;
         Ok(())
     }
 }

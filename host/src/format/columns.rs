@@ -147,4 +147,3 @@ pub fn parse_text(text: &str, data_type: &DataType) -> Result<Value, String> {
         other => unreachable!("not a weir type: {other}"),
     })
 }
-

@@ -17,11 +17,8 @@ pub fn decode_csv(
     options: CsvOptions,
     bad: &mut BadRecords,
 ) -> Result<Vec<RecordBatch>, BadRecordError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(options.delimiter)
-        .from_reader(bytes);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(options.delimiter).from_reader(bytes);
     let fields = schema.fields();
     let mut columns = Columns::new(schema, DECODE_BATCH_ROWS);
     let mut row: Vec<Value> = vec![Value::Null; fields.len()];
@@ -126,6 +123,9 @@ mod tests {
         let (r, mut bad) = decode("1,a,2.5,true\n2,b\n3,c,1.0,maybe\n4,d,1.0,false\n", false, OnBadRecord::DeadLetter);
         assert_eq!(r.unwrap()[0].num_rows(), 2);
         let dead = bad.take();
-        assert_eq!(dead.iter().map(|d| (d.line, d.raw.as_str())).collect::<Vec<_>>(), vec![(Some(2), "2,b"), (Some(3), "3,c,1.0,maybe")]);
+        assert_eq!(
+            dead.iter().map(|d| (d.line, d.raw.as_str())).collect::<Vec<_>>(),
+            vec![(Some(2), "2,b"), (Some(3), "3,c,1.0,maybe")]
+        );
     }
 }

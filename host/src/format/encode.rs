@@ -14,11 +14,8 @@ use super::timestamp::format_timestamp_micros;
 /// Appends the rows of `batch` to `out` as JSON lines.
 pub fn write_json_lines(batch: &RecordBatch, out: &mut Vec<u8>) {
     let schema = batch.schema();
-    let names: Vec<Vec<u8>> = schema
-        .fields()
-        .iter()
-        .map(|f| serde_json::to_vec(f.name()).expect("a string serialises"))
-        .collect();
+    let names: Vec<Vec<u8>> =
+        schema.fields().iter().map(|f| serde_json::to_vec(f.name()).expect("a string serialises")).collect();
     for row in 0..batch.num_rows() {
         out.push(b'{');
         let mut first = true;
@@ -53,15 +50,21 @@ fn write_json_value(col: &dyn Array, row: usize, out: &mut Vec<u8>) {
                 out.push(b'"');
             }
         }
-        DataType::Utf8 => serde_json::to_writer(&mut *out, col.as_string::<i32>().value(row)).expect("writing to a Vec"),
+        DataType::Utf8 => {
+            serde_json::to_writer(&mut *out, col.as_string::<i32>().value(row)).expect("writing to a Vec")
+        }
         DataType::Binary => {
             out.push(b'"');
-            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(col.as_binary::<i32>().value(row)).as_bytes());
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD.encode(col.as_binary::<i32>().value(row)).as_bytes(),
+            );
             out.push(b'"');
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             out.push(b'"');
-            out.extend_from_slice(format_timestamp_micros(col.as_primitive::<TimestampMicrosecondType>().value(row)).as_bytes());
+            out.extend_from_slice(
+                format_timestamp_micros(col.as_primitive::<TimestampMicrosecondType>().value(row)).as_bytes(),
+            );
             out.push(b'"');
         }
         other => unreachable!("weir batches hold only weir's types, not {other}"),
@@ -95,7 +98,9 @@ pub fn write_csv(schema: &arrow::datatypes::Schema, batches: &[RecordBatch], out
                         }
                     }
                     DataType::Utf8 => csv_quote(col.as_string::<i32>().value(row), true),
-                    DataType::Binary => base64::engine::general_purpose::STANDARD.encode(col.as_binary::<i32>().value(row)),
+                    DataType::Binary => {
+                        base64::engine::general_purpose::STANDARD.encode(col.as_binary::<i32>().value(row))
+                    }
                     DataType::Timestamp(TimeUnit::Microsecond, _) => {
                         format_timestamp_micros(col.as_primitive::<TimestampMicrosecondType>().value(row))
                     }
@@ -149,7 +154,10 @@ mod tests {
                 Arc::new(Int32Array::from(vec![Some(1), Some(-2), None])),
                 Arc::new(Float64Array::from(vec![Some(250.0), Some(f64::NAN), Some(0.1 + 0.2)])),
                 Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
-                Arc::new(TimestampMicrosecondArray::from(vec![Some(1_704_067_200_000_000), None, Some(1)]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(1_704_067_200_000_000), None, Some(1)])
+                        .with_timezone("UTC"),
+                ),
                 Arc::new(BinaryArray::from(vec![Some(&b"hi"[..]), None, None])),
             ],
         )

@@ -53,7 +53,12 @@ pub fn decode_json_lines(
     Ok(columns.finish())
 }
 
-fn decode_line(line: &[u8], index: &HashMap<&str, usize>, types: &[&DataType], row: &mut [Value]) -> Result<(), String> {
+fn decode_line(
+    line: &[u8],
+    index: &HashMap<&str, usize>,
+    types: &[&DataType],
+    row: &mut [Value],
+) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let result = de.deserialize_map(RowVisitor { index, types, row }).and_then(|()| de.end());
     result.map_err(|e| {
@@ -164,7 +169,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         match self.ty {
-            DataType::Int32 => i32::try_from(v).map(Value::I32).map_err(|_| self.wrong(format_args!("{v} (out of int range)"))),
+            DataType::Int32 => {
+                i32::try_from(v).map(Value::I32).map_err(|_| self.wrong(format_args!("{v} (out of int range)")))
+            }
             DataType::Int64 => Ok(Value::I64(v)),
             DataType::Float64 => Ok(Value::F64(v as f64)),
             DataType::Utf8 => Ok(Value::Str(v.to_string())),
@@ -194,7 +201,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         match self.ty {
             DataType::Utf8 => Ok(Value::Str(v.to_string())),
-            DataType::Timestamp(..) => parse_timestamp_micros(v).map(Value::Ts).ok_or_else(|| self.wrong(format_args!("{v:?}"))),
+            DataType::Timestamp(..) => {
+                parse_timestamp_micros(v).map(Value::Ts).ok_or_else(|| self.wrong(format_args!("{v:?}")))
+            }
             DataType::Binary => base64::engine::general_purpose::STANDARD
                 .decode(v)
                 .map(Value::Bytes)
@@ -232,7 +241,8 @@ mod tests {
         let text = "{\"b\":true,\"i\":7,\"l\":9007199254740993,\"d\":1.5,\"s\":\"x\",\"t\":\"2024-01-01T00:00:00Z\",\"y\":\"aGk=\",\"extra\":[1,{}]}\r\n\
                     \n\
                     {\"s\":12,\"d\":3,\"t\":1704067200}\n";
-        let (r, bad) = decode(text, "b boolean, i int, l bigint, d double, s string, t timestamp, y binary", OnBadRecord::Fail);
+        let (r, bad) =
+            decode(text, "b boolean, i int, l bigint, d double, s string, t timestamp, y binary", OnBadRecord::Fail);
         let b = &r.unwrap()[0];
         assert!(bad.is_empty());
         assert_eq!(b.num_rows(), 2);
@@ -241,7 +251,11 @@ mod tests {
         assert_eq!(b.column(1).as_primitive::<Int32Type>().value(0), 7);
         assert_eq!(b.column(2).as_primitive::<Int64Type>().value(0), 9007199254740993);
         assert_eq!(b.column(3).as_primitive::<Float64Type>().values().to_vec(), vec![1.5, 3.0]);
-        assert_eq!(b.column(4).as_string::<i32>().value(1), "12", "numbers become their text in string columns, as in Spark");
+        assert_eq!(
+            b.column(4).as_string::<i32>().value(1),
+            "12",
+            "numbers become their text in string columns, as in Spark"
+        );
         let ts = b.column(5).as_primitive::<TimestampMicrosecondType>();
         assert_eq!((ts.value(0), ts.value(1)), (1_704_067_200_000_000, 1_704_067_200_000_000));
         assert_eq!(b.column(6).as_binary::<i32>().value(0), b"hi");
@@ -274,7 +288,11 @@ mod tests {
         let text = "{\"a\":1,\"d\":1.0}\n{\"a\":2,\"d\":\"x\"}\n{\"a\":3,\"d\":3.0}\n";
         let (r, mut bad) = decode(text, "a int, d double", OnBadRecord::DeadLetter);
         let b = &r.unwrap()[0];
-        assert_eq!(b.column(0).as_primitive::<Int32Type>().values().to_vec(), vec![1, 3], "row 2's `a` must not leak in");
+        assert_eq!(
+            b.column(0).as_primitive::<Int32Type>().values().to_vec(),
+            vec![1, 3],
+            "row 2's `a` must not leak in"
+        );
         let dead = bad.take();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].line, Some(2));

@@ -32,8 +32,10 @@ fn invalid(path: &Path, msg: String) -> SourceError {
 }
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, SourceError> {
-    let file = File::open(path).map_err(|source| SourceError::Io { context: format!("opening {}", path.display()), source })?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))
+    let file = File::open(path)
+        .map_err(|source| SourceError::Io { context: format!("opening {}", path.display()), source })?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| invalid(path, format!("not a readable Parquet file: {e}")))
 }
 
 /// The file's schema in weir's types (what a parquet source without a declared schema reads).
@@ -44,9 +46,16 @@ pub fn parquet_schema(path: &Path) -> Result<SchemaRef, SourceError> {
         .fields()
         .iter()
         .map(|f| {
-            weir_type(f.data_type())
-                .map(|t| Field::new(f.name(), t, f.is_nullable()))
-                .ok_or_else(|| invalid(path, format!("column `{}` has type {}, which weir cannot read; declare source.schema without it", f.name(), f.data_type())))
+            weir_type(f.data_type()).map(|t| Field::new(f.name(), t, f.is_nullable())).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "column `{}` has type {}, which weir cannot read; declare source.schema without it",
+                        f.name(),
+                        f.data_type()
+                    ),
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Schema::new(fields)))
@@ -65,17 +74,32 @@ pub fn read_parquet(path: &Path, declared: Option<&SchemaRef>) -> Result<Vec<Rec
     let mut positions = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let (pos, file_field) = file_schema.column_with_name(field.name()).ok_or_else(|| {
-            invalid(path, format!("has no column `{}` (it has: {})", field.name(), file_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")))
+            invalid(
+                path,
+                format!(
+                    "has no column `{}` (it has: {})",
+                    field.name(),
+                    file_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )
         })?;
         let compatible = match (weir_type(file_field.data_type()), field.data_type()) {
             (Some(DataType::Int32), DataType::Int64) => true,
-            (Some(t), want) => &t == want || matches!((t, want), (DataType::Timestamp(..), DataType::Timestamp(TimeUnit::Microsecond, _))),
+            (Some(t), want) => {
+                &t == want
+                    || matches!((t, want), (DataType::Timestamp(..), DataType::Timestamp(TimeUnit::Microsecond, _)))
+            }
             (None, _) => false,
         };
         if !compatible {
             return Err(invalid(
                 path,
-                format!("column `{}` is {} in the file but declared {}", field.name(), file_field.data_type(), type_name(field.data_type())),
+                format!(
+                    "column `{}` is {} in the file but declared {}",
+                    field.name(),
+                    file_field.data_type(),
+                    type_name(field.data_type())
+                ),
             ));
         }
         positions.push(pos);
@@ -96,8 +120,10 @@ pub fn read_parquet(path: &Path, declared: Option<&SchemaRef>) -> Result<Vec<Rec
                 // Arrow keeps timestamps as UTC instants whatever their zone label: convert the
                 // unit under the file's label, then label the result UTC.
                 (DataType::Timestamp(_, tz), DataType::Timestamp(..)) => {
-                    let us = arrow::compute::cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone())).map_err(cast_err)?;
-                    let us = us.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("cast to µs gives µs").clone();
+                    let us = arrow::compute::cast(col, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+                        .map_err(cast_err)?;
+                    let us =
+                        us.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("cast to µs gives µs").clone();
                     Arc::new(us.with_timezone("UTC")) as ArrayRef
                 }
                 (_, want) => arrow::compute::cast(col, want).map_err(cast_err)?,
@@ -147,7 +173,10 @@ mod tests {
         let declared = parse_ddl("t timestamp, n bigint").unwrap();
         let b = &read_parquet(&path, Some(&declared)).unwrap()[0];
         assert_eq!(b.schema(), declared);
-        assert_eq!(b.column(1).as_any().downcast_ref::<arrow::array::PrimitiveArray<Int64Type>>().unwrap().values().to_vec(), vec![1, 2]);
+        assert_eq!(
+            b.column(1).as_any().downcast_ref::<arrow::array::PrimitiveArray<Int64Type>>().unwrap().values().to_vec(),
+            vec![1, 2]
+        );
         assert_eq!(parquet_schema(&path).unwrap(), parse_ddl("n int NOT NULL, s string, t timestamp").unwrap());
     }
 

@@ -9,10 +9,10 @@ use arrow::datatypes::SchemaRef;
 
 use crate::deadletter::OnBadRecord;
 
-/// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
-pub mod units;
 /// The file as written: serde structs that refuse unknown fields.
 mod spec;
+/// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
+pub mod units;
 /// From spec to validated job.
 mod validate;
 

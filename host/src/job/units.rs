@@ -6,9 +6,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write a number and a unit, e.g. \"10 seconds\" or \"500 ms\""))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a duration; write a number and a unit, e.g. \"10 seconds\" or \"500 ms\"")
+    })?;
     let unit_secs = match unit.trim().to_ascii_lowercase().as_str() {
         "ms" | "millisecond" | "milliseconds" => 0.001,
         "s" | "sec" | "secs" | "second" | "seconds" => 1.0,

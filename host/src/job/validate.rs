@@ -13,10 +13,8 @@ pub fn load_job(file: &Path) -> Result<Job, JobError> {
 
 /// Parses and validates job text; `file` is used for messages only.
 pub fn parse_job(file: &Path, text: &str) -> Result<Job, JobError> {
-    let spec: JobSpec = toml::from_str(text).map_err(|e| JobError::Syntax {
-        file: file.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+    let spec: JobSpec = toml::from_str(text)
+        .map_err(|e| JobError::Syntax { file: file.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
     let v = Validator { file };
     v.job(spec)
 }
@@ -32,16 +30,11 @@ impl Validator<'_> {
 
     fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
         let source = self.source(&spec.source)?;
-        let operators = spec
-            .operators
-            .iter()
-            .enumerate()
-            .map(|(i, op)| self.operator(i, op))
-            .collect::<Result<Vec<_>, _>>()?;
+        let operators =
+            spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
         let (sink, checkpoint, trigger) = self.sink(&spec.sink)?;
-        let name = spec.name.unwrap_or_else(|| {
-            self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string()
-        });
+        let name =
+            spec.name.unwrap_or_else(|| self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
         let dead_letter = match spec.dead_letter_path {
             Some(p) => PathBuf::from(p),
             None => checkpoint.join("dead_letter"),
@@ -96,7 +89,10 @@ impl Validator<'_> {
                 if num_partitions > 1024 {
                     return Err(self.err("source.num_partitions", "must be at most 1024"));
                 }
-                return Ok(SourceConfig::Rate(RateSourceConfig { rows_per_second, num_partitions: num_partitions as u32 }));
+                return Ok(SourceConfig::Rate(RateSourceConfig {
+                    rows_per_second,
+                    num_partitions: num_partitions as u32,
+                }));
             }
             other => {
                 return Err(self.err(
@@ -106,16 +102,24 @@ impl Validator<'_> {
             }
         };
         self.only_for(
-            &[("source.rows_per_second", s.rows_per_second.is_some()), ("source.num_partitions", s.num_partitions.is_some())],
+            &[
+                ("source.rows_per_second", s.rows_per_second.is_some()),
+                ("source.num_partitions", s.num_partitions.is_some()),
+            ],
             &s.format,
         )?;
         if format != FileFormat::Csv {
-            self.only_for(&[("source.header", s.header.is_some()), ("source.delimiter", s.delimiter.is_some())], &s.format)?;
+            self.only_for(
+                &[("source.header", s.header.is_some()), ("source.delimiter", s.delimiter.is_some())],
+                &s.format,
+            )?;
         }
-        let path = s
-            .path
-            .as_ref()
-            .ok_or_else(|| self.err("source.path", format!("is required for format = \"{}\": the directory to watch for new files", s.format)))?;
+        let path = s.path.as_ref().ok_or_else(|| {
+            self.err(
+                "source.path",
+                format!("is required for format = \"{}\": the directory to watch for new files", s.format),
+            )
+        })?;
         let schema = match &s.schema {
             Some(ddl) => Some(parse_ddl(ddl).map_err(|e| self.err("source.schema", e.to_string()))?),
             None if format == FileFormat::Parquet => None,
@@ -136,23 +140,34 @@ impl Validator<'_> {
         if let Some(d) = &s.delimiter {
             let bytes = d.as_bytes();
             if bytes.len() != 1 || bytes[0] == b'"' || bytes[0] == b'\n' || bytes[0] == b'\r' {
-                return Err(self.err("source.delimiter", format!("must be one ASCII character other than a quote or newline, got {d:?}")));
+                return Err(self.err(
+                    "source.delimiter",
+                    format!("must be one ASCII character other than a quote or newline, got {d:?}"),
+                ));
             }
             csv.delimiter = bytes[0];
         }
         let max_files_per_trigger =
             self.positive("source.max_files_per_trigger", s.max_files_per_trigger)?.map(|n| n as usize);
-        Ok(SourceConfig::Files(FileSourceConfig { path: PathBuf::from(path), format, schema, max_files_per_trigger, csv }))
+        Ok(SourceConfig::Files(FileSourceConfig {
+            path: PathBuf::from(path),
+            format,
+            schema,
+            max_files_per_trigger,
+            csv,
+        }))
     }
 
     fn operator(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
         match op.kind.as_str() {
             "map" => {
-                let plugin = op
-                    .plugin
-                    .as_ref()
-                    .ok_or_else(|| self.err(&field("plugin"), "is required for kind = \"map\": the path of a .wasm component of the weir:plugin mapper world"))?;
+                let plugin = op.plugin.as_ref().ok_or_else(|| {
+                    self.err(
+                        &field("plugin"),
+                        "is required for kind = \"map\": the path of a .wasm component of the weir:plugin mapper world",
+                    )
+                })?;
                 let mut limits = PluginLimits::default();
                 if let Some(m) = &op.memory_limit {
                     limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("memory_limit"), e))?;
@@ -213,7 +228,10 @@ impl Validator<'_> {
             "update" => OutputMode::Update,
             "complete" => OutputMode::Complete,
             other => {
-                return Err(self.err("sink.output_mode", format!("unknown mode {other:?}; allowed: \"append\", \"update\", \"complete\"")))
+                return Err(self.err(
+                    "sink.output_mode",
+                    format!("unknown mode {other:?}; allowed: \"append\", \"update\", \"complete\""),
+                ))
             }
         };
         // Spark's unsupported-operation check: complete mode needs an aggregation to rebuild
@@ -228,7 +246,10 @@ impl Validator<'_> {
             return Err(self.err("sink.output_mode", "file sinks support only \"append\", as in Spark"));
         }
         let checkpoint = s.checkpoint.as_ref().ok_or_else(|| {
-            self.err("sink.checkpoint", "is required: the directory where weir keeps offsets and commits so a restart resumes exactly once")
+            self.err(
+                "sink.checkpoint",
+                "is required: the directory where weir keeps offsets and commits so a restart resumes exactly once",
+            )
         })?;
         let trigger = self.trigger(s.trigger.as_ref())?;
         Ok((SinkConfig { kind, output_mode }, PathBuf::from(checkpoint), trigger))
@@ -249,7 +270,8 @@ impl Validator<'_> {
         }
         match chosen.as_slice() {
             [one] => Ok(*one),
-            [] => Err(self.err("sink.trigger", "set one of processing_time = \"1 second\", once = true, available_now = true")),
+            [] => Err(self
+                .err("sink.trigger", "set one of processing_time = \"1 second\", once = true, available_now = true")),
             _ => Err(self.err("sink.trigger", "set only one of processing_time, once, available_now")),
         }
     }
@@ -287,7 +309,9 @@ trigger = { processing_time = "1 second" }
     fn a_full_job_validates_into_typed_config() {
         let j = job(OK).unwrap();
         assert_eq!(j.name, "job");
-        assert!(matches!(&j.source, SourceConfig::Files(f) if f.max_files_per_trigger == Some(2) && f.format == FileFormat::Json));
+        assert!(
+            matches!(&j.source, SourceConfig::Files(f) if f.max_files_per_trigger == Some(2) && f.format == FileFormat::Json)
+        );
         let OperatorConfig::Map(m) = &j.operators[0];
         assert_eq!(m.limits.memory_bytes, 32 << 20);
         assert_eq!(m.config, "tax_rate=0.1");
@@ -298,16 +322,37 @@ trigger = { processing_time = "1 second" }
     #[test]
     fn errors_name_the_field_and_what_is_allowed() {
         let cases = [
-            (OK.replace("format = \"json\"", "format = \"xml\""), "`source.format`: unknown format \"xml\"; allowed: \"json\", \"csv\", \"parquet\", \"rate\""),
-            (OK.replace("schema = \"user_id string, amount double\"\n", ""), "`source.schema`: is required for format = \"json\""),
+            (
+                OK.replace("format = \"json\"", "format = \"xml\""),
+                "`source.format`: unknown format \"xml\"; allowed: \"json\", \"csv\", \"parquet\", \"rate\"",
+            ),
+            (
+                OK.replace("schema = \"user_id string, amount double\"\n", ""),
+                "`source.schema`: is required for format = \"json\"",
+            ),
             (OK.replace("amount double", "amount money"), "column `amount` has unknown type `money`"),
             (OK.replace("kind = \"map\"", "kind = \"reduce\""), "`operator[0].kind`: unknown operator kind \"reduce\""),
             (OK.replace("checkpoint = \"ckpt\"\n", ""), "`sink.checkpoint`: is required"),
-            (OK.replace("processing_time = \"1 second\"", "processing_time = \"1 fortnight\""), "`sink.trigger.processing_time`"),
-            (OK.replace("trigger = {", "output_mode = \"complete\"\ntrigger = {"), "\"complete\" is not supported when there are no streaming aggregations"),
-            (OK.replace("max_files_per_trigger = 2", "max_files_per_trigger = 0"), "must be a positive whole number, got 0"),
-            (OK.replace("max_files_per_trigger = 2", "rows_per_second = 5"), "`source.rows_per_second`: does not apply to format = \"json\""),
-            (OK.replace("max_files_per_trigger = 2", "max_file_per_trigger = 2"), "unknown field `max_file_per_trigger`"),
+            (
+                OK.replace("processing_time = \"1 second\"", "processing_time = \"1 fortnight\""),
+                "`sink.trigger.processing_time`",
+            ),
+            (
+                OK.replace("trigger = {", "output_mode = \"complete\"\ntrigger = {"),
+                "\"complete\" is not supported when there are no streaming aggregations",
+            ),
+            (
+                OK.replace("max_files_per_trigger = 2", "max_files_per_trigger = 0"),
+                "must be a positive whole number, got 0",
+            ),
+            (
+                OK.replace("max_files_per_trigger = 2", "rows_per_second = 5"),
+                "`source.rows_per_second`: does not apply to format = \"json\"",
+            ),
+            (
+                OK.replace("max_files_per_trigger = 2", "max_file_per_trigger = 2"),
+                "unknown field `max_file_per_trigger`",
+            ),
         ];
         for (text, want) in cases {
             let e = job(&text).unwrap_err();

@@ -31,7 +31,12 @@ impl MapOperator {
         self.index
     }
 
-    pub fn process(&mut self, batch_id: u64, input: &RecordBatch, bad: &mut BadRecords) -> Result<RecordBatch, PluginError> {
+    pub fn process(
+        &mut self,
+        batch_id: u64,
+        input: &RecordBatch,
+        bad: &mut BadRecords,
+    ) -> Result<RecordBatch, PluginError> {
         let mut current = input.clone();
         loop {
             match self.plugin.map_batch(batch_id, &current) {

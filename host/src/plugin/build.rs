@@ -87,11 +87,8 @@ fn repo_for(dir: &Path) -> anyhow::Result<Repo> {
         return Ok(Repo { wit, root });
     }
     let start = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
-    let root = start
-        .ancestors()
-        .find(|d| d.join("wit/weir.wit").is_file())
-        .map(Path::to_path_buf)
-        .with_context(|| {
+    let root =
+        start.ancestors().find(|d| d.join("wit/weir.wit").is_file()).map(Path::to_path_buf).with_context(|| {
             format!(
                 "no wit/weir.wit in {} or any parent: build plugins inside the weir repository, \
                  or set WEIR_WIT_DIR to its wit/ directory",

@@ -64,7 +64,10 @@ fn arrow_type(t: DataType) -> ArrowType {
 pub fn output_from_wit(out: OutputBatch, input: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
     let n = out.num_rows as usize;
     if out.rows.is_none() && n != input.num_rows() {
-        return Err(format!("num-rows is {n} but the input has {} rows and no `rows` mapping was given", input.num_rows()));
+        return Err(format!(
+            "num-rows is {n} but the input has {} rows and no `rows` mapping was given",
+            input.num_rows()
+        ));
     }
     let take_indices = match &out.rows {
         Some(rows) => {
@@ -94,7 +97,10 @@ pub fn output_from_wit(out: OutputBatch, input: &RecordBatch, schema: &SchemaRef
         let ctx = |m: String| format!("column `{}`: {m}", col.name);
         let array: ArrayRef = match col.data {
             OutputData::Input(i) => {
-                let src = input.columns().get(i as usize).ok_or_else(|| ctx(format!("input({i}) but the input has {} columns", input.num_columns())))?;
+                let src = input
+                    .columns()
+                    .get(i as usize)
+                    .ok_or_else(|| ctx(format!("input({i}) but the input has {} columns", input.num_columns())))?;
                 match &take_indices {
                     Some(idx) => arrow::compute::take(src.as_ref(), idx, None).map_err(|e| ctx(e.to_string()))?,
                     None => src.clone(),
@@ -107,7 +113,11 @@ pub fn output_from_wit(out: OutputBatch, input: &RecordBatch, schema: &SchemaRef
             (a, b) => a == b,
         };
         if !matches {
-            return Err(ctx(format!("is {} but output-schema declared {}", type_name(array.data_type()), type_name(field.data_type()))));
+            return Err(ctx(format!(
+                "is {} but output-schema declared {}",
+                type_name(array.data_type()),
+                type_name(field.data_type())
+            )));
         }
         if !field.is_nullable() && array.null_count() > 0 {
             return Err(ctx("has nulls but output-schema declared it NOT NULL".into()));
@@ -159,11 +169,17 @@ fn computed_array(data: ColumnData, n: usize) -> Result<ArrayRef, String> {
         }
         ColumnValues::Utf8(v) => {
             let offsets = offsets_from_wit(&v, n)?;
-            Arc::new(StringArray::try_new(offsets, Buffer::from_vec(v.data), nulls).map_err(|e| format!("invalid string data: {e}"))?)
+            Arc::new(
+                StringArray::try_new(offsets, Buffer::from_vec(v.data), nulls)
+                    .map_err(|e| format!("invalid string data: {e}"))?,
+            )
         }
         ColumnValues::Binary(v) => {
             let offsets = offsets_from_wit(&v, n)?;
-            Arc::new(BinaryArray::try_new(offsets, Buffer::from_vec(v.data), nulls).map_err(|e| format!("invalid binary data: {e}"))?)
+            Arc::new(
+                BinaryArray::try_new(offsets, Buffer::from_vec(v.data), nulls)
+                    .map_err(|e| format!("invalid binary data: {e}"))?,
+            )
         }
     })
 }
@@ -234,13 +250,28 @@ mod tests {
                 data: OutputData::Computed(ColumnData { values, validity }),
             }],
         };
-        let e = output_from_wit(bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 1], data: b"a".to_vec() }), None), &input, &schema).unwrap_err();
+        let e = output_from_wit(
+            bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 1], data: b"a".to_vec() }), None),
+            &input,
+            &schema,
+        )
+        .unwrap_err();
         assert!(e.contains("column `s`: 2 offsets for 3 rows"), "{e}");
-        let e = output_from_wit(bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 1, 2, 3], data: vec![0xff, b'a', b'b'] }), None), &input, &schema).unwrap_err();
+        let e = output_from_wit(
+            bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 1, 2, 3], data: vec![0xff, b'a', b'b'] }), None),
+            &input,
+            &schema,
+        )
+        .unwrap_err();
         assert!(e.contains("invalid string data"), "{e}");
         let e = output_from_wit(bad(ColumnValues::Int64(vec![1, 2, 3]), None), &input, &schema).unwrap_err();
         assert!(e.contains("is bigint but output-schema declared string"), "{e}");
-        let e = output_from_wit(bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 0, 0, 0], data: vec![] }), Some(vec![true])), &input, &schema).unwrap_err();
+        let e = output_from_wit(
+            bad(ColumnValues::Utf8(VarLen { offsets: vec![0, 0, 0, 0], data: vec![] }), Some(vec![true])),
+            &input,
+            &schema,
+        )
+        .unwrap_err();
         assert!(e.contains("validity has 1 entries for 3 rows"), "{e}");
     }
 }

@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(b.num_rows, 2);
         let ColumnValuesRef::Int64(ids) = &b.columns[0].data.values else { panic!() };
         assert_eq!(*ids, &[2, 3]);
-        assert!(std::ptr::eq(ids.as_ptr(), batch.column(0).as_primitive::<Int64Type>().values().as_ptr()), "borrowed, not copied");
+        assert!(
+            std::ptr::eq(ids.as_ptr(), batch.column(0).as_primitive::<Int64Type>().values().as_ptr()),
+            "borrowed, not copied"
+        );
         assert_eq!(b.columns[0].data.validity, None, "no validity list when nothing is null");
         let ColumnValuesRef::Utf8(v) = &b.columns[1].data.values else { panic!() };
         assert_eq!((v.offsets, v.data), (&[0u32, 0, 3][..], &b"ccc"[..]));

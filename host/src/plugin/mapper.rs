@@ -146,14 +146,19 @@ impl MapperPlugin {
         if self.instance.is_none() {
             let mut store = new_store(self.pre.engine(), &self.limits);
             arm_deadline(&mut store, &self.limits);
-            let instance = self.pre.instance_pre().instantiate(&mut store).map_err(|e| self.aborted("instantiate", batch, e))?;
+            let instance =
+                self.pre.instance_pre().instantiate(&mut store).map_err(|e| self.aborted("instantiate", batch, e))?;
             let mapper = Mapper::new(&mut store, &instance).map_err(|e| self.aborted("instantiate", batch, e))?;
-            let map_batch = instance
-                .get_func(&mut store, "map-batch")
-                .ok_or_else(|| PluginError::Load { plugin: self.path.clone(), message: "no `map-batch` export".into() })?;
-            map_batch
-                .typed::<(&BatchRef<'static>,), (Result<wit::OutputBatch, wit::BatchError>,)>(&store)
-                .map_err(|e| PluginError::Load { plugin: self.path.clone(), message: format!("`map-batch` has the wrong type: {e:#}") })?;
+            let map_batch = instance.get_func(&mut store, "map-batch").ok_or_else(|| PluginError::Load {
+                plugin: self.path.clone(),
+                message: "no `map-batch` export".into(),
+            })?;
+            map_batch.typed::<(&BatchRef<'static>,), (Result<wit::OutputBatch, wit::BatchError>,)>(&store).map_err(
+                |e| PluginError::Load {
+                    plugin: self.path.clone(),
+                    message: format!("`map-batch` has the wrong type: {e:#}"),
+                },
+            )?;
             arm_deadline(&mut store, &self.limits);
             let init = mapper.call_init(&mut store, &self.config).map_err(|e| self.aborted("init", batch, e))?;
             init.map_err(|message| PluginError::Refused {
@@ -197,5 +202,8 @@ fn classify_abort(e: &wasmtime::Error, limits: &PluginLimits) -> (String, &'stat
             "raise the operator's memory_limit, or make the plugin use less memory per batch",
         );
     }
-    (format!("trapped: {}", text.trim()), "this is a bug in the plugin (a panic or invalid operation); the host is unaffected")
+    (
+        format!("trapped: {}", text.trim()),
+        "this is a bug in the plugin (a panic or invalid operation); the host is unaffected",
+    )
 }

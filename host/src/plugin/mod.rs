@@ -16,12 +16,12 @@ mod cache;
 mod convert;
 /// The input batch lowered into the guest straight from Arrow's buffers.
 mod input;
+/// The `mapper` world: init, output-schema, map-batch.
+pub mod mapper;
 /// The process-wide engine and its epoch ticker.
 mod runtime;
 /// What one plugin instance may touch: WASI with nothing granted, memory and CPU caps.
 mod sandbox;
-/// The `mapper` world: init, output-schema, map-batch.
-pub mod mapper;
 
 pub use mapper::MapperPlugin;
 pub use runtime::Runtime;
@@ -41,7 +41,9 @@ pub enum PluginError {
     #[error("plugin {plugin}: `{export}` returned an error (batch {batch}): {message}")]
     Refused { plugin: PathBuf, export: &'static str, batch: BatchLabel, message: String, row: Option<u32> },
     /// The plugin returned a batch that breaks the contract (wrong length, type, schema).
-    #[error("plugin {plugin}: `{export}` returned an invalid batch (batch {batch}): {message}; this is a bug in the plugin")]
+    #[error(
+        "plugin {plugin}: `{export}` returned an invalid batch (batch {batch}): {message}; this is a bug in the plugin"
+    )]
     InvalidOutput { plugin: PathBuf, export: &'static str, batch: BatchLabel, message: String },
 }
 

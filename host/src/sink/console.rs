@@ -34,7 +34,8 @@ impl Sink for ConsoleSink {
         }
         let table = arrow::util::pretty::pretty_format_batches(&shown)
             .map_err(|e| SinkError::Encode { context: format!("printing batch {batch_id}"), message: e.to_string() })?;
-        let more = if total > self.num_rows { format!("only showing top {} rows\n", self.num_rows) } else { String::new() };
+        let more =
+            if total > self.num_rows { format!("only showing top {} rows\n", self.num_rows) } else { String::new() };
         println!("-------------------------------------------\nBatch: {batch_id}\n-------------------------------------------\n{table}\n{more}");
         Ok(total as u64)
     }

@@ -68,7 +68,12 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> SinkError {
 impl FileSink {
     /// Checks the partition columns exist and creates the output directory. Temporary files
     /// left by a crash are removed.
-    pub fn new(format: FileFormat, dir: &Path, partition_by: &[String], schema: SchemaRef) -> Result<FileSink, SinkError> {
+    pub fn new(
+        format: FileFormat,
+        dir: &Path,
+        partition_by: &[String],
+        schema: SchemaRef,
+    ) -> Result<FileSink, SinkError> {
         let mut partition_cols = Vec::new();
         for name in partition_by {
             let i = schema.index_of(name).map_err(|_| {
@@ -81,10 +86,13 @@ impl FileSink {
         }
         let data_cols: Vec<usize> = (0..schema.fields().len()).filter(|i| !partition_cols.contains(i)).collect();
         if data_cols.is_empty() {
-            return Err(SinkError::Invalid("partition_by lists every column; at least one must be left to write in the files".into()));
+            return Err(SinkError::Invalid(
+                "partition_by lists every column; at least one must be left to write in the files".into(),
+            ));
         }
         let data_schema = Arc::new(Schema::new(data_cols.iter().map(|&i| schema.field(i).clone()).collect::<Vec<_>>()));
-        std::fs::create_dir_all(dir.join(LOG_DIR)).map_err(io(format!("creating output directory {}", dir.display())))?;
+        std::fs::create_dir_all(dir.join(LOG_DIR))
+            .map_err(io(format!("creating output directory {}", dir.display())))?;
         remove_temporaries(dir);
         Ok(FileSink { format, dir: dir.to_path_buf(), partition_cols, data_schema, data_cols })
     }
@@ -126,17 +134,21 @@ impl FileSink {
                     .map(|&c| arrow::compute::take(batch.column(c).as_ref(), &idx, None))
                     .collect::<Result<_, _>>()
                     .map_err(|e| SinkError::Invalid(e.to_string()))?;
-                let part = RecordBatch::try_new(self.data_schema.clone(), cols).map_err(|e| SinkError::Invalid(e.to_string()))?;
+                let part = RecordBatch::try_new(self.data_schema.clone(), cols)
+                    .map_err(|e| SinkError::Invalid(e.to_string()))?;
                 if !groups.contains_key(&key) {
                     order.push(key.clone());
                 }
                 groups.entry(key).or_default().push(part);
             }
         }
-        Ok(order.into_iter().map(|k| {
-            let batches = groups.remove(&k).expect("ordered keys are in groups");
-            (k, batches)
-        }).collect())
+        Ok(order
+            .into_iter()
+            .map(|k| {
+                let batches = groups.remove(&k).expect("ordered keys are in groups");
+                (k, batches)
+            })
+            .collect())
     }
 
     fn project(&self, b: &RecordBatch) -> Result<RecordBatch, SinkError> {
@@ -150,7 +162,10 @@ impl FileSink {
             FileFormat::Csv => write_csv(&self.data_schema, batches, &mut out),
             FileFormat::Parquet => {
                 let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-                let enc = |e: parquet::errors::ParquetError| SinkError::Encode { context: context.to_string(), message: e.to_string() };
+                let enc = |e: parquet::errors::ParquetError| SinkError::Encode {
+                    context: context.to_string(),
+                    message: e.to_string(),
+                };
                 let mut w = ArrowWriter::try_new(&mut out, self.data_schema.clone(), Some(props)).map_err(enc)?;
                 for b in batches {
                     w.write(b).map_err(enc)?;
@@ -187,7 +202,8 @@ impl Sink for FileSink {
             files.push(LogFile { path: rel, rows, bytes: bytes.len() as u64 });
         }
         let entry = serde_json::to_vec(&LogEntry { batch_id, files }).expect("plain struct");
-        write_atomic(&log_path, &entry).map_err(io(format!("committing batch {batch_id} in {}", log_path.display())))?;
+        write_atomic(&log_path, &entry)
+            .map_err(io(format!("committing batch {batch_id} in {}", log_path.display())))?;
         Ok(total)
     }
 }
@@ -225,7 +241,10 @@ fn partition_value(col: &dyn Array, row: usize, opts: &FormatOptions) -> Result<
     }
     let text = match col.data_type() {
         arrow::datatypes::DataType::Timestamp(..) => format_timestamp_micros(
-            col.as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().expect("weir timestamps are µs").value(row),
+            col.as_any()
+                .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+                .expect("weir timestamps are µs")
+                .value(row),
         ),
         _ => ArrayFormatter::try_new(col, opts).map_err(|e| SinkError::Invalid(e.to_string()))?.value(row).to_string(),
     };
@@ -236,7 +255,9 @@ fn partition_value(col: &dyn Array, row: usize, opts: &FormatOptions) -> Result<
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() || matches!(c, '/' | '\\' | '=' | '%' | ':' | '"' | '#' | '\'' | '*' | '?' | '[' | ']' | '^' | '{' | '}') {
+        if c.is_control()
+            || matches!(c, '/' | '\\' | '=' | '%' | ':' | '"' | '#' | '\'' | '*' | '?' | '[' | ']' | '^' | '{' | '}')
+        {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{b:02X}"));
@@ -256,7 +277,11 @@ fn escape(s: &str) -> String {
 /// what a reader must read. Files of batches that never committed are left out.
 pub fn committed_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
     let log = dir.join(LOG_DIR);
-    let rd = std::fs::read_dir(&log).map_err(io(format!("reading {} (is {} a weir file sink's output?)", log.display(), dir.display())))?;
+    let rd = std::fs::read_dir(&log).map_err(io(format!(
+        "reading {} (is {} a weir file sink's output?)",
+        log.display(),
+        dir.display()
+    )))?;
     let mut ids: Vec<u64> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     ids.sort_unstable();
     let mut files = Vec::new();
@@ -290,7 +315,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = FileSink::new(FileFormat::Json, dir.path(), &[], batch(&[], &[]).schema()).unwrap();
         assert_eq!(sink.write_batch(0, &[batch(&[1, 2], &[Some("a"), None])]).unwrap(), 2);
-        assert_eq!(sink.write_batch(0, &[batch(&[9], &[Some("z")])]).unwrap(), 0, "replay of a committed batch writes nothing");
+        assert_eq!(
+            sink.write_batch(0, &[batch(&[9], &[Some("z")])]).unwrap(),
+            0,
+            "replay of a committed batch writes nothing"
+        );
         assert_eq!(committed_files(dir.path()).unwrap(), vec![PathBuf::from("part-00000-0000.json")]);
         let text = std::fs::read_to_string(dir.path().join("part-00000-0000.json")).unwrap();
         assert_eq!(text, "{\"id\":1,\"k\":\"a\"}\n{\"id\":2}\n");
@@ -299,10 +328,18 @@ mod tests {
     #[test]
     fn partitions_are_hive_dirs_in_first_seen_order_without_the_column() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = FileSink::new(FileFormat::Csv, dir.path(), &["k".to_string()], batch(&[], &[]).schema()).unwrap();
+        let mut sink =
+            FileSink::new(FileFormat::Csv, dir.path(), &["k".to_string()], batch(&[], &[]).schema()).unwrap();
         sink.write_batch(3, &[batch(&[1, 2, 3, 4], &[Some("b/x"), None, Some("b/x"), Some("a=1")])]).unwrap();
         let files: Vec<String> = committed_files(dir.path()).unwrap().iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(files, vec!["k=b%2Fx/part-00003-0000.csv", "k=__HIVE_DEFAULT_PARTITION__/part-00003-0001.csv", "k=a%3D1/part-00003-0002.csv"]);
+        assert_eq!(
+            files,
+            vec![
+                "k=b%2Fx/part-00003-0000.csv",
+                "k=__HIVE_DEFAULT_PARTITION__/part-00003-0001.csv",
+                "k=a%3D1/part-00003-0002.csv"
+            ]
+        );
         assert_eq!(std::fs::read_to_string(dir.path().join(&files[0])).unwrap(), "id\n1\n3\n");
     }
 
@@ -315,13 +352,18 @@ mod tests {
         assert!(!dir.path().join(".part-00000-0000.json.tmp").exists(), "temporaries of a crash are removed");
         assert!(committed_files(dir.path()).unwrap().is_empty());
         sink.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("part-00000-0000.json")).unwrap(), "{\"id\":1,\"k\":\"a\"}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("part-00000-0000.json")).unwrap(),
+            "{\"id\":1,\"k\":\"a\"}\n"
+        );
     }
 
     #[test]
     fn unknown_partition_column_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let e = FileSink::new(FileFormat::Parquet, dir.path(), &["nope".to_string()], batch(&[], &[]).schema()).err().unwrap();
+        let e = FileSink::new(FileFormat::Parquet, dir.path(), &["nope".to_string()], batch(&[], &[]).schema())
+            .err()
+            .unwrap();
         assert_eq!(e.to_string(), "partition_by column `nope` is not in the output (its columns are: id, k)");
     }
 }

@@ -4,10 +4,10 @@
 
 use arrow::record_batch::RecordBatch;
 
-/// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
-pub mod files;
 /// Prints each batch as a table (for trying things out; no exactly-once promise).
 pub mod console;
+/// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
+pub mod files;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -122,8 +122,11 @@ impl FileSource {
 }
 
 fn parse_range(range: &serde_json::Value) -> Result<FileRange, SourceError> {
-    serde_json::from_value(range.clone())
-        .map_err(|e| SourceError::Invalid(format!("offsets entry {range} is not a file source's ({e}); was the job's source changed? use a new checkpoint")))
+    serde_json::from_value(range.clone()).map_err(|e| {
+        SourceError::Invalid(format!(
+            "offsets entry {range} is not a file source's ({e}); was the job's source changed? use a new checkpoint"
+        ))
+    })
 }
 
 impl Source for FileSource {
@@ -205,7 +208,12 @@ mod tests {
     }
 
     fn names(range: &serde_json::Value) -> Vec<String> {
-        parse_range(range).unwrap().files.iter().map(|f| Path::new(&f.path).file_name().unwrap().to_string_lossy().into_owned()).collect()
+        parse_range(range)
+            .unwrap()
+            .files
+            .iter()
+            .map(|f| Path::new(&f.path).file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -226,7 +234,11 @@ mod tests {
         again.restore(&[first, second.clone()]).unwrap();
         assert!(again.plan_next(0).unwrap().is_none());
         let mut bad = BadRecords::new(OnBadRecord::Fail);
-        assert_eq!(again.read(&second, &mut bad).unwrap()[0].num_rows(), 1, "a planned range reads the same after restart");
+        assert_eq!(
+            again.read(&second, &mut bad).unwrap()[0].num_rows(),
+            1,
+            "a planned range reads the same after restart"
+        );
     }
 
     #[test]

@@ -50,8 +50,11 @@ impl RateSource {
 }
 
 fn parse_range(range: &serde_json::Value) -> Result<RateRange, SourceError> {
-    serde_json::from_value(range.clone())
-        .map_err(|e| SourceError::Invalid(format!("offsets entry {range} is not a rate source's ({e}); was the job's source changed? use a new checkpoint")))
+    serde_json::from_value(range.clone()).map_err(|e| {
+        SourceError::Invalid(format!(
+            "offsets entry {range} is not a rate source's ({e}); was the job's source changed? use a new checkpoint"
+        ))
+    })
 }
 
 impl Source for RateSource {
@@ -95,7 +98,10 @@ impl Source for RateSource {
             out.push(
                 RecordBatch::try_new(
                     self.schema.clone(),
-                    vec![Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")), Arc::new(Int64Array::from(values))],
+                    vec![
+                        Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+                        Arc::new(Int64Array::from(values)),
+                    ],
                 )
                 .expect("columns follow the fixed schema"),
             );
@@ -134,7 +140,10 @@ mod tests {
         let mut bad = BadRecords::new(OnBadRecord::Fail);
         let b = &s.read(&r2, &mut bad).unwrap()[0];
         assert_eq!(b.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![4, 5]);
-        assert_eq!(b.column(0).as_primitive::<TimestampMicrosecondType>().values().to_vec(), vec![t0 + 1_000_000, t0 + 1_250_000]);
+        assert_eq!(
+            b.column(0).as_primitive::<TimestampMicrosecondType>().values().to_vec(),
+            vec![t0 + 1_000_000, t0 + 1_250_000]
+        );
 
         let mut restarted = RateSource::new(&cfg);
         restarted.restore(&[r1, r2.clone()]).unwrap();

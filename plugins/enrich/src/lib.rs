@@ -68,8 +68,14 @@ mod tests {
         Batch::new(
             4,
             vec![
-                Column::new("event_id", [Some("e1"), Some("e2"), Some("e3"), Some("e4")].into_iter().collect::<StrBuilder>()),
-                Column::new("user_id", [Some("alice"), Some("bob"), None, Some("carol")].into_iter().collect::<StrBuilder>()),
+                Column::new(
+                    "event_id",
+                    [Some("e1"), Some("e2"), Some("e3"), Some("e4")].into_iter().collect::<StrBuilder>(),
+                ),
+                Column::new(
+                    "user_id",
+                    [Some("alice"), Some("bob"), None, Some("carol")].into_iter().collect::<StrBuilder>(),
+                ),
                 Column::new("amount", [Some(10.5), Some(250.0), Some(99.99), None].into_iter().collect::<F64Builder>()),
             ],
         )
@@ -88,7 +94,10 @@ mod tests {
         assert_eq!(tax, [Some(10.5 * 1.2), Some(250.0 * 1.2), Some(99.99 * 1.2), None]);
         assert_eq!(tax[2], Some(119.98799999999999));
         assert_eq!(out.i32s("user_bucket").unwrap().iter().collect::<Vec<_>>(), [Some(7), Some(4), None, Some(2)]);
-        assert_eq!(out.bools("is_large").unwrap().iter().collect::<Vec<_>>(), [Some(false), Some(true), Some(false), None]);
+        assert_eq!(
+            out.bools("is_large").unwrap().iter().collect::<Vec<_>>(),
+            [Some(false), Some(true), Some(false), None]
+        );
     }
 
     #[test]
@@ -104,11 +113,17 @@ mod tests {
     #[test]
     fn output_schema_names_missing_or_mistyped_columns() {
         let p = Enrich::init(&Config::default()).unwrap();
-        let ok = Schema::new(vec![Field::new("user_id", DataType::Utf8, true), Field::new("amount", DataType::Float64, true)]);
+        let ok = Schema::new(vec![
+            Field::new("user_id", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+        ]);
         assert_eq!(p.output_schema(&ok).unwrap().fields.len(), 5);
         let no_amount = Schema::new(vec![Field::new("user_id", DataType::Utf8, true)]);
         assert!(p.output_schema(&no_amount).unwrap_err().contains("no column `amount`"));
-        let wrong = Schema::new(vec![Field::new("user_id", DataType::Int64, true), Field::new("amount", DataType::Float64, true)]);
+        let wrong = Schema::new(vec![
+            Field::new("user_id", DataType::Int64, true),
+            Field::new("amount", DataType::Float64, true),
+        ]);
         assert_eq!(
             p.output_schema(&wrong).unwrap_err(),
             "input column `user_id` must be utf8 (string), but it is int64 (bigint)"

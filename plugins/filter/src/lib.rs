@@ -23,10 +23,8 @@ impl Mapper for Filter {
     fn map_batch(&mut self, input: &Batch) -> Result<Output, BatchError> {
         let amount = input.f64s("amount")?;
         let min = self.min_amount;
-        let keep: Vec<u32> = (0..amount.len())
-            .filter(|&i| amount.get(i).is_some_and(|a| a >= min))
-            .map(|i| i as u32)
-            .collect();
+        let keep: Vec<u32> =
+            (0..amount.len()).filter(|&i| amount.get(i).is_some_and(|a| a >= min)).map(|i| i as u32).collect();
         Ok(Output::select(keep).pass_through_all(input))
     }
 }
@@ -51,13 +49,20 @@ mod tests {
         let out = p.map_batch(&input).unwrap().to_batch(&input).unwrap();
         assert_eq!(out.strs("id").unwrap().iter().collect::<Vec<_>>(), [Some("b"), Some("d")]);
         let mut all = Filter::init(&Config::default()).unwrap();
-        assert_eq!(all.map_batch(&input).unwrap().to_batch(&input).unwrap().num_rows(), 3, "default 0 drops only nulls");
+        assert_eq!(
+            all.map_batch(&input).unwrap().to_batch(&input).unwrap().num_rows(),
+            3,
+            "default 0 drops only nulls"
+        );
     }
 
     #[test]
     fn needs_a_double_amount() {
         let p = Filter::init(&Config::default()).unwrap();
         let s = Schema::new(vec![Field::new("amount", DataType::Utf8, true)]);
-        assert_eq!(p.output_schema(&s).unwrap_err(), "input column `amount` must be float64 (double), but it is utf8 (string)");
+        assert_eq!(
+            p.output_schema(&s).unwrap_err(),
+            "input column `amount` must be float64 (double), but it is utf8 (string)"
+        );
     }
 }

@@ -18,10 +18,11 @@ impl Guest for Chaos {
     }
 
     fn map_batch(input: Batch) -> Result<OutputBatch, BatchError> {
-        let ids = input.columns.iter().find(|c| c.name == "event_id").ok_or_else(|| BatchError {
-            message: "chaos needs an event_id column".into(),
-            row: None,
-        })?;
+        let ids = input
+            .columns
+            .iter()
+            .find(|c| c.name == "event_id")
+            .ok_or_else(|| BatchError { message: "chaos needs an event_id column".into(), row: None })?;
         if let ColumnValues::Utf8(v) = &ids.data.values {
             for row in 0..input.num_rows as usize {
                 let id = &v.data[v.offsets[row] as usize..v.offsets[row + 1] as usize];
