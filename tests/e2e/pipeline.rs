@@ -282,3 +282,16 @@ fn checkpoint_inspect_shows_batches_and_plugin_digests() {
         String::from_utf8(weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap().stdout).unwrap();
     assert!(text.contains("pending:         batch 1 (planned, not committed: replayed on restart)"), "{text}");
 }
+
+#[test]
+fn a_checkpoint_whose_commits_lag_more_than_one_batch_is_refused_not_half_replayed() {
+    let s = Scratch::new();
+    let job = enrich_job(&s, "enrich", "json", "");
+    run_ok(&job);
+    // Offsets for batches 0 and 1 but no commit at all: only batch 0 could be pending, so this
+    // checkpoint was damaged; replaying batch 1 alone would silently skip batch 0.
+    std::fs::remove_file(s.path("ckpt/commits/0")).unwrap();
+    std::fs::remove_file(s.path("ckpt/commits/1")).unwrap();
+    let err = run_err(&job);
+    assert!(err.contains("the offsets log ends at batch 1 but the commits log at no batch; only the last planned batch may lack a commit"), "{err}");
+}

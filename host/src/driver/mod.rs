@@ -111,18 +111,21 @@ impl Driver {
         let mut next_id = match (planned.last(), committed) {
             (None, None) => 0,
             (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
-            (Some(last), c) if c.map_or(true, |c| c + 1 == last.batch_id) => {
+            (Some(last), c) if c.map_or(last.batch_id == 0, |c| c + 1 == last.batch_id) => {
                 // Planned but never committed: a crash mid-batch. Run it again, same offsets.
                 let entry = last.clone();
                 self.run_batch(&entry, &mut summary)?;
                 entry.batch_id + 1
             }
-            (last, c) => anyhow::bail!(
-                "checkpoint {}: the offsets log ends at batch {:?} but the commits log at {:?}; it was changed by hand or by another program. Restore it, or use a new checkpoint directory",
-                self.checkpoint.dir().display(),
-                last.map(|l| l.batch_id),
-                c
-            ),
+            (last, c) => {
+                let name = |b: Option<u64>| b.map_or("no batch".to_string(), |b| format!("batch {b}"));
+                anyhow::bail!(
+                    "checkpoint {}: the offsets log ends at {} but the commits log at {}; only the last planned batch may lack a commit, so the checkpoint was changed by hand or by another program. Restore it, or use a new checkpoint directory (the job then reprocesses its input)",
+                    self.checkpoint.dir().display(),
+                    name(last.map(|l| l.batch_id)),
+                    name(c)
+                )
+            }
         };
         // available_now: everything there at start, then stop; the rate source counts "there" by
         // the clock at start.
