@@ -211,7 +211,7 @@ fn rate_source_generates_consecutive_values_at_the_declared_rate() {
     let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     // SIGINT: stops after the batch in progress, cleanly.
-    unsafe_kill(child.id(), "INT");
+    send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     assert!(status.success(), "Ctrl-C should stop cleanly, got {status:?}");
     let text = committed_text(&s.path("out"));
@@ -226,7 +226,7 @@ fn rate_source_generates_consecutive_values_at_the_declared_rate() {
 }
 
 /// Sends a signal with the `kill` command (no libc dependency in tests).
-pub fn unsafe_kill(pid: u32, signal: &str) {
+pub fn send_signal(pid: u32, signal: &str) {
     let st = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     assert!(st.success());
 }
