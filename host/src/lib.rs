@@ -32,3 +32,5 @@ pub mod schema;
 pub mod sink;
 /// Where rows come from: a directory of files, the rate generator.
 pub mod source;
+/// Event-time watermarks: max event time seen minus the delay, carried from batch to batch.
+pub mod watermark;

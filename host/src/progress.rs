@@ -21,6 +21,9 @@ pub struct QueryProgress {
     pub input_rows_per_second: f64,
     pub processed_rows_per_second: f64,
     pub duration_ms: DurationMs,
+    /// Watermark and the batch's min/max/avg event time, when the job has a watermark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<serde_json::Value>,
     /// Not a Spark field: records of this batch sent to the dead-letter output.
     pub num_dead_letter_rows: u64,
     pub state_operators: Vec<serde_json::Value>,

@@ -7,5 +7,6 @@ mod common;
 
 mod bad_input;
 mod crash;
+mod event_time;
 mod pipeline;
 mod sandbox;

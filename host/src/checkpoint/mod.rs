@@ -23,6 +23,10 @@ pub struct OffsetsEntry {
     pub timestamp_ms: i64,
     /// The source's range for this batch, as the source wrote it.
     pub source: serde_json::Value,
+    /// The event-time watermark this batch runs with (µs since the epoch; 0 without one), as
+    /// Spark's `batchWatermarkMs`.
+    #[serde(default)]
+    pub watermark_micros: i64,
 }
 
 /// `commits/<batch>`: the batch is done; which plugin versions produced it.
@@ -30,6 +34,10 @@ pub struct OffsetsEntry {
 pub struct CommitEntry {
     pub batch_id: u64,
     pub plugins: Vec<PluginVersion>,
+    /// The watermark the next batch runs with (Spark's `nextBatchWatermarkMs`), so a restart
+    /// resumes with it.
+    #[serde(default)]
+    pub next_watermark_micros: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +104,11 @@ impl Checkpoint {
         self.read_log("commits")
     }
 
+    /// The commit entry of `batch_id`.
+    pub fn commit(&self, batch_id: u64) -> Result<CommitEntry, CheckpointError> {
+        read_json(&self.dir.join("commits").join(batch_id.to_string()))
+    }
+
     pub fn last_commit(&self) -> Result<Option<u64>, CheckpointError> {
         Ok(self.batch_ids("commits")?.last().copied())
     }
@@ -160,10 +173,15 @@ mod tests {
         let cp = Checkpoint::open(dir.path()).unwrap();
         let id = cp.metadata().id.clone();
         for b in [0u64, 2, 10, 1] {
-            cp.write_offsets(&OffsetsEntry { batch_id: b, timestamp_ms: 5, source: serde_json::json!({"end": b}) })
-                .unwrap();
+            cp.write_offsets(&OffsetsEntry {
+                batch_id: b,
+                timestamp_ms: 5,
+                source: serde_json::json!({"end": b}),
+                watermark_micros: 0,
+            })
+            .unwrap();
         }
-        cp.write_commit(&CommitEntry { batch_id: 0, plugins: vec![] }).unwrap();
+        cp.write_commit(&CommitEntry { batch_id: 0, plugins: vec![], next_watermark_micros: 0 }).unwrap();
         std::fs::write(dir.path().join("offsets/.11.123.tmp"), "torn").unwrap();
         let cp = Checkpoint::open(dir.path()).unwrap();
         assert_eq!(cp.metadata().id, id);

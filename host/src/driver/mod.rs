@@ -21,6 +21,7 @@ use crate::plugin::{MapperPlugin, Runtime};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
 use crate::source::{files::FileSource, rate::RateSource, Source};
+use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
 /// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
 /// rarely arrive that fast, and listing a directory is not free).
@@ -41,6 +42,7 @@ pub struct Driver {
     source: Box<dyn Source>,
     operators: Vec<MapOperator>,
     sink: Box<dyn Sink>,
+    watermark: Option<Watermark>,
     dead_letter: DeadLetterOutput,
     progress: ProgressReporter,
     stop: Arc<AtomicBool>,
@@ -55,6 +57,13 @@ impl Driver {
         let source: Box<dyn Source> = match &job.source {
             SourceConfig::Files(cfg) => Box::new(FileSource::new(cfg)?),
             SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+        };
+        let watermark = match &job.watermark {
+            Some(w) => Some(
+                Watermark::new(&w.column, w.delay, &source.schema())
+                    .map_err(|e| anyhow::anyhow!("job file {}: `watermark.column`: {e}", job.file.display()))?,
+            ),
+            None => None,
         };
         let mut schema: SchemaRef = source.schema();
         let mut operators = Vec::new();
@@ -84,6 +93,7 @@ impl Driver {
             source,
             operators,
             sink,
+            watermark,
             dead_letter,
             progress,
             stop: Arc::new(AtomicBool::new(false)),
@@ -108,6 +118,13 @@ impl Driver {
         let committed = self.checkpoint.last_commit()?;
         let ranges: Vec<serde_json::Value> = planned.iter().map(|e| e.source.clone()).collect();
         self.source.restore(&ranges).context("restoring the source's position from the checkpoint's offsets log")?;
+        if let Some(wm) = self.watermark.as_mut() {
+            // After a committed batch: the watermark its commit recorded for the next one. A
+            // batch pending replay runs with the one in its offsets entry (set in run_batch).
+            if let Some(last) = committed {
+                wm.restore(self.checkpoint.commit(last)?.next_watermark_micros);
+            }
+        }
         let mut next_id = match (planned.last(), committed) {
             (None, None) => 0,
             (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
@@ -148,6 +165,7 @@ impl Driver {
                         batch_id: next_id,
                         timestamp_ms: chrono::Utc::now().timestamp_millis(),
                         source: range,
+                        watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
                     };
                     self.checkpoint.write_offsets(&entry)?;
                     self.run_batch(&entry, &mut summary)?;
@@ -192,6 +210,14 @@ impl Driver {
             .with_context(|| format!("batch {id}: reading {}", self.source.describe_range(&entry.source)))?;
         let t_read = t0.elapsed();
         let num_input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        // The batch runs with the watermark planned into its offsets entry.
+        let mut event_times = EventTimeStats::default();
+        if let Some(wm) = self.watermark.as_mut() {
+            wm.restore(entry.watermark_micros);
+            for b in &batches {
+                event_times.observe(b, wm.index());
+            }
+        }
         for op in &mut self.operators {
             let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
             for b in &batches {
@@ -222,7 +248,9 @@ impl Driver {
                 digest: op.plugin().digest().to_string(),
             })
             .collect();
-        self.checkpoint.write_commit(&CommitEntry { batch_id: id, plugins })?;
+        let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &event_times));
+        let next_watermark_micros = self.watermark.as_mut().map_or(0, |wm| wm.advance(&event_times));
+        self.checkpoint.write_commit(&CommitEntry { batch_id: id, plugins, next_watermark_micros })?;
         let commit = t_commit.elapsed();
         let total = t0.elapsed();
 
@@ -244,6 +272,7 @@ impl Driver {
             num_input_rows,
             input_rows_per_second: input_rate,
             processed_rows_per_second: processed,
+            event_time,
             duration_ms: DurationMs {
                 latest_offset: 0,
                 wal_commit: 0,

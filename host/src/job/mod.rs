@@ -25,6 +25,8 @@ pub struct Job {
     pub file: PathBuf,
     pub name: String,
     pub source: SourceConfig,
+    /// Event-time watermark on a source column (Spark's `withWatermark`).
+    pub watermark: Option<WatermarkConfig>,
     pub operators: Vec<OperatorConfig>,
     pub sink: SinkConfig,
     pub checkpoint: PathBuf,
@@ -86,6 +88,14 @@ impl Default for CsvOptions {
 pub struct RateSourceConfig {
     pub rows_per_second: u64,
     pub num_partitions: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkConfig {
+    /// A timestamp column of the source (checked against the schema when the job starts).
+    pub column: String,
+    /// How late an event may be: the watermark is the max event time seen minus this.
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ use crate::deadletter::OnBadRecord;
 pub(super) struct JobSpec {
     pub name: Option<String>,
     pub source: SourceSpec,
+    pub watermark: Option<WatermarkSpec>,
     #[serde(default, rename = "operator")]
     pub operators: Vec<OperatorSpec>,
     pub sink: SinkSpec,
@@ -28,6 +29,13 @@ pub(super) struct SourceSpec {
     pub delimiter: Option<String>,
     pub rows_per_second: Option<i64>,
     pub num_partitions: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WatermarkSpec {
+    pub column: String,
+    pub delay: String,
 }
 
 #[derive(Debug, Deserialize)]

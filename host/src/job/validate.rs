@@ -30,6 +30,16 @@ impl Validator<'_> {
 
     fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
         let source = self.source(&spec.source)?;
+        let watermark = match &spec.watermark {
+            Some(w) => {
+                if w.column.trim().is_empty() {
+                    return Err(self.err("watermark.column", "is empty: name the source's event-time column"));
+                }
+                let delay = parse_duration(&w.delay).map_err(|e| self.err("watermark.delay", e))?;
+                Some(WatermarkConfig { column: w.column.clone(), delay })
+            }
+            None => None,
+        };
         let operators =
             spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
         let (sink, checkpoint, trigger) = self.sink(&spec.sink)?;
@@ -43,6 +53,7 @@ impl Validator<'_> {
             file: self.file.to_path_buf(),
             name,
             source,
+            watermark,
             operators,
             sink,
             checkpoint,
