@@ -32,5 +32,7 @@ pub mod schema;
 pub mod sink;
 /// Where rows come from: a directory of files, the rate generator.
 pub mod source;
+/// Versioned state of stateful operators: batch N starts from what batch N−1 committed.
+pub mod state;
 /// Event-time watermarks: max event time seen minus the delay, carried from batch to batch.
 pub mod watermark;

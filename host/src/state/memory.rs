@@ -1,0 +1,328 @@
+//! The in-memory state store. All state lives in a `BTreeMap`; each batch's changes are written
+//! as `DIR/<batch>.delta` when it commits, and every `SNAPSHOT_EVERY` batches the whole map as
+//! `DIR/<batch>.snapshot`. Loading version N reads the newest snapshot at or before N and the
+//! deltas after it. Files older than what the last `keep` versions need are deleted.
+//!
+//! File format (both kinds): `WEIRSTATE1`, then records `[u32 key len][key][u32 value len or
+//! u32::MAX for a removal][value]`, little-endian, then a `u64` record count. Files are written
+//! whole or not at all (temporary file + rename).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{StateError, StateMetrics, StateStore};
+use crate::atomic_file::write_atomic;
+
+const MAGIC: &[u8] = b"WEIRSTATE1";
+const REMOVED: u32 = u32::MAX;
+/// A snapshot every this many batches bounds how many deltas a restart replays.
+pub const SNAPSHOT_EVERY: u64 = 10;
+
+pub struct MemoryStateStore {
+    dir: PathBuf,
+    keep: u64,
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The version `map` holds when no batch is in progress (`None`: empty, before batch 0).
+    loaded: Option<u64>,
+    /// The batch in progress and its changes (`None` value: removed).
+    batch: Option<u64>,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: u64,
+}
+
+impl MemoryStateStore {
+    /// Opens (creating) the store in `dir`, keeping the files of the last `keep` versions.
+    pub fn open(dir: &Path, keep: u64) -> Result<MemoryStateStore, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            dir: dir.to_path_buf(),
+            context: "creating the directory".into(),
+            source,
+        })?;
+        Ok(MemoryStateStore {
+            dir: dir.to_path_buf(),
+            keep: keep.max(1),
+            map: BTreeMap::new(),
+            loaded: None,
+            batch: None,
+            changes: BTreeMap::new(),
+            bytes: 0,
+        })
+    }
+
+    fn io(&self, context: String) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+        move |source| StateError::Io { dir: self.dir.clone(), context, source }
+    }
+
+    fn corrupt(&self, message: String) -> StateError {
+        StateError::Corrupt { dir: self.dir.clone(), message }
+    }
+
+    /// (version, is_snapshot) of every state file, oldest first.
+    fn files(&self) -> Result<Vec<(u64, bool)>, StateError> {
+        let rd = std::fs::read_dir(&self.dir).map_err(self.io("listing".into()))?;
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some((v, ext)) = name.split_once('.') {
+                if let (Ok(v), "delta" | "snapshot") = (v.parse::<u64>(), ext) {
+                    out.push((v, ext == "snapshot"));
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Rebuilds the map as committed by `version` from the files.
+    fn load(&mut self, version: u64) -> Result<(), StateError> {
+        let files = self.files()?;
+        let base = files.iter().filter(|(v, snap)| *snap && *v <= version).map(|(v, _)| *v).next_back();
+        let mut map = BTreeMap::new();
+        let first_delta = match base {
+            Some(v) => {
+                self.apply_file(&mut map, &format!("{v}.snapshot"))?;
+                v + 1
+            }
+            None => 0,
+        };
+        for v in first_delta..=version {
+            if !files.contains(&(v, false)) {
+                return Err(self
+                    .corrupt(format!("state of batch {v} ({v}.delta) is missing, needed to rebuild batch {version}")));
+            }
+            self.apply_file(&mut map, &format!("{v}.delta"))?;
+        }
+        self.bytes = map.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        self.map = map;
+        self.loaded = Some(version);
+        Ok(())
+    }
+
+    fn apply_file(&self, map: &mut BTreeMap<Vec<u8>, Vec<u8>>, name: &str) -> Result<(), StateError> {
+        let bytes = std::fs::read(self.dir.join(name)).map_err(self.io(format!("reading {name}")))?;
+        let bad = |what: &str| self.corrupt(format!("{name}: {what}"));
+        let body = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("not a weir state file"))?;
+        if body.len() < 8 {
+            return Err(bad("truncated"));
+        }
+        let (mut rest, count) = body.split_at(body.len() - 8);
+        let count = u64::from_le_bytes(count.try_into().expect("8 bytes"));
+        let read_u32 = |rest: &mut &[u8]| -> Result<u32, StateError> {
+            if rest.len() < 4 {
+                return Err(bad("truncated record"));
+            }
+            let (n, r) = rest.split_at(4);
+            *rest = r;
+            Ok(u32::from_le_bytes(n.try_into().expect("4 bytes")))
+        };
+        let take = |rest: &mut &[u8], n: usize| -> Result<Vec<u8>, StateError> {
+            if rest.len() < n {
+                return Err(self.corrupt(format!("{name}: truncated record")));
+            }
+            let (a, r) = rest.split_at(n);
+            *rest = r;
+            Ok(a.to_vec())
+        };
+        let mut records = 0u64;
+        while !rest.is_empty() {
+            let klen = read_u32(&mut rest)? as usize;
+            let key = take(&mut rest, klen)?;
+            match read_u32(&mut rest)? {
+                REMOVED => {
+                    map.remove(&key);
+                }
+                vlen => {
+                    let value = take(&mut rest, vlen as usize)?;
+                    map.insert(key, value);
+                }
+            }
+            records += 1;
+        }
+        if records != count {
+            return Err(bad("record count does not match"));
+        }
+        Ok(())
+    }
+
+    fn write_file<'a>(
+        &self,
+        name: &str,
+        records: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<(), StateError> {
+        let mut out = MAGIC.to_vec();
+        let mut count = 0u64;
+        for (k, v) in records {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+            match v {
+                Some(v) => {
+                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    out.extend_from_slice(v);
+                }
+                None => out.extend_from_slice(&REMOVED.to_le_bytes()),
+            }
+            count += 1;
+        }
+        out.extend_from_slice(&count.to_le_bytes());
+        write_atomic(&self.dir.join(name), &out).map_err(self.io(format!("writing {name}")))
+    }
+
+    /// Deletes files no longer needed to rebuild the last `keep` versions.
+    fn clean(&self, newest: u64) -> Result<(), StateError> {
+        let oldest_kept = newest.saturating_sub(self.keep - 1);
+        let files = self.files()?;
+        // The newest snapshot at or before the oldest kept version is still needed.
+        let base = files.iter().filter(|(v, snap)| *snap && *v <= oldest_kept).map(|(v, _)| *v).next_back();
+        let Some(base) = base else { return Ok(()) };
+        for (v, snap) in files {
+            if v < base || (v == base && !snap) {
+                let name = format!("{v}.{}", if snap { "snapshot" } else { "delta" });
+                std::fs::remove_file(self.dir.join(&name)).map_err(self.io(format!("removing {name}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StateStore for MemoryStateStore {
+    fn begin(&mut self, batch_id: u64) -> Result<(), StateError> {
+        let want = batch_id.checked_sub(1);
+        // Uncommitted changes of an earlier attempt are in the map: start again from the files.
+        if self.batch.is_some() || self.loaded != want {
+            self.changes.clear();
+            match want {
+                Some(v) => self.load(v)?,
+                None => {
+                    self.map.clear();
+                    self.bytes = 0;
+                    self.loaded = None;
+                }
+            }
+        }
+        self.batch = Some(batch_id);
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(Vec::as_slice)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        assert!(self.batch.is_some(), "put outside a batch: call begin first");
+        if let Some(old) = self.map.insert(key.to_vec(), value.to_vec()) {
+            self.bytes -= (key.len() + old.len()) as u64;
+        }
+        self.bytes += (key.len() + value.len()) as u64;
+        self.changes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        assert!(self.batch.is_some(), "remove outside a batch: call begin first");
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= (key.len() + old.len()) as u64;
+            self.changes.insert(key.to_vec(), None);
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        Box::new(self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+    }
+
+    fn commit(&mut self) -> Result<StateMetrics, StateError> {
+        let batch = self.batch.expect("commit outside a batch: call begin first");
+        self.write_file(&format!("{batch}.delta"), self.changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
+        if (batch + 1) % SNAPSHOT_EVERY == 0 {
+            self.write_file(
+                &format!("{batch}.snapshot"),
+                self.map.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))),
+            )?;
+        }
+        self.clean(batch)?;
+        let metrics = StateMetrics {
+            num_rows_total: self.map.len() as u64,
+            num_rows_updated: self.changes.values().filter(|v| v.is_some()).count() as u64,
+            num_rows_removed: self.changes.values().filter(|v| v.is_none()).count() as u64,
+            // Keys and values, plus the map's per-entry overhead (two Vec headers and a node share).
+            memory_used_bytes: self.bytes + self.map.len() as u64 * 64,
+        };
+        self.changes.clear();
+        self.loaded = Some(batch);
+        self.batch = None;
+        Ok(metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(s: &MemoryStateStore) -> Vec<(String, String)> {
+        s.iter().map(|(k, v)| (String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into())).collect()
+    }
+
+    #[test]
+    fn a_replayed_batch_starts_from_the_previous_commit_not_from_its_own_first_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = MemoryStateStore::open(dir.path(), 5).unwrap();
+        s.begin(0).unwrap();
+        s.put(b"a", b"1");
+        s.put(b"b", b"1");
+        let m = s.commit().unwrap();
+        assert_eq!((m.num_rows_total, m.num_rows_updated), (2, 2));
+        // Batch 1 fails half way...
+        s.begin(1).unwrap();
+        s.put(b"a", b"2");
+        s.remove(b"b");
+        // ...and is run again: it sees batch 0's state.
+        s.begin(1).unwrap();
+        assert_eq!(entries(&s), vec![("a".into(), "1".into()), ("b".into(), "1".into())]);
+        s.put(b"c", b"1");
+        s.remove(b"a");
+        let m = s.commit().unwrap();
+        assert_eq!((m.num_rows_total, m.num_rows_updated, m.num_rows_removed), (2, 1, 1));
+    }
+
+    #[test]
+    fn a_restarted_store_rebuilds_any_kept_version_from_snapshots_and_deltas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = MemoryStateStore::open(dir.path(), 3).unwrap();
+        for b in 0..25u64 {
+            s.begin(b).unwrap();
+            s.put(format!("k{}", b % 7).as_bytes(), b.to_string().as_bytes());
+            if b % 5 == 4 {
+                s.remove(b"k0");
+            }
+            s.commit().unwrap();
+        }
+        let expected = entries(&s);
+        // A new process: batch 25 starts from batch 24's state.
+        let mut again = MemoryStateStore::open(dir.path(), 3).unwrap();
+        again.begin(25).unwrap();
+        assert_eq!(entries(&again), expected);
+        // Batch 23 (replay of an older batch within `keep`) starts from 22's state.
+        again.begin(23).unwrap();
+        assert!(entries(&again).contains(&("k1".into(), "22".into())));
+        // Old files are gone: only what rebuilds versions 22..=24 is left.
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, vec!["19.snapshot", "20.delta", "21.delta", "22.delta", "23.delta", "24.delta"]);
+    }
+
+    #[test]
+    fn a_missing_or_damaged_file_is_reported_with_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = MemoryStateStore::open(dir.path(), 10).unwrap();
+        for b in 0..3 {
+            s.begin(b).unwrap();
+            s.put(b"k", b"v");
+            s.commit().unwrap();
+        }
+        std::fs::remove_file(dir.path().join("1.delta")).unwrap();
+        let e = MemoryStateStore::open(dir.path(), 10).unwrap().begin(3).err().unwrap().to_string();
+        assert!(e.contains("state of batch 1 (1.delta) is missing, needed to rebuild batch 2"), "{e}");
+        std::fs::write(dir.path().join("1.delta"), b"WEIRSTATE1\x01\x00").unwrap();
+        let e = MemoryStateStore::open(dir.path(), 10).unwrap().begin(3).err().unwrap().to_string();
+        assert!(e.contains("1.delta: truncated"), "{e}");
+    }
+}
