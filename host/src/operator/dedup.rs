@@ -169,8 +169,8 @@ mod tests {
         let p = d.end(20 * MIN).unwrap();
         assert_eq!(
             (p.metrics.num_rows_total, p.metrics.num_rows_removed),
-            (1, 0),
-            "evicted before its own batch's commit"
+            (1, 1),
+            "(a, 10 min) evicted at this commit"
         );
         d.begin(1).unwrap();
         let out = d.process(&batch(&[("a", 10 * MIN), ("b", 30 * MIN), ("c", 25 * MIN)]), 20 * MIN);
