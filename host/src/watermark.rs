@@ -86,6 +86,11 @@ impl Watermark {
         self.current = micros;
     }
 
+    /// The watermark the next batch will run with, once this batch's event times are in.
+    pub fn peek_next(&self, stats: &EventTimeStats) -> i64 {
+        stats.max.map_or(self.current, |max| self.current.max(max.saturating_sub(self.delay_micros)))
+    }
+
     /// After a batch: the watermark for the next one.
     pub fn advance(&mut self, stats: &EventTimeStats) -> i64 {
         if let Some(max) = stats.max {

@@ -12,14 +12,16 @@ use crate::common::*;
 const FILES: usize = 30;
 const ROWS_PER_FILE: usize = 300;
 
-/// Deterministic input: the same for the reference run and every killed run.
+/// Deterministic input: the same for the reference run and every killed run. Event ids repeat
+/// from row 4000 on, so later batches hold duplicates of earlier ones.
 fn write_input(s: &Scratch) {
     for f in 0..FILES {
         let mut text = String::new();
         for r in 0..ROWS_PER_FILE {
             let n = f * ROWS_PER_FILE + r;
             text.push_str(&format!(
-                "{{\"event_id\":\"e{n}\",\"user_id\":\"u{}\",\"amount\":{}.{:02},\"event_time\":\"2024-01-01T{:02}:{:02}:{:02}Z\"}}\n",
+                "{{\"event_id\":\"e{}\",\"user_id\":\"u{}\",\"amount\":{}.{:02},\"event_time\":\"2024-01-01T{:02}:{:02}:{:02}Z\"}}\n",
+                n % 4000,
                 n % 97,
                 n % 500,
                 n % 100,
@@ -32,7 +34,19 @@ fn write_input(s: &Scratch) {
     }
 }
 
-fn job(s: &Scratch, sink: &str) -> std::path::PathBuf {
+/// The plugins of the default crash job.
+const PLUGINS: &str = r#"
+[[operator]]
+kind = "map"
+plugin = "{plugin:enrich}"
+
+[[operator]]
+kind = "map"
+plugin = "{plugin:filter}"
+config = "min_amount=50"
+"#;
+
+fn job(s: &Scratch, sink: &str, operators: &str) -> std::path::PathBuf {
     s.job(&format!(
         r#"
 [source]
@@ -40,15 +54,7 @@ format = "json"
 path = "{{dir}}/in"
 schema = "event_id string, user_id string, amount double, event_time timestamp"
 max_files_per_trigger = 2
-
-[[operator]]
-kind = "map"
-plugin = "{{plugin:enrich}}"
-
-[[operator]]
-kind = "map"
-plugin = "{{plugin:filter}}"
-config = "min_amount=50"
+{operators}
 
 [sink]
 {sink}
@@ -64,11 +70,11 @@ fn committed_bytes(out: &Path) -> Vec<(String, Vec<u8>)> {
     committed_files(out).into_iter().map(|f| (f.display().to_string(), std::fs::read(out.join(&f)).unwrap())).collect()
 }
 
-fn kill_and_restart_until_done(sink: &str, rounds: u64) {
+fn kill_and_restart_until_done(sink: &str, operators: &str, rounds: u64) {
     let reference = Scratch::new();
     write_input(&reference);
     let started = Instant::now();
-    run_ok(&job(&reference, sink));
+    run_ok(&job(&reference, sink, operators));
     let full_run = started.elapsed();
     let expected = committed_bytes(&reference.path("out"));
     assert!(!expected.is_empty());
@@ -82,7 +88,7 @@ fn kill_and_restart_until_done(sink: &str, rounds: u64) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let s = Scratch::new();
         write_input(&s);
-        let job = job(&s, sink);
+        let job = job(&s, sink, operators);
         // Kill at a random moment (the first within the first half of a whole run, so it lands
         // mid-run), up to 6 attempts; then let it finish. Only kills that interrupted a running
         // job count.
@@ -126,10 +132,17 @@ fn kill_and_restart_until_done(sink: &str, rounds: u64) {
 
 #[test]
 fn sigkill_at_random_moments_loses_and_repeats_nothing_json() {
-    kill_and_restart_until_done("format = \"json\"", 3);
+    kill_and_restart_until_done("format = \"json\"", PLUGINS, 3);
 }
 
 #[test]
 fn sigkill_at_random_moments_loses_and_repeats_nothing_partitioned_parquet() {
-    kill_and_restart_until_done("format = \"parquet\"\npartition_by = [\"user_bucket\"]", 2);
+    kill_and_restart_until_done("format = \"parquet\"\npartition_by = [\"user_bucket\"]", PLUGINS, 2);
+}
+
+/// Stateful: the first 4000 rows pass and every later row (a repeated id) is dropped, whatever
+/// the kills. A replay that started from the wrong state version would repeat or lose rows.
+#[test]
+fn sigkill_at_random_moments_loses_and_repeats_nothing_with_dedup_state() {
+    kill_and_restart_until_done("format = \"json\"", "[[operator]]\nkind = \"dedup\"\nkeys = [\"event_id\"]\n", 3);
 }

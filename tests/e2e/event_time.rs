@@ -49,3 +49,42 @@ fn jobs_without_a_watermark_report_no_event_time() {
     run_ok(&job);
     assert!(progress(&s.path("ckpt"))[0].get("eventTime").is_none());
 }
+
+const DEDUP_JOB: &str = "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\nmax_files_per_trigger = 1\n\
+     [watermark]\ncolumn = \"event_time\"\ndelay = \"10 minutes\"\n\
+     [[operator]]\nkind = \"dedup\"\nkeys = [\"event_id\", \"event_time\"]\n\
+     [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { available_now = true }\n";
+
+/// Worked by hand: batch 0 runs with the epoch watermark, batch 1 with 00:20 − 10 min = 00:10.
+#[test]
+fn dedup_passes_first_occurrences_drops_late_rows_and_expires_state_behind_the_watermark() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00") + &event("e1", "00:00:00")));
+    s.write("in/b.json", &(event("e2", "00:20:00") + &event("e3", "00:05:00") + &event("e4", "00:30:00")));
+    let out = run_ok(&s.job(DEDUP_JOB));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "bounded: no warning");
+    let ids: Vec<String> = committed_text(&s.path("out"))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["e1", "e2", "e4"], "e1 repeated in batch 0, e2 repeated in batch 1, e3 late in batch 1");
+    let p = progress(&s.path("ckpt"));
+    let op0 = &p[0]["stateOperators"][0];
+    assert_eq!(op0["operatorName"], "dedupe");
+    // After batch 0 the next watermark is 00:10: (e1, 00:00) expires; (e2, 00:20) stays.
+    assert_eq!((op0["numRowsTotal"].as_u64(), op0["numRowsDroppedByWatermark"].as_u64()), (Some(1), Some(0)));
+    let op1 = &p[1]["stateOperators"][0];
+    assert_eq!((op1["numRowsTotal"].as_u64(), op1["numRowsDroppedByWatermark"].as_u64()), (Some(2), Some(1)));
+    assert!(op1["memoryUsedBytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn dedup_without_the_watermark_among_its_keys_warns_that_state_is_unbounded() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("e1", "00:00:00") + &event("e1", "00:01:00")));
+    let job = s.job(&DEDUP_JOB.replace("keys = [\"event_id\", \"event_time\"]", "keys = [\"event_id\"]"));
+    let out = run_ok(&job);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: operator[0] (dedup on event_id) keeps every key it sees, forever"), "{err}");
+    assert_eq!(committed_text(&s.path("out")).lines().count(), 1);
+}

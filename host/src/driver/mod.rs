@@ -16,11 +16,13 @@ use arrow::record_batch::RecordBatch;
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecords, DeadLetterOutput};
 use crate::job::{Job, OperatorConfig, SinkKind, SourceConfig, Trigger};
+use crate::operator::dedup::DedupOperator;
 use crate::operator::MapOperator;
 use crate::plugin::{MapperPlugin, Runtime};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
 use crate::source::{files::FileSource, rate::RateSource, Source};
+use crate::state::memory::MemoryStateStore;
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
 /// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
@@ -35,12 +37,21 @@ pub struct RunSummary {
     pub output_rows: u64,
 }
 
+/// How many batches of state are kept (Spark's `minBatchesToRetain` default).
+const STATE_VERSIONS_KEPT: u64 = 100;
+
+/// One operator of the job, in order.
+enum Operator {
+    Map(MapOperator),
+    Dedup { index: usize, op: DedupOperator },
+}
+
 /// A job wired up and ready to run: source, operators, sink, checkpoint.
 pub struct Driver {
     job: Job,
     checkpoint: Checkpoint,
     source: Box<dyn Source>,
-    operators: Vec<MapOperator>,
+    operators: Vec<Operator>,
     sink: Box<dyn Sink>,
     watermark: Option<Watermark>,
     dead_letter: DeadLetterOutput,
@@ -73,7 +84,25 @@ impl Driver {
                     let plugin = MapperPlugin::load(runtime, &m.plugin, &m.config, m.limits, schema.clone())
                         .with_context(|| format!("starting operator[{}] (kind = \"map\")", m.index))?;
                     schema = plugin.output_schema();
-                    operators.push(MapOperator::new(plugin, m.index));
+                    operators.push(Operator::Map(MapOperator::new(plugin, m.index)));
+                }
+                OperatorConfig::Dedup(d) => {
+                    let store = MemoryStateStore::open(
+                        &job.checkpoint.join("state").join(d.index.to_string()),
+                        STATE_VERSIONS_KEPT,
+                    )?;
+                    let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
+                    let op = DedupOperator::new(&schema, &d.keys, wm_column, Box::new(store)).map_err(|e| {
+                        anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
+                    })?;
+                    if !op.bounded() {
+                        eprintln!(
+                            "warning: operator[{}] (dedup on {}) keeps every key it sees, forever: its state grows without bound. Add a [watermark] and put its column among the keys to let old keys expire.",
+                            d.index,
+                            d.keys.join(", ")
+                        );
+                    }
+                    operators.push(Operator::Dedup { index: d.index, op });
                 }
             }
         }
@@ -218,13 +247,33 @@ impl Driver {
                 event_times.observe(b, wm.index());
             }
         }
+        let watermark_now = self.watermark.as_ref().map_or(0, Watermark::current);
+        let watermark_next = self.watermark.as_ref().map_or(0, |wm| wm.peek_next(&event_times));
+        let mut state_operators = Vec::new();
         for op in &mut self.operators {
             let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
-            for b in &batches {
-                if b.num_rows() == 0 {
-                    continue;
+            match op {
+                Operator::Map(m) => {
+                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                        out.push(m.process(id, b, &mut bad)?);
+                    }
                 }
-                out.push(op.process(id, b, &mut bad)?);
+                Operator::Dedup { index, op } => {
+                    let ctx = |what: &str| format!("batch {id}: operator[{index}] (dedup): {what}");
+                    op.begin(id).with_context(|| ctx("loading state"))?;
+                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                        out.push(op.process(b, watermark_now));
+                    }
+                    let p = op.end(watermark_next).with_context(|| ctx("committing state"))?;
+                    state_operators.push(serde_json::json!({
+                        "operatorName": "dedupe",
+                        "numRowsTotal": p.metrics.num_rows_total,
+                        "numRowsUpdated": p.metrics.num_rows_updated,
+                        "numRowsRemoved": p.metrics.num_rows_removed,
+                        "memoryUsedBytes": p.metrics.memory_used_bytes,
+                        "numRowsDroppedByWatermark": p.num_rows_dropped_by_watermark,
+                    }));
+                }
             }
             batches = out;
         }
@@ -242,10 +291,13 @@ impl Driver {
         let plugins = self
             .operators
             .iter()
-            .map(|op| PluginVersion {
-                operator: op.index(),
-                path: op.plugin().path().display().to_string(),
-                digest: op.plugin().digest().to_string(),
+            .filter_map(|op| match op {
+                Operator::Map(m) => Some(PluginVersion {
+                    operator: m.index(),
+                    path: m.plugin().path().display().to_string(),
+                    digest: m.plugin().digest().to_string(),
+                }),
+                Operator::Dedup { .. } => None,
             })
             .collect();
         let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &event_times));
@@ -282,7 +334,7 @@ impl Driver {
                 trigger_execution: total.as_millis() as u64,
             },
             num_dead_letter_rows: dead.len() as u64,
-            state_operators: Vec::new(),
+            state_operators,
             sources: vec![SourceProgress {
                 description: self.source.description(),
                 start_offset: serde_json::Value::Null,

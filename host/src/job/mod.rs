@@ -101,6 +101,14 @@ pub struct WatermarkConfig {
 #[derive(Debug, Clone)]
 pub enum OperatorConfig {
     Map(MapConfig),
+    Dedup(DedupConfig),
+}
+
+/// A `dedup` operator: Spark's `dropDuplicates(keys)`.
+#[derive(Debug, Clone)]
+pub struct DedupConfig {
+    pub index: usize,
+    pub keys: Vec<String>,
 }
 
 /// A `map` operator: a component of the `mapper` world.

@@ -46,6 +46,7 @@ pub(super) struct OperatorSpec {
     pub config: Option<String>,
     pub memory_limit: Option<String>,
     pub cpu_time_limit: Option<String>,
+    pub keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,7 +74,10 @@ impl Validator<'_> {
     /// Refuses options that the chosen format does not read, so they are not silently ignored.
     fn only_for(&self, present: &[(&str, bool)], format: &str) -> Result<(), JobError> {
         match present.iter().find(|(_, p)| *p) {
-            Some((field, _)) => Err(self.err(field, format!("does not apply to format = \"{format}\"; remove it"))),
+            Some((field, _)) => {
+                let what = if field.starts_with("operator[") { "kind" } else { "format" };
+                Err(self.err(field, format!("does not apply to {what} = \"{format}\"; remove it")))
+            }
             None => Ok(()),
         }
     }
@@ -172,7 +175,26 @@ impl Validator<'_> {
     fn operator(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
         match op.kind.as_str() {
+            "dedup" => {
+                self.only_for(
+                    &[
+                        (&field("plugin"), op.plugin.is_some()),
+                        (&field("config"), op.config.is_some()),
+                        (&field("memory_limit"), op.memory_limit.is_some()),
+                        (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
+                    ],
+                    "dedup",
+                )?;
+                let keys = op.keys.clone().unwrap_or_default();
+                if keys.is_empty() {
+                    return Err(self.err(&field("keys"), "is required for kind = \"dedup\": the columns that identify a duplicate, e.g. [\"event_id\", \"event_time\"]"));
+                }
+                Ok(OperatorConfig::Dedup(DedupConfig { index, keys }))
+            }
             "map" => {
+                if op.keys.is_some() {
+                    return Err(self.err(&field("keys"), "does not apply to kind = \"map\"; remove it"));
+                }
                 let plugin = op.plugin.as_ref().ok_or_else(|| {
                     self.err(
                         &field("plugin"),
@@ -196,7 +218,9 @@ impl Validator<'_> {
                     limits,
                 }))
             }
-            other => Err(self.err(&field("kind"), format!("unknown operator kind {other:?}; allowed: \"map\""))),
+            other => {
+                Err(self.err(&field("kind"), format!("unknown operator kind {other:?}; allowed: \"map\", \"dedup\"")))
+            }
         }
     }
 
@@ -323,7 +347,7 @@ trigger = { processing_time = "1 second" }
         assert!(
             matches!(&j.source, SourceConfig::Files(f) if f.max_files_per_trigger == Some(2) && f.format == FileFormat::Json)
         );
-        let OperatorConfig::Map(m) = &j.operators[0];
+        let OperatorConfig::Map(m) = &j.operators[0] else { panic!("a map operator") };
         assert_eq!(m.limits.memory_bytes, 32 << 20);
         assert_eq!(m.config, "tax_rate=0.1");
         assert_eq!(j.trigger, Trigger::ProcessingTime(std::time::Duration::from_secs(1)));

@@ -32,12 +32,8 @@ pub struct MemoryStateStore {
 
 impl MemoryStateStore {
     /// Opens (creating) the store in `dir`, keeping the files of the last `keep` versions.
+    /// The directory is created at the first commit.
     pub fn open(dir: &Path, keep: u64) -> Result<MemoryStateStore, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
-            dir: dir.to_path_buf(),
-            context: "creating the directory".into(),
-            source,
-        })?;
         Ok(MemoryStateStore {
             dir: dir.to_path_buf(),
             keep: keep.max(1),
@@ -59,6 +55,9 @@ impl MemoryStateStore {
 
     /// (version, is_snapshot) of every state file, oldest first.
     fn files(&self) -> Result<Vec<(u64, bool)>, StateError> {
+        if !self.dir.exists() {
+            return Ok(Vec::new());
+        }
         let rd = std::fs::read_dir(&self.dir).map_err(self.io("listing".into()))?;
         let mut out = Vec::new();
         for e in rd.flatten() {
