@@ -74,6 +74,12 @@ impl BadRecords {
         }
     }
 
+    /// Keeps a record whatever the policy: rows that are not errors but must not vanish (rows
+    /// behind the watermark, when the job asks to keep them).
+    pub fn keep(&mut self, record: BadRecord) {
+        self.records.push(record);
+    }
+
     pub fn len(&self) -> usize {
         self.records.len()
     }

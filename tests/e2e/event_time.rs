@@ -88,3 +88,23 @@ fn dedup_without_the_watermark_among_its_keys_warns_that_state_is_unbounded() {
     assert!(err.contains("warning: operator[0] (dedup on event_id) keeps every key it sees, forever"), "{err}");
     assert_eq!(committed_text(&s.path("out")).lines().count(), 1);
 }
+
+#[test]
+fn late_rows_can_be_kept_in_the_dead_letter_output_with_reason_late() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00")));
+    s.write("in/b.json", &(event("e3", "00:05:00") + &event("e4", "00:30:00")));
+    let job = s.job(&DEDUP_JOB.replace("delay = \"10 minutes\"", "delay = \"10 minutes\"\nlate_rows = \"dead_letter\""));
+    run_ok(&job);
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-1.jsonl")).unwrap();
+    let d: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(d.len(), 1, "{dead}");
+    assert_eq!(d[0]["reason"], "late: event time is behind the watermark 2024-01-01T00:10:00.000Z");
+    assert_eq!(d[0]["origin"], "operator[0] (dedup)");
+    let raw: serde_json::Value = serde_json::from_str(d[0]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!((raw["event_id"].as_str(), raw["event_time"].as_str()), (Some("e3"), Some("2024-01-01T00:05:00")));
+    let p = progress(&s.path("ckpt"));
+    assert_eq!(p[1]["numDeadLetterRows"], 1);
+    assert_eq!(p[1]["stateOperators"][0]["numRowsDroppedByWatermark"], 1, "still counted as dropped from the stream");
+    assert!(!s.path("ckpt/dead_letter/batch-0.jsonl").exists());
+}

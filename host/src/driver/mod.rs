@@ -14,9 +14,11 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
-use crate::deadletter::{BadRecords, DeadLetterOutput};
-use crate::job::{Job, OperatorConfig, SinkKind, SourceConfig, Trigger};
+use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
+use crate::format::timestamp::format_timestamp_micros;
+use crate::job::{Job, LateRows, OperatorConfig, SinkKind, SourceConfig, Trigger};
 use crate::operator::dedup::DedupOperator;
+use crate::operator::map::row_as_json;
 use crate::operator::MapOperator;
 use crate::plugin::{MapperPlugin, Runtime};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
@@ -262,7 +264,21 @@ impl Driver {
                     let ctx = |what: &str| format!("batch {id}: operator[{index}] (dedup): {what}");
                     op.begin(id).with_context(|| ctx("loading state"))?;
                     for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        out.push(op.process(b, watermark_now));
+                        let (kept, late) = op.process(b, watermark_now);
+                        if self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter) {
+                            for r in late {
+                                bad.keep(BadRecord {
+                                    origin: format!("operator[{index}] (dedup)"),
+                                    line: None,
+                                    reason: format!(
+                                        "late: event time is behind the watermark {}",
+                                        format_timestamp_micros(watermark_now)
+                                    ),
+                                    raw: row_as_json(b, r as usize),
+                                });
+                            }
+                        }
+                        out.push(kept);
                     }
                     let p = op.end(watermark_next).with_context(|| ctx("committing state"))?;
                     state_operators.push(serde_json::json!({

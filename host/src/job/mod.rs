@@ -96,6 +96,17 @@ pub struct WatermarkConfig {
     pub column: String,
     /// How late an event may be: the watermark is the max event time seen minus this.
     pub delay: Duration,
+    /// What stateful operators do with rows behind the watermark.
+    pub late_rows: LateRows,
+}
+
+/// Rows behind the watermark are dropped by stateful operators, as in Spark, and counted; they
+/// can also be kept in the dead-letter output with the reason `late`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LateRows {
+    #[default]
+    Drop,
+    DeadLetter,
 }
 
 #[derive(Debug, Clone)]

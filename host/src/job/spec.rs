@@ -36,6 +36,7 @@ pub(super) struct SourceSpec {
 pub(super) struct WatermarkSpec {
     pub column: String,
     pub delay: String,
+    pub late_rows: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,7 +36,17 @@ impl Validator<'_> {
                     return Err(self.err("watermark.column", "is empty: name the source's event-time column"));
                 }
                 let delay = parse_duration(&w.delay).map_err(|e| self.err("watermark.delay", e))?;
-                Some(WatermarkConfig { column: w.column.clone(), delay })
+                let late_rows = match w.late_rows.as_deref() {
+                    None | Some("drop") => LateRows::Drop,
+                    Some("dead_letter") => LateRows::DeadLetter,
+                    Some(other) => {
+                        return Err(self.err(
+                            "watermark.late_rows",
+                            format!("unknown value {other:?}; allowed: \"drop\", \"dead_letter\""),
+                        ))
+                    }
+                };
+                Some(WatermarkConfig { column: w.column.clone(), delay, late_rows })
             }
             None => None,
         };

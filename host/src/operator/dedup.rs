@@ -62,18 +62,21 @@ impl DedupOperator {
         self.store.begin(batch_id)
     }
 
-    /// The rows of `input` whose key is new, in input order. `watermark`: µs since the epoch.
-    pub fn process(&mut self, input: &RecordBatch, watermark: i64) -> RecordBatch {
+    /// The rows of `input` whose key is new, in input order, and the indices of the rows
+    /// dropped for being behind `watermark` (µs since the epoch).
+    pub fn process(&mut self, input: &RecordBatch, watermark: i64) -> (RecordBatch, Vec<u32>) {
         let cols: Vec<_> = self.keys.iter().map(|&i| input.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&cols).expect("key columns match the converter's fields");
         let times = self.event_time.map(|i| input.column(i).as_primitive::<TimestampMicrosecondType>().clone());
         let mut keep = Vec::with_capacity(input.num_rows());
+        let mut late = Vec::new();
         for r in 0..input.num_rows() {
             let mut value = Vec::new();
             if let Some(t) = &times {
                 // A null event time is never late (Spark's comparison with null is not true).
                 if t.is_valid(r) && t.value(r) < watermark {
                     self.dropped_late += 1;
+                    late.push(r as u32);
                     keep.push(false);
                     continue;
                 }
@@ -89,7 +92,9 @@ impl DedupOperator {
                 keep.push(true);
             }
         }
-        arrow::compute::filter_record_batch(input, &BooleanArray::from(keep)).expect("mask has one entry per row")
+        let kept =
+            arrow::compute::filter_record_batch(input, &BooleanArray::from(keep)).expect("mask has one entry per row");
+        (kept, late)
     }
 
     /// Evicts keys behind `next_watermark` (the watermark the next batch runs with) and commits.
@@ -139,6 +144,12 @@ mod tests {
         b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect()
     }
 
+    impl DedupOperator {
+        fn process_kept(&mut self, input: &RecordBatch, watermark: i64) -> RecordBatch {
+            self.process(input, watermark).0
+        }
+    }
+
     #[test]
     fn duplicates_within_and_across_batches_pass_once_and_a_replay_sees_the_same() {
         let dir = tempfile::tempdir().unwrap();
@@ -146,13 +157,13 @@ mod tests {
         let mut d = DedupOperator::new(&batch(&[]).schema(), &["id".into()], None, store).unwrap();
         assert!(!d.bounded());
         d.begin(0).unwrap();
-        assert_eq!(ids(&d.process(&batch(&[("a", 0), ("b", 0), ("a", 1)]), 0)), vec!["a", "b"]);
+        assert_eq!(ids(&d.process_kept(&batch(&[("a", 0), ("b", 0), ("a", 1)]), 0)), vec!["a", "b"]);
         assert_eq!(d.end(0).unwrap().metrics.num_rows_total, 2);
         d.begin(1).unwrap();
-        assert_eq!(ids(&d.process(&batch(&[("b", 5), ("c", 5)]), 0)), vec!["c"]);
+        assert_eq!(ids(&d.process_kept(&batch(&[("b", 5), ("c", 5)]), 0)), vec!["c"]);
         // Batch 1 again (a replay): same answer, from batch 0's state.
         d.begin(1).unwrap();
-        assert_eq!(ids(&d.process(&batch(&[("b", 5), ("c", 5)]), 0)), vec!["c"]);
+        assert_eq!(ids(&d.process_kept(&batch(&[("b", 5), ("c", 5)]), 0)), vec!["c"]);
         assert_eq!(d.end(0).unwrap().metrics.num_rows_total, 3);
     }
 
@@ -164,7 +175,10 @@ mod tests {
         let mut d = DedupOperator::new(&batch(&[]).schema(), &keys, Some("at"), store).unwrap();
         assert!(d.bounded());
         d.begin(0).unwrap();
-        assert_eq!(ids(&d.process(&batch(&[("a", 10 * MIN), ("a", 10 * MIN), ("b", 30 * MIN)]), 0)), vec!["a", "b"]);
+        assert_eq!(
+            ids(&d.process_kept(&batch(&[("a", 10 * MIN), ("a", 10 * MIN), ("b", 30 * MIN)]), 0)),
+            vec!["a", "b"]
+        );
         // The next batch runs with watermark 20 min: (a, 10 min) leaves the state.
         let p = d.end(20 * MIN).unwrap();
         assert_eq!(
@@ -173,7 +187,7 @@ mod tests {
             "(a, 10 min) evicted at this commit"
         );
         d.begin(1).unwrap();
-        let out = d.process(&batch(&[("a", 10 * MIN), ("b", 30 * MIN), ("c", 25 * MIN)]), 20 * MIN);
+        let out = d.process_kept(&batch(&[("a", 10 * MIN), ("b", 30 * MIN), ("c", 25 * MIN)]), 20 * MIN);
         assert_eq!(ids(&out), vec!["c"], "late (a, 10) dropped, (b, 30) a duplicate");
         let p = d.end(20 * MIN).unwrap();
         assert_eq!(p.num_rows_dropped_by_watermark, 1);
