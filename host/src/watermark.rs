@@ -100,7 +100,8 @@ impl Watermark {
     }
 }
 
-/// Spark's `eventTime` progress object: watermark, and the batch's min, max and avg event time.
+/// Spark's `eventTime` progress object: watermark, and the batch's min, max and avg event time;
+/// plus (not a Spark field) `numRowsWithNullEventTime`, rows no window or watermark can use.
 pub fn progress_json(watermark: i64, stats: &EventTimeStats) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("watermark".into(), format_timestamp_micros(watermark).into());
@@ -108,6 +109,9 @@ pub fn progress_json(watermark: i64, stats: &EventTimeStats) -> serde_json::Valu
         if let Some(v) = v {
             m.insert(k.into(), format_timestamp_micros(v).into());
         }
+    }
+    if stats.nulls > 0 {
+        m.insert("numRowsWithNullEventTime".into(), stats.nulls.into());
     }
     serde_json::Value::Object(m)
 }
@@ -164,6 +168,9 @@ mod tests {
     fn progress_uses_spark_names_and_timestamp_text() {
         let mut s = EventTimeStats::default();
         s.observe(&batch(&[Some(MIN), Some(3 * MIN)]), 1);
+        let mut with_null = s;
+        with_null.observe(&batch(&[None]), 1);
+        assert_eq!(progress_json(MIN, &with_null)["numRowsWithNullEventTime"], 1);
         assert_eq!(
             progress_json(MIN, &s),
             serde_json::json!({"watermark": "1970-01-01T00:01:00.000Z", "min": "1970-01-01T00:01:00.000Z",

@@ -94,7 +94,8 @@ fn late_rows_can_be_kept_in_the_dead_letter_output_with_reason_late() {
     let s = Scratch::new();
     s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00")));
     s.write("in/b.json", &(event("e3", "00:05:00") + &event("e4", "00:30:00")));
-    let job = s.job(&DEDUP_JOB.replace("delay = \"10 minutes\"", "delay = \"10 minutes\"\nlate_rows = \"dead_letter\""));
+    let job =
+        s.job(&DEDUP_JOB.replace("delay = \"10 minutes\"", "delay = \"10 minutes\"\nlate_rows = \"dead_letter\""));
     run_ok(&job);
     let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-1.jsonl")).unwrap();
     let d: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
