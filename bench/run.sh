@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 EVENTS=${1:-10000000}
 FILES=${FILES:-100}
 
+scripts/host-deps.sh
 scripts/wasm-toolchain.sh >/dev/null
 cargo build --release -p weir-host --bins
 WEIR=target/release/weir scripts/build-plugins.sh >/dev/null

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/host-deps.sh
 scripts/wasm-toolchain.sh
 cargo build --release -p weir-host --bins
 WEIR=target/release/weir scripts/build-plugins.sh

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/host-deps.sh
 scripts/wasm-toolchain.sh
 cargo build -p weir-host --bins
 scripts/build-plugins.sh

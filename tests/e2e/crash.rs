@@ -47,8 +47,10 @@ config = "min_amount=50"
 "#;
 
 fn job(s: &Scratch, sink: &str, operators: &str) -> std::path::PathBuf {
+    // `sink` may start with top-level lines (e.g. state_store) before a "\n---\n" separator.
+    let (top, sink) = sink.split_once("\n---\n").unwrap_or(("", sink));
     s.job(&format!(
-        r#"
+        r#"{top}
 [source]
 format = "json"
 path = "{{dir}}/in"
@@ -145,4 +147,13 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing_partitioned_parquet() {
 #[test]
 fn sigkill_at_random_moments_loses_and_repeats_nothing_with_dedup_state() {
     kill_and_restart_until_done("format = \"json\"", "[[operator]]\nkind = \"dedup\"\nkeys = [\"event_id\"]\n", 3);
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_and_repeats_nothing_with_rocksdb_dedup_state() {
+    kill_and_restart_until_done(
+        "state_store = \"rocksdb\"\n---\nformat = \"json\"",
+        "[[operator]]\nkind = \"dedup\"\nkeys = [\"event_id\"]\n",
+        3,
+    );
 }

@@ -58,10 +58,19 @@ const DEDUP_JOB: &str = "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschem
 /// Worked by hand: batch 0 runs with the epoch watermark, batch 1 with 00:20 − 10 min = 00:10.
 #[test]
 fn dedup_passes_first_occurrences_drops_late_rows_and_expires_state_behind_the_watermark() {
+    dedup_worked_example("");
+}
+
+#[test]
+fn dedup_gives_the_same_with_the_rocksdb_state_store() {
+    dedup_worked_example("state_store = \"rocksdb\"\n");
+}
+
+fn dedup_worked_example(top: &str) {
     let s = Scratch::new();
     s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00") + &event("e1", "00:00:00")));
     s.write("in/b.json", &(event("e2", "00:20:00") + &event("e3", "00:05:00") + &event("e4", "00:30:00")));
-    let out = run_ok(&s.job(DEDUP_JOB));
+    let out = run_ok(&s.job(&format!("{top}{DEDUP_JOB}")));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "bounded: no warning");
     let ids: Vec<String> = committed_text(&s.path("out"))
         .lines()
@@ -76,6 +85,11 @@ fn dedup_passes_first_occurrences_drops_late_rows_and_expires_state_behind_the_w
     let op1 = &p[1]["stateOperators"][0];
     assert_eq!((op1["numRowsTotal"].as_u64(), op1["numRowsDroppedByWatermark"].as_u64()), (Some(2), Some(1)));
     assert!(op1["memoryUsedBytes"].as_u64().unwrap() > 0);
+    // A restart with a new file resumes from the committed state: e2 (00:20) is still known.
+    s.write("in/c.json", &(event("e2", "00:20:00") + &event("e5", "00:35:00")));
+    run_ok(&s.job(&format!("{top}{DEDUP_JOB}")));
+    let text = committed_text(&s.path("out"));
+    assert!(text.lines().last().unwrap().contains("\"e5\"") && text.lines().count() == 4, "{text}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::job::{Job, LateRows, OperatorConfig, SinkKind, SourceConfig, Trigger};
+use crate::job::{Job, LateRows, OperatorConfig, SinkKind, SourceConfig, StateStoreKind, Trigger};
 use crate::operator::dedup::DedupOperator;
 use crate::operator::map::row_as_json;
 use crate::operator::MapOperator;
@@ -25,6 +25,8 @@ use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress,
 use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
 use crate::source::{files::FileSource, rate::RateSource, Source};
 use crate::state::memory::MemoryStateStore;
+use crate::state::rocksdb::RocksDbStateStore;
+use crate::state::StateStore;
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
 /// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
@@ -89,12 +91,13 @@ impl Driver {
                     operators.push(Operator::Map(MapOperator::new(plugin, m.index)));
                 }
                 OperatorConfig::Dedup(d) => {
-                    let store = MemoryStateStore::open(
-                        &job.checkpoint.join("state").join(d.index.to_string()),
-                        STATE_VERSIONS_KEPT,
-                    )?;
+                    let dir = job.checkpoint.join("state").join(d.index.to_string());
+                    let store: Box<dyn StateStore> = match job.state_store {
+                        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
+                        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
+                    };
                     let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
-                    let op = DedupOperator::new(&schema, &d.keys, wm_column, Box::new(store)).map_err(|e| {
+                    let op = DedupOperator::new(&schema, &d.keys, wm_column, store).map_err(|e| {
                         anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
                     })?;
                     if !op.bounded() {
@@ -264,7 +267,7 @@ impl Driver {
                     let ctx = |what: &str| format!("batch {id}: operator[{index}] (dedup): {what}");
                     op.begin(id).with_context(|| ctx("loading state"))?;
                     for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        let (kept, late) = op.process(b, watermark_now);
+                        let (kept, late) = op.process(b, watermark_now).with_context(|| ctx("reading state"))?;
                         if self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter) {
                             for r in late {
                                 bad.keep(BadRecord {

@@ -34,6 +34,17 @@ pub struct Job {
     pub on_bad_record: OnBadRecord,
     /// Where bad records go under `on_bad_record = "dead_letter"`.
     pub dead_letter: PathBuf,
+    pub state_store: StateStoreKind,
+}
+
+/// Which provider keeps the state of stateful operators (`state_store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateStoreKind {
+    /// In memory, persisted as deltas and snapshots: fast, for state that fits in memory.
+    #[default]
+    Memory,
+    /// RocksDB on disk: for state larger than memory.
+    RocksDb,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub(super) struct JobSpec {
     #[serde(default)]
     pub on_bad_record: OnBadRecord,
     pub dead_letter_path: Option<String>,
+    pub state_store: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,6 +59,15 @@ impl Validator<'_> {
             Some(p) => PathBuf::from(p),
             None => checkpoint.join("dead_letter"),
         };
+        let state_store = match spec.state_store.as_deref() {
+            None | Some("memory") => StateStoreKind::Memory,
+            Some("rocksdb") => StateStoreKind::RocksDb,
+            Some(other) => {
+                return Err(
+                    self.err("state_store", format!("unknown provider {other:?}; allowed: \"memory\", \"rocksdb\""))
+                )
+            }
+        };
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
@@ -70,6 +79,7 @@ impl Validator<'_> {
             trigger,
             on_bad_record: spec.on_bad_record,
             dead_letter,
+            state_store,
         })
     }
 

@@ -64,7 +64,7 @@ impl DedupOperator {
 
     /// The rows of `input` whose key is new, in input order, and the indices of the rows
     /// dropped for being behind `watermark` (µs since the epoch).
-    pub fn process(&mut self, input: &RecordBatch, watermark: i64) -> (RecordBatch, Vec<u32>) {
+    pub fn process(&mut self, input: &RecordBatch, watermark: i64) -> Result<(RecordBatch, Vec<u32>), StateError> {
         let cols: Vec<_> = self.keys.iter().map(|&i| input.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&cols).expect("key columns match the converter's fields");
         let times = self.event_time.map(|i| input.column(i).as_primitive::<TimestampMicrosecondType>().clone());
@@ -85,7 +85,7 @@ impl DedupOperator {
                 }
             }
             let key = rows.row(r);
-            if self.store.get(key.as_ref()).is_some() {
+            if self.store.get(key.as_ref())?.is_some() {
                 keep.push(false);
             } else {
                 self.store.put(key.as_ref(), &value);
@@ -94,18 +94,18 @@ impl DedupOperator {
         }
         let kept =
             arrow::compute::filter_record_batch(input, &BooleanArray::from(keep)).expect("mask has one entry per row");
-        (kept, late)
+        Ok((kept, late))
     }
 
     /// Evicts keys behind `next_watermark` (the watermark the next batch runs with) and commits.
     pub fn end(&mut self, next_watermark: i64) -> Result<StateOperatorProgress, StateError> {
         if self.event_time.is_some() {
-            let expired: Vec<Vec<u8>> = self
-                .store
-                .iter()
-                .filter(|(_, v)| v.len() == 8 && i64::from_le_bytes((*v).try_into().expect("8 bytes")) < next_watermark)
-                .map(|(k, _)| k.to_vec())
-                .collect();
+            let mut expired: Vec<Vec<u8>> = Vec::new();
+            self.store.for_each(&mut |k, v| {
+                if v.len() == 8 && i64::from_le_bytes(v.try_into().expect("8 bytes")) < next_watermark {
+                    expired.push(k.to_vec());
+                }
+            })?;
             for k in expired {
                 self.store.remove(&k);
             }
@@ -146,7 +146,7 @@ mod tests {
 
     impl DedupOperator {
         fn process_kept(&mut self, input: &RecordBatch, watermark: i64) -> RecordBatch {
-            self.process(input, watermark).0
+            self.process(input, watermark).unwrap().0
         }
     }
 

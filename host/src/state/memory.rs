@@ -202,8 +202,8 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(Vec::as_slice)
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.map.get(key).cloned())
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
@@ -223,8 +223,9 @@ impl StateStore for MemoryStateStore {
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
-        Box::new(self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StateError> {
+        self.map.iter().for_each(|(k, v)| f(k, v));
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<StateMetrics, StateError> {
@@ -255,8 +256,20 @@ impl StateStore for MemoryStateStore {
 mod tests {
     use super::*;
 
-    fn entries(s: &MemoryStateStore) -> Vec<(String, String)> {
-        s.iter().map(|(k, v)| (String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into())).collect()
+    fn entries(s: &dyn StateStore) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        s.for_each(&mut |k, v| out.push((String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into())))
+            .unwrap();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn follows_the_state_store_contract() {
+        fn open(dir: &Path, keep: u64) -> Box<dyn StateStore> {
+            Box::new(MemoryStateStore::open(dir, keep).unwrap())
+        }
+        super::super::contract::run_all(open);
     }
 
     #[test]
