@@ -17,7 +17,7 @@ use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
 use crate::job::{Job, LateRows, OperatorConfig, SinkKind, SourceConfig, StateStoreKind, Trigger};
-use crate::operator::dedup::DedupOperator;
+use crate::operator::dedup::{key_indices, DedupOperator};
 use crate::operator::map::row_as_json;
 use crate::operator::MapOperator;
 use crate::plugin::{MapperPlugin, Runtime};
@@ -91,15 +91,17 @@ impl Driver {
                     operators.push(Operator::Map(MapOperator::new(plugin, m.index)));
                 }
                 OperatorConfig::Dedup(d) => {
+                    let keys_err = |e: String| {
+                        anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
+                    };
+                    key_indices(&schema, &d.keys).map_err(keys_err)?;
                     let dir = job.checkpoint.join("state").join(d.index.to_string());
                     let store: Box<dyn StateStore> = match job.state_store {
                         StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
                         StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
                     };
                     let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
-                    let op = DedupOperator::new(&schema, &d.keys, wm_column, store).map_err(|e| {
-                        anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
-                    })?;
+                    let op = DedupOperator::new(&schema, &d.keys, wm_column, store).map_err(keys_err)?;
                     if !op.bounded() {
                         eprintln!(
                             "warning: operator[{}] (dedup on {}) keeps every key it sees, forever: its state grows without bound. Add a [watermark] and put its column among the keys to let old keys expire.",

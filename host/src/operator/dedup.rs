@@ -26,6 +26,21 @@ pub struct StateOperatorProgress {
     pub num_rows_dropped_by_watermark: u64,
 }
 
+/// The indices of the key columns in `schema`; the error names a missing one. Checked before the
+/// state store is opened, so a refused job leaves no state behind.
+pub fn key_indices(schema: &SchemaRef, keys: &[String]) -> Result<Vec<usize>, String> {
+    keys.iter()
+        .map(|k| {
+            schema.index_of(k).map_err(|_| {
+                format!(
+                    "key column `{k}` is not in the input (its columns are: {})",
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 impl DedupOperator {
     /// `keys`: column names (checked against `schema`); `watermark_column`: the job's, if any.
     pub fn new(
@@ -34,16 +49,7 @@ impl DedupOperator {
         watermark_column: Option<&str>,
         store: Box<dyn StateStore>,
     ) -> Result<DedupOperator, String> {
-        let mut idx = Vec::new();
-        for k in keys {
-            let i = schema.index_of(k).map_err(|_| {
-                format!(
-                    "key column `{k}` is not in the input (its columns are: {})",
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                )
-            })?;
-            idx.push(i);
-        }
+        let idx = key_indices(schema, keys)?;
         let fields = idx.iter().map(|&i| SortField::new(schema.field(i).data_type().clone())).collect();
         let converter = RowConverter::new(fields).map_err(|e| e.to_string())?;
         let event_time =
