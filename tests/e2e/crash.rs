@@ -157,3 +157,41 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing_with_rocksdb_dedup_state(
         3,
     );
 }
+
+/// Windowed aggregations in append mode: a window is written once, in the batch whose
+/// watermark passes its end. A replay from the wrong state version, or with another watermark,
+/// would write a window twice, miss one, or count rows twice.
+const WATERMARK: &str = "[watermark]\ncolumn = \"event_time\"\ndelay = \"2 minutes\"\n";
+
+fn aggregate(group_by: &str, window: &str) -> String {
+    format!(
+        "{WATERMARK}[[operator]]\nkind = \"aggregate\"\ngroup_by = [\"{group_by}\"]\nwindow = {window}\n\
+         aggregates = [{{ fn = \"count\", as = \"n\" }}, {{ fn = \"sum\", column = \"amount\", as = \"total\" }}, {{ fn = \"max\", column = \"event_id\", as = \"last_id\" }}]\n"
+    )
+}
+
+#[test]
+fn sigkill_at_random_moments_with_tumbling_window_state() {
+    let ops = aggregate("user_id", "{ column = \"event_time\", size = \"5 minutes\" }");
+    kill_and_restart_until_done("format = \"json\"", &ops, 3);
+}
+
+#[test]
+fn sigkill_at_random_moments_with_rocksdb_sliding_window_state() {
+    let ops = aggregate("user_id", "{ column = \"event_time\", size = \"10 minutes\", slide = \"5 minutes\" }");
+    kill_and_restart_until_done("state_store = \"rocksdb\"\n---\nformat = \"json\"", &ops, 3);
+}
+
+/// Event ids repeat every 4000 s, so each id has three sessions (gap 10 min) that close one by
+/// one as the watermark passes them.
+#[test]
+fn sigkill_at_random_moments_with_session_window_state() {
+    let ops = aggregate("event_id", "{ column = \"event_time\", gap = \"10 minutes\" }");
+    kill_and_restart_until_done("format = \"parquet\"", &ops, 2);
+}
+
+#[test]
+fn sigkill_at_random_moments_with_rocksdb_session_window_state() {
+    let ops = aggregate("event_id", "{ column = \"event_time\", gap = \"10 minutes\" }");
+    kill_and_restart_until_done("state_store = \"rocksdb\"\n---\nformat = \"json\"", &ops, 2);
+}

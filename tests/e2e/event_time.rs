@@ -55,7 +55,9 @@ const DEDUP_JOB: &str = "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschem
      [[operator]]\nkind = \"dedup\"\nkeys = [\"event_id\", \"event_time\"]\n\
      [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { available_now = true }\n";
 
-/// Worked by hand: batch 0 runs with the epoch watermark, batch 1 with 00:20 − 10 min = 00:10.
+/// Worked by hand with Spark's two watermarks: a row is late when its event time is at or
+/// behind the watermark of the batch before; keys at or behind the batch's own watermark leave
+/// the state at its end.
 #[test]
 fn dedup_passes_first_occurrences_drops_late_rows_and_expires_state_behind_the_watermark() {
     dedup_worked_example("");
@@ -68,28 +70,35 @@ fn dedup_gives_the_same_with_the_rocksdb_state_store() {
 
 fn dedup_worked_example(top: &str) {
     let s = Scratch::new();
+    // Batch 0 (watermark epoch): e1, e2 pass. Next watermark 00:20 − 10 min = 00:10.
     s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00") + &event("e1", "00:00:00")));
+    // Batch 1 (watermark 00:10, late behind the epoch): e2 is a duplicate; e3 (00:05) is not
+    // late yet and passes; e4 passes. At the end e1 and e3 (<= 00:10) leave. Next: 00:20.
     s.write("in/b.json", &(event("e2", "00:20:00") + &event("e3", "00:05:00") + &event("e4", "00:30:00")));
+    // Batch 2 (watermark 00:20, late behind 00:10): e3 is late; e2 (00:20) is still in the state,
+    // a duplicate; e5 (00:15) passes. At the end e2 and e5 (<= 00:20) leave.
+    s.write("in/c.json", &(event("e3", "00:05:00") + &event("e2", "00:20:00") + &event("e5", "00:15:00")));
     let out = run_ok(&s.job(&format!("{top}{DEDUP_JOB}")));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "bounded: no warning");
-    let ids: Vec<String> = committed_text(&s.path("out"))
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids, vec!["e1", "e2", "e4"], "e1 repeated in batch 0, e2 repeated in batch 1, e3 late in batch 1");
+    let ids = |text: String| -> Vec<String> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(committed_text(&s.path("out"))), vec!["e1", "e2", "e3", "e4", "e5"]);
     let p = progress(&s.path("ckpt"));
-    let op0 = &p[0]["stateOperators"][0];
-    assert_eq!(op0["operatorName"], "dedupe");
-    // After batch 0 the next watermark is 00:10: (e1, 00:00) expires; (e2, 00:20) stays.
-    assert_eq!((op0["numRowsTotal"].as_u64(), op0["numRowsDroppedByWatermark"].as_u64()), (Some(1), Some(0)));
-    let op1 = &p[1]["stateOperators"][0];
-    assert_eq!((op1["numRowsTotal"].as_u64(), op1["numRowsDroppedByWatermark"].as_u64()), (Some(2), Some(1)));
-    assert!(op1["memoryUsedBytes"].as_u64().unwrap() > 0);
-    // A restart with a new file resumes from the committed state: e2 (00:20) is still known.
-    s.write("in/c.json", &(event("e2", "00:20:00") + &event("e5", "00:35:00")));
+    assert_eq!(p.len(), 3, "the watermark did not move after batch 2: no extra no-data batch");
+    let state = |i: usize| {
+        let op = &p[i]["stateOperators"][0];
+        (op["numRowsTotal"].as_u64().unwrap(), op["numRowsDroppedByWatermark"].as_u64().unwrap())
+    };
+    assert_eq!(p[0]["stateOperators"][0]["operatorName"], "dedupe");
+    assert_eq!([state(0), state(1), state(2)], [(2, 0), (2, 0), (1, 1)]);
+    assert!(p[1]["stateOperators"][0]["memoryUsedBytes"].as_u64().unwrap() > 0);
+    // A restart with a new file resumes from the committed state: e4 (00:30) is still known.
+    s.write("in/d.json", &(event("e4", "00:30:00") + &event("e6", "00:40:00")));
     run_ok(&s.job(&format!("{top}{DEDUP_JOB}")));
-    let text = committed_text(&s.path("out"));
-    assert!(text.lines().last().unwrap().contains("\"e5\"") && text.lines().count() == 4, "{text}");
+    assert_eq!(ids(committed_text(&s.path("out"))), vec!["e1", "e2", "e3", "e4", "e5", "e6"]);
 }
 
 #[test]
@@ -107,11 +116,13 @@ fn dedup_without_the_watermark_among_its_keys_warns_that_state_is_unbounded() {
 fn late_rows_can_be_kept_in_the_dead_letter_output_with_reason_late() {
     let s = Scratch::new();
     s.write("in/a.json", &(event("e1", "00:00:00") + &event("e2", "00:20:00")));
-    s.write("in/b.json", &(event("e3", "00:05:00") + &event("e4", "00:30:00")));
+    s.write("in/b.json", &event("e4", "00:30:00"));
+    // Batch 2 runs with watermark 00:20; rows are late at or behind batch 1's, 00:10.
+    s.write("in/c.json", &(event("e3", "00:05:00") + &event("e5", "00:25:00")));
     let job =
         s.job(&DEDUP_JOB.replace("delay = \"10 minutes\"", "delay = \"10 minutes\"\nlate_rows = \"dead_letter\""));
     run_ok(&job);
-    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-1.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-2.jsonl")).unwrap();
     let d: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(d.len(), 1, "{dead}");
     assert_eq!(d[0]["reason"], "late: event time is behind the watermark 2024-01-01T00:10:00.000Z");
@@ -119,7 +130,7 @@ fn late_rows_can_be_kept_in_the_dead_letter_output_with_reason_late() {
     let raw: serde_json::Value = serde_json::from_str(d[0]["raw"].as_str().unwrap()).unwrap();
     assert_eq!((raw["event_id"].as_str(), raw["event_time"].as_str()), (Some("e3"), Some("2024-01-01T00:05:00")));
     let p = progress(&s.path("ckpt"));
-    assert_eq!(p[1]["numDeadLetterRows"], 1);
-    assert_eq!(p[1]["stateOperators"][0]["numRowsDroppedByWatermark"], 1, "still counted as dropped from the stream");
-    assert!(!s.path("ckpt/dead_letter/batch-0.jsonl").exists());
+    assert_eq!(p[2]["numDeadLetterRows"], 1);
+    assert_eq!(p[2]["stateOperators"][0]["numRowsDroppedByWatermark"], 1, "still counted as dropped from the stream");
+    assert!(!s.path("ckpt/dead_letter/batch-1.jsonl").exists());
 }

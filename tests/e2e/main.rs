@@ -10,3 +10,4 @@ mod crash;
 mod event_time;
 mod pipeline;
 mod sandbox;
+mod windows;

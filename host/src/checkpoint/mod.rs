@@ -21,12 +21,17 @@ pub struct OffsetsEntry {
     pub batch_id: u64,
     /// When the batch was planned (ms since the epoch): the batch's processing time.
     pub timestamp_ms: i64,
-    /// The source's range for this batch, as the source wrote it.
+    /// The source's range for this batch, as the source wrote it; null for a batch without new
+    /// data, run only because the watermark moved (Spark's no-data batch).
     pub source: serde_json::Value,
     /// The event-time watermark this batch runs with (µs since the epoch; 0 without one), as
     /// Spark's `batchWatermarkMs`.
     #[serde(default)]
     pub watermark_micros: i64,
+    /// The watermark of the batch before (0 for the first): Spark (3.5+) drops a row as late
+    /// when it is behind this one, while eviction uses `watermark_micros`.
+    #[serde(default)]
+    pub late_watermark_micros: i64,
 }
 
 /// `commits/<batch>`: the batch is done; which plugin versions produced it.
@@ -178,6 +183,7 @@ mod tests {
                 timestamp_ms: 5,
                 source: serde_json::json!({"end": b}),
                 watermark_micros: 0,
+                late_watermark_micros: 0,
             })
             .unwrap();
         }

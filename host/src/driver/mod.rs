@@ -16,8 +16,9 @@ use arrow::record_batch::RecordBatch;
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::job::{Job, LateRows, OperatorConfig, SinkKind, SourceConfig, StateStoreKind, Trigger};
-use crate::operator::dedup::{key_indices, DedupOperator};
+use crate::job::{Job, LateRows, OperatorConfig, OutputMode, SinkKind, SourceConfig, StateStoreKind, Trigger};
+use crate::operator::aggregate::{self, AggregateOperator};
+use crate::operator::dedup::{key_indices, DedupOperator, StateOperatorProgress};
 use crate::operator::map::row_as_json;
 use crate::operator::MapOperator;
 use crate::plugin::{MapperPlugin, Runtime};
@@ -48,6 +49,39 @@ const STATE_VERSIONS_KEPT: u64 = 100;
 enum Operator {
     Map(MapOperator),
     Dedup { index: usize, op: DedupOperator },
+    Aggregate(AggregateOperator),
+}
+
+impl Operator {
+    /// Whether the operator's state is bounded by the watermark, so that a moving watermark
+    /// alone gives it work (eviction, closed windows): then a no-data batch runs.
+    fn evicts_by_watermark(&self) -> bool {
+        match self {
+            Operator::Map(_) => false,
+            Operator::Dedup { op, .. } => op.bounded(),
+            Operator::Aggregate(op) => op.bounded(),
+        }
+    }
+}
+
+fn open_state_store(job: &Job, index: usize) -> anyhow::Result<Box<dyn StateStore>> {
+    let dir = job.checkpoint.join("state").join(index.to_string());
+    Ok(match job.state_store {
+        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
+        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
+    })
+}
+
+fn state_progress(name: &str, p: &StateOperatorProgress, custom: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "operatorName": name,
+        "numRowsTotal": p.metrics.num_rows_total,
+        "numRowsUpdated": p.metrics.num_rows_updated,
+        "numRowsRemoved": p.metrics.num_rows_removed,
+        "memoryUsedBytes": p.metrics.memory_used_bytes,
+        "numRowsDroppedByWatermark": p.num_rows_dropped_by_watermark,
+        "customMetrics": custom,
+    })
 }
 
 /// A job wired up and ready to run: source, operators, sink, checkpoint.
@@ -95,11 +129,7 @@ impl Driver {
                         anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
                     };
                     key_indices(&schema, &d.keys).map_err(keys_err)?;
-                    let dir = job.checkpoint.join("state").join(d.index.to_string());
-                    let store: Box<dyn StateStore> = match job.state_store {
-                        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
-                        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
-                    };
+                    let store = open_state_store(&job, d.index)?;
                     let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
                     let op = DedupOperator::new(&schema, &d.keys, wm_column, store).map_err(keys_err)?;
                     if !op.bounded() {
@@ -110,6 +140,25 @@ impl Driver {
                         );
                     }
                     operators.push(Operator::Dedup { index: d.index, op });
+                }
+                OperatorConfig::Aggregate(a) => {
+                    let field_err = |(field, e): (String, String)| {
+                        anyhow::anyhow!("job file {}: `operator[{}].{field}`: {e}", job.file.display(), a.index)
+                    };
+                    // Checked before the state store is opened: a refused job leaves no state.
+                    aggregate::plan(&schema, a).map_err(field_err)?;
+                    let store = open_state_store(&job, a.index)?;
+                    let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
+                    let op = AggregateOperator::new(&schema, a, job.sink.output_mode, wm_column, store)
+                        .map_err(field_err)?;
+                    if !op.bounded() && job.sink.output_mode != OutputMode::Complete {
+                        eprintln!(
+                            "warning: operator[{}] (aggregate) keeps every group it sees, forever: its state grows without bound. Add a window and a [watermark] on the window's column to let old windows leave the state.",
+                            a.index
+                        );
+                    }
+                    schema = op.output_schema();
+                    operators.push(Operator::Aggregate(op));
                 }
             }
         }
@@ -152,7 +201,11 @@ impl Driver {
         let mut summary = RunSummary::default();
         let planned = self.checkpoint.offsets()?;
         let committed = self.checkpoint.last_commit()?;
-        let ranges: Vec<serde_json::Value> = planned.iter().map(|e| e.source.clone()).collect();
+        // No-data batches (null ranges) read nothing: the source never planned them.
+        let ranges: Vec<serde_json::Value> =
+            planned.iter().filter(|e| !e.source.is_null()).map(|e| e.source.clone()).collect();
+        // The watermark of the last planned batch: the next batch's watermark for late rows.
+        let mut prev_watermark = planned.last().map_or(0, |e| e.watermark_micros);
         self.source.restore(&ranges).context("restoring the source's position from the checkpoint's offsets log")?;
         if let Some(wm) = self.watermark.as_mut() {
             // After a committed batch: the watermark its commit recorded for the next one. A
@@ -168,6 +221,7 @@ impl Driver {
                 // Planned but never committed: a crash mid-batch. Run it again, same offsets.
                 let entry = last.clone();
                 self.run_batch(&entry, &mut summary)?;
+                prev_watermark = entry.watermark_micros;
                 entry.batch_id + 1
             }
             (last, c) => {
@@ -194,7 +248,13 @@ impl Driver {
                 break;
             }
             let trigger_start = Instant::now();
-            let planned_range = self.source.plan_next(frozen_now.unwrap_or_else(now_micros))?;
+            let planned_range = match self.source.plan_next(frozen_now.unwrap_or_else(now_micros))? {
+                Some(range) => Some(range),
+                // Spark's no-data batch: no new rows, but the watermark moved, so windows close
+                // and state expires now rather than when the next row arrives.
+                None if self.no_data_batch_due(prev_watermark) => Some(serde_json::Value::Null),
+                None => None,
+            };
             let ran = match planned_range {
                 Some(range) => {
                     let entry = OffsetsEntry {
@@ -202,9 +262,11 @@ impl Driver {
                         timestamp_ms: chrono::Utc::now().timestamp_millis(),
                         source: range,
                         watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
+                        late_watermark_micros: prev_watermark,
                     };
                     self.checkpoint.write_offsets(&entry)?;
                     self.run_batch(&entry, &mut summary)?;
+                    prev_watermark = entry.watermark_micros;
                     next_id += 1;
                     new_batches += 1;
                     true
@@ -221,6 +283,12 @@ impl Driver {
         }
         self.progress.finish();
         Ok(summary)
+    }
+
+    /// Whether the watermark has moved past the last batch's and a stateful operator evicts by it.
+    fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
+        self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark)
+            && self.operators.iter().any(Operator::evicts_by_watermark)
     }
 
     /// Sleeps in short slices so that a stop request is seen promptly.
@@ -240,10 +308,13 @@ impl Driver {
         let since_last = self.last_trigger_start.map(|t| t.elapsed());
         self.last_trigger_start = Some(t0);
         let mut bad = BadRecords::new(self.job.on_bad_record);
-        let mut batches = self
-            .source
-            .read(&entry.source, &mut bad)
-            .with_context(|| format!("batch {id}: reading {}", self.source.describe_range(&entry.source)))?;
+        let mut batches = if entry.source.is_null() {
+            Vec::new()
+        } else {
+            self.source
+                .read(&entry.source, &mut bad)
+                .with_context(|| format!("batch {id}: reading {}", self.source.describe_range(&entry.source)))?
+        };
         let t_read = t0.elapsed();
         let num_input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         // The batch runs with the watermark planned into its offsets entry.
@@ -254,8 +325,11 @@ impl Driver {
                 event_times.observe(b, wm.index());
             }
         }
+        // Spark's two watermarks: rows are late behind the previous batch's; state is evicted (and
+        // windows closed) up to this batch's.
         let watermark_now = self.watermark.as_ref().map_or(0, Watermark::current);
-        let watermark_next = self.watermark.as_ref().map_or(0, |wm| wm.peek_next(&event_times));
+        let watermark_late = entry.late_watermark_micros;
+        let keep_late = self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter);
         let mut state_operators = Vec::new();
         for op in &mut self.operators {
             let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
@@ -269,31 +343,35 @@ impl Driver {
                     let ctx = |what: &str| format!("batch {id}: operator[{index}] (dedup): {what}");
                     op.begin(id).with_context(|| ctx("loading state"))?;
                     for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        let (kept, late) = op.process(b, watermark_now).with_context(|| ctx("reading state"))?;
-                        if self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter) {
-                            for r in late {
-                                bad.keep(BadRecord {
-                                    origin: format!("operator[{index}] (dedup)"),
-                                    line: None,
-                                    reason: format!(
-                                        "late: event time is behind the watermark {}",
-                                        format_timestamp_micros(watermark_now)
-                                    ),
-                                    raw: row_as_json(b, r as usize),
-                                });
-                            }
+                        let (kept, late) = op.process(b, watermark_late).with_context(|| ctx("reading state"))?;
+                        if keep_late {
+                            keep_late_rows(&mut bad, &format!("operator[{index}] (dedup)"), watermark_late, b, &late);
                         }
                         out.push(kept);
                     }
-                    let p = op.end(watermark_next).with_context(|| ctx("committing state"))?;
-                    state_operators.push(serde_json::json!({
-                        "operatorName": "dedupe",
-                        "numRowsTotal": p.metrics.num_rows_total,
-                        "numRowsUpdated": p.metrics.num_rows_updated,
-                        "numRowsRemoved": p.metrics.num_rows_removed,
-                        "memoryUsedBytes": p.metrics.memory_used_bytes,
-                        "numRowsDroppedByWatermark": p.num_rows_dropped_by_watermark,
-                    }));
+                    let p = op.end(watermark_now).with_context(|| ctx("committing state"))?;
+                    state_operators.push(state_progress("dedupe", &p, serde_json::json!({})));
+                }
+                Operator::Aggregate(op) => {
+                    let index = op.index();
+                    let ctx = |what: &str| format!("batch {id}: operator[{index}] (aggregate): {what}");
+                    op.begin(id).with_context(|| ctx("loading state"))?;
+                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                        let late = op.process(b, watermark_late).with_context(|| ctx("aggregating"))?;
+                        if keep_late {
+                            keep_late_rows(
+                                &mut bad,
+                                &format!("operator[{index}] (aggregate)"),
+                                watermark_late,
+                                b,
+                                &late,
+                            );
+                        }
+                    }
+                    let (result, p) = op.end(watermark_now).with_context(|| ctx("updating state"))?;
+                    let custom = serde_json::json!({ "numRowsWithNullEventTime": op.null_event_time_rows() });
+                    state_operators.push(state_progress(op.progress_name(), &p, custom));
+                    out.push(result);
                 }
             }
             batches = out;
@@ -318,7 +396,7 @@ impl Driver {
                     path: m.plugin().path().display().to_string(),
                     digest: m.plugin().digest().to_string(),
                 }),
-                Operator::Dedup { .. } => None,
+                Operator::Dedup { .. } | Operator::Aggregate(_) => None,
             })
             .collect();
         let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &event_times));
@@ -370,6 +448,18 @@ impl Driver {
             .report(&progress)
             .context("writing the progress record (check the progress file's directory is writable)")?;
         Ok(())
+    }
+}
+
+/// Keeps the rows a stateful operator dropped as late in the dead-letter output.
+fn keep_late_rows(bad: &mut BadRecords, origin: &str, watermark: i64, batch: &RecordBatch, rows: &[u32]) {
+    for &r in rows {
+        bad.keep(BadRecord {
+            origin: origin.to_string(),
+            line: None,
+            reason: format!("late: event time is behind the watermark {}", format_timestamp_micros(watermark)),
+            raw: row_as_json(batch, r as usize),
+        });
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 
 use crate::deadletter::OnBadRecord;
+pub use crate::operator::aggregate::function::AggFn;
+pub use crate::operator::aggregate::window::WindowKind;
 
 /// The file as written: serde structs that refuse unknown fields.
 mod spec;
@@ -124,6 +126,31 @@ pub enum LateRows {
 pub enum OperatorConfig {
     Map(MapConfig),
     Dedup(DedupConfig),
+    Aggregate(AggregateConfig),
+}
+
+/// An `aggregate` operator: Spark's `groupBy(group_by [, window]).agg(aggregates)`.
+#[derive(Debug, Clone)]
+pub struct AggregateConfig {
+    pub index: usize,
+    pub group_by: Vec<String>,
+    pub window: Option<WindowConfig>,
+    pub aggregates: Vec<AggregateCall>,
+}
+
+/// An event-time window over a timestamp column.
+#[derive(Debug, Clone)]
+pub struct WindowConfig {
+    pub column: String,
+    pub kind: WindowKind,
+}
+
+/// One aggregate: `func(column) AS name` (no column: `count(*)`).
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub func: AggFn,
+    pub column: Option<String>,
+    pub name: String,
 }
 
 /// A `dedup` operator: Spark's `dropDuplicates(keys)`.

@@ -49,6 +49,28 @@ pub(super) struct OperatorSpec {
     pub memory_limit: Option<String>,
     pub cpu_time_limit: Option<String>,
     pub keys: Option<Vec<String>>,
+    pub group_by: Option<Vec<String>>,
+    pub window: Option<WindowSpec>,
+    pub aggregates: Option<Vec<AggregateSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowSpec {
+    pub column: String,
+    pub size: Option<String>,
+    pub slide: Option<String>,
+    pub gap: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AggregateSpec {
+    #[serde(rename = "fn")]
+    pub func: String,
+    pub column: Option<String>,
+    #[serde(rename = "as")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use super::spec::{JobSpec, OperatorSpec, SinkSpec, SourceSpec, TriggerSpec};
+use super::spec::{AggregateSpec, JobSpec, OperatorSpec, SinkSpec, SourceSpec, TriggerSpec, WindowSpec};
 use super::units::{parse_duration, parse_size};
 use super::*;
 use crate::schema::parse_ddl;
@@ -52,7 +52,8 @@ impl Validator<'_> {
         };
         let operators =
             spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
-        let (sink, checkpoint, trigger) = self.sink(&spec.sink)?;
+        let (sink, checkpoint, trigger) = self.sink(&spec.sink, &operators)?;
+        self.stateful_plan(&operators, watermark.as_ref(), sink.output_mode)?;
         let name =
             spec.name.unwrap_or_else(|| self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
         let dead_letter = match spec.dead_letter_path {
@@ -194,7 +195,30 @@ impl Validator<'_> {
 
     fn operator(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
+        if op.kind != "aggregate" {
+            self.only_for(
+                &[
+                    (&field("group_by"), op.group_by.is_some()),
+                    (&field("window"), op.window.is_some()),
+                    (&field("aggregates"), op.aggregates.is_some()),
+                ],
+                &op.kind,
+            )?;
+        }
         match op.kind.as_str() {
+            "aggregate" => {
+                self.only_for(
+                    &[
+                        (&field("plugin"), op.plugin.is_some()),
+                        (&field("config"), op.config.is_some()),
+                        (&field("memory_limit"), op.memory_limit.is_some()),
+                        (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
+                        (&field("keys"), op.keys.is_some()),
+                    ],
+                    "aggregate",
+                )?;
+                self.aggregate(index, op)
+            }
             "dedup" => {
                 self.only_for(
                     &[
@@ -238,13 +262,156 @@ impl Validator<'_> {
                     limits,
                 }))
             }
-            other => {
-                Err(self.err(&field("kind"), format!("unknown operator kind {other:?}; allowed: \"map\", \"dedup\"")))
-            }
+            other => Err(self.err(
+                &field("kind"),
+                format!("unknown operator kind {other:?}; allowed: \"map\", \"dedup\", \"aggregate\""),
+            )),
         }
     }
 
-    fn sink(&self, s: &SinkSpec) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
+    fn aggregate(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
+        let field = |name: &str| format!("operator[{index}].{name}");
+        let group_by = op.group_by.clone().unwrap_or_default();
+        for (i, col) in group_by.iter().enumerate() {
+            if group_by[..i].contains(col) {
+                return Err(self.err(&field("group_by"), format!("column `{col}` is listed twice")));
+            }
+        }
+        let window = op.window.as_ref().map(|w| self.window(&field("window"), w)).transpose()?;
+        let specs: &[AggregateSpec] = op.aggregates.as_deref().unwrap_or_default();
+        if specs.is_empty() {
+            return Err(self.err(
+                &field("aggregates"),
+                "is required for kind = \"aggregate\": e.g. [{ fn = \"count\", as = \"n\" }, { fn = \"sum\", column = \"amount\", as = \"total\" }]",
+            ));
+        }
+        let mut aggregates: Vec<AggregateCall> = Vec::new();
+        for (n, a) in specs.iter().enumerate() {
+            let f = |name: &str| format!("operator[{index}].aggregates[{n}].{name}");
+            let func = AggFn::parse(&a.func).ok_or_else(|| {
+                self.err(
+                    &f("fn"),
+                    format!(
+                        "unknown function {:?}; allowed: {}",
+                        a.func,
+                        crate::operator::aggregate::function::FUNCTION_NAMES
+                    ),
+                )
+            })?;
+            if a.column.is_none() && func != AggFn::Count {
+                return Err(self.err(&f("column"), format!("is required for fn = \"{}\"", func.name())));
+            }
+            // Spark's default names: count(1), sum(amount), ...
+            let name =
+                a.name.clone().unwrap_or_else(|| format!("{}({})", func.name(), a.column.as_deref().unwrap_or("1")));
+            if name.is_empty() {
+                return Err(self.err(&f("as"), "is empty: name the output column"));
+            }
+            if aggregates.iter().any(|b| b.name == name) || group_by.contains(&name) {
+                return Err(
+                    self.err(&f("as"), format!("the output already has a column `{name}`; choose another name"))
+                );
+            }
+            aggregates.push(AggregateCall { func, column: a.column.clone(), name });
+        }
+        Ok(OperatorConfig::Aggregate(AggregateConfig { index, group_by, window, aggregates }))
+    }
+
+    fn window(&self, field: &str, w: &WindowSpec) -> Result<WindowConfig, JobError> {
+        let micros = |name: &str, text: &str| -> Result<i64, JobError> {
+            let d = parse_duration(text).map_err(|e| self.err(&format!("{field}.{name}"), e))?;
+            if d.is_zero() {
+                return Err(self.err(&format!("{field}.{name}"), "must be more than zero"));
+            }
+            Ok(d.as_micros() as i64)
+        };
+        let kind = match (&w.size, &w.slide, &w.gap) {
+            (None, None, Some(gap)) => WindowKind::Session { gap: micros("gap", gap)? },
+            (Some(_), _, Some(_)) | (None, Some(_), Some(_)) => return Err(self.err(
+                field,
+                "set either size (and slide) for a tumbling or sliding window, or gap for a session window, not both",
+            )),
+            (Some(size), None, None) => WindowKind::Tumbling { size: micros("size", size)? },
+            (Some(size), Some(slide), None) => {
+                let (size, slide) = (micros("size", size)?, micros("slide", slide)?);
+                if slide > size {
+                    return Err(self.err(
+                        &format!("{field}.slide"),
+                        "must not be longer than size (Spark's rule: the slide duration must be less than or equal to the window duration)",
+                    ));
+                }
+                if slide == size {
+                    WindowKind::Tumbling { size }
+                } else {
+                    WindowKind::Sliding { size, slide }
+                }
+            }
+            (None, _, None) => {
+                return Err(self.err(
+                    field,
+                    "needs size = \"5 minutes\" (tumbling; add slide for sliding) or gap = \"5 minutes\" (session)",
+                ))
+            }
+        };
+        if w.column.trim().is_empty() {
+            return Err(self.err(&format!("{field}.column"), "is empty: name a timestamp column"));
+        }
+        Ok(WindowConfig { column: w.column.clone(), kind })
+    }
+
+    /// Spark's checks on stateful plans, before anything starts: one aggregation, followed only by
+    /// stateless operators; append mode on an aggregation needs a window on the watermark column.
+    fn stateful_plan(
+        &self,
+        operators: &[OperatorConfig],
+        watermark: Option<&WatermarkConfig>,
+        mode: OutputMode,
+    ) -> Result<(), JobError> {
+        let Some(agg_at) = operators.iter().position(|o| matches!(o, OperatorConfig::Aggregate(_))) else {
+            return Ok(());
+        };
+        for later in &operators[agg_at + 1..] {
+            match later {
+                OperatorConfig::Map(_) => {}
+                OperatorConfig::Aggregate(a) => {
+                    return Err(self.err(
+                        &format!("operator[{}].kind", a.index),
+                        "a second aggregation after one is not supported (as in Spark's append mode chains, it would need the first one's output watermark); aggregate once",
+                    ))
+                }
+                OperatorConfig::Dedup(d) => {
+                    return Err(self.err(
+                        &format!("operator[{}].kind", d.index),
+                        "dedup after an aggregation is not supported; put the dedup before the aggregate",
+                    ))
+                }
+            }
+        }
+        let OperatorConfig::Aggregate(agg) = &operators[agg_at] else { unreachable!() };
+        if mode == OutputMode::Append {
+            let Some(w) = &agg.window else {
+                return Err(self.err(
+                    "sink.output_mode",
+                    format!(
+                        "\"append\" needs a window on operator[{}] (an aggregation without one never finishes a group); add window = {{ column = ..., size = ... }}, or use \"update\" or \"complete\"",
+                        agg.index
+                    ),
+                ));
+            };
+            if watermark.map(|wm| wm.column.as_str()) != Some(w.column.as_str()) {
+                return Err(self.err(
+                    "sink.output_mode",
+                    format!(
+                        "\"append\" on an aggregation needs a [watermark] on the window's column `{}` (Spark's rule: without one a window never closes); add [watermark] column = \"{}\", delay = \"10 minutes\", or use \"update\" or \"complete\"",
+                        w.column, w.column
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn sink(&self, s: &SinkSpec, operators: &[OperatorConfig]) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
         let kind = match s.format.as_str() {
             "parquet" | "json" | "csv" => {
                 self.only_for(&[("sink.num_rows", s.num_rows.is_some())], &s.format)?;
@@ -290,15 +457,19 @@ impl Validator<'_> {
             }
         };
         // Spark's unsupported-operation check: complete mode needs an aggregation to rebuild
-        // the whole result table from; this job has none.
-        if output_mode == OutputMode::Complete {
+        // the whole result table from.
+        let has_aggregate = operators.iter().any(|o| matches!(o, OperatorConfig::Aggregate(_)));
+        if output_mode == OutputMode::Complete && !has_aggregate {
             return Err(self.err(
                 "sink.output_mode",
                 "\"complete\" is not supported when there are no streaming aggregations (the result table would be the whole unbounded input); use \"append\"",
             ));
         }
-        if output_mode == OutputMode::Update && matches!(kind, SinkKind::Files { .. }) {
-            return Err(self.err("sink.output_mode", "file sinks support only \"append\", as in Spark"));
+        if output_mode != OutputMode::Append && matches!(kind, SinkKind::Files { .. }) {
+            return Err(self.err(
+                "sink.output_mode",
+                "file sinks support only \"append\", as in Spark (a file cannot take back a row it wrote); use format = \"console\" for update and complete, or append with a watermark",
+            ));
         }
         let checkpoint = s.checkpoint.as_ref().ok_or_else(|| {
             self.err(

@@ -69,8 +69,9 @@ impl DedupOperator {
     }
 
     /// The rows of `input` whose key is new, in input order, and the indices of the rows
-    /// dropped for being behind `watermark` (µs since the epoch).
-    pub fn process(&mut self, input: &RecordBatch, watermark: i64) -> Result<(RecordBatch, Vec<u32>), StateError> {
+    /// dropped as late: at or behind `late_watermark` (the watermark of the batch before, µs
+    /// since the epoch, as Spark's watermark for late events).
+    pub fn process(&mut self, input: &RecordBatch, late_watermark: i64) -> Result<(RecordBatch, Vec<u32>), StateError> {
         let cols: Vec<_> = self.keys.iter().map(|&i| input.column(i).clone()).collect();
         let rows = self.converter.convert_columns(&cols).expect("key columns match the converter's fields");
         let times = self.event_time.map(|i| input.column(i).as_primitive::<TimestampMicrosecondType>().clone());
@@ -80,7 +81,7 @@ impl DedupOperator {
             let mut value = Vec::new();
             if let Some(t) = &times {
                 // A null event time is never late (Spark's comparison with null is not true).
-                if t.is_valid(r) && t.value(r) < watermark {
+                if t.is_valid(r) && t.value(r) <= late_watermark {
                     self.dropped_late += 1;
                     late.push(r as u32);
                     keep.push(false);
@@ -103,12 +104,12 @@ impl DedupOperator {
         Ok((kept, late))
     }
 
-    /// Evicts keys behind `next_watermark` (the watermark the next batch runs with) and commits.
-    pub fn end(&mut self, next_watermark: i64) -> Result<StateOperatorProgress, StateError> {
+    /// Evicts keys at or behind `watermark` (this batch's) and commits.
+    pub fn end(&mut self, watermark: i64) -> Result<StateOperatorProgress, StateError> {
         if self.event_time.is_some() {
             let mut expired: Vec<Vec<u8>> = Vec::new();
             self.store.for_each(&mut |k, v| {
-                if v.len() == 8 && i64::from_le_bytes(v.try_into().expect("8 bytes")) < next_watermark {
+                if v.len() == 8 && i64::from_le_bytes(v.try_into().expect("8 bytes")) <= watermark {
                     expired.push(k.to_vec());
                 }
             })?;
@@ -185,18 +186,20 @@ mod tests {
             ids(&d.process_kept(&batch(&[("a", 10 * MIN), ("a", 10 * MIN), ("b", 30 * MIN)]), 0)),
             vec!["a", "b"]
         );
-        // The next batch runs with watermark 20 min: (a, 10 min) leaves the state.
-        let p = d.end(20 * MIN).unwrap();
-        assert_eq!(
-            (p.metrics.num_rows_total, p.metrics.num_rows_removed),
-            (1, 1),
-            "(a, 10 min) evicted at this commit"
-        );
+        assert_eq!(d.end(0).unwrap().metrics.num_rows_total, 2);
+        // Batch 1 runs with watermark 20 min; rows are late only behind batch 0's (the epoch), so
+        // (a, 10 min) is still a duplicate, not late. At its end, (a, 10 min) leaves the state.
         d.begin(1).unwrap();
-        let out = d.process_kept(&batch(&[("a", 10 * MIN), ("b", 30 * MIN), ("c", 25 * MIN)]), 20 * MIN);
-        assert_eq!(ids(&out), vec!["c"], "late (a, 10) dropped, (b, 30) a duplicate");
+        let out = d.process_kept(&batch(&[("a", 10 * MIN), ("b", 30 * MIN), ("c", 25 * MIN)]), 0);
+        assert_eq!(ids(&out), vec!["c"]);
         let p = d.end(20 * MIN).unwrap();
-        assert_eq!(p.num_rows_dropped_by_watermark, 1);
+        assert_eq!((p.metrics.num_rows_total, p.metrics.num_rows_removed), (2, 1), "(a, 10 min) evicted");
+        assert_eq!(p.num_rows_dropped_by_watermark, 0);
+        // Batch 2: late behind 20 min, inclusive (Spark's `event_time <= watermark`).
+        d.begin(2).unwrap();
+        let out = d.process_kept(&batch(&[("a", 10 * MIN), ("e", 20 * MIN), ("f", 20 * MIN + 1)]), 20 * MIN);
+        assert_eq!(ids(&out), vec!["f"]);
+        assert_eq!(d.end(20 * MIN).unwrap().num_rows_dropped_by_watermark, 2);
     }
 
     #[test]
