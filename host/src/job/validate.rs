@@ -388,6 +388,14 @@ impl Validator<'_> {
             }
         }
         let OperatorConfig::Aggregate(agg) = &operators[agg_at] else { unreachable!() };
+        if mode == OutputMode::Update
+            && agg.window.as_ref().is_some_and(|w| matches!(w.kind, WindowKind::Session { .. }))
+        {
+            return Err(self.err(
+                "sink.output_mode",
+                "\"update\" is not supported for session windows, as in Spark (a session that merges others would leave them in the output); use \"append\" or \"complete\"",
+            ));
+        }
         if mode == OutputMode::Append {
             let Some(w) = &agg.window else {
                 return Err(self.err(

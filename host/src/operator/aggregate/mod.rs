@@ -5,7 +5,8 @@
 //! depends on the output mode, as in Spark:
 //! - append: a window once the watermark reaches its end (then it leaves the state);
 //! - update: every group/window this batch changed (windows behind the watermark then leave);
-//! - complete: the whole result table, every batch (nothing is evicted, no row is late).
+//! - complete: the whole result table, every batch (nothing is evicted; no row is late, except
+//!   for session windows, where Spark drops late rows in every mode).
 //!
 //! The watermarks follow Spark (3.5+): in batch N a row is late when every window it belongs to
 //! ends at or before the watermark of batch N−1, and windows ending at or before the watermark
@@ -83,9 +84,12 @@ pub struct AggregateOperator {
     window: Option<(usize, WindowKind)>,
     aggs: Vec<BoundAggregate>,
     mode: OutputMode,
-    /// Late rows are dropped and old windows evicted (the window is on the watermark column and
-    /// the mode is not complete).
+    /// Old windows are evicted (the window is on the watermark column and the mode is not
+    /// complete).
     watermarked: bool,
+    /// Late rows are dropped: as `watermarked`, and also for session windows in complete mode
+    /// (Spark filters late rows before merging sessions whatever the mode).
+    drops_late: bool,
     store: Box<dyn StateStore>,
     output: SchemaRef,
     partial: Partial,
@@ -172,8 +176,9 @@ impl AggregateOperator {
             let p = c.parser();
             Some((c, p))
         };
-        let watermarked = mode != OutputMode::Complete
-            && cfg.window.as_ref().is_some_and(|w| Some(w.column.as_str()) == watermark_column);
+        let on_watermark = cfg.window.as_ref().is_some_and(|w| Some(w.column.as_str()) == watermark_column);
+        let watermarked = on_watermark && mode != OutputMode::Complete;
+        let drops_late = watermarked || (on_watermark && matches!(window, Some((_, WindowKind::Session { .. }))));
         Ok(AggregateOperator {
             index: cfg.index,
             group,
@@ -182,6 +187,7 @@ impl AggregateOperator {
             aggs,
             mode,
             watermarked,
+            drops_late,
             store,
             output,
             partial: Partial::default(),
@@ -270,7 +276,7 @@ impl AggregateOperator {
             return self.update_pairs(&cols, &pairs).map(|()| late);
         };
         let times: TimestampMicrosecondArray = input.column(tcol).as_primitive::<TimestampMicrosecondType>().clone();
-        let watermarked = self.watermarked;
+        let drops_late = self.drops_late;
         if let WindowKind::Session { gap } = kind {
             for r in 0..n {
                 if times.is_null(r) {
@@ -278,7 +284,7 @@ impl AggregateOperator {
                     continue;
                 }
                 let t = times.value(r);
-                if watermarked && t + gap <= late_watermark {
+                if drops_late && t + gap <= late_watermark {
                     self.dropped_late += 1;
                     late.push(r as u32);
                     continue;
@@ -300,7 +306,7 @@ impl AggregateOperator {
                 continue;
             }
             let t = times.value(r);
-            if watermarked && kind.latest_end(t) <= late_watermark {
+            if drops_late && kind.latest_end(t) <= late_watermark {
                 self.dropped_late += 1;
                 late.push(r as u32);
                 continue;
@@ -308,7 +314,7 @@ impl AggregateOperator {
             let g = gids[r];
             kind.for_each_fixed(t, |start| {
                 // A sliding window of this row may already be closed while later ones are open.
-                if !watermarked || kind.end(start) > late_watermark {
+                if !drops_late || kind.end(start) > late_watermark {
                     pairs.push((slot(&mut self.partial, stride, &self.aggs, g, start), r as u32));
                 }
             });
