@@ -24,7 +24,7 @@ pub fn decode_json_lines(
     schema: &SchemaRef,
     bad: &mut BadRecords,
 ) -> Result<Vec<RecordBatch>, BadRecordError> {
-    let index: HashMap<&str, usize> = schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect();
+    let index = FieldIndex::new(schema);
     let types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
     let mut columns = Columns::new(schema, DECODE_BATCH_ROWS);
     let mut row: Vec<Value> = vec![Value::Null; types.len()];
@@ -53,12 +53,7 @@ pub fn decode_json_lines(
     Ok(columns.finish())
 }
 
-fn decode_line(
-    line: &[u8],
-    index: &HashMap<&str, usize>,
-    types: &[&DataType],
-    row: &mut [Value],
-) -> Result<(), String> {
+fn decode_line(line: &[u8], index: &FieldIndex, types: &[&DataType], row: &mut [Value]) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let result = de.deserialize_map(RowVisitor { index, types, row }).and_then(|()| de.end());
     result.map_err(|e| {
@@ -79,8 +74,31 @@ fn decode_line(
     })
 }
 
+/// Column index by field name. Rows have few fields, so a linear scan over the names (most
+/// differ in their first bytes) beats hashing every key; wide schemas use a hash map.
+struct FieldIndex<'a> {
+    names: Vec<&'a str>,
+    wide: Option<HashMap<&'a str, usize>>,
+}
+
+impl<'a> FieldIndex<'a> {
+    fn new(schema: &'a SchemaRef) -> Self {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let wide = (names.len() > 16).then(|| names.iter().enumerate().map(|(i, n)| (*n, i)).collect());
+        FieldIndex { names, wide }
+    }
+
+    #[inline]
+    fn get(&self, key: &str) -> Option<usize> {
+        match &self.wide {
+            Some(map) => map.get(key).copied(),
+            None => self.names.iter().position(|n| *n == key),
+        }
+    }
+}
+
 struct RowVisitor<'a> {
-    index: &'a HashMap<&'a str, usize>,
+    index: &'a FieldIndex<'a>,
     types: &'a [&'a DataType],
     row: &'a mut [Value],
 }
@@ -95,8 +113,8 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(col) = map.next_key_seed(KeySeed { index: self.index })? {
             match col {
-                Some((i, name)) => {
-                    self.row[i] = map.next_value_seed(ValueSeed { name: &name, ty: self.types[i] })?;
+                Some(i) => {
+                    self.row[i] = map.next_value_seed(ValueSeed { name: self.index.names[i], ty: self.types[i] })?;
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -107,25 +125,25 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
     }
 }
 
-/// A key: the column's index and name when the schema has it.
+/// A key: the column's index when the schema has it.
 struct KeySeed<'a> {
-    index: &'a HashMap<&'a str, usize>,
+    index: &'a FieldIndex<'a>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<(usize, String)>;
+    type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<(usize, String)>;
+    type Value = Option<usize>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.index.get(v).map(|&i| (i, v.to_string())))
+        Ok(self.index.get(v))
     }
 }
 
