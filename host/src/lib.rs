@@ -30,7 +30,7 @@ pub mod progress;
 pub mod schema;
 /// Where rows go: files with an exactly-once commit log, the console.
 pub mod sink;
-/// Where rows come from: a directory of files, the rate generator.
+/// Where rows come from: a directory of files, the rate generator; several unioned.
 pub mod source;
 /// Versioned state of stateful operators: batch N starts from what batch N−1 committed.
 pub mod state;

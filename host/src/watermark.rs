@@ -1,8 +1,11 @@
-//! Event-time watermarks with Spark's semantics: after each batch the watermark becomes
-//! `max(current, max event time of the batch − delay)`; it never goes back, starts at the epoch
-//! (1970-01-01, as Spark's 0), and the value computed after batch N is the one batch N+1 runs
-//! with. It is written into each batch's offsets entry, so a replayed batch runs with the
-//! watermark it had and a restart resumes from it. Rows with a null event time do not move it.
+//! Event-time watermarks with Spark's semantics (its `WatermarkTracker`). Each input (source) has
+//! its own watermark: the max event time it has seen minus its delay, never going back, at the
+//! epoch (1970-01-01, Spark's 0) until it sees data. The query's global watermark is the minimum
+//! over the inputs (or the maximum, Spark's `multipleWatermarkPolicy = max`), and never goes back
+//! either. It is computed at the end of a batch, and the value computed after batch N is the one
+//! batch N+1 runs with. It is written into each batch's offsets entry, so a replayed batch runs
+//! with the watermark it had and a restart resumes from it; the inputs' own watermarks are in
+//! each commit. Rows with a null event time do not move it.
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
@@ -27,6 +30,21 @@ impl EventTimeStats {
         (self.count > 0).then(|| (self.sum / self.count as i128) as i64)
     }
 
+    /// The statistics of two parts of a batch together (its inputs).
+    pub fn merge(&self, other: &EventTimeStats) -> EventTimeStats {
+        let pick = |a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        EventTimeStats {
+            min: pick(self.min, other.min, i64::min),
+            max: pick(self.max, other.max, i64::max),
+            sum: self.sum + other.sum,
+            count: self.count + other.count,
+            nulls: self.nulls + other.nulls,
+        }
+    }
+
     /// Adds the event times of `batch`'s column `index` (a µs timestamp column).
     pub fn observe(&mut self, batch: &RecordBatch, index: usize) {
         let col = batch.column(index).as_primitive::<TimestampMicrosecondType>();
@@ -40,19 +58,50 @@ impl EventTimeStats {
     }
 }
 
-/// The watermark of one query.
+/// How the global watermark follows the inputs' own watermarks (Spark's
+/// `spark.sql.streaming.multipleWatermarkPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MultipleWatermarkPolicy {
+    /// The slowest input decides (Spark's default): nothing an input may still send is late.
+    #[default]
+    Min,
+    /// The fastest input decides: windows close sooner, and a lagging input's rows may be late.
+    Max,
+}
+
+/// The global watermark after a batch: `policy` over the inputs' own watermarks, never below the
+/// `current` one. Without inputs it stays where it is.
+pub fn global_watermark(policy: MultipleWatermarkPolicy, current: i64, inputs: &[i64]) -> i64 {
+    let chosen = match policy {
+        MultipleWatermarkPolicy::Min => inputs.iter().min(),
+        MultipleWatermarkPolicy::Max => inputs.iter().max(),
+    };
+    chosen.map_or(current, |&c| current.max(c))
+}
+
+/// The watermark of one query: one per input, and the global one the batches run with.
 #[derive(Debug, Clone)]
 pub struct Watermark {
     column: String,
     index: usize,
-    delay_micros: i64,
+    policy: MultipleWatermarkPolicy,
+    /// Per input: its delay (µs).
+    delays: Vec<i64>,
+    /// Per input: its own watermark (µs since the epoch; 0 before it sees data).
+    inputs: Vec<i64>,
+    /// The global watermark in force for the batch being run.
     current: i64,
 }
 
 impl Watermark {
-    /// Checks that `column` is a timestamp column of `schema`; the error names the column and
-    /// what it found.
-    pub fn new(column: &str, delay: std::time::Duration, schema: &Schema) -> Result<Watermark, String> {
+    /// Checks that `column` is a timestamp column of `schema` (every input has that schema); the
+    /// error names the column and what it found. `delays` has one entry per input.
+    pub fn new(
+        column: &str,
+        delays: &[std::time::Duration],
+        policy: MultipleWatermarkPolicy,
+        schema: &Schema,
+    ) -> Result<Watermark, String> {
         let (index, field) = schema.column_with_name(column).ok_or_else(|| {
             format!(
                 "column `{column}` is not in the source's schema (its columns are: {})",
@@ -65,7 +114,14 @@ impl Watermark {
                 type_name(field.data_type())
             ));
         }
-        Ok(Watermark { column: column.to_string(), index, delay_micros: delay.as_micros() as i64, current: 0 })
+        Ok(Watermark {
+            column: column.to_string(),
+            index,
+            policy,
+            delays: delays.iter().map(|d| d.as_micros() as i64).collect(),
+            inputs: vec![0; delays.len()],
+            current: 0,
+        })
     }
 
     pub fn column(&self) -> &str {
@@ -86,16 +142,27 @@ impl Watermark {
         self.current = micros;
     }
 
-    /// The watermark the next batch will run with, once this batch's event times are in.
-    pub fn peek_next(&self, stats: &EventTimeStats) -> i64 {
-        stats.max.map_or(self.current, |max| self.current.max(max.saturating_sub(self.delay_micros)))
+    /// Each input's own watermark, in the job's order of sources.
+    pub fn inputs(&self) -> &[i64] {
+        &self.inputs
     }
 
-    /// After a batch: the watermark for the next one.
-    pub fn advance(&mut self, stats: &EventTimeStats) -> i64 {
-        if let Some(max) = stats.max {
-            self.current = self.current.max(max.saturating_sub(self.delay_micros));
+    /// Sets each input's own watermark (from the last commit, on restart).
+    pub fn restore_inputs(&mut self, micros: &[i64]) {
+        assert_eq!(micros.len(), self.inputs.len(), "one watermark per input");
+        self.inputs.copy_from_slice(micros);
+    }
+
+    /// After a batch, with the event times each input had in it (one entry per input): moves
+    /// each input's watermark, then the global one; returns the watermark for the next batch.
+    pub fn advance(&mut self, stats: &[EventTimeStats]) -> i64 {
+        assert_eq!(stats.len(), self.inputs.len(), "event-time statistics per input");
+        for ((wm, delay), s) in self.inputs.iter_mut().zip(&self.delays).zip(stats) {
+            if let Some(max) = s.max {
+                *wm = (*wm).max(max.saturating_sub(*delay));
+            }
         }
+        self.current = global_watermark(self.policy, self.current, &self.inputs);
         self.current
     }
 }
@@ -139,28 +206,94 @@ mod tests {
         .unwrap()
     }
 
+    fn stats(times: &[Option<i64>]) -> EventTimeStats {
+        let mut s = EventTimeStats::default();
+        s.observe(&batch(times), 1);
+        s
+    }
+
     #[test]
     fn watermark_is_max_event_time_minus_delay_and_never_goes_back() {
         let schema = batch(&[]).schema();
-        let mut wm = Watermark::new("at", Duration::from_secs(600), &schema).unwrap();
+        let mut wm = Watermark::new("at", &[Duration::from_secs(600)], MultipleWatermarkPolicy::Min, &schema).unwrap();
         assert_eq!(wm.current(), 0, "starts at the epoch, as Spark's");
-        let mut s = EventTimeStats::default();
-        s.observe(&batch(&[Some(30 * MIN), None, Some(12 * MIN)]), 1);
+        let s = stats(&[Some(30 * MIN), None, Some(12 * MIN)]);
         assert_eq!((s.min, s.max, s.count, s.nulls), (Some(12 * MIN), Some(30 * MIN), 2, 1));
         assert_eq!(s.avg(), Some(21 * MIN));
-        assert_eq!(wm.advance(&s), 20 * MIN);
-        let mut late = EventTimeStats::default();
-        late.observe(&batch(&[Some(5 * MIN)]), 1);
-        assert_eq!(wm.advance(&late), 20 * MIN, "an older batch does not move it back");
-        assert_eq!(wm.advance(&EventTimeStats::default()), 20 * MIN, "an empty batch does not move it");
+        assert_eq!(wm.advance(&[s]), 20 * MIN);
+        assert_eq!(wm.advance(&[stats(&[Some(5 * MIN)])]), 20 * MIN, "an older batch does not move it back");
+        assert_eq!(wm.advance(&[EventTimeStats::default()]), 20 * MIN, "an empty batch does not move it");
+    }
+
+    #[test]
+    fn global_watermark_is_the_min_or_max_over_inputs_and_never_goes_back() {
+        use MultipleWatermarkPolicy::{Max, Min};
+        assert_eq!(global_watermark(Min, 0, &[20 * MIN, 5 * MIN]), 5 * MIN);
+        assert_eq!(global_watermark(Max, 0, &[20 * MIN, 5 * MIN]), 20 * MIN);
+        // An input without data counts as the epoch: under min nothing moves until every input has data.
+        assert_eq!(global_watermark(Min, 0, &[20 * MIN, 0]), 0);
+        assert_eq!(global_watermark(Max, 0, &[20 * MIN, 0]), 20 * MIN);
+        // Never back: the inputs' min is 5 min, behind the current 8 min.
+        assert_eq!(global_watermark(Min, 8 * MIN, &[20 * MIN, 5 * MIN]), 8 * MIN);
+        assert_eq!(global_watermark(Max, 30 * MIN, &[20 * MIN, 5 * MIN]), 30 * MIN);
+        assert_eq!(global_watermark(Min, 7, &[]), 7);
+    }
+
+    /// Two inputs, delays 10 min (a) and 2 min (b).
+    fn two_inputs(policy: MultipleWatermarkPolicy) -> Watermark {
+        let delays = [Duration::from_secs(600), Duration::from_secs(120)];
+        Watermark::new("at", &delays, policy, &batch(&[]).schema()).unwrap()
+    }
+
+    #[test]
+    fn under_min_an_input_without_data_holds_the_global_watermark_at_the_epoch() {
+        let mut wm = two_inputs(MultipleWatermarkPolicy::Min);
+        let none = EventTimeStats::default();
+        // a: 30 − 10 = 20 min; b has no data yet: the epoch. min = epoch.
+        assert_eq!(wm.advance(&[stats(&[Some(30 * MIN)]), none]), 0);
+        assert_eq!(wm.inputs(), &[20 * MIN, 0]);
+        // b: 12 − 2 = 10 min. min(20, 10) = 10 min.
+        assert_eq!(wm.advance(&[none, stats(&[Some(12 * MIN)])]), 10 * MIN);
+        // a's older rows do not move it back: a stays 20, b goes to 50 − 2 = 48. min = 20.
+        assert_eq!(wm.advance(&[stats(&[Some(MIN)]), stats(&[Some(50 * MIN)])]), 20 * MIN);
+        assert_eq!(wm.inputs(), &[20 * MIN, 48 * MIN]);
+    }
+
+    #[test]
+    fn under_max_the_fastest_input_decides_and_the_global_watermark_never_goes_back() {
+        let mut wm = two_inputs(MultipleWatermarkPolicy::Max);
+        let none = EventTimeStats::default();
+        // a: 30 − 10 = 20 min; b has no data (epoch). max = 20 min.
+        assert_eq!(wm.advance(&[stats(&[Some(30 * MIN)]), none]), 20 * MIN);
+        // b: 25 − 2 = 23 min. max = 23 min.
+        assert_eq!(wm.advance(&[none, stats(&[Some(25 * MIN)])]), 23 * MIN);
+        // A restart restores the global watermark and each input's: the same next step follows.
+        let mut restarted = two_inputs(MultipleWatermarkPolicy::Max);
+        restarted.restore(wm.current());
+        restarted.restore_inputs(wm.inputs());
+        // a: 35 − 10 = 25 min; b stays 23. max = 25 min.
+        assert_eq!(restarted.advance(&[stats(&[Some(35 * MIN)]), none]), 25 * MIN);
+        // Restored at 40 min while the inputs' are behind (as after a restart in Spark, which keeps
+        // only the global one): the inputs' 25 min does not pull it back.
+        restarted.restore(40 * MIN);
+        assert_eq!(restarted.advance(&[none, none]), 40 * MIN);
+    }
+
+    #[test]
+    fn statistics_of_the_inputs_merge_into_the_batch_ones() {
+        let a = stats(&[Some(3 * MIN), None]);
+        let b = stats(&[Some(MIN), Some(5 * MIN)]);
+        let m = a.merge(&b).merge(&EventTimeStats::default());
+        assert_eq!((m.min, m.max, m.count, m.nulls, m.avg()), (Some(MIN), Some(5 * MIN), 3, 1, Some(3 * MIN)));
     }
 
     #[test]
     fn column_must_exist_and_be_a_timestamp() {
         let schema = batch(&[]).schema();
-        let e = Watermark::new("ts", Duration::ZERO, &schema).unwrap_err();
+        let new = |column| Watermark::new(column, &[Duration::ZERO], MultipleWatermarkPolicy::Min, &schema);
+        let e = new("ts").unwrap_err();
         assert_eq!(e, "column `ts` is not in the source's schema (its columns are: id, at)");
-        let e = Watermark::new("id", Duration::ZERO, &schema).unwrap_err();
+        let e = new("id").unwrap_err();
         assert_eq!(e, "column `id` is string, but a watermark needs a timestamp column");
     }
 

@@ -10,4 +10,5 @@ mod crash;
 mod event_time;
 mod pipeline;
 mod sandbox;
+mod sources;
 mod windows;

@@ -3,6 +3,7 @@
 //! `commits/<batch>` (written after the sink committed it). A batch with an offsets entry and
 //! no commit is rerun on restart with the same offsets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,10 @@ pub struct OffsetsEntry {
     pub batch_id: u64,
     /// When the batch was planned (ms since the epoch): the batch's processing time.
     pub timestamp_ms: i64,
-    /// The source's range for this batch, as the source wrote it; null for a batch without new
-    /// data, run only because the watermark moved (Spark's no-data batch).
+    /// The source's range for this batch, as the source wrote it; with several sources, an
+    /// object keyed by source name whose values are their ranges (null: nothing new from that
+    /// one). Null for a batch without new data, run only because the watermark moved (Spark's
+    /// no-data batch).
     pub source: serde_json::Value,
     /// The event-time watermark this batch runs with (µs since the epoch; 0 without one), as
     /// Spark's `batchWatermarkMs`.
@@ -43,6 +46,11 @@ pub struct CommitEntry {
     /// resumes with it.
     #[serde(default)]
     pub next_watermark_micros: i64,
+    /// With several sources: each one's own watermark after this batch (its max event time
+    /// minus its delay, never going back), by name, so that a restart resumes each exactly
+    /// (Spark keeps only the global one). Absent with one source: its own is the global one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_watermarks_micros: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -187,7 +195,13 @@ mod tests {
             })
             .unwrap();
         }
-        cp.write_commit(&CommitEntry { batch_id: 0, plugins: vec![], next_watermark_micros: 0 }).unwrap();
+        cp.write_commit(&CommitEntry {
+            batch_id: 0,
+            plugins: vec![],
+            next_watermark_micros: 0,
+            source_watermarks_micros: BTreeMap::new(),
+        })
+        .unwrap();
         std::fs::write(dir.path().join("offsets/.11.123.tmp"), "torn").unwrap();
         let cp = Checkpoint::open(dir.path()).unwrap();
         assert_eq!(cp.metadata().id, id);
@@ -203,5 +217,31 @@ mod tests {
         std::fs::write(dir.path().join("commits/3"), "{not json").unwrap();
         let e = cp.commits().unwrap_err().to_string();
         assert!(e.contains("commits/3: cannot parse"), "{e}");
+    }
+
+    #[test]
+    fn commits_keep_the_one_source_format_and_read_entries_without_source_watermarks() {
+        let one = CommitEntry {
+            batch_id: 3,
+            plugins: vec![],
+            next_watermark_micros: 7,
+            source_watermarks_micros: BTreeMap::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&one).unwrap(),
+            r#"{"batch_id":3,"plugins":[],"next_watermark_micros":7}"#,
+            "unchanged for one source"
+        );
+        let old: CommitEntry =
+            serde_json::from_str(r#"{"batch_id":3,"plugins":[],"next_watermark_micros":7}"#).unwrap();
+        assert_eq!(old, one);
+        let several = CommitEntry {
+            source_watermarks_micros: BTreeMap::from([("b".to_string(), 7), ("a".to_string(), 9)]),
+            ..one
+        };
+        assert_eq!(
+            serde_json::to_string(&several).unwrap(),
+            r#"{"batch_id":3,"plugins":[],"next_watermark_micros":7,"source_watermarks_micros":{"a":9,"b":7}}"#
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! The micro-batch loop: the only place that knows triggers and checkpoints.
 //!
-//! For batch N: plan the source's next range, write `offsets/N` (write-ahead), read and run
-//! the operators, write bad records to the dead-letter output, write the sink's output for N
-//! (idempotent per batch id), write `commits/N`. On restart a batch with offsets and no commit
-//! is run again with the same offsets: with idempotent sinks that is exactly-once.
+//! For batch N: plan each source's next range, write `offsets/N` (write-ahead), read the union
+//! of the sources and run the operators, write bad records to the dead-letter output, write the
+//! sink's output for N (idempotent per batch id), write `commits/N`. On restart a batch with
+//! offsets and no commit is run again with the same offsets: with idempotent sinks that is
+//! exactly-once.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use crate::operator::MapOperator;
 use crate::plugin::{MapperPlugin, Runtime};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
+use crate::source::union::{Input, Union};
 use crate::source::{files::FileSource, rate::RateSource, Source};
 use crate::state::memory::MemoryStateStore;
 use crate::state::rocksdb::RocksDbStateStore;
@@ -84,11 +87,11 @@ fn state_progress(name: &str, p: &StateOperatorProgress, custom: serde_json::Val
     })
 }
 
-/// A job wired up and ready to run: source, operators, sink, checkpoint.
+/// A job wired up and ready to run: sources, operators, sink, checkpoint.
 pub struct Driver {
     job: Job,
     checkpoint: Checkpoint,
-    source: Box<dyn Source>,
+    sources: Union,
     operators: Vec<Operator>,
     sink: Box<dyn Sink>,
     watermark: Option<Watermark>,
@@ -103,18 +106,37 @@ impl Driver {
     /// Builds every part of the job and checks that they fit (plugin output schemas, sink
     /// columns) before any data moves.
     pub fn new(job: Job, runtime: &Runtime, progress: ProgressReporter) -> anyhow::Result<Driver> {
-        let source: Box<dyn Source> = match &job.source {
-            SourceConfig::Files(cfg) => Box::new(FileSource::new(cfg)?),
-            SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
-        };
+        let several = job.sources.len() > 1;
+        let mut inputs = Vec::with_capacity(job.sources.len());
+        for input in &job.sources {
+            let source: Box<dyn Source> = match &input.source {
+                SourceConfig::Files(cfg) => {
+                    let s = FileSource::new(cfg);
+                    Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
+                }
+                SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+            };
+            inputs.push(Input {
+                key: input.name.clone().unwrap_or_else(|| input.field.clone()),
+                label: input.label(),
+                field: input.field.clone(),
+                source,
+            });
+        }
+        // Checked before any state or checkpoint exists: a refused job leaves nothing behind.
+        let sources = Union::new(inputs)
+            .map_err(|(field, e)| anyhow::anyhow!("job file {}: `{field}`: {e}", job.file.display()))?;
         let watermark = match &job.watermark {
-            Some(w) => Some(
-                Watermark::new(&w.column, w.delay, &source.schema())
-                    .map_err(|e| anyhow::anyhow!("job file {}: `watermark.column`: {e}", job.file.display()))?,
-            ),
+            Some(w) => {
+                let delays: Vec<Duration> = job.sources.iter().map(|s| s.watermark_delay.unwrap_or(w.delay)).collect();
+                Some(
+                    Watermark::new(&w.column, &delays, w.policy, &sources.schema())
+                        .map_err(|e| anyhow::anyhow!("job file {}: `watermark.column`: {e}", job.file.display()))?,
+                )
+            }
             None => None,
         };
-        let mut schema: SchemaRef = source.schema();
+        let mut schema: SchemaRef = sources.schema();
         let mut operators = Vec::new();
         for op in &job.operators {
             match op {
@@ -175,7 +197,7 @@ impl Driver {
         Ok(Driver {
             job,
             checkpoint,
-            source,
+            sources,
             operators,
             sink,
             watermark,
@@ -206,12 +228,28 @@ impl Driver {
             planned.iter().filter(|e| !e.source.is_null()).map(|e| e.source.clone()).collect();
         // The watermark of the last planned batch: the next batch's watermark for late rows.
         let mut prev_watermark = planned.last().map_or(0, |e| e.watermark_micros);
-        self.source.restore(&ranges).context("restoring the source's position from the checkpoint's offsets log")?;
+        self.sources.restore(&ranges).context("restoring the sources' positions from the checkpoint's offsets log")?;
         if let Some(wm) = self.watermark.as_mut() {
-            // After a committed batch: the watermark its commit recorded for the next one. A
-            // batch pending replay runs with the one in its offsets entry (set in run_batch).
+            // After a committed batch: the watermark its commit recorded for the next one, and
+            // each source's own. A batch pending replay runs with the one in its offsets entry
+            // (set in run_batch), from the sources' watermarks of the commit before it.
             if let Some(last) = committed {
-                wm.restore(self.checkpoint.commit(last)?.next_watermark_micros);
+                let commit = self.checkpoint.commit(last)?;
+                wm.restore(commit.next_watermark_micros);
+                // One source: its own watermark is the global one. Several: each by name; a
+                // source the commit does not know starts at the epoch (as every source does in
+                // Spark after a restart).
+                let single = self.sources.len() == 1;
+                let inputs: Vec<i64> = self
+                    .sources
+                    .keys()
+                    .map(|k| match commit.source_watermarks_micros.get(k) {
+                        Some(&micros) => micros,
+                        None if single => commit.next_watermark_micros,
+                        None => 0,
+                    })
+                    .collect();
+                wm.restore_inputs(&inputs);
             }
         }
         let mut next_id = match (planned.last(), committed) {
@@ -238,8 +276,8 @@ impl Driver {
         // the clock at start.
         let frozen_now = matches!(self.job.trigger, Trigger::AvailableNow).then(now_micros);
         match self.job.trigger {
-            Trigger::AvailableNow => self.source.snapshot_available_now()?,
-            Trigger::Once => self.source.ignore_trigger_limits(),
+            Trigger::AvailableNow => self.sources.snapshot_available_now()?,
+            Trigger::Once => self.sources.ignore_trigger_limits(),
             Trigger::ProcessingTime(_) => {}
         }
         let mut new_batches = 0u64;
@@ -248,7 +286,8 @@ impl Driver {
                 break;
             }
             let trigger_start = Instant::now();
-            let planned_range = match self.source.plan_next(frozen_now.unwrap_or_else(now_micros))? {
+            // A batch when any source has new data; the others add nothing to it.
+            let planned_range = match self.sources.plan_next(frozen_now.unwrap_or_else(now_micros))? {
                 Some(range) => Some(range),
                 // Spark's no-data batch: no new rows, but the watermark moved, so windows close
                 // and state expires now rather than when the next row arrives.
@@ -308,23 +347,36 @@ impl Driver {
         let since_last = self.last_trigger_start.map(|t| t.elapsed());
         self.last_trigger_start = Some(t0);
         let mut bad = BadRecords::new(self.job.on_bad_record);
-        let mut batches = if entry.source.is_null() {
-            Vec::new()
-        } else {
-            self.source
-                .read(&entry.source, &mut bad)
-                .with_context(|| format!("batch {id}: reading {}", self.source.describe_range(&entry.source)))?
-        };
+        // Exactly the ranges of the offsets entry, one per source (null: nothing from it).
+        let ranges =
+            self.sources.split(&entry.source).with_context(|| format!("batch {id}: reading its offsets entry"))?;
+        let mut per_source: Vec<Vec<RecordBatch>> = Vec::with_capacity(ranges.len());
+        for (i, range) in ranges.iter().enumerate() {
+            per_source.push(if range.is_null() {
+                Vec::new()
+            } else {
+                self.sources
+                    .read(i, range, &mut bad)
+                    .with_context(|| format!("batch {id}: reading {}", self.sources.describe_range(i, range)))?
+            });
+        }
         let t_read = t0.elapsed();
-        let num_input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        // The batch runs with the watermark planned into its offsets entry.
-        let mut event_times = EventTimeStats::default();
+        let rows_per_source: Vec<u64> =
+            per_source.iter().map(|bs| bs.iter().map(|b| b.num_rows() as u64).sum()).collect();
+        let num_input_rows: u64 = rows_per_source.iter().sum();
+        // The batch runs with the watermark planned into its offsets entry; each source's event
+        // times move its own watermark at the end.
+        let mut event_times = vec![EventTimeStats::default(); per_source.len()];
         if let Some(wm) = self.watermark.as_mut() {
             wm.restore(entry.watermark_micros);
-            for b in &batches {
-                event_times.observe(b, wm.index());
+            for (stats, batches) in event_times.iter_mut().zip(&per_source) {
+                for b in batches {
+                    stats.observe(b, wm.index());
+                }
             }
         }
+        // The union: every source's rows, in the job's order of sources.
+        let mut batches: Vec<RecordBatch> = per_source.into_iter().flatten().collect();
         // Spark's two watermarks: rows are late behind the previous batch's; state is evicted (and
         // windows closed) up to this batch's.
         let watermark_now = self.watermark.as_ref().map_or(0, Watermark::current);
@@ -399,9 +451,22 @@ impl Driver {
                 Operator::Dedup { .. } | Operator::Aggregate(_) => None,
             })
             .collect();
-        let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &event_times));
+        let all_event_times = event_times.iter().fold(EventTimeStats::default(), |a, s| a.merge(s));
+        let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &all_event_times));
         let next_watermark_micros = self.watermark.as_mut().map_or(0, |wm| wm.advance(&event_times));
-        self.checkpoint.write_commit(&CommitEntry { batch_id: id, plugins, next_watermark_micros })?;
+        // With several sources, each one's own watermark, so that a restart resumes it exactly.
+        let source_watermarks_micros: BTreeMap<String, i64> = match &self.watermark {
+            Some(wm) if self.sources.len() > 1 => {
+                self.sources.keys().map(str::to_string).zip(wm.inputs().iter().copied()).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        self.checkpoint.write_commit(&CommitEntry {
+            batch_id: id,
+            plugins,
+            next_watermark_micros,
+            source_watermarks_micros,
+        })?;
         let commit = t_commit.elapsed();
         let total = t0.elapsed();
 
@@ -434,14 +499,19 @@ impl Driver {
             },
             num_dead_letter_rows: dead.len() as u64,
             state_operators,
-            sources: vec![SourceProgress {
-                description: self.source.description(),
-                start_offset: serde_json::Value::Null,
-                end_offset: entry.source.clone(),
-                num_input_rows,
-                input_rows_per_second: input_rate,
-                processed_rows_per_second: processed,
-            }],
+            sources: ranges
+                .into_iter()
+                .zip(&rows_per_source)
+                .enumerate()
+                .map(|(i, (range, &rows))| SourceProgress {
+                    description: self.sources.description(i),
+                    start_offset: serde_json::Value::Null,
+                    end_offset: range,
+                    num_input_rows: rows,
+                    input_rows_per_second: since_last.map_or(0.0, |d| rows as f64 / d.as_secs_f64().max(1e-9)),
+                    processed_rows_per_second: rows as f64 / secs,
+                })
+                .collect(),
             sink: SinkProgress { description: self.sink.description(), num_output_rows: output_rows },
         };
         self.progress

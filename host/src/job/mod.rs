@@ -10,6 +10,7 @@ use arrow::datatypes::SchemaRef;
 use crate::deadletter::OnBadRecord;
 pub use crate::operator::aggregate::function::AggFn;
 pub use crate::operator::aggregate::window::WindowKind;
+pub use crate::watermark::MultipleWatermarkPolicy;
 
 /// The file as written: serde structs that refuse unknown fields.
 mod spec;
@@ -26,7 +27,8 @@ pub struct Job {
     /// The job file it came from (for messages).
     pub file: PathBuf,
     pub name: String,
-    pub source: SourceConfig,
+    /// The inputs, in the job file's order; several are unioned (they share one schema).
+    pub sources: Vec<InputConfig>,
     /// Event-time watermark on a source column (Spark's `withWatermark`).
     pub watermark: Option<WatermarkConfig>,
     pub operators: Vec<OperatorConfig>,
@@ -47,6 +49,29 @@ pub enum StateStoreKind {
     Memory,
     /// RocksDB on disk: for state larger than memory.
     RocksDb,
+}
+
+/// One input of the job: a `[source]` table, or one of several `[[source]]` tables.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    /// Required with several sources (it keys their ranges in the offsets log and their
+    /// watermarks in the commits log), optional with one.
+    pub name: Option<String>,
+    /// Where it is in the job file, for messages: `source` or `source[i]`.
+    pub field: String,
+    pub source: SourceConfig,
+    /// This input's watermark delay, instead of `[watermark].delay`.
+    pub watermark_delay: Option<Duration>,
+}
+
+impl InputConfig {
+    /// How messages name this input: its name, else where it is in the job file.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("source {n:?}"),
+            None => self.field.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,8 +132,11 @@ pub struct RateSourceConfig {
 pub struct WatermarkConfig {
     /// A timestamp column of the source (checked against the schema when the job starts).
     pub column: String,
-    /// How late an event may be: the watermark is the max event time seen minus this.
+    /// How late an event may be: an input's watermark is the max event time it has seen minus
+    /// this (or minus its own `watermark_delay`).
     pub delay: Duration,
+    /// With several sources: whether the slowest or the fastest input's watermark is the query's.
+    pub policy: MultipleWatermarkPolicy,
     /// What stateful operators do with rows behind the watermark.
     pub late_rows: LateRows,
 }

@@ -8,8 +8,9 @@ use crate::deadletter::OnBadRecord;
 #[serde(deny_unknown_fields)]
 pub(super) struct JobSpec {
     pub name: Option<String>,
-    pub source: SourceSpec,
+    pub source: SourcesSpec,
     pub watermark: Option<WatermarkSpec>,
+    pub multiple_watermark_policy: Option<String>,
     #[serde(default, rename = "operator")]
     pub operators: Vec<OperatorSpec>,
     pub sink: SinkSpec,
@@ -22,6 +23,7 @@ pub(super) struct JobSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SourceSpec {
+    pub name: Option<String>,
     pub format: String,
     pub path: Option<String>,
     pub schema: Option<String>,
@@ -30,6 +32,38 @@ pub(super) struct SourceSpec {
     pub delimiter: Option<String>,
     pub rows_per_second: Option<i64>,
     pub num_partitions: Option<i64>,
+    pub watermark_delay: Option<String>,
+}
+
+/// `[source]` (one input) or `[[source]]` (several, unioned). Written by hand rather than as an
+/// untagged enum so that a mistake inside a source table keeps its own message (unknown field,
+/// with its position) instead of "did not match any variant".
+#[derive(Debug)]
+pub(super) enum SourcesSpec {
+    One(SourceSpec),
+    Many(Vec<SourceSpec>),
+}
+
+impl<'de> Deserialize<'de> for SourcesSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SourcesSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a [source] table or [[source]] tables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SourcesSpec, A::Error> {
+                SourceSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(SourcesSpec::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<SourcesSpec, A::Error> {
+                Vec::<SourceSpec>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(SourcesSpec::Many)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

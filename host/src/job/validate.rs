@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use super::spec::{AggregateSpec, JobSpec, OperatorSpec, SinkSpec, SourceSpec, TriggerSpec, WindowSpec};
+use super::spec::{AggregateSpec, JobSpec, OperatorSpec, SinkSpec, SourceSpec, SourcesSpec, TriggerSpec, WindowSpec};
 use super::units::{parse_duration, parse_size};
 use super::*;
 use crate::schema::parse_ddl;
@@ -29,7 +29,17 @@ impl Validator<'_> {
     }
 
     fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
-        let source = self.source(&spec.source)?;
+        let sources = self.sources(&spec.source, spec.watermark.is_some())?;
+        let policy = match spec.multiple_watermark_policy.as_deref() {
+            None | Some("min") => MultipleWatermarkPolicy::Min,
+            Some("max") => MultipleWatermarkPolicy::Max,
+            Some(other) => {
+                return Err(self.err(
+                    "multiple_watermark_policy",
+                    format!("unknown policy {other:?}; allowed: \"min\" (the slowest source's watermark, Spark's default), \"max\" (the fastest source's)"),
+                ))
+            }
+        };
         let watermark = match &spec.watermark {
             Some(w) => {
                 if w.column.trim().is_empty() {
@@ -46,7 +56,7 @@ impl Validator<'_> {
                         ))
                     }
                 };
-                Some(WatermarkConfig { column: w.column.clone(), delay, late_rows })
+                Some(WatermarkConfig { column: w.column.clone(), delay, policy, late_rows })
             }
             None => None,
         };
@@ -72,7 +82,7 @@ impl Validator<'_> {
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
-            source,
+            sources,
             watermark,
             operators,
             sink,
@@ -103,7 +113,57 @@ impl Validator<'_> {
         }
     }
 
-    fn source(&self, s: &SourceSpec) -> Result<SourceConfig, JobError> {
+    /// One `[source]`, or several `[[source]]` with unique names.
+    fn sources(&self, spec: &SourcesSpec, has_watermark: bool) -> Result<Vec<InputConfig>, JobError> {
+        let specs: Vec<(String, &SourceSpec)> = match spec {
+            SourcesSpec::One(s) => vec![("source".to_string(), s)],
+            SourcesSpec::Many(list) => list.iter().enumerate().map(|(i, s)| (format!("source[{i}]"), s)).collect(),
+        };
+        if specs.is_empty() {
+            return Err(self.err("source", "is empty: declare at least one [[source]] (or one [source])"));
+        }
+        let several = specs.len() > 1;
+        let mut inputs: Vec<InputConfig> = Vec::with_capacity(specs.len());
+        for (at, s) in specs {
+            let name = match &s.name {
+                Some(n) if n.trim().is_empty() => {
+                    return Err(self.err(&format!("{at}.name"), "is empty: name the source, e.g. name = \"orders\""))
+                }
+                Some(n) => {
+                    if let Some(other) = inputs.iter().find(|i| i.name.as_deref() == Some(n.as_str())) {
+                        return Err(self.err(
+                            &format!("{at}.name"),
+                            format!("{n:?} is already the name of {}; each source needs its own name", other.field),
+                        ));
+                    }
+                    Some(n.clone())
+                }
+                None if several => {
+                    return Err(self.err(
+                        &format!("{at}.name"),
+                        "is required when the job has several sources: it keys the source's offsets and watermark in the checkpoint, e.g. name = \"orders\"",
+                    ))
+                }
+                None => None,
+            };
+            let watermark_delay = match &s.watermark_delay {
+                Some(_) if !has_watermark => {
+                    return Err(self.err(
+                        &format!("{at}.watermark_delay"),
+                        "needs a [watermark] (it overrides [watermark].delay for this source); add [watermark] column = ..., delay = ..., or remove it",
+                    ))
+                }
+                Some(d) => Some(parse_duration(d).map_err(|e| self.err(&format!("{at}.watermark_delay"), e))?),
+                None => None,
+            };
+            let source = self.source(&at, s)?;
+            inputs.push(InputConfig { name, field: at, source, watermark_delay });
+        }
+        Ok(inputs)
+    }
+
+    fn source(&self, at: &str, s: &SourceSpec) -> Result<SourceConfig, JobError> {
+        let f = |name: &str| format!("{at}.{name}");
         let format = match s.format.as_str() {
             "json" => FileFormat::Json,
             "csv" => FileFormat::Csv,
@@ -111,18 +171,18 @@ impl Validator<'_> {
             "rate" => {
                 self.only_for(
                     &[
-                        ("source.path", s.path.is_some()),
-                        ("source.schema", s.schema.is_some()),
-                        ("source.max_files_per_trigger", s.max_files_per_trigger.is_some()),
-                        ("source.header", s.header.is_some()),
-                        ("source.delimiter", s.delimiter.is_some()),
+                        (&f("path"), s.path.is_some()),
+                        (&f("schema"), s.schema.is_some()),
+                        (&f("max_files_per_trigger"), s.max_files_per_trigger.is_some()),
+                        (&f("header"), s.header.is_some()),
+                        (&f("delimiter"), s.delimiter.is_some()),
                     ],
                     "rate",
                 )?;
-                let rows_per_second = self.positive("source.rows_per_second", s.rows_per_second)?.unwrap_or(1);
-                let num_partitions = self.positive("source.num_partitions", s.num_partitions)?.unwrap_or(1);
+                let rows_per_second = self.positive(&f("rows_per_second"), s.rows_per_second)?.unwrap_or(1);
+                let num_partitions = self.positive(&f("num_partitions"), s.num_partitions)?.unwrap_or(1);
                 if num_partitions > 1024 {
-                    return Err(self.err("source.num_partitions", "must be at most 1024"));
+                    return Err(self.err(&f("num_partitions"), "must be at most 1024"));
                 }
                 return Ok(SourceConfig::Rate(RateSourceConfig {
                     rows_per_second,
@@ -131,36 +191,29 @@ impl Validator<'_> {
             }
             other => {
                 return Err(self.err(
-                    "source.format",
+                    &f("format"),
                     format!("unknown format {other:?}; allowed: \"json\", \"csv\", \"parquet\", \"rate\""),
                 ))
             }
         };
         self.only_for(
-            &[
-                ("source.rows_per_second", s.rows_per_second.is_some()),
-                ("source.num_partitions", s.num_partitions.is_some()),
-            ],
+            &[(&f("rows_per_second"), s.rows_per_second.is_some()), (&f("num_partitions"), s.num_partitions.is_some())],
             &s.format,
         )?;
         if format != FileFormat::Csv {
-            self.only_for(
-                &[("source.header", s.header.is_some()), ("source.delimiter", s.delimiter.is_some())],
-                &s.format,
-            )?;
+            self.only_for(&[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())], &s.format)?;
         }
         let path = s.path.as_ref().ok_or_else(|| {
             self.err(
-                "source.path",
+                &f("path"),
                 format!("is required for format = \"{}\": the directory to watch for new files", s.format),
             )
         })?;
         let schema = match &s.schema {
-            Some(ddl) => Some(parse_ddl(ddl).map_err(|e| self.err("source.schema", e.to_string()))?),
+            Some(ddl) => Some(parse_ddl(ddl).map_err(|e| self.err(&f("schema"), e.to_string()))?),
             None if format == FileFormat::Parquet => None,
             None => {
-                return Err(self.err(
-                    "source.schema",
+                return Err(self.err(&f("schema"),
                     format!(
                         "is required for format = \"{}\": declare the columns in Spark DDL, e.g. \"event_id string, amount double, event_time timestamp\"",
                         s.format
@@ -176,14 +229,14 @@ impl Validator<'_> {
             let bytes = d.as_bytes();
             if bytes.len() != 1 || bytes[0] == b'"' || bytes[0] == b'\n' || bytes[0] == b'\r' {
                 return Err(self.err(
-                    "source.delimiter",
+                    &f("delimiter"),
                     format!("must be one ASCII character other than a quote or newline, got {d:?}"),
                 ));
             }
             csv.delimiter = bytes[0];
         }
         let max_files_per_trigger =
-            self.positive("source.max_files_per_trigger", s.max_files_per_trigger)?.map(|n| n as usize);
+            self.positive(&f("max_files_per_trigger"), s.max_files_per_trigger)?.map(|n| n as usize);
         Ok(SourceConfig::Files(FileSourceConfig {
             path: PathBuf::from(path),
             format,
@@ -544,7 +597,7 @@ trigger = { processing_time = "1 second" }
         let j = job(OK).unwrap();
         assert_eq!(j.name, "job");
         assert!(
-            matches!(&j.source, SourceConfig::Files(f) if f.max_files_per_trigger == Some(2) && f.format == FileFormat::Json)
+            matches!(&j.sources[0].source, SourceConfig::Files(f) if f.max_files_per_trigger == Some(2) && f.format == FileFormat::Json)
         );
         let OperatorConfig::Map(m) = &j.operators[0] else { panic!("a map operator") };
         assert_eq!(m.limits.memory_bytes, 32 << 20);
@@ -598,7 +651,86 @@ trigger = { processing_time = "1 second" }
     #[test]
     fn rate_source_defaults_and_once_trigger() {
         let j = job("[source]\nformat = \"rate\"\nrows_per_second = 100\n[sink]\nformat = \"console\"\ncheckpoint = \"c\"\ntrigger = { once = true }\n").unwrap();
-        assert!(matches!(j.source, SourceConfig::Rate(RateSourceConfig { rows_per_second: 100, num_partitions: 1 })));
+        assert!(matches!(
+            j.sources[0].source,
+            SourceConfig::Rate(RateSourceConfig { rows_per_second: 100, num_partitions: 1 })
+        ));
         assert_eq!(j.trigger, Trigger::Once);
+    }
+
+    const TWO_SOURCES: &str = r#"
+multiple_watermark_policy = "max"
+
+[[source]]
+name = "a"
+format = "json"
+path = "in/a"
+schema = "k string, event_time timestamp"
+
+[[source]]
+name = "b"
+format = "csv"
+path = "in/b"
+schema = "k string, event_time timestamp"
+watermark_delay = "2 minutes"
+
+[watermark]
+column = "event_time"
+delay = "10 minutes"
+
+[sink]
+format = "json"
+path = "out"
+checkpoint = "ckpt"
+"#;
+
+    #[test]
+    fn several_sources_keep_their_names_order_and_own_delays() {
+        let j = job(TWO_SOURCES).unwrap();
+        let names: Vec<_> = j.sources.iter().map(|s| (s.name.as_deref(), s.field.as_str())).collect();
+        assert_eq!(names, vec![(Some("a"), "source[0]"), (Some("b"), "source[1]")]);
+        assert_eq!(j.sources[0].watermark_delay, None);
+        assert_eq!(j.sources[1].watermark_delay, Some(std::time::Duration::from_secs(120)));
+        assert!(matches!(&j.sources[1].source, SourceConfig::Files(f) if f.format == FileFormat::Csv));
+        let wm = j.watermark.unwrap();
+        assert_eq!((wm.delay, wm.policy), (std::time::Duration::from_secs(600), MultipleWatermarkPolicy::Max));
+        // One [source] table: no name needed, the policy defaults to Spark's "min".
+        let one = job(OK).unwrap();
+        assert_eq!(
+            (one.sources.len(), one.sources[0].field.as_str(), one.sources[0].name.as_deref()),
+            (1, "source", None)
+        );
+        let one_named = job(&OK.replace("[source]\n", "[source]\nname = \"orders\"\n")).unwrap();
+        assert_eq!(one_named.sources[0].label(), "source \"orders\"");
+    }
+
+    #[test]
+    fn several_sources_errors_name_the_source_table() {
+        let cases = [
+            (
+                TWO_SOURCES.replace("name = \"b\"\n", ""),
+                "`source[1].name`: is required when the job has several sources",
+            ),
+            (
+                TWO_SOURCES.replace("name = \"b\"", "name = \"a\""),
+                "`source[1].name`: \"a\" is already the name of source[0]",
+            ),
+            (TWO_SOURCES.replace("name = \"b\"", "name = \" \""), "`source[1].name`: is empty"),
+            (TWO_SOURCES.replace("path = \"in/b\"\n", ""), "`source[1].path`: is required for format = \"csv\""),
+            (TWO_SOURCES.replace("\"2 minutes\"", "\"2 fortnights\""), "`source[1].watermark_delay`"),
+            (
+                TWO_SOURCES.replace("\"max\"", "\"latest\""),
+                "`multiple_watermark_policy`: unknown policy \"latest\"; allowed: \"min\"",
+            ),
+            (
+                TWO_SOURCES.replace("[watermark]\ncolumn = \"event_time\"\ndelay = \"10 minutes\"\n", ""),
+                "`source[1].watermark_delay`: needs a [watermark]",
+            ),
+            (TWO_SOURCES.replace("watermark_delay", "watermark_dely"), "unknown field `watermark_dely`"),
+        ];
+        for (text, want) in cases {
+            let e = job(&text).unwrap_err();
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
     }
 }

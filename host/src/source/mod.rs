@@ -11,6 +11,8 @@ use crate::deadletter::{BadRecordError, BadRecords};
 pub mod files;
 /// The rate generator: `timestamp`, `value` rows at a fixed rate.
 pub mod rate;
+/// Several sources read as one stream (Spark's union), their ranges keyed by name.
+pub mod union;
 
 /// Why a source could not plan or read a batch.
 #[derive(Debug, thiserror::Error)]
