@@ -231,7 +231,7 @@ impl StateStore for MemoryStateStore {
     fn commit(&mut self) -> Result<StateMetrics, StateError> {
         let batch = self.batch.expect("commit outside a batch: call begin first");
         self.write_file(&format!("{batch}.delta"), self.changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
-        if (batch + 1) % SNAPSHOT_EVERY == 0 {
+        if (batch + 1).is_multiple_of(SNAPSHOT_EVERY) {
             self.write_file(
                 &format!("{batch}.snapshot"),
                 self.map.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))),

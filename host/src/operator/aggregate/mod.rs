@@ -114,12 +114,13 @@ pub fn window_column(schema: &Schema, column: &str) -> Result<usize, String> {
     Ok(i)
 }
 
+/// Group column indices, the window (event-time column index and kind), the bound aggregates and
+/// the output schema.
+pub type Plan = (Vec<usize>, Option<(usize, WindowKind)>, Vec<BoundAggregate>, SchemaRef);
+
 /// The operator's output schema and bound aggregates, checked against the input schema before
 /// any state is opened. Errors name the job field at fault (relative to the operator).
-pub fn plan(
-    schema: &SchemaRef,
-    cfg: &AggregateConfig,
-) -> Result<(Vec<usize>, Option<(usize, WindowKind)>, Vec<BoundAggregate>, SchemaRef), (String, String)> {
+pub fn plan(schema: &SchemaRef, cfg: &AggregateConfig) -> Result<Plan, (String, String)> {
     let group = key_indices(schema, &cfg.group_by).map_err(|e| ("group_by".to_string(), e))?;
     let window = match &cfg.window {
         Some(w) => Some((window_column(schema, &w.column).map_err(|e| ("window.column".to_string(), e))?, w.kind)),
@@ -278,7 +279,7 @@ impl AggregateOperator {
         let times: TimestampMicrosecondArray = input.column(tcol).as_primitive::<TimestampMicrosecondType>().clone();
         let drops_late = self.drops_late;
         if let WindowKind::Session { gap } = kind {
-            for r in 0..n {
+            for (r, &gid) in gids.iter().enumerate() {
                 if times.is_null(r) {
                     self.null_event_time += 1;
                     continue;
@@ -289,7 +290,7 @@ impl AggregateOperator {
                     late.push(r as u32);
                     continue;
                 }
-                let sessions = self.partial.sessions.entry(gids[r]).or_default();
+                let sessions = self.partial.sessions.entry(gid).or_default();
                 let accs = add_to_sessions(sessions, t, t + gap, &self.aggs)
                     .map_err(|(a, source)| AggregateError::Overflow { name: self.aggs[a].name.clone(), source })?;
                 for (a, acc) in accs.iter_mut().enumerate() {
@@ -300,7 +301,7 @@ impl AggregateOperator {
             return Ok(late);
         }
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(n);
-        for r in 0..n {
+        for (r, &g) in gids.iter().enumerate() {
             if times.is_null(r) {
                 self.null_event_time += 1;
                 continue;
@@ -311,7 +312,6 @@ impl AggregateOperator {
                 late.push(r as u32);
                 continue;
             }
-            let g = gids[r];
             kind.for_each_fixed(t, |start| {
                 // A sliding window of this row may already be closed while later ones are open.
                 if !drops_late || kind.end(start) > late_watermark {
