@@ -45,9 +45,6 @@ pub struct RunSummary {
     pub output_rows: u64,
 }
 
-/// How many batches of state are kept (Spark's `minBatchesToRetain` default).
-const STATE_VERSIONS_KEPT: u64 = 100;
-
 /// One operator of the job, in order.
 enum Operator {
     Map(MapOperator),
@@ -70,8 +67,8 @@ impl Operator {
 fn open_state_store(job: &Job, index: usize) -> anyhow::Result<Box<dyn StateStore>> {
     let dir = job.checkpoint.join("state").join(index.to_string());
     Ok(match job.state_store {
-        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
-        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, STATE_VERSIONS_KEPT)?),
+        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, job.min_batches_to_retain)?),
+        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, job.min_batches_to_retain)?),
     })
 }
 

@@ -39,6 +39,9 @@ pub struct Job {
     /// Where bad records go under `on_bad_record = "dead_letter"`.
     pub dead_letter: PathBuf,
     pub state_store: StateStoreKind,
+    /// How many batch versions of state are kept (Spark's `minBatchesToRetain`, default 100):
+    /// a replay or restart can go back to any of them; older ones are deleted.
+    pub min_batches_to_retain: u64,
 }
 
 /// Which provider keeps the state of stateful operators (`state_store`).

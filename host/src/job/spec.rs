@@ -18,6 +18,7 @@ pub(super) struct JobSpec {
     pub on_bad_record: OnBadRecord,
     pub dead_letter_path: Option<String>,
     pub state_store: Option<String>,
+    pub min_batches_to_retain: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,6 +79,7 @@ impl Validator<'_> {
                 )
             }
         };
+        let min_batches_to_retain = self.positive("min_batches_to_retain", spec.min_batches_to_retain)?.unwrap_or(100);
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
@@ -91,6 +92,7 @@ impl Validator<'_> {
             on_bad_record: spec.on_bad_record,
             dead_letter,
             state_store,
+            min_batches_to_retain,
         })
     }
 
@@ -604,6 +606,8 @@ trigger = { processing_time = "1 second" }
         assert_eq!(m.config, "tax_rate=0.1");
         assert_eq!(j.trigger, Trigger::ProcessingTime(std::time::Duration::from_secs(1)));
         assert_eq!(j.dead_letter, PathBuf::from("ckpt/dead_letter"));
+        assert_eq!(j.min_batches_to_retain, 100, "Spark's default");
+        assert_eq!(job(&format!("min_batches_to_retain = 7\n{OK}")).unwrap().min_batches_to_retain, 7);
     }
 
     #[test]
@@ -627,6 +631,10 @@ trigger = { processing_time = "1 second" }
             (
                 OK.replace("trigger = {", "output_mode = \"complete\"\ntrigger = {"),
                 "\"complete\" is not supported when there are no streaming aggregations",
+            ),
+            (
+                format!("min_batches_to_retain = 0\n{OK}"),
+                "`min_batches_to_retain`: must be a positive whole number, got 0",
             ),
             (
                 OK.replace("max_files_per_trigger = 2", "max_files_per_trigger = 0"),
