@@ -387,3 +387,41 @@ fn running_aggregation_complete_with_every_function() {
         ]
     );
 }
+
+/// With `late_rows = "dead_letter"`, the late row of the tumbling input (x at 00:09 in batch 3,
+/// whose window ended at 00:10, behind batch 2's watermark 00:11) is kept with the reason.
+#[test]
+fn late_rows_of_an_aggregation_can_go_to_the_dead_letter_output() {
+    let s = Scratch::new();
+    write_tumbling_input(&s);
+    let text = job("", TUMBLING, "append", JSON_SINK)
+        .replace("delay = \"10 minutes\"\n", "delay = \"10 minutes\"\nlate_rows = \"dead_letter\"\n");
+    run_ok(&s.job(&text));
+    assert_eq!(rows(&s).len(), 6, "the same output as without the option");
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-3.jsonl")).unwrap();
+    let d: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(d.len(), 1, "{dead}");
+    assert_eq!(d[0]["origin"], "operator[0] (aggregate)");
+    assert_eq!(d[0]["reason"], "late: event time is behind the watermark 2024-01-01T00:11:00.000Z");
+    let raw: serde_json::Value = serde_json::from_str(d[0]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw, serde_json::json!({"k": "x", "amount": "128.0", "event_time": "2024-01-01T00:09:00"}));
+    for b in [0, 1, 2, 4] {
+        assert!(!s.path(&format!("ckpt/dead_letter/batch-{b}.jsonl")).exists(), "batch {b} had no late row");
+    }
+}
+
+/// Update mode without a watermark on the window keeps every group: the job says so at start.
+#[test]
+fn an_aggregation_whose_state_cannot_expire_warns_at_start() {
+    let s = Scratch::new();
+    write_tumbling_input(&s);
+    let text = job("", TUMBLING, "update", CONSOLE_SINK)
+        .replace("[watermark]\ncolumn = \"event_time\"\ndelay = \"10 minutes\"\n", "");
+    let out = run_ok(&s.job(&text));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: operator[0] (aggregate) keeps every group it sees, forever"), "{err}");
+    // Without a watermark nothing is late or evicted: x's 00:09 counts in [00:05, 00:10).
+    let b = console_batches(&out.stdout);
+    assert!(windowed(&b[3].1).contains(&row("00:05", "00:10", "x", 3, 148.0)));
+    assert_eq!(b.len(), 4, "no watermark, no no-data batch");
+}
