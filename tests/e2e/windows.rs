@@ -425,3 +425,45 @@ fn an_aggregation_whose_state_cannot_expire_warns_at_start() {
     assert!(windowed(&b[3].1).contains(&row("00:05", "00:10", "x", 3, 148.0)));
     assert_eq!(b.len(), 4, "no watermark, no no-data batch");
 }
+
+/// A batch of many files is read in pieces of a few files, each going through the operators as
+/// it comes (here a dedup, then the aggregation, which takes every piece before it ends). The
+/// result must equal that of the same rows in one file.
+#[test]
+fn a_batch_read_in_pieces_gives_what_one_file_gives() {
+    let rows: Vec<String> = (0..240)
+        .map(|n| {
+            // Ids repeat every 100 rows (duplicates across pieces), keys cycle over 7.
+            format!(
+                "{{\"id\":\"e{}\",\"k\":\"k{}\",\"amount\":{}.5,\"event_time\":\"2024-01-01T00:{:02}:00Z\"}}\n",
+                n % 100,
+                n % 7,
+                n % 13,
+                n % 60
+            )
+        })
+        .collect();
+    let job = |s: &Scratch| {
+        s.job(
+            "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"id string, k string, amount double, event_time timestamp\"\n\
+             [[operator]]\nkind = \"dedup\"\nkeys = [\"id\"]\n\
+             [[operator]]\nkind = \"aggregate\"\ngroup_by = [\"k\"]\n\
+             aggregates = [{ fn = \"count\", as = \"n\" }, { fn = \"sum\", column = \"amount\", as = \"total\" }, { fn = \"first\", column = \"id\", as = \"first_id\" }, { fn = \"last\", column = \"id\", as = \"last_id\" }]\n\
+             [sink]\nformat = \"console\"\noutput_mode = \"complete\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n",
+        )
+    };
+    let pieces = Scratch::new();
+    for (f, chunk) in rows.chunks(20).enumerate() {
+        pieces.write(&format!("in/{f:02}.json"), &chunk.concat());
+    }
+    let whole = Scratch::new();
+    whole.write("in/all.json", &rows.concat());
+    let a = run_ok(&job(&pieces));
+    let b = run_ok(&job(&whole));
+    let (ta, tb) = (console_batches(&a.stdout), console_batches(&b.stdout));
+    assert_eq!(ta, tb);
+    // 100 distinct ids over 7 keys: k0..k1 get 15 ids, the others 14.
+    let counts: Vec<&str> = ta[0].1.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(counts, vec!["15", "15", "14", "14", "14", "14", "14"]);
+    assert_eq!(progress(&pieces.path("ckpt"))[0]["numInputRows"], 240);
+}

@@ -347,83 +347,77 @@ impl Driver {
         // Exactly the ranges of the offsets entry, one per source (null: nothing from it).
         let ranges =
             self.sources.split(&entry.source).with_context(|| format!("batch {id}: reading its offsets entry"))?;
-        let mut per_source: Vec<Vec<RecordBatch>> = Vec::with_capacity(ranges.len());
-        for (i, range) in ranges.iter().enumerate() {
-            per_source.push(if range.is_null() {
-                Vec::new()
-            } else {
-                self.sources
-                    .read(i, range, &mut bad)
-                    .with_context(|| format!("batch {id}: reading {}", self.sources.describe_range(i, range)))?
-            });
-        }
-        let t_read = t0.elapsed();
-        let rows_per_source: Vec<u64> =
-            per_source.iter().map(|bs| bs.iter().map(|b| b.num_rows() as u64).sum()).collect();
-        let num_input_rows: u64 = rows_per_source.iter().sum();
         // The batch runs with the watermark planned into its offsets entry; each source's event
-        // times move its own watermark at the end.
-        let mut event_times = vec![EventTimeStats::default(); per_source.len()];
+        // times move its own watermark at the end. Spark's two watermarks: rows are late behind
+        // the previous batch's; state is evicted (and windows closed) up to this batch's.
         if let Some(wm) = self.watermark.as_mut() {
             wm.restore(entry.watermark_micros);
-            for (stats, batches) in event_times.iter_mut().zip(&per_source) {
-                for b in batches {
-                    stats.observe(b, wm.index());
+        }
+        let wm_index = self.watermark.as_ref().map(Watermark::index);
+        let marks = Marks {
+            now: self.watermark.as_ref().map_or(0, Watermark::current),
+            late: entry.late_watermark_micros,
+            keep_late: self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter),
+        };
+        for op in &mut self.operators {
+            match op {
+                Operator::Map(_) => Ok(()),
+                Operator::Dedup { index, op } => {
+                    op.begin(id).with_context(|| format!("batch {id}: operator[{index}] (dedup): loading state"))
                 }
+                Operator::Aggregate(op) => {
+                    let index = op.index();
+                    op.begin(id).with_context(|| format!("batch {id}: operator[{index}] (aggregate): loading state"))
+                }
+            }?;
+        }
+        // The union, source by source in the job's order, each read in pieces that go through
+        // the operators as they come (up to an aggregation, which takes them all first).
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        let mut rows_per_source = vec![0u64; ranges.len()];
+        let mut event_times = vec![EventTimeStats::default(); ranges.len()];
+        let mut t_read = Duration::ZERO;
+        for (i, range) in ranges.iter().enumerate() {
+            if range.is_null() {
+                continue;
+            }
+            let what = format!("batch {id}: reading {}", self.sources.describe_range(i, range));
+            for piece in self.sources.pieces(i, range).with_context(|| what.clone())? {
+                let t = Instant::now();
+                let read = self.sources.read(i, &piece, &mut bad).with_context(|| what.clone())?;
+                t_read += t.elapsed();
+                for b in &read {
+                    rows_per_source[i] += b.num_rows() as u64;
+                    if let Some(c) = wm_index {
+                        event_times[i].observe(b, c);
+                    }
+                }
+                batches.extend(run_operators(&mut self.operators, 0, id, read, &mut bad, marks)?);
             }
         }
-        // The union: every source's rows, in the job's order of sources.
-        let mut batches: Vec<RecordBatch> = per_source.into_iter().flatten().collect();
-        // Spark's two watermarks: rows are late behind the previous batch's; state is evicted (and
-        // windows closed) up to this batch's.
-        let watermark_now = self.watermark.as_ref().map_or(0, Watermark::current);
-        let watermark_late = entry.late_watermark_micros;
-        let keep_late = self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter);
+        let num_input_rows: u64 = rows_per_source.iter().sum();
+        // Then the stateful operators finish, in order: state committed, an aggregation's result
+        // through the operators after it.
         let mut state_operators = Vec::new();
-        for op in &mut self.operators {
-            let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
-            match op {
-                Operator::Map(m) => {
-                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        out.push(m.process(id, b, &mut bad)?);
-                    }
-                }
+        for k in 0..self.operators.len() {
+            match &mut self.operators[k] {
+                Operator::Map(_) => {}
                 Operator::Dedup { index, op } => {
-                    let ctx = |what: &str| format!("batch {id}: operator[{index}] (dedup): {what}");
-                    op.begin(id).with_context(|| ctx("loading state"))?;
-                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        let (kept, late) = op.process(b, watermark_late).with_context(|| ctx("reading state"))?;
-                        if keep_late {
-                            keep_late_rows(&mut bad, &format!("operator[{index}] (dedup)"), watermark_late, b, &late);
-                        }
-                        out.push(kept);
-                    }
-                    let p = op.end(watermark_now).with_context(|| ctx("committing state"))?;
+                    let p = op
+                        .end(marks.now)
+                        .with_context(|| format!("batch {id}: operator[{index}] (dedup): committing state"))?;
                     state_operators.push(state_progress("dedupe", &p, serde_json::json!({})));
                 }
                 Operator::Aggregate(op) => {
                     let index = op.index();
-                    let ctx = |what: &str| format!("batch {id}: operator[{index}] (aggregate): {what}");
-                    op.begin(id).with_context(|| ctx("loading state"))?;
-                    for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                        let late = op.process(b, watermark_late).with_context(|| ctx("aggregating"))?;
-                        if keep_late {
-                            keep_late_rows(
-                                &mut bad,
-                                &format!("operator[{index}] (aggregate)"),
-                                watermark_late,
-                                b,
-                                &late,
-                            );
-                        }
-                    }
-                    let (result, p) = op.end(watermark_now).with_context(|| ctx("updating state"))?;
+                    let (result, p) = op
+                        .end(marks.now)
+                        .with_context(|| format!("batch {id}: operator[{index}] (aggregate): updating state"))?;
                     let custom = serde_json::json!({ "numRowsWithNullEventTime": op.null_event_time_rows() });
                     state_operators.push(state_progress(op.progress_name(), &p, custom));
-                    out.push(result);
+                    batches.extend(run_operators(&mut self.operators, k + 1, id, vec![result], &mut bad, marks)?);
                 }
             }
-            batches = out;
         }
         let dead = bad.take();
         self.dead_letter.write(id, &dead).with_context(|| {
@@ -516,6 +510,63 @@ impl Driver {
             .context("writing the progress record (check the progress file's directory is writable)")?;
         Ok(())
     }
+}
+
+/// The watermarks a batch runs with (µs): `now` closes windows and evicts state, rows at or
+/// behind `late` are late; `keep_late` keeps late rows in the dead-letter output.
+#[derive(Clone, Copy)]
+struct Marks {
+    now: i64,
+    late: i64,
+    keep_late: bool,
+}
+
+/// Runs `input` through `operators[from..]`, up to and including the first aggregation, which
+/// only takes the rows in (its result comes when it ends). Stateful operators must have begun.
+fn run_operators(
+    operators: &mut [Operator],
+    from: usize,
+    id: u64,
+    input: Vec<RecordBatch>,
+    bad: &mut BadRecords,
+    marks: Marks,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let mut batches = input;
+    for op in &mut operators[from..] {
+        let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
+        match op {
+            Operator::Map(m) => {
+                for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                    out.push(m.process(id, b, bad)?);
+                }
+            }
+            Operator::Dedup { index, op } => {
+                for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                    let (kept, late) = op
+                        .process(b, marks.late)
+                        .with_context(|| format!("batch {id}: operator[{index}] (dedup): reading state"))?;
+                    if marks.keep_late {
+                        keep_late_rows(bad, &format!("operator[{index}] (dedup)"), marks.late, b, &late);
+                    }
+                    out.push(kept);
+                }
+            }
+            Operator::Aggregate(op) => {
+                let index = op.index();
+                for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                    let late = op
+                        .process(b, marks.late)
+                        .with_context(|| format!("batch {id}: operator[{index}] (aggregate): aggregating"))?;
+                    if marks.keep_late {
+                        keep_late_rows(bad, &format!("operator[{index}] (aggregate)"), marks.late, b, &late);
+                    }
+                }
+                return Ok(Vec::new());
+            }
+        }
+        batches = out;
+    }
+    Ok(batches)
 }
 
 /// Keeps the rows a stateful operator dropped as late in the dead-letter output.

@@ -207,6 +207,17 @@ impl Source for FileSource {
         Ok(out)
     }
 
+    /// Two files per core: enough to keep every core decoding, few enough that a batch of many
+    /// files never holds them all in memory.
+    fn pieces(&self, range: &serde_json::Value) -> Result<Vec<serde_json::Value>, SourceError> {
+        let files = parse_range(range)?.files;
+        let per_piece = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(files
+            .chunks(per_piece)
+            .map(|c| serde_json::to_value(FileRange { files: c.to_vec() }).expect("plain struct"))
+            .collect())
+    }
+
     fn snapshot_available_now(&mut self) -> Result<(), SourceError> {
         self.snapshot = Some(self.list()?.into_iter().map(|f| f.path).collect());
         Ok(())

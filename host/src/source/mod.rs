@@ -64,6 +64,13 @@ pub trait Source: Send {
     /// `max_files_per_trigger` (as Spark's Trigger.Once does).
     fn ignore_trigger_limits(&mut self) {}
 
+    /// Splits a planned range into pieces that `read` takes one after another, in order, so a
+    /// batch's rows need not all be in memory at once (files: a few files per piece). Reading the
+    /// pieces in order gives the rows of the whole range, in the same order.
+    fn pieces(&self, range: &serde_json::Value) -> Result<Vec<serde_json::Value>, SourceError> {
+        Ok(vec![range.clone()])
+    }
+
     /// A short description of a range for messages (e.g. the files it covers).
     fn describe_range(&self, range: &serde_json::Value) -> String {
         range.to_string()

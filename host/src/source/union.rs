@@ -180,6 +180,11 @@ impl Union {
             .collect()
     }
 
+    /// Input `i`'s range in pieces to read one after another (see [`Source::pieces`]).
+    pub fn pieces(&self, i: usize, range: &serde_json::Value) -> Result<Vec<serde_json::Value>, SourceError> {
+        self.inputs[i].source.pieces(range)
+    }
+
     /// Input `i`'s range, for messages; with several inputs, prefixed with the input's label.
     pub fn describe_range(&self, i: usize, range: &serde_json::Value) -> String {
         let input = &self.inputs[i];
