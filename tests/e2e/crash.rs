@@ -195,3 +195,15 @@ fn sigkill_at_random_moments_with_rocksdb_session_window_state() {
     let ops = aggregate("event_id", "{ column = \"event_time\", gap = \"10 minutes\" }");
     kill_and_restart_until_done("state_store = \"rocksdb\"\n---\nformat = \"json\"", &ops, 2);
 }
+
+#[test]
+fn sigkill_at_random_moments_with_rocksdb_tumbling_window_state() {
+    let ops = aggregate("user_id", "{ column = \"event_time\", size = \"5 minutes\" }");
+    kill_and_restart_until_done("state_store = \"rocksdb\"\n---\nformat = \"json\"", &ops, 2);
+}
+
+#[test]
+fn sigkill_at_random_moments_with_sliding_window_state() {
+    let ops = aggregate("user_id", "{ column = \"event_time\", size = \"10 minutes\", slide = \"5 minutes\" }");
+    kill_and_restart_until_done("format = \"parquet\"", &ops, 2);
+}
