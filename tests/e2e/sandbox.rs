@@ -160,3 +160,60 @@ fn compiled_components_are_cached_on_disk_by_content_hash() {
     let again = std::fs::metadata(cache.path().join("components").join(&entries[0])).unwrap().modified().unwrap();
     assert_eq!(modified, again, "the second start reuses the compiled artifact instead of compiling again");
 }
+
+fn chaos_job(s: &Scratch, policy: &str) -> std::path::PathBuf {
+    s.job(&format!(
+        "[source]\nformat = \"json\"\npath = \"{{dir}}/in\"\nschema = \"event_id string, user_id string, amount double, event_time timestamp\"\n\
+         [[operator]]\nkind = \"map\"\nplugin = \"{{plugin:chaos}}\"\n{policy}\n\
+         [sink]\nformat = \"json\"\npath = \"{{dir}}/out\"\ncheckpoint = \"{{dir}}/ckpt\"\ntrigger = {{ once = true }}\n"
+    ))
+}
+
+fn chaos_rows(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| {
+            format!(
+                "{{\"event_id\":\"{id}\",\"user_id\":\"u\",\"amount\":1.0,\"event_time\":\"2024-01-01T00:00:00Z\"}}\n"
+            )
+        })
+        .collect()
+}
+
+/// on_error = "dead_letter": the batch is halved until the rows that trap are alone; they go to
+/// the dead-letter output with the error, every other row is mapped, and the job goes on.
+#[test]
+fn on_error_dead_letter_sets_aside_exactly_the_rows_the_plugin_traps_on() {
+    let s = Scratch::new();
+    let ids: Vec<String> = (0..37).map(|i| if i == 5 || i == 30 { "panic".into() } else { format!("e{i}") }).collect();
+    s.write("in/a.json", &chaos_rows(&ids.iter().map(String::as_str).collect::<Vec<_>>()));
+    run_ok(&chaos_job(&s, "on_error = \"dead_letter\""));
+    let out: Vec<String> = committed_text(&s.path("out"))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = ids.iter().filter(|i| *i != "panic").cloned().collect();
+    assert_eq!(out, want, "every other row, in order");
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
+    let d: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(d.len(), 2, "{dead}");
+    for r in &d {
+        let reason = r["reason"].as_str().unwrap();
+        assert!(reason.contains("`map-batch` trapped") && reason.contains("the row was set aside"), "{reason}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(r["raw"].as_str().unwrap()).unwrap()["event_id"], "panic");
+    }
+    assert_eq!(progress(&s.path("ckpt"))[0]["numDeadLetterRows"], 2);
+}
+
+/// on_error = "retry": a plugin that fails every time is called 1 + retries times, then the job
+/// stops saying so.
+#[test]
+fn on_error_retry_gives_up_after_the_retries_and_says_so() {
+    let s = Scratch::new();
+    s.write("in/a.json", &chaos_rows(&["a", "panic"]));
+    let err = run_err(&chaos_job(&s, "on_error = \"retry\"\nretries = 2"));
+    assert!(
+        err.contains("`map-batch` trapped") && err.contains("tried 3 times: on_error = \"retry\" gave up"),
+        "{err}"
+    );
+    assert!(!s.path("ckpt/commits/0").exists(), "the batch is not committed");
+}

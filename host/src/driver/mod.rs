@@ -141,7 +141,7 @@ impl Driver {
                     let plugin = MapperPlugin::load(runtime, &m.plugin, &m.config, m.limits, schema.clone())
                         .with_context(|| format!("starting operator[{}] (kind = \"map\")", m.index))?;
                     schema = plugin.output_schema();
-                    operators.push(Operator::Map(MapOperator::new(plugin, m.index)));
+                    operators.push(Operator::Map(MapOperator::new(plugin, m.index, m.on_error)));
                 }
                 OperatorConfig::Dedup(d) => {
                     let keys_err = |e: String| {

@@ -200,6 +200,21 @@ pub struct MapConfig {
     /// Passed to the plugin's `init`.
     pub config: String,
     pub limits: PluginLimits,
+    pub on_error: OnPluginError,
+}
+
+/// What a map operator does when its plugin fails on a batch (a trap, a limit, an error
+/// without a row): `on_error` in the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnPluginError {
+    /// Stop the job with the error (default).
+    #[default]
+    Fail,
+    /// Call again up to this many times (a fresh instance each time), then fail.
+    Retry(u32),
+    /// Find the rows that make it fail (by halving the batch), write them to the dead-letter
+    /// output with the error, and go on with the others.
+    DeadLetter,
 }
 
 /// What a plugin may use per instance and per call.

@@ -84,6 +84,8 @@ pub(super) struct OperatorSpec {
     pub memory_limit: Option<String>,
     pub cpu_time_limit: Option<String>,
     pub keys: Option<Vec<String>>,
+    pub on_error: Option<String>,
+    pub retries: Option<i64>,
     pub group_by: Option<Vec<String>>,
     pub window: Option<WindowSpec>,
     pub aggregates: Option<Vec<AggregateSpec>>,

@@ -269,6 +269,8 @@ impl Validator<'_> {
                         (&field("memory_limit"), op.memory_limit.is_some()),
                         (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
                         (&field("keys"), op.keys.is_some()),
+                        (&field("on_error"), op.on_error.is_some()),
+                        (&field("retries"), op.retries.is_some()),
                     ],
                     "aggregate",
                 )?;
@@ -281,6 +283,8 @@ impl Validator<'_> {
                         (&field("config"), op.config.is_some()),
                         (&field("memory_limit"), op.memory_limit.is_some()),
                         (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
+                        (&field("on_error"), op.on_error.is_some()),
+                        (&field("retries"), op.retries.is_some()),
                     ],
                     "dedup",
                 )?;
@@ -310,11 +314,32 @@ impl Validator<'_> {
                         return Err(self.err(&field("cpu_time_limit"), "must be more than zero"));
                     }
                 }
+                let on_error = match (op.on_error.as_deref(), op.retries) {
+                    (None | Some("fail"), None) => OnPluginError::Fail,
+                    (Some("retry"), n) => {
+                        let n = self.positive(&field("retries"), n)?.unwrap_or(3);
+                        if n > 100 {
+                            return Err(self.err(&field("retries"), "must be at most 100"));
+                        }
+                        OnPluginError::Retry(n as u32)
+                    }
+                    (Some("dead_letter"), None) => OnPluginError::DeadLetter,
+                    (None | Some("fail") | Some("dead_letter"), Some(_)) => {
+                        return Err(self.err(&field("retries"), "applies only with on_error = \"retry\"; remove it"))
+                    }
+                    (Some(other), _) => {
+                        return Err(self.err(
+                            &field("on_error"),
+                            format!("unknown policy {other:?}; allowed: \"fail\", \"retry\", \"dead_letter\""),
+                        ))
+                    }
+                };
                 Ok(OperatorConfig::Map(MapConfig {
                     index,
                     plugin: PathBuf::from(plugin),
                     config: op.config.clone().unwrap_or_default(),
                     limits,
+                    on_error,
                 }))
             }
             other => Err(self.err(
@@ -607,6 +632,9 @@ trigger = { processing_time = "1 second" }
         assert_eq!(j.trigger, Trigger::ProcessingTime(std::time::Duration::from_secs(1)));
         assert_eq!(j.dead_letter, PathBuf::from("ckpt/dead_letter"));
         assert_eq!(j.min_batches_to_retain, 100, "Spark's default");
+        assert_eq!(m.on_error, OnPluginError::Fail);
+        let r = job(&OK.replace("memory_limit = \"32 MiB\"", "on_error = \"retry\"")).unwrap();
+        assert!(matches!(&r.operators[0], OperatorConfig::Map(m) if m.on_error == OnPluginError::Retry(3)));
         assert_eq!(job(&format!("min_batches_to_retain = 7\n{OK}")).unwrap().min_batches_to_retain, 7);
     }
 
@@ -635,6 +663,14 @@ trigger = { processing_time = "1 second" }
             (
                 format!("min_batches_to_retain = 0\n{OK}"),
                 "`min_batches_to_retain`: must be a positive whole number, got 0",
+            ),
+            (
+                OK.replace("memory_limit = \"32 MiB\"", "retries = 2"),
+                "`operator[0].retries`: applies only with on_error = \"retry\"; remove it",
+            ),
+            (
+                OK.replace("memory_limit = \"32 MiB\"", "on_error = \"retry\"\nretries = 0"),
+                "`operator[0].retries`: must be a positive whole number, got 0",
             ),
             (
                 OK.replace("max_files_per_trigger = 2", "max_files_per_trigger = 0"),

@@ -2,21 +2,28 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
+use crate::job::OnPluginError;
 use crate::plugin::{MapperPlugin, PluginError};
 
 /// Runs a `mapper` plugin over each batch. When the plugin refuses a batch and names the input
 /// row at fault, and the job routes bad records to the dead-letter output, that row is set
 /// aside with the plugin's message and the rest of the batch is mapped again, so one bad record
-/// does not stop the job and is not lost.
+/// does not stop the job and is not lost. Other failures (a trap, a limit, an error without a
+/// row) follow the operator's `on_error` policy.
 pub struct MapOperator {
     plugin: MapperPlugin,
     /// Which `[[operator]]` this is, for messages.
     index: usize,
+    on_error: OnPluginError,
 }
 
 impl MapOperator {
-    pub fn new(plugin: MapperPlugin, index: usize) -> Self {
-        Self { plugin, index }
+    pub fn new(plugin: MapperPlugin, index: usize, on_error: OnPluginError) -> Self {
+        Self { plugin, index, on_error }
+    }
+
+    fn origin(&self) -> String {
+        format!("operator[{}] plugin {}", self.index, self.plugin.path().display())
     }
 
     pub fn output_schema(&self) -> SchemaRef {
@@ -37,6 +44,60 @@ impl MapOperator {
         input: &RecordBatch,
         bad: &mut BadRecords,
     ) -> Result<RecordBatch, PluginError> {
+        match self.on_error {
+            OnPluginError::Fail => self.map(batch_id, input, bad),
+            OnPluginError::Retry(retries) => {
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    match self.map(batch_id, input, bad) {
+                        Ok(out) => return Ok(out),
+                        Err(e @ PluginError::Load { .. }) => return Err(e),
+                        Err(e) if attempts > retries => {
+                            return Err(PluginError::Retried { attempts, last: Box::new(e) })
+                        }
+                        // The plugin replaces a failed instance before the next call.
+                        Err(_) => {}
+                    }
+                }
+            }
+            OnPluginError::DeadLetter => self.map_isolating(batch_id, input, bad),
+        }
+    }
+
+    /// Maps `input`; when the plugin fails, maps each half again, down to single rows: the rows
+    /// it fails on go to the dead-letter output with the error, the others are mapped. A plugin
+    /// that fails on k rows of n is called about 2·k·log2(n) more times.
+    fn map_isolating(
+        &mut self,
+        batch_id: u64,
+        input: &RecordBatch,
+        bad: &mut BadRecords,
+    ) -> Result<RecordBatch, PluginError> {
+        let e = match self.map(batch_id, input, bad) {
+            Ok(out) => return Ok(out),
+            Err(e @ PluginError::Load { .. }) => return Err(e),
+            Err(e) => e,
+        };
+        let n = input.num_rows();
+        if n <= 1 {
+            for r in 0..n {
+                bad.keep(BadRecord {
+                    origin: self.origin(),
+                    line: None,
+                    reason: format!("{e} (on_error = \"dead_letter\": the row was set aside)"),
+                    raw: row_as_json(input, r),
+                });
+            }
+            return Ok(RecordBatch::new_empty(self.output_schema()));
+        }
+        let head = self.map_isolating(batch_id, &input.slice(0, n / 2), bad)?;
+        let tail = self.map_isolating(batch_id, &input.slice(n / 2, n - n / 2), bad)?;
+        Ok(arrow::compute::concat_batches(&self.output_schema(), [&head, &tail])
+            .expect("outputs of one plugin share its output schema"))
+    }
+
+    fn map(&mut self, batch_id: u64, input: &RecordBatch, bad: &mut BadRecords) -> Result<RecordBatch, PluginError> {
         let mut current = input.clone();
         loop {
             match self.plugin.map_batch(batch_id, &current) {
@@ -45,7 +106,7 @@ impl MapOperator {
                     if bad.policy() == OnBadRecord::DeadLetter && (row as usize) < current.num_rows() =>
                 {
                     let record = BadRecord {
-                        origin: format!("operator[{}] plugin {}", self.index, self.plugin.path().display()),
+                        origin: self.origin(),
                         line: None,
                         reason: message,
                         raw: row_as_json(&current, row as usize),

@@ -40,6 +40,9 @@ pub enum PluginError {
     /// The plugin returned an error of its own (bad data, a refused config).
     #[error("plugin {plugin}: `{export}` returned an error (batch {batch}): {message}")]
     Refused { plugin: PathBuf, export: &'static str, batch: BatchLabel, message: String, row: Option<u32> },
+    /// `on_error = "retry"` gave up: every attempt failed; the last error is kept.
+    #[error("{last} (tried {attempts} times: on_error = \"retry\" gave up; fix the plugin or its limits, or set on_error = \"dead_letter\" to set the failing rows aside)")]
+    Retried { attempts: u32, last: Box<PluginError> },
     /// The plugin returned a batch that breaks the contract (wrong length, type, schema).
     #[error(
         "plugin {plugin}: `{export}` returned an invalid batch (batch {batch}): {message}; this is a bug in the plugin"
