@@ -217,3 +217,28 @@ fn on_error_retry_gives_up_after_the_retries_and_says_so() {
     );
     assert!(!s.path("ckpt/commits/0").exists(), "the batch is not committed");
 }
+
+/// A refused row and a trapping row in one batch, with on_bad_record = "dead_letter" and
+/// on_error = "dead_letter": each is set aside once, however many times the batch is halved.
+#[test]
+fn refused_and_trapping_rows_are_each_set_aside_once() {
+    let s = Scratch::new();
+    s.write("in/a.json", &chaos_rows(&["a", "refuse", "b", "c", "panic", "d"]));
+    let job = chaos_job(&s, "on_error = \"dead_letter\"");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, format!("on_bad_record = \"dead_letter\"\n{text}")).unwrap();
+    run_ok(&job);
+    assert_eq!(committed_text(&s.path("out")).lines().count(), 4);
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
+    let ids: Vec<String> = dead
+        .lines()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_str::<serde_json::Value>(d["raw"].as_str().unwrap()).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, vec!["refuse", "panic"], "{dead}");
+}

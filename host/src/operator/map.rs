@@ -97,7 +97,24 @@ impl MapOperator {
             .expect("outputs of one plugin share its output schema"))
     }
 
+    /// One attempt at `input`, setting refused rows aside under `on_bad_record = "dead_letter"`.
+    /// The rows it set aside reach `bad` only if the attempt succeeds, so a retried or halved
+    /// batch does not write them twice.
     fn map(&mut self, batch_id: u64, input: &RecordBatch, bad: &mut BadRecords) -> Result<RecordBatch, PluginError> {
+        let mut refused = BadRecords::new(bad.policy());
+        let out = self.map_attempt(batch_id, input, &mut refused)?;
+        for record in refused.take() {
+            bad.keep(record);
+        }
+        Ok(out)
+    }
+
+    fn map_attempt(
+        &mut self,
+        batch_id: u64,
+        input: &RecordBatch,
+        bad: &mut BadRecords,
+    ) -> Result<RecordBatch, PluginError> {
         let mut current = input.clone();
         loop {
             match self.plugin.map_batch(batch_id, &current) {
