@@ -81,8 +81,12 @@ pub(super) struct OperatorSpec {
     pub kind: String,
     pub plugin: Option<String>,
     pub config: Option<String>,
-    pub memory_limit: Option<String>,
-    pub cpu_time_limit: Option<String>,
+    /// Memory per plugin instance (`memory_limit` is the name it had before).
+    #[serde(alias = "memory_limit")]
+    pub max_memory: Option<String>,
+    /// CPU time per plugin call (`cpu_time_limit` is the name it had before).
+    #[serde(alias = "cpu_time_limit")]
+    pub max_call_time: Option<String>,
     pub keys: Option<Vec<String>>,
     pub on_error: Option<String>,
     pub retries: Option<i64>,

@@ -266,8 +266,8 @@ impl Validator<'_> {
                     &[
                         (&field("plugin"), op.plugin.is_some()),
                         (&field("config"), op.config.is_some()),
-                        (&field("memory_limit"), op.memory_limit.is_some()),
-                        (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
+                        (&field("max_memory"), op.max_memory.is_some()),
+                        (&field("max_call_time"), op.max_call_time.is_some()),
                         (&field("keys"), op.keys.is_some()),
                         (&field("on_error"), op.on_error.is_some()),
                         (&field("retries"), op.retries.is_some()),
@@ -281,8 +281,8 @@ impl Validator<'_> {
                     &[
                         (&field("plugin"), op.plugin.is_some()),
                         (&field("config"), op.config.is_some()),
-                        (&field("memory_limit"), op.memory_limit.is_some()),
-                        (&field("cpu_time_limit"), op.cpu_time_limit.is_some()),
+                        (&field("max_memory"), op.max_memory.is_some()),
+                        (&field("max_call_time"), op.max_call_time.is_some()),
                         (&field("on_error"), op.on_error.is_some()),
                         (&field("retries"), op.retries.is_some()),
                     ],
@@ -305,13 +305,13 @@ impl Validator<'_> {
                     )
                 })?;
                 let mut limits = PluginLimits::default();
-                if let Some(m) = &op.memory_limit {
-                    limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("memory_limit"), e))?;
+                if let Some(m) = &op.max_memory {
+                    limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("max_memory"), e))?;
                 }
-                if let Some(c) = &op.cpu_time_limit {
-                    limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("cpu_time_limit"), e))?;
+                if let Some(c) = &op.max_call_time {
+                    limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
                     if limits.cpu_time_per_call.is_zero() {
-                        return Err(self.err(&field("cpu_time_limit"), "must be more than zero"));
+                        return Err(self.err(&field("max_call_time"), "must be more than zero"));
                     }
                 }
                 let on_error = match (op.on_error.as_deref(), op.retries) {
@@ -610,7 +610,7 @@ max_files_per_trigger = 2
 kind = "map"
 plugin = "enrich.wasm"
 config = "tax_rate=0.1"
-memory_limit = "32 MiB"
+max_memory = "32 MiB"
 
 [sink]
 format = "parquet"
@@ -628,12 +628,15 @@ trigger = { processing_time = "1 second" }
         );
         let OperatorConfig::Map(m) = &j.operators[0] else { panic!("a map operator") };
         assert_eq!(m.limits.memory_bytes, 32 << 20);
+        // The former names still work.
+        let old_names = job(&OK.replace("max_memory", "memory_limit")).unwrap();
+        assert!(matches!(&old_names.operators[0], OperatorConfig::Map(m) if m.limits.memory_bytes == 32 << 20));
         assert_eq!(m.config, "tax_rate=0.1");
         assert_eq!(j.trigger, Trigger::ProcessingTime(std::time::Duration::from_secs(1)));
         assert_eq!(j.dead_letter, PathBuf::from("ckpt/dead_letter"));
         assert_eq!(j.min_batches_to_retain, 100, "Spark's default");
         assert_eq!(m.on_error, OnPluginError::Fail);
-        let r = job(&OK.replace("memory_limit = \"32 MiB\"", "on_error = \"retry\"")).unwrap();
+        let r = job(&OK.replace("max_memory = \"32 MiB\"", "on_error = \"retry\"")).unwrap();
         assert!(matches!(&r.operators[0], OperatorConfig::Map(m) if m.on_error == OnPluginError::Retry(3)));
         assert_eq!(job(&format!("min_batches_to_retain = 7\n{OK}")).unwrap().min_batches_to_retain, 7);
     }
@@ -665,11 +668,11 @@ trigger = { processing_time = "1 second" }
                 "`min_batches_to_retain`: must be a positive whole number, got 0",
             ),
             (
-                OK.replace("memory_limit = \"32 MiB\"", "retries = 2"),
+                OK.replace("max_memory = \"32 MiB\"", "retries = 2"),
                 "`operator[0].retries`: applies only with on_error = \"retry\"; remove it",
             ),
             (
-                OK.replace("memory_limit = \"32 MiB\"", "on_error = \"retry\"\nretries = 0"),
+                OK.replace("max_memory = \"32 MiB\"", "on_error = \"retry\"\nretries = 0"),
                 "`operator[0].retries`: must be a positive whole number, got 0",
             ),
             (

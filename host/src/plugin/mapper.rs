@@ -193,13 +193,13 @@ fn classify_abort(e: &wasmtime::Error, limits: &PluginLimits) -> (String, &'stat
     if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
         return (
             format!("ran longer than its CPU time limit of {:?}", limits.cpu_time_per_call),
-            "raise the operator's cpu_time_limit if the plugin is slow but correct",
+            "raise the operator's max_call_time if the plugin is slow but correct",
         );
     }
     if text.contains("growing memory") || text.contains("memory.grow") || text.contains("forcing trap when growing") {
         return (
             format!("needed more than its memory limit of {} MiB", limits.memory_bytes >> 20),
-            "raise the operator's memory_limit, or make the plugin use less memory per batch",
+            "raise the operator's max_memory, or make the plugin use less memory per batch",
         );
     }
     (
