@@ -127,6 +127,31 @@ fn a_python_plugin_sees_no_files_environment_or_clock() {
     assert_eq!(seen["time"], 0.0, "the clock is frozen at the epoch: {seen}");
 }
 
+/// What probe-py saw, loaded with `limits`.
+fn probe(limits: PluginLimits) -> serde_json::Value {
+    std::env::set_var("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
+    let runtime = Runtime::new().unwrap();
+    let mut p = MapperPlugin::load(&runtime, &plugin("probe-py"), "", limits, batch(&[]).schema()).unwrap();
+    let out = p.map_batch(0, &batch(&["x"])).unwrap();
+    let seen = arrow::array::AsArray::as_string::<i32>(out.column_by_name("seen").unwrap()).value(0).to_string();
+    serde_json::from_str(&seen).unwrap()
+}
+
+/// By default randomness comes from fixed seeds (a replayed batch gets the same numbers) and
+/// the clock reads the epoch; `grant = ["clock", "random"]` gives the real ones.
+#[test]
+fn randomness_is_fixed_and_the_clock_frozen_unless_the_job_grants_them() {
+    let (a, b) = (probe(PluginLimits::default()), probe(PluginLimits::default()));
+    let random = a["random"].as_str().unwrap();
+    assert!(random.starts_with("ok: "), "{a}");
+    assert_eq!(a["random"], b["random"], "two instances draw the same numbers");
+    let granted = PluginLimits { grant_random: true, grant_clock: true, ..PluginLimits::default() };
+    let (c, d) = (probe(granted), probe(granted));
+    assert_ne!(c["random"], d["random"], "granted randomness is fresh");
+    assert_ne!(c["random"], a["random"]);
+    assert!(c["time"].as_f64().unwrap() > 1.7e9, "the real clock: {c}");
+}
+
 #[test]
 fn compiled_components_are_cached_on_disk_by_content_hash() {
     let cache = tempfile::tempdir().unwrap();

@@ -222,11 +222,20 @@ pub enum OnPluginError {
 pub struct PluginLimits {
     pub memory_bytes: usize,
     pub cpu_time_per_call: Duration,
+    /// The real wall and monotonic clocks (else both read the epoch).
+    pub grant_clock: bool,
+    /// Fresh randomness (else a fixed-seed generator: the same numbers every call and run).
+    pub grant_random: bool,
 }
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        Self { memory_bytes: 256 << 20, cpu_time_per_call: Duration::from_secs(10) }
+        Self {
+            memory_bytes: 256 << 20,
+            cpu_time_per_call: Duration::from_secs(10),
+            grant_clock: false,
+            grant_random: false,
+        }
     }
 }
 

@@ -89,6 +89,7 @@ pub(super) struct OperatorSpec {
     pub max_call_time: Option<String>,
     pub keys: Option<Vec<String>>,
     pub on_error: Option<String>,
+    pub grant: Option<Vec<String>>,
     pub retries: Option<i64>,
     pub group_by: Option<Vec<String>>,
     pub window: Option<WindowSpec>,

@@ -271,6 +271,7 @@ impl Validator<'_> {
                         (&field("keys"), op.keys.is_some()),
                         (&field("on_error"), op.on_error.is_some()),
                         (&field("retries"), op.retries.is_some()),
+                        (&field("grant"), op.grant.is_some()),
                     ],
                     "aggregate",
                 )?;
@@ -285,6 +286,7 @@ impl Validator<'_> {
                         (&field("max_call_time"), op.max_call_time.is_some()),
                         (&field("on_error"), op.on_error.is_some()),
                         (&field("retries"), op.retries.is_some()),
+                        (&field("grant"), op.grant.is_some()),
                     ],
                     "dedup",
                 )?;
@@ -312,6 +314,18 @@ impl Validator<'_> {
                     limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
                     if limits.cpu_time_per_call.is_zero() {
                         return Err(self.err(&field("max_call_time"), "must be more than zero"));
+                    }
+                }
+                for g in op.grant.iter().flatten() {
+                    match g.as_str() {
+                        "clock" => limits.grant_clock = true,
+                        "random" => limits.grant_random = true,
+                        other => {
+                            return Err(self.err(
+                                &field("grant"),
+                                format!("unknown grant {other:?}; allowed: \"clock\", \"random\" (files, network and the environment cannot be granted)"),
+                            ))
+                        }
                     }
                 }
                 let on_error = match (op.on_error.as_deref(), op.retries) {

@@ -9,7 +9,8 @@ use crate::job::PluginLimits;
 
 /// Everything a plugin instance can reach: a WASI context that grants nothing (no preopened
 /// directories, no sockets, empty environment and arguments, stdin empty, stdout/stderr
-/// discarded, clocks frozen at the epoch) and its memory cap.
+/// discarded, clocks frozen at the epoch, randomness from fixed seeds; a job may grant the
+/// clock and randomness) and its memory cap.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -44,9 +45,22 @@ impl HostMonotonicClock for FrozenClock {
     }
 }
 
-/// A new store for one plugin instance, with its memory cap installed.
+/// A new store for one plugin instance, with its memory cap installed. Unless the job grants
+/// them, the clocks read the epoch and randomness comes from fixed seeds, so a replayed batch
+/// gets the same answers as its first run.
 pub fn new_store(engine: &Engine, limits: &PluginLimits) -> Store<PluginState> {
-    let wasi = WasiCtxBuilder::new().wall_clock(FrozenClock).monotonic_clock(FrozenClock).build();
+    let mut builder = WasiCtxBuilder::new();
+    if !limits.grant_clock {
+        builder.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+    }
+    if !limits.grant_random {
+        use wasi_rand::SeedableRng;
+        builder
+            .secure_random(wasi_rand::rngs::StdRng::seed_from_u64(0))
+            .insecure_random(wasi_rand::rngs::StdRng::seed_from_u64(1))
+            .insecure_random_seed(0);
+    }
+    let wasi = builder.build();
     let limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).trap_on_grow_failure(true).build();
     let mut store = Store::new(engine, PluginState { wasi, table: ResourceTable::new(), limits });
     store.limiter(|s| &mut s.limits);

@@ -1,4 +1,4 @@
-"""Test plugin: tries to reach files, the network, the environment and the clock, and reports
+"""Test plugin: tries to reach files, the network, the environment, the clock and randomness, and reports
 what it saw in a `seen` column (JSON), so the tests can check the sandbox grants nothing.
 Written against the raw componentize-py bindings."""
 import json
@@ -38,6 +38,7 @@ class WitWorld(wit_world.WitWorld):
             "socket": attempt(connect),
             "environ": dict(os.environ),
             "time": time.time(),
+            "random": attempt(lambda: os.urandom(8).hex()),
         }
         text = json.dumps(seen, sort_keys=True).encode()
         n = input.num_rows
