@@ -13,6 +13,30 @@ pub struct SchemaError {
 /// The type names weir accepts, in Spark's spelling, with their aliases.
 pub const TYPE_NAMES: &str = "boolean, int (integer), bigint (long), double, string, binary, timestamp";
 
+/// The index and field of `column` in `schema`; the error names the column, says where it was
+/// looked for (`place`: "the input", "the source's schema") and lists the columns there are.
+pub fn find_column<'a>(schema: &'a Schema, column: &str, place: &str) -> Result<(usize, &'a Field), String> {
+    schema.column_with_name(column).ok_or_else(|| {
+        format!(
+            "column `{column}` is not in {place} (its columns are: {})",
+            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// As [`find_column`], for the µs timestamp column that `needed_by` ("a watermark", "a window")
+/// requires; the error says what type the column has instead.
+pub fn timestamp_column(schema: &Schema, column: &str, place: &str, needed_by: &str) -> Result<usize, String> {
+    let (index, field) = find_column(schema, column, place)?;
+    if !matches!(field.data_type(), DataType::Timestamp(TimeUnit::Microsecond, _)) {
+        return Err(format!(
+            "column `{column}` is {}, but {needed_by} needs a timestamp column",
+            type_name(field.data_type())
+        ));
+    }
+    Ok(index)
+}
+
 /// The Arrow type of every timestamp in weir: microseconds, UTC, as Spark's TimestampType.
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -8,11 +8,11 @@
 //! each commit. Rows with a null event time do not move it.
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{Schema, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
 use crate::format::timestamp::format_timestamp_micros;
-use crate::schema::type_name;
+use crate::schema::timestamp_column;
 
 /// Event-time statistics of one batch (Spark's `eventTime` progress fields, plus counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -102,18 +102,7 @@ impl Watermark {
         policy: MultipleWatermarkPolicy,
         schema: &Schema,
     ) -> Result<Watermark, String> {
-        let (index, field) = schema.column_with_name(column).ok_or_else(|| {
-            format!(
-                "column `{column}` is not in the source's schema (its columns are: {})",
-                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-            )
-        })?;
-        if !matches!(field.data_type(), DataType::Timestamp(TimeUnit::Microsecond, _)) {
-            return Err(format!(
-                "column `{column}` is {}, but a watermark needs a timestamp column",
-                type_name(field.data_type())
-            ));
-        }
+        let index = timestamp_column(schema, column, "the source's schema", "a watermark")?;
         Ok(Watermark {
             column: column.to_string(),
             index,

@@ -106,3 +106,43 @@ pub fn progress(checkpoint: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A windowed aggregate's output row: (window_start HH:MM, window_end HH:MM, k, n, total).
+pub type WindowRow = (String, String, String, i64, f64);
+
+pub fn row(start: &str, end: &str, k: &str, n: i64, total: f64) -> WindowRow {
+    (start.into(), end.into(), k.into(), n, total)
+}
+
+/// Every committed row of a windowed job whose output is `window_start, window_end, k, n,
+/// total` (a JSON sink at `OUT`, times on 2024-01-01 on whole minutes), in order.
+pub fn rows(s: &Scratch) -> Vec<WindowRow> {
+    let hhmm = |v: &serde_json::Value| {
+        let t = v.as_str().unwrap();
+        assert!(t.starts_with("2024-01-01T") && t.ends_with(":00.000Z"), "{t}");
+        t[11..16].to_string()
+    };
+    committed_text(&s.path("out"))
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                hhmm(&v["window_start"]),
+                hhmm(&v["window_end"]),
+                v["k"].as_str().unwrap().to_string(),
+                v["n"].as_i64().unwrap(),
+                v["total"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// (numRowsDroppedByWatermark, numRowsTotal) of the first stateful operator, per progress record.
+pub fn state_per_batch(p: &[serde_json::Value]) -> Vec<(u64, u64)> {
+    p.iter()
+        .map(|p| {
+            let op = &p["stateOperators"][0];
+            (op["numRowsDroppedByWatermark"].as_u64().unwrap(), op["numRowsTotal"].as_u64().unwrap())
+        })
+        .collect()
+}

@@ -77,44 +77,6 @@ fn write_b_later(s: &Scratch) {
     s.write("in/b/3.json", &lines(&[("y", "00:41", 256.0)]));
 }
 
-type Row = (String, String, String, i64, f64);
-
-fn row(start: &str, end: &str, k: &str, n: i64, total: f64) -> Row {
-    (start.into(), end.into(), k.into(), n, total)
-}
-
-/// (window_start HH:MM, window_end HH:MM, k, n, total) of every committed row, in order.
-fn rows(s: &Scratch) -> Vec<Row> {
-    let hhmm = |v: &serde_json::Value| {
-        let t = v.as_str().unwrap();
-        assert!(t.starts_with("2024-01-01T") && t.ends_with(":00.000Z"), "{t}");
-        t[11..16].to_string()
-    };
-    committed_text(&s.path("out"))
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                hhmm(&v["window_start"]),
-                hhmm(&v["window_end"]),
-                v["k"].as_str().unwrap().to_string(),
-                v["n"].as_i64().unwrap(),
-                v["total"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// (numRowsDroppedByWatermark, numRowsTotal) of the aggregate, per batch.
-fn state_per_batch(p: &[serde_json::Value]) -> Vec<(u64, u64)> {
-    p.iter()
-        .map(|p| {
-            let op = &p["stateOperators"][0];
-            (op["numRowsDroppedByWatermark"].as_u64().unwrap(), op["numRowsTotal"].as_u64().unwrap())
-        })
-        .collect()
-}
-
 fn watermarks(p: &[serde_json::Value]) -> Vec<String> {
     p.iter().map(|p| p["eventTime"]["watermark"].as_str().unwrap().to_string()).collect()
 }
@@ -134,7 +96,7 @@ fn json_file(s: &Scratch, rel: &str) -> serde_json::Value {
 ///   watermark (00:23) but not behind the query's: they count.
 /// - batch 3 (00:04, b only): b 00:31 → min(00:23, 00:31) = 00:23.
 /// - no-data batch 4 (00:23) closes every window ending by 00:23.
-fn min_expected() -> Vec<Row> {
+fn min_expected() -> Vec<WindowRow> {
     vec![
         row("00:00", "00:05", "x", 1, 1.0),
         row("00:00", "00:05", "y", 2, 20.0),

@@ -34,43 +34,6 @@ const TUMBLING: &str = "{ column = \"event_time\", size = \"5 minutes\" }";
 const SLIDING: &str = "{ column = \"event_time\", size = \"10 minutes\", slide = \"5 minutes\" }";
 const SESSION: &str = "{ column = \"event_time\", gap = \"5 minutes\" }";
 
-/// (window_start HH:MM, window_end HH:MM, k, n, total) of every committed row, in order.
-fn rows(s: &Scratch) -> Vec<(String, String, String, i64, f64)> {
-    let hhmm = |v: &serde_json::Value| {
-        let t = v.as_str().unwrap();
-        assert!(t.starts_with("2024-01-01T") && t.ends_with(":00.000Z"), "{t}");
-        t[11..16].to_string()
-    };
-    committed_text(&s.path("out"))
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                hhmm(&v["window_start"]),
-                hhmm(&v["window_end"]),
-                v["k"].as_str().unwrap().to_string(),
-                v["n"].as_i64().unwrap(),
-                v["total"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn row(start: &str, end: &str, k: &str, n: i64, total: f64) -> (String, String, String, i64, f64) {
-    (start.into(), end.into(), k.into(), n, total)
-}
-
-/// (numRowsDroppedByWatermark, numRowsTotal) of the aggregate, per batch.
-fn state_per_batch(s: &Scratch) -> Vec<(u64, u64)> {
-    progress(&s.path("ckpt"))
-        .iter()
-        .map(|p| {
-            let op = &p["stateOperators"][0];
-            (op["numRowsDroppedByWatermark"].as_u64().unwrap(), op["numRowsTotal"].as_u64().unwrap())
-        })
-        .collect()
-}
-
 /// The tumbling input. Watermarks (max event time − 10 min): batch 0 runs with the epoch,
 /// batch 1 with 00:02, batch 2 with 00:11, batch 3 with 00:16, then a no-data batch 4 with 00:26.
 fn write_tumbling_input(s: &Scratch) {
@@ -122,7 +85,7 @@ fn tumbling_append(top: &str) {
         ]
     );
     // State rows per batch (group × window): 4, 5, 4 (3 emitted), 3, 2.
-    assert_eq!(state_per_batch(&s), vec![(0, 4), (0, 5), (0, 4), (1, 3), (0, 2)]);
+    assert_eq!(state_per_batch(&progress(&s.path("ckpt"))), vec![(0, 4), (0, 5), (0, 4), (1, 3), (0, 2)]);
     let p = progress(&s.path("ckpt"));
     assert_eq!(p[0]["stateOperators"][0]["operatorName"], "stateStoreSave");
     assert_eq!(p[0]["stateOperators"][0]["customMetrics"]["numRowsWithNullEventTime"], 1);
@@ -163,7 +126,7 @@ fn sliding_append_counts_a_row_in_every_window_that_holds_it() {
             row("01:20", "01:30", "x", 1, 16.0),
         ]
     );
-    let dropped: Vec<u64> = state_per_batch(&s).iter().map(|p| p.0).collect();
+    let dropped: Vec<u64> = state_per_batch(&progress(&s.path("ckpt"))).iter().map(|p| p.0).collect();
     assert_eq!(dropped, vec![0, 0, 0, 1, 0]);
 }
 
@@ -177,9 +140,9 @@ fn session_append_gives_the_same_with_the_rocksdb_state_store() {
     session_append("state_store = \"rocksdb\"\n");
 }
 
-fn session_append(top: &str) {
-    let s = Scratch::new();
-    // Gap 5 min. Watermarks: epoch, 00:00, 00:10, 00:20, then a no-data batch with 00:30.
+/// The session input (gap 5 min). Watermarks: epoch, 00:00, 00:10, 00:20, then a no-data batch
+/// with 00:30.
+fn write_session_input(s: &Scratch) {
     // Batch 0: u1 has sessions [00:00, 00:08) (00:00 and 00:03) and [00:10, 00:15).
     s.write(
         "in/0.json",
@@ -192,6 +155,11 @@ fn session_append(top: &str) {
     // Batch 3: u1's 00:04 is late ([00:04, 00:09) ends before 00:10), even though u1's open
     // session covers it; u2's 00:22 extends [00:20, 00:25).
     s.write("in/3.json", &lines(&[("u1", "00:04", 256.0), ("u2", "00:22", 512.0), ("u4", "00:40", 1024.0)]));
+}
+
+fn session_append(top: &str) {
+    let s = Scratch::new();
+    write_session_input(&s);
     run_ok(&s.job(&job(top, SESSION, "append", JSON_SINK)));
     assert_eq!(
         rows(&s),
@@ -203,7 +171,7 @@ fn session_append(top: &str) {
     );
     let p = progress(&s.path("ckpt"));
     assert_eq!(p[0]["stateOperators"][0]["operatorName"], "sessionWindowStateStoreSaveExec");
-    let dropped: Vec<u64> = state_per_batch(&s).iter().map(|p| p.0).collect();
+    let dropped: Vec<u64> = state_per_batch(&progress(&s.path("ckpt"))).iter().map(|p| p.0).collect();
     assert_eq!(dropped, vec![0, 0, 0, 1, 0]);
 }
 
@@ -273,7 +241,7 @@ fn tumbling_update_emits_the_windows_each_batch_changed() {
     // x's 00:09 is late (its window ended at 00:10, behind batch 2's 00:11): no update for it.
     assert_eq!(windowed(&b[3].1), vec![row("00:10", "00:15", "y", 2, 276.0), row("00:35", "00:40", "z", 1, 512.0)]);
     assert!(b[4].1.is_empty());
-    assert_eq!(state_per_batch(&s), vec![(0, 4), (0, 5), (0, 4), (1, 3), (0, 2)]);
+    assert_eq!(state_per_batch(&progress(&s.path("ckpt"))), vec![(0, 4), (0, 5), (0, 4), (1, 3), (0, 2)]);
 }
 
 #[test]
@@ -308,7 +276,7 @@ fn tumbling_complete_emits_the_whole_result_and_drops_nothing_as_late() {
             row("00:35", "00:40", "z", 1, 512.0)
         ]
     );
-    assert_eq!(state_per_batch(&s), vec![(0, 4), (0, 5), (0, 7), (0, 8)]);
+    assert_eq!(state_per_batch(&progress(&s.path("ckpt"))), vec![(0, 4), (0, 5), (0, 7), (0, 8)]);
 }
 
 /// Complete mode keeps every session (none is evicted), but Spark still drops late rows before
@@ -317,13 +285,7 @@ fn tumbling_complete_emits_the_whole_result_and_drops_nothing_as_late() {
 #[test]
 fn session_complete_keeps_every_session_and_still_drops_late_rows() {
     let s = Scratch::new();
-    s.write(
-        "in/0.json",
-        &lines(&[("u1", "00:00", 1.0), ("u1", "00:03", 2.0), ("u2", "00:01", 4.0), ("u1", "00:10", 8.0)]),
-    );
-    s.write("in/1.json", &lines(&[("u1", "00:08", 16.0), ("u2", "00:20", 32.0)]));
-    s.write("in/2.json", &lines(&[("u2", "00:04", 64.0), ("u3", "00:30", 128.0)]));
-    s.write("in/3.json", &lines(&[("u1", "00:04", 256.0), ("u2", "00:22", 512.0), ("u4", "00:40", 1024.0)]));
+    write_session_input(&s);
     let out = run_ok(&s.job(&job("state_store = \"rocksdb\"\n", SESSION, "complete", CONSOLE_SINK)));
     let b = console_batches(&out.stdout);
     let got: Vec<_> = b.iter().map(|(_, rows)| windowed(rows)).collect();
@@ -355,7 +317,7 @@ fn session_complete_keeps_every_session_and_still_drops_late_rows() {
             ],
         ]
     );
-    let dropped: Vec<u64> = state_per_batch(&s).iter().map(|p| p.0).collect();
+    let dropped: Vec<u64> = state_per_batch(&progress(&s.path("ckpt"))).iter().map(|p| p.0).collect();
     assert_eq!(dropped, vec![0, 0, 0, 1]);
 }
 

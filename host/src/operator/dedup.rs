@@ -8,7 +8,8 @@ use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
-use crate::state::{StateError, StateMetrics, StateStore};
+use super::{key_indices, StateOperatorProgress};
+use crate::state::{StateError, StateStore};
 
 pub struct DedupOperator {
     keys: Vec<usize>,
@@ -17,28 +18,6 @@ pub struct DedupOperator {
     event_time: Option<usize>,
     store: Box<dyn StateStore>,
     dropped_late: u64,
-}
-
-/// What a stateful operator reports per batch (`stateOperators[]` in progress records).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StateOperatorProgress {
-    pub metrics: StateMetrics,
-    pub num_rows_dropped_by_watermark: u64,
-}
-
-/// The indices of the key columns in `schema`; the error names a missing one. Checked before the
-/// state store is opened, so a refused job leaves no state behind.
-pub fn key_indices(schema: &SchemaRef, keys: &[String]) -> Result<Vec<usize>, String> {
-    keys.iter()
-        .map(|k| {
-            schema.index_of(k).map_err(|_| {
-                format!(
-                    "key column `{k}` is not in the input (its columns are: {})",
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                )
-            })
-        })
-        .collect()
 }
 
 impl DedupOperator {

@@ -9,3 +9,21 @@ pub mod dedup;
 pub mod map;
 
 pub use map::MapOperator;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::schema::find_column;
+use crate::state::StateMetrics;
+
+/// What a stateful operator reports per batch (`stateOperators[]` in progress records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateOperatorProgress {
+    pub metrics: StateMetrics,
+    pub num_rows_dropped_by_watermark: u64,
+}
+
+/// The indices of the key columns in `schema`; the error names a missing one. Checked before the
+/// state store is opened, so a refused job leaves no state behind.
+pub fn key_indices(schema: &SchemaRef, keys: &[String]) -> Result<Vec<usize>, String> {
+    keys.iter().map(|k| find_column(schema, k, "the input").map(|(i, _)| i).map_err(|e| format!("key {e}"))).collect()
+}

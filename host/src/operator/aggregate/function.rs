@@ -15,7 +15,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType};
 
 use super::hll::{hash_bytes, hash_u64, Hll};
-use crate::schema::type_name;
+use crate::schema::{find_column, type_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggFn {
@@ -93,12 +93,7 @@ impl BoundAggregate {
             }
             return Err(format!("`{}` needs a column: add column = \"...\"", func.name()));
         };
-        let (index, field) = schema.column_with_name(column).ok_or_else(|| {
-            format!(
-                "column `{column}` is not in the input (its columns are: {})",
-                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let (index, field) = find_column(schema, column, "the input")?;
         let t = field.data_type();
         let bad = |what: &str| format!("`{}` needs {what}, but column `{column}` is {}", func.name(), type_name(t));
         let output = match func {

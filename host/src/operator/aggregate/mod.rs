@@ -22,8 +22,9 @@ use rustc_hash::FxHashMap;
 
 use self::function::{encode, merge, update, Acc, BoundAggregate, Column, Decoder, Overflow};
 use self::window::WindowKind;
-use super::dedup::{key_indices, StateOperatorProgress};
+use super::{key_indices, StateOperatorProgress};
 use crate::job::{AggregateConfig, OutputMode};
+use crate::schema::timestamp_column;
 use crate::state::{StateError, StateStore};
 
 /// Aggregate functions: accumulators, their state encoding and output columns.
@@ -97,23 +98,6 @@ pub struct AggregateOperator {
     null_event_time: u64,
 }
 
-/// Why a window's event-time column cannot be used; the error names the column.
-pub fn window_column(schema: &Schema, column: &str) -> Result<usize, String> {
-    let (i, f) = schema.column_with_name(column).ok_or_else(|| {
-        format!(
-            "column `{column}` is not in the input (its columns are: {})",
-            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    if !matches!(f.data_type(), DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _)) {
-        return Err(format!(
-            "column `{column}` is {}, but a window needs a timestamp column",
-            crate::schema::type_name(f.data_type())
-        ));
-    }
-    Ok(i)
-}
-
 /// Group column indices, the window (event-time column index and kind), the bound aggregates and
 /// the output schema.
 pub type Plan = (Vec<usize>, Option<(usize, WindowKind)>, Vec<BoundAggregate>, SchemaRef);
@@ -123,7 +107,11 @@ pub type Plan = (Vec<usize>, Option<(usize, WindowKind)>, Vec<BoundAggregate>, S
 pub fn plan(schema: &SchemaRef, cfg: &AggregateConfig) -> Result<Plan, (String, String)> {
     let group = key_indices(schema, &cfg.group_by).map_err(|e| ("group_by".to_string(), e))?;
     let window = match &cfg.window {
-        Some(w) => Some((window_column(schema, &w.column).map_err(|e| ("window.column".to_string(), e))?, w.kind)),
+        Some(w) => Some((
+            timestamp_column(schema, &w.column, "the input", "a window")
+                .map_err(|e| ("window.column".to_string(), e))?,
+            w.kind,
+        )),
         None => None,
     };
     let mut aggs = Vec::new();
