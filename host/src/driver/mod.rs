@@ -22,9 +22,11 @@ use crate::job::{Job, LateRows, OperatorConfig, OutputMode, SinkKind, SourceConf
 use crate::operator::aggregate::{self, AggregateOperator};
 use crate::operator::dedup::DedupOperator;
 use crate::operator::map::row_as_json;
+use crate::operator::stateful::entry::Clocks;
+use crate::operator::stateful::StatefulOperator;
 use crate::operator::MapOperator;
 use crate::operator::{key_indices, StateOperatorProgress};
-use crate::plugin::{MapperPlugin, Runtime};
+use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
 use crate::source::union::{Input, Union};
@@ -51,6 +53,7 @@ enum Operator {
     Map(MapOperator),
     Dedup { index: usize, op: DedupOperator },
     Aggregate(AggregateOperator),
+    Stateful(StatefulOperator),
 }
 
 impl Operator {
@@ -61,12 +64,17 @@ impl Operator {
             Operator::Map(_) => false,
             Operator::Dedup { op, .. } => op.bounded(),
             Operator::Aggregate(op) => op.bounded(),
+            Operator::Stateful(op) => op.evicts_by_watermark(),
         }
     }
 }
 
+fn state_dir(job: &Job, index: usize) -> std::path::PathBuf {
+    job.checkpoint.join("state").join(index.to_string())
+}
+
 fn open_state_store(job: &Job, index: usize) -> anyhow::Result<Box<dyn StateStore>> {
-    let dir = job.checkpoint.join("state").join(index.to_string());
+    let dir = state_dir(job, index);
     Ok(match job.state_store {
         StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, job.min_batches_to_retain)?),
         StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, job.min_batches_to_retain)?),
@@ -143,6 +151,31 @@ impl Driver {
                         .with_context(|| format!("starting operator[{}] (kind = \"map\")", m.index))?;
                     schema = plugin.output_schema();
                     operators.push(Operator::Map(MapOperator::new(plugin, m.index, m.on_error)));
+                }
+                OperatorConfig::Stateful(st) => {
+                    let m = &st.plugin;
+                    let keys_err = |e: String| {
+                        anyhow::anyhow!("job file {}: `operator[{}].group_by`: {e}", job.file.display(), m.index)
+                    };
+                    let key_schema = StatefulOperator::key_schema_of(&schema, &st.group_by).map_err(keys_err)?;
+                    let plugin = StatefulPlugin::load(runtime, &m.plugin, &m.config, m.limits, &key_schema, &schema)
+                        .with_context(|| format!("starting operator[{}] (kind = \"stateful\")", m.index))?;
+                    let store = open_state_store(&job, m.index)?;
+                    let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
+                    let op = StatefulOperator::new(
+                        m.index,
+                        plugin,
+                        m.on_error,
+                        st.timeout,
+                        &schema,
+                        &st.group_by,
+                        wm_column,
+                        store,
+                        state_dir(&job, m.index),
+                    )
+                    .map_err(keys_err)?;
+                    schema = op.output_schema();
+                    operators.push(Operator::Stateful(op));
                 }
                 OperatorConfig::Dedup(d) => {
                     let keys_err = |e: String| {
@@ -322,10 +355,13 @@ impl Driver {
         Ok(summary)
     }
 
-    /// Whether the watermark has moved past the last batch's and a stateful operator evicts by it.
+    /// Whether the watermark has moved past the last batch's and a stateful operator evicts by
+    /// it, or a stateful plugin has a processing-time timeout, timer or TTL due now.
     fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
-        self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark)
-            && self.operators.iter().any(Operator::evicts_by_watermark)
+        let now = now_micros();
+        (self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark)
+            && self.operators.iter().any(Operator::evicts_by_watermark))
+            || self.operators.iter().any(|op| matches!(op, Operator::Stateful(s) if s.processing_deadline_due(now)))
     }
 
     /// Sleeps in short slices so that a stop request is seen promptly.
@@ -360,6 +396,10 @@ impl Driver {
             late: entry.late_watermark_micros,
             keep_late: self.job.watermark.as_ref().is_some_and(|w| w.late_rows == LateRows::DeadLetter),
         };
+        let clocks = Clocks {
+            processing: entry.timestamp_ms.saturating_mul(1000),
+            watermark: self.watermark.is_some().then_some(marks.now),
+        };
         for op in &mut self.operators {
             match op {
                 Operator::Map(_) => Ok(()),
@@ -369,6 +409,10 @@ impl Driver {
                 Operator::Aggregate(op) => {
                     let index = op.index();
                     op.begin(id).with_context(|| format!("batch {id}: operator[{index}] (aggregate): loading state"))
+                }
+                Operator::Stateful(op) => {
+                    let index = op.index();
+                    op.begin(id).with_context(|| format!("batch {id}: operator[{index}] (stateful): loading state"))
                 }
             }?;
         }
@@ -418,6 +462,22 @@ impl Driver {
                     state_operators.push(state_progress(op.progress_name(), &p, custom));
                     batches.extend(run_operators(&mut self.operators, k + 1, id, vec![result], &mut bad, marks)?);
                 }
+                Operator::Stateful(op) => {
+                    let index = op.index();
+                    let (result, p) = op
+                        .end(clocks, &mut bad)
+                        .with_context(|| format!("batch {id}: operator[{index}] (stateful)"))?;
+                    let m = op.metrics();
+                    let custom = serde_json::json!({
+                        "numTimedOutGroups": m.timed_out_groups,
+                        "numExpiredTimers": m.expired_timers,
+                        "numRegisteredTimers": m.registered_timers,
+                        "numDeletedTimers": m.deleted_timers,
+                        "numValuesRemovedDueToTTLExpiry": m.removed_by_ttl,
+                    });
+                    state_operators.push(state_progress("flatMapGroupsWithState", &p, custom));
+                    batches.extend(run_operators(&mut self.operators, k + 1, id, vec![result], &mut bad, marks)?);
+                }
             }
         }
         let dead = bad.take();
@@ -439,6 +499,11 @@ impl Driver {
                     operator: m.index(),
                     path: m.plugin().path().display().to_string(),
                     digest: m.plugin().digest().to_string(),
+                }),
+                Operator::Stateful(s) => Some(PluginVersion {
+                    operator: s.index(),
+                    path: s.plugin().path().display().to_string(),
+                    digest: s.plugin().digest().to_string(),
                 }),
                 Operator::Dedup { .. } | Operator::Aggregate(_) => None,
             })
@@ -560,6 +625,16 @@ fn run_operators(
                         .with_context(|| format!("batch {id}: operator[{index}] (aggregate): aggregating"))?;
                     if marks.keep_late {
                         keep_late_rows(bad, &format!("operator[{index}] (aggregate)"), marks.late, b, &late);
+                    }
+                }
+                return Ok(Vec::new());
+            }
+            Operator::Stateful(op) => {
+                let index = op.index();
+                for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                    let late = op.process(b, marks.late);
+                    if marks.keep_late {
+                        keep_late_rows(bad, &format!("operator[{index}] (stateful)"), marks.late, b, &late);
                     }
                 }
                 return Ok(Vec::new());

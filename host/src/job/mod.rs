@@ -156,6 +156,7 @@ pub enum LateRows {
 #[derive(Debug, Clone)]
 pub enum OperatorConfig {
     Map(MapConfig),
+    Stateful(StatefulConfig),
     Dedup(DedupConfig),
     Aggregate(AggregateConfig),
 }
@@ -191,7 +192,26 @@ pub struct DedupConfig {
     pub keys: Vec<String>,
 }
 
-/// A `map` operator: a component of the `mapper` world.
+/// A `stateful` operator: a component of the `stateful` world over the rows of each key
+/// (Spark's flatMapGroupsWithState / applyInPandasWithState / transformWithState).
+#[derive(Debug, Clone)]
+pub struct StatefulConfig {
+    /// The component and its settings (as a map operator's).
+    pub plugin: MapConfig,
+    pub group_by: Vec<String>,
+    pub timeout: TimeoutMode,
+}
+
+/// Which timeouts and timers a stateful plugin may set: `timeout` in the job (Spark's
+/// GroupStateTimeout). Under `event_time`, rows behind the watermark are late and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutMode {
+    None,
+    ProcessingTime,
+    EventTime,
+}
+
+/// The settings of a plugin operator (`map`, `stateful`): a component of the operator's world.
 #[derive(Debug, Clone)]
 pub struct MapConfig {
     /// Position in the job's `[[operator]]` list, for messages.

@@ -92,6 +92,8 @@ pub(super) struct OperatorSpec {
     pub grant: Option<Vec<String>>,
     pub retries: Option<i64>,
     pub group_by: Option<Vec<String>>,
+    /// `stateful`: which timeouts and timers the plugin may set (Spark's GroupStateTimeout).
+    pub timeout: Option<String>,
     pub window: Option<WindowSpec>,
     pub aggregates: Option<Vec<AggregateSpec>>,
 }

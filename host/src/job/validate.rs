@@ -250,10 +250,13 @@ impl Validator<'_> {
 
     fn operator(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
+        if op.kind != "stateful" {
+            self.only_for(&[(&field("timeout"), op.timeout.is_some())], &op.kind)?;
+        }
         if op.kind != "aggregate" {
             self.only_for(
                 &[
-                    (&field("group_by"), op.group_by.is_some()),
+                    (&field("group_by"), op.group_by.is_some() && op.kind != "stateful"),
                     (&field("window"), op.window.is_some()),
                     (&field("aggregates"), op.aggregates.is_some()),
                 ],
@@ -300,67 +303,105 @@ impl Validator<'_> {
                 if op.keys.is_some() {
                     return Err(self.err(&field("keys"), "does not apply to kind = \"map\"; remove it"));
                 }
-                let plugin = op.plugin.as_ref().ok_or_else(|| {
-                    self.err(
-                        &field("plugin"),
-                        "is required for kind = \"map\": the path of a .wasm component of the weir:plugin mapper world",
-                    )
-                })?;
-                let mut limits = PluginLimits::default();
-                if let Some(m) = &op.max_memory {
-                    limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("max_memory"), e))?;
+                let plugin = self.plugin(index, op, "mapper")?;
+                Ok(OperatorConfig::Map(plugin))
+            }
+            "stateful" => {
+                if op.keys.is_some() {
+                    return Err(self
+                        .err(&field("keys"), "does not apply to kind = \"stateful\"; the key columns are `group_by`"));
                 }
-                if let Some(c) = &op.max_call_time {
-                    limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
-                    if limits.cpu_time_per_call.is_zero() {
-                        return Err(self.err(&field("max_call_time"), "must be more than zero"));
-                    }
+                let group_by = op.group_by.clone().unwrap_or_default();
+                if group_by.is_empty() {
+                    return Err(self.err(&field("group_by"), "is required for kind = \"stateful\": the key columns whose rows share one state, e.g. [\"user_id\"]"));
                 }
-                for g in op.grant.iter().flatten() {
-                    match g.as_str() {
-                        "clock" => limits.grant_clock = true,
-                        "random" => limits.grant_random = true,
-                        other => {
-                            return Err(self.err(
-                                &field("grant"),
-                                format!("unknown grant {other:?}; allowed: \"clock\", \"random\" (files, network and the environment cannot be granted)"),
-                            ))
-                        }
+                for (i, col) in group_by.iter().enumerate() {
+                    if group_by[..i].contains(col) {
+                        return Err(self.err(&field("group_by"), format!("column `{col}` is listed twice")));
                     }
                 }
-                let on_error = match (op.on_error.as_deref(), op.retries) {
-                    (None | Some("fail"), None) => OnPluginError::Fail,
-                    (Some("retry"), n) => {
-                        let n = self.positive(&field("retries"), n)?.unwrap_or(3);
-                        if n > 100 {
-                            return Err(self.err(&field("retries"), "must be at most 100"));
-                        }
-                        OnPluginError::Retry(n as u32)
-                    }
-                    (Some("dead_letter"), None) => OnPluginError::DeadLetter,
-                    (None | Some("fail") | Some("dead_letter"), Some(_)) => {
-                        return Err(self.err(&field("retries"), "applies only with on_error = \"retry\"; remove it"))
-                    }
-                    (Some(other), _) => {
+                let timeout = match op.timeout.as_deref().unwrap_or("none") {
+                    "none" => TimeoutMode::None,
+                    "processing_time" => TimeoutMode::ProcessingTime,
+                    "event_time" => TimeoutMode::EventTime,
+                    other => {
                         return Err(self.err(
-                            &field("on_error"),
-                            format!("unknown policy {other:?}; allowed: \"fail\", \"retry\", \"dead_letter\""),
+                            &field("timeout"),
+                            format!("unknown timeout {other:?}; allowed: \"none\", \"processing_time\", \"event_time\" (Spark's GroupStateTimeout)"),
                         ))
                     }
                 };
-                Ok(OperatorConfig::Map(MapConfig {
-                    index,
-                    plugin: PathBuf::from(plugin),
-                    config: op.config.clone().unwrap_or_default(),
-                    limits,
-                    on_error,
-                }))
+                let plugin = self.plugin(index, op, "stateful")?;
+                Ok(OperatorConfig::Stateful(StatefulConfig { plugin, group_by, timeout }))
             }
             other => Err(self.err(
                 &field("kind"),
-                format!("unknown operator kind {other:?}; allowed: \"map\", \"dedup\", \"aggregate\""),
+                format!("unknown operator kind {other:?}; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\""),
             )),
         }
+    }
+
+    /// The settings every plugin operator has: the component, its config, limits and error policy.
+    fn plugin(&self, index: usize, op: &OperatorSpec, world: &str) -> Result<MapConfig, JobError> {
+        let field = |name: &str| format!("operator[{index}].{name}");
+        let plugin = op.plugin.as_ref().ok_or_else(|| {
+            self.err(
+                &field("plugin"),
+                format!(
+                    "is required for kind = \"{}\": the path of a .wasm component of the weir:plugin {world} world",
+                    op.kind
+                ),
+            )
+        })?;
+        let mut limits = PluginLimits::default();
+        if let Some(m) = &op.max_memory {
+            limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("max_memory"), e))?;
+        }
+        if let Some(c) = &op.max_call_time {
+            limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
+            if limits.cpu_time_per_call.is_zero() {
+                return Err(self.err(&field("max_call_time"), "must be more than zero"));
+            }
+        }
+        for g in op.grant.iter().flatten() {
+            match g.as_str() {
+                "clock" => limits.grant_clock = true,
+                "random" => limits.grant_random = true,
+                other => {
+                    return Err(self.err(
+                        &field("grant"),
+                        format!("unknown grant {other:?}; allowed: \"clock\", \"random\" (files, network and the environment cannot be granted)"),
+                    ))
+                }
+            }
+        }
+        let on_error = match (op.on_error.as_deref(), op.retries) {
+            (None | Some("fail"), None) => OnPluginError::Fail,
+            (Some("retry"), n) => {
+                let n = self.positive(&field("retries"), n)?.unwrap_or(3);
+                if n > 100 {
+                    return Err(self.err(&field("retries"), "must be at most 100"));
+                }
+                OnPluginError::Retry(n as u32)
+            }
+            (Some("dead_letter"), None) => OnPluginError::DeadLetter,
+            (None | Some("fail") | Some("dead_letter"), Some(_)) => {
+                return Err(self.err(&field("retries"), "applies only with on_error = \"retry\"; remove it"))
+            }
+            (Some(other), _) => {
+                return Err(self.err(
+                    &field("on_error"),
+                    format!("unknown policy {other:?}; allowed: \"fail\", \"retry\", \"dead_letter\""),
+                ))
+            }
+        };
+        Ok(MapConfig {
+            index,
+            plugin: PathBuf::from(plugin),
+            config: op.config.clone().unwrap_or_default(),
+            limits,
+            on_error,
+        })
     }
 
     fn aggregate(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
@@ -461,27 +502,54 @@ impl Validator<'_> {
         watermark: Option<&WatermarkConfig>,
         mode: OutputMode,
     ) -> Result<(), JobError> {
-        let Some(agg_at) = operators.iter().position(|o| matches!(o, OperatorConfig::Aggregate(_))) else {
+        for op in operators {
+            if let OperatorConfig::Stateful(st) = op {
+                if st.timeout == TimeoutMode::EventTime && watermark.is_none() {
+                    return Err(self.err(
+                        &format!("operator[{}].timeout", st.plugin.index),
+                        "\"event_time\" needs a [watermark] (event-time timeouts fire when the watermark passes them, as Spark's EventTimeTimeout); add [watermark] column = ..., delay = ..., or use \"processing_time\"",
+                    ));
+                }
+            }
+        }
+        let Some(first) =
+            operators.iter().position(|o| matches!(o, OperatorConfig::Aggregate(_) | OperatorConfig::Stateful(_)))
+        else {
             return Ok(());
         };
-        for later in &operators[agg_at + 1..] {
+        let what = if matches!(operators[first], OperatorConfig::Stateful(_)) {
+            "a stateful operator"
+        } else {
+            "an aggregation"
+        };
+        for later in &operators[first + 1..] {
             match later {
                 OperatorConfig::Map(_) => {}
                 OperatorConfig::Aggregate(a) => {
                     return Err(self.err(
                         &format!("operator[{}].kind", a.index),
-                        "a second aggregation after one is not supported (as in Spark's append mode chains, it would need the first one's output watermark); aggregate once",
+                        format!("an aggregation after {what} is not supported (as in Spark's append mode chains, it would need the first one's output watermark); use one stateful step"),
+                    ))
+                }
+                OperatorConfig::Stateful(st) => {
+                    return Err(self.err(
+                        &format!("operator[{}].kind", st.plugin.index),
+                        format!("a stateful operator after {what} is not supported; use one stateful step"),
                     ))
                 }
                 OperatorConfig::Dedup(d) => {
                     return Err(self.err(
                         &format!("operator[{}].kind", d.index),
-                        "dedup after an aggregation is not supported; put the dedup before the aggregate",
+                        format!("dedup after {what} is not supported; put the dedup before it"),
                     ))
                 }
             }
         }
-        let OperatorConfig::Aggregate(agg) = &operators[agg_at] else { unreachable!() };
+        let OperatorConfig::Aggregate(agg) = &operators[first] else {
+            // A stateful operator allows append and update (Spark's flatMapGroupsWithState);
+            // complete is refused with the sink, for want of an aggregation.
+            return Ok(());
+        };
         if mode == OutputMode::Update
             && agg.window.as_ref().is_some_and(|w| matches!(w.kind, WindowKind::Session { .. }))
         {

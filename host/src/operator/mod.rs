@@ -7,6 +7,8 @@ pub mod aggregate;
 pub mod dedup;
 /// `map`: a `mapper` plugin over every batch.
 pub mod map;
+/// `stateful`: a `stateful` plugin over the rows of each key, with state, timeouts and timers.
+pub mod stateful;
 
 pub use map::MapOperator;
 

@@ -12,7 +12,7 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use arrow::datatypes::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::mapper::wit::{ColumnData, ColumnValues, DataType, Field, OutputBatch, OutputData, VarLen};
+use super::mapper::wit::{Batch, ColumnData, ColumnValues, DataType, Field, OutputBatch, OutputData, VarLen};
 use crate::schema::{timestamp_type, type_name};
 
 /// The WIT schema of an Arrow schema; an error names a column whose type plugins cannot receive.
@@ -108,24 +108,55 @@ pub fn output_from_wit(out: OutputBatch, input: &RecordBatch, schema: &SchemaRef
             }
             OutputData::Computed(data) => computed_array(data, n).map_err(ctx)?,
         };
-        let matches = match (array.data_type(), field.data_type()) {
-            (ArrowType::Timestamp(TimeUnit::Microsecond, _), ArrowType::Timestamp(TimeUnit::Microsecond, _)) => true,
-            (a, b) => a == b,
-        };
-        if !matches {
-            return Err(ctx(format!(
-                "is {} but output-schema declared {}",
-                type_name(array.data_type()),
-                type_name(field.data_type())
-            )));
-        }
-        if !field.is_nullable() && array.null_count() > 0 {
-            return Err(ctx("has nulls but output-schema declared it NOT NULL".into()));
-        }
-        arrays.push(cast_timestamp_tz(array, field.data_type()));
+        arrays.push(fit_declared(array, field).map_err(ctx)?);
     }
     RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(n)))
         .map_err(|e| e.to_string())
+}
+
+/// A plain WIT `batch` a plugin returned (a stateful plugin's output), as an Arrow batch of the
+/// declared `schema`, with the same checks as [`output_from_wit`].
+pub fn batch_from_wit(batch: Batch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let n = batch.num_rows as usize;
+    if batch.columns.len() != schema.fields().len() {
+        return Err(format!(
+            "{} columns returned, output-schema declared {} ({})",
+            batch.columns.len(),
+            schema.fields().len(),
+            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(batch.columns.len());
+    for (col, field) in batch.columns.into_iter().zip(schema.fields()) {
+        if &col.name != field.name() {
+            return Err(format!("column `{}` returned where output-schema declared `{}`", col.name, field.name()));
+        }
+        let ctx = |m: String| format!("column `{}`: {m}", col.name);
+        let array = computed_array(col.data, n).map_err(ctx)?;
+        arrays.push(fit_declared(array, field).map_err(ctx)?);
+    }
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(n)))
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a returned column against its declared field (type, nullability) and gives it the
+/// declared timestamp timezone.
+fn fit_declared(array: ArrayRef, field: &ArrowField) -> Result<ArrayRef, String> {
+    let matches = match (array.data_type(), field.data_type()) {
+        (ArrowType::Timestamp(TimeUnit::Microsecond, _), ArrowType::Timestamp(TimeUnit::Microsecond, _)) => true,
+        (a, b) => a == b,
+    };
+    if !matches {
+        return Err(format!(
+            "is {} but output-schema declared {}",
+            type_name(array.data_type()),
+            type_name(field.data_type())
+        ));
+    }
+    if !field.is_nullable() && array.null_count() > 0 {
+        return Err("has nulls but output-schema declared it NOT NULL".into());
+    }
+    Ok(cast_timestamp_tz(array, field.data_type()))
 }
 
 /// Input timestamp columns keep their timezone label; the declared one wins.

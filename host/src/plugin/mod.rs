@@ -16,15 +16,20 @@ mod cache;
 mod convert;
 /// The input batch lowered into the guest straight from Arrow's buffers.
 mod input;
+/// One live instance per plugin, whatever its world; CPU deadline and trap handling.
+mod instance;
 /// The `mapper` world: init, output-schema, map-batch.
 pub mod mapper;
 /// The process-wide engine and its epoch ticker.
 mod runtime;
 /// What one plugin instance may touch: WASI with nothing granted, memory and CPU caps.
 mod sandbox;
+/// The `stateful` world: init, output-schema, state-version, process-groups.
+pub mod stateful;
 
 pub use mapper::MapperPlugin;
 pub use runtime::Runtime;
+pub use stateful::StatefulPlugin;
 
 /// Why a plugin could not be loaded or a call failed. Each names the plugin and, for calls, the
 /// export and batch, and says whose fault it is.
