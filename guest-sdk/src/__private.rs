@@ -5,6 +5,109 @@
 //! received `list<f64>` becomes the `Vec<f64>` a view borrows, a builder's `Vec` becomes the
 //! returned list.
 
+/// The conversions between the SDK's types and a bindings module's `types` interface: each
+/// world's bindings generate their own copy of the WIT types, so each glue module expands this
+/// once with its own `wit` in scope.
+macro_rules! wit_conversions {
+    () => {
+        fn data_type_from_wit(t: wit::DataType) -> DataType {
+            match t {
+                wit::DataType::Boolean => DataType::Boolean,
+                wit::DataType::Int32 => DataType::Int32,
+                wit::DataType::Int64 => DataType::Int64,
+                wit::DataType::Float64 => DataType::Float64,
+                wit::DataType::Utf8 => DataType::Utf8,
+                wit::DataType::Binary => DataType::Binary,
+                wit::DataType::Timestamp => DataType::Timestamp,
+            }
+        }
+
+        fn data_type_to_wit(t: DataType) -> wit::DataType {
+            match t {
+                DataType::Boolean => wit::DataType::Boolean,
+                DataType::Int32 => wit::DataType::Int32,
+                DataType::Int64 => wit::DataType::Int64,
+                DataType::Float64 => wit::DataType::Float64,
+                DataType::Utf8 => wit::DataType::Utf8,
+                DataType::Binary => wit::DataType::Binary,
+                DataType::Timestamp => wit::DataType::Timestamp,
+            }
+        }
+
+        fn schema_from_wit(s: Vec<wit::Field>) -> Schema {
+            Schema::new(
+                s.into_iter()
+                    .map(|f| Field { name: f.name, data_type: data_type_from_wit(f.data_type), nullable: f.nullable })
+                    .collect(),
+            )
+        }
+
+        fn schema_to_wit(s: Schema) -> Vec<wit::Field> {
+            s.fields
+                .into_iter()
+                .map(|f| wit::Field { name: f.name, data_type: data_type_to_wit(f.data_type), nullable: f.nullable })
+                .collect()
+        }
+
+        fn var_len_from_wit(v: wit::VarLen) -> VarLen {
+            VarLen { offsets: v.offsets, data: v.data }
+        }
+
+        fn var_len_to_wit(v: VarLen) -> wit::VarLen {
+            wit::VarLen { offsets: v.offsets, data: v.data }
+        }
+
+        fn batch_from_wit(b: wit::Batch) -> Result<Batch, BatchError> {
+            let columns = b
+                .columns
+                .into_iter()
+                .map(|c| {
+                    let values = match c.data.values {
+                        wit::ColumnValues::Boolean(v) => Values::Boolean(v),
+                        wit::ColumnValues::Int32(v) => Values::Int32(v),
+                        wit::ColumnValues::Int64(v) => Values::Int64(v),
+                        wit::ColumnValues::Float64(v) => Values::Float64(v),
+                        wit::ColumnValues::Utf8(v) => Values::Utf8(var_len_from_wit(v)),
+                        wit::ColumnValues::Binary(v) => Values::Binary(var_len_from_wit(v)),
+                        wit::ColumnValues::Timestamp(v) => Values::Timestamp(v),
+                    };
+                    Column { name: c.name, data: ColumnData { values, validity: c.data.validity } }
+                })
+                .collect();
+            Batch::new(b.num_rows as usize, columns)
+                .map_err(|e| BatchError::new(format!("the host sent a malformed batch: {}", e.message)))
+        }
+
+        fn column_data_to_wit(d: ColumnData) -> wit::ColumnData {
+            let values = match d.values {
+                Values::Boolean(v) => wit::ColumnValues::Boolean(v),
+                Values::Int32(v) => wit::ColumnValues::Int32(v),
+                Values::Int64(v) => wit::ColumnValues::Int64(v),
+                Values::Float64(v) => wit::ColumnValues::Float64(v),
+                Values::Utf8(v) => wit::ColumnValues::Utf8(var_len_to_wit(v)),
+                Values::Binary(v) => wit::ColumnValues::Binary(var_len_to_wit(v)),
+                Values::Timestamp(v) => wit::ColumnValues::Timestamp(v),
+            };
+            wit::ColumnData { values, validity: d.validity }
+        }
+
+        fn error_to_wit(e: BatchError) -> wit::BatchError {
+            wit::BatchError { message: e.message, row: e.row }
+        }
+
+        #[allow(dead_code)]
+        fn batch_to_wit(b: crate::batch::Batch) -> wit::Batch {
+            let (num_rows, columns) = b.into_parts();
+            let columns =
+                columns.into_iter().map(|c| wit::Column { name: c.name, data: column_data_to_wit(c.data) }).collect();
+            // Wasm memory is at most 4 GiB, so a batch's row count always fits.
+            wit::Batch { num_rows: num_rows as u32, columns }
+        }
+    };
+}
+
+pub mod stateful;
+
 use std::cell::RefCell;
 
 use crate::batch::{Batch, Column, ColumnData, Values, VarLen};
@@ -80,86 +183,7 @@ pub fn map_batch<T: Mapper>(state: &State<T>, input: WitBatch) -> Result<WitOutp
     Ok(output_to_wit(resolved))
 }
 
-fn data_type_from_wit(t: wit::DataType) -> DataType {
-    match t {
-        wit::DataType::Boolean => DataType::Boolean,
-        wit::DataType::Int32 => DataType::Int32,
-        wit::DataType::Int64 => DataType::Int64,
-        wit::DataType::Float64 => DataType::Float64,
-        wit::DataType::Utf8 => DataType::Utf8,
-        wit::DataType::Binary => DataType::Binary,
-        wit::DataType::Timestamp => DataType::Timestamp,
-    }
-}
-
-fn data_type_to_wit(t: DataType) -> wit::DataType {
-    match t {
-        DataType::Boolean => wit::DataType::Boolean,
-        DataType::Int32 => wit::DataType::Int32,
-        DataType::Int64 => wit::DataType::Int64,
-        DataType::Float64 => wit::DataType::Float64,
-        DataType::Utf8 => wit::DataType::Utf8,
-        DataType::Binary => wit::DataType::Binary,
-        DataType::Timestamp => wit::DataType::Timestamp,
-    }
-}
-
-fn schema_from_wit(s: WitSchema) -> Schema {
-    Schema::new(
-        s.into_iter()
-            .map(|f| Field { name: f.name, data_type: data_type_from_wit(f.data_type), nullable: f.nullable })
-            .collect(),
-    )
-}
-
-fn schema_to_wit(s: Schema) -> WitSchema {
-    s.fields
-        .into_iter()
-        .map(|f| wit::Field { name: f.name, data_type: data_type_to_wit(f.data_type), nullable: f.nullable })
-        .collect()
-}
-
-fn var_len_from_wit(v: wit::VarLen) -> VarLen {
-    VarLen { offsets: v.offsets, data: v.data }
-}
-
-fn var_len_to_wit(v: VarLen) -> wit::VarLen {
-    wit::VarLen { offsets: v.offsets, data: v.data }
-}
-
-fn batch_from_wit(b: WitBatch) -> Result<Batch, BatchError> {
-    let columns = b
-        .columns
-        .into_iter()
-        .map(|c| {
-            let values = match c.data.values {
-                wit::ColumnValues::Boolean(v) => Values::Boolean(v),
-                wit::ColumnValues::Int32(v) => Values::Int32(v),
-                wit::ColumnValues::Int64(v) => Values::Int64(v),
-                wit::ColumnValues::Float64(v) => Values::Float64(v),
-                wit::ColumnValues::Utf8(v) => Values::Utf8(var_len_from_wit(v)),
-                wit::ColumnValues::Binary(v) => Values::Binary(var_len_from_wit(v)),
-                wit::ColumnValues::Timestamp(v) => Values::Timestamp(v),
-            };
-            Column { name: c.name, data: ColumnData { values, validity: c.data.validity } }
-        })
-        .collect();
-    Batch::new(b.num_rows as usize, columns)
-        .map_err(|e| BatchError::new(format!("the host sent a malformed batch: {}", e.message)))
-}
-
-fn column_data_to_wit(d: ColumnData) -> wit::ColumnData {
-    let values = match d.values {
-        Values::Boolean(v) => wit::ColumnValues::Boolean(v),
-        Values::Int32(v) => wit::ColumnValues::Int32(v),
-        Values::Int64(v) => wit::ColumnValues::Int64(v),
-        Values::Float64(v) => wit::ColumnValues::Float64(v),
-        Values::Utf8(v) => wit::ColumnValues::Utf8(var_len_to_wit(v)),
-        Values::Binary(v) => wit::ColumnValues::Binary(var_len_to_wit(v)),
-        Values::Timestamp(v) => wit::ColumnValues::Timestamp(v),
-    };
-    wit::ColumnData { values, validity: d.validity }
-}
+wit_conversions!();
 
 fn output_to_wit(r: Resolved) -> WitOutputBatch {
     let columns = r
@@ -173,10 +197,6 @@ fn output_to_wit(r: Resolved) -> WitOutputBatch {
         })
         .collect();
     wit::OutputBatch { num_rows: r.num_rows, rows: r.rows, columns }
-}
-
-fn error_to_wit(e: BatchError) -> WitBatchError {
-    wit::BatchError { message: e.message, row: e.row }
 }
 
 #[cfg(test)]

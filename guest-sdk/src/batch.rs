@@ -237,14 +237,7 @@ impl Batch {
         let c = self.column(name)?;
         match &c.data.values {
             Values::Utf8(v) => {
-                std::str::from_utf8(&v.data)
-                    .map_err(|e| BatchError::new(format!("column `{name}` is not valid UTF-8: {e}")))?;
-                if let Some(bad) = v.offsets.iter().position(|&o| !is_char_boundary(&v.data, o as usize)) {
-                    return Err(BatchError::at_row(
-                        bad as u32,
-                        format!("column `{name}`: a value starts or ends inside a UTF-8 character"),
-                    ));
-                }
+                check_utf8(name, v)?;
                 Ok(StrView { inner: BinaryView::new(v, c.data.validity.as_deref()) })
             }
             other => Err(wrong_type(name, DataType::Utf8, other.data_type())),
@@ -269,6 +262,23 @@ impl Batch {
             other => Err(wrong_type(name, DataType::Binary, other.data_type())),
         }
     }
+
+    /// The rows and columns, for the glue that sends a batch back to the host.
+    pub(crate) fn into_parts(self) -> (usize, Vec<Column>) {
+        (self.num_rows, self.columns)
+    }
+}
+
+/// What [`StrView`] relies on: the bytes are UTF-8 and every offset is on a character boundary.
+pub(crate) fn check_utf8(name: &str, v: &VarLen) -> Result<(), BatchError> {
+    std::str::from_utf8(&v.data).map_err(|e| BatchError::new(format!("column `{name}` is not valid UTF-8: {e}")))?;
+    if let Some(bad) = v.offsets.iter().position(|&o| !is_char_boundary(&v.data, o as usize)) {
+        return Err(BatchError::at_row(
+            bad as u32,
+            format!("column `{name}`: a value starts or ends inside a UTF-8 character"),
+        ));
+    }
+    Ok(())
 }
 
 fn is_char_boundary(data: &[u8], i: usize) -> bool {
@@ -402,6 +412,16 @@ impl<'a> BinaryView<'a> {
         BinaryView { offsets: &v.offsets, data: &v.data, validity }
     }
 
+    /// The rows `rows` of a column, borrowed: the offsets are sliced (they keep pointing into
+    /// the whole column's bytes), nothing is copied. `rows` must be in range.
+    pub(crate) fn slice(v: &'a VarLen, validity: Option<&'a [bool]>, rows: std::ops::Range<usize>) -> Self {
+        BinaryView {
+            offsets: &v.offsets[rows.start..rows.end + 1],
+            data: &v.data,
+            validity: validity.map(|b| &b[rows.clone()]),
+        }
+    }
+
     /// The number of rows.
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
@@ -440,7 +460,8 @@ impl<'a> BinaryView<'a> {
         (0..this.len()).map(move |i| this.get(i))
     }
 
-    /// The raw offsets (`rows + 1` of them).
+    /// The raw offsets (`rows + 1` of them) into [`data`](Self::data). In a view of a group's
+    /// rows they start where the group starts, not at 0.
     pub fn offsets(&self) -> &'a [u32] {
         self.offsets
     }
@@ -464,6 +485,11 @@ pub struct StrView<'a> {
 }
 
 impl<'a> StrView<'a> {
+    /// A view over bytes already checked by [`check_utf8`].
+    pub(crate) fn from_checked(inner: BinaryView<'a>) -> Self {
+        StrView { inner }
+    }
+
     /// The number of rows.
     pub fn len(&self) -> usize {
         self.inner.len()

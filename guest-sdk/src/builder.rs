@@ -265,6 +265,12 @@ impl StrBuilder {
         self.0.push_null();
     }
 
+    /// Appends bytes known to be UTF-8 (copied from a checked column), without checking again.
+    #[inline]
+    pub(crate) fn push_utf8_bytes(&mut self, value: &[u8]) {
+        self.0.push_value(value);
+    }
+
     /// Appends a value written in place, e.g. with `write!`, without a temporary `String`.
     /// What `f` appends to the buffer becomes the value; it must only append UTF-8 text.
     pub fn push_with(&mut self, f: impl FnOnce(&mut String)) {

@@ -1,9 +1,16 @@
-//! # weir-guest: write a weir map plugin as an ordinary Rust type
+//! # weir-guest: write a weir plugin as an ordinary Rust type
 //!
-//! A weir plugin is a WebAssembly component of the `weir:plugin/mapper` world (`wit/weir.wit`).
-//! This crate hides the generated bindings: implement [`Mapper`] for your type and export it
-//! with [`export_mapper!`]. Everything else (config parsing, keeping the state between calls,
-//! turning the WIT records into column views and back) is done here.
+//! A weir plugin is a WebAssembly component of one of the worlds of `wit/weir.wit`. This crate
+//! hides the generated bindings; implement one trait for your type and export it with its macro:
+//!
+//! - **`mapper`** (map, filter, flatMap, enrichment): [`Mapper`], exported with
+//!   [`export_mapper!`]; a function from a batch to a batch (example below).
+//! - **`stateful`** (`flatMapGroupsWithState` / `transformWithState`): [`StatefulProcessor`],
+//!   exported with [`export_stateful!`]; called per key with the key's rows and its typed state,
+//!   with Spark's timeouts, timers and TTL. See the [`stateful`] module for its guide and example.
+//!
+//! Everything else (config parsing, keeping the plugin between calls, turning the WIT records
+//! into column views and back, encoding states) is done here.
 //!
 //! ```
 //! use weir_guest::prelude::*;
@@ -41,8 +48,9 @@
 //! lists that go back, and input columns returned unchanged ([`Output::pass_through`]) do not
 //! cross back at all: the host reuses its own copy.
 //!
-//! Everything but [`export_mapper!`] is plain Rust and works on any target, so a plugin's logic
-//! can be unit-tested natively with `cargo test` (the macro expands to nothing off Wasm).
+//! Everything but the export macros is plain Rust and works on any target, so a plugin's logic
+//! can be unit-tested natively with `cargo test` (the macros expand to nothing off Wasm; a
+//! stateful plugin runs a whole call natively with [`process_groups`]).
 
 #![warn(missing_docs)]
 
@@ -51,6 +59,7 @@ mod builder;
 mod config;
 mod output;
 mod schema;
+pub mod stateful;
 
 #[doc(hidden)]
 pub mod __private;
@@ -62,12 +71,19 @@ pub use builder::{
 pub use config::Config;
 pub use output::{BatchError, Output};
 pub use schema::{DataType, Field, Schema};
+pub use stateful::{
+    decode_state, encode_state, process_groups, BatchTime, Group, GroupResult, GroupRows, GroupState, Groups, KeyRow,
+    OutputRows, OutputValue, RowWriter, StateUpdate, StatefulOutput, StatefulProcessor, TimeDomain, TimeoutUpdate,
+    Timer,
+};
 
 /// Everything a plugin usually needs, in one `use weir_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Batch, BatchError, BinaryBuilder, BoolBuilder, Column, ColumnData, Config, DataType, F64Builder, Field,
-        I32Builder, I64Builder, Mapper, Output, PrimitiveBuilder, Schema, StrBuilder, Values,
+        decode_state, encode_state, process_groups, Batch, BatchError, BatchTime, BinaryBuilder, BoolBuilder, Column,
+        ColumnData, Config, DataType, F64Builder, Field, Group, GroupRows, GroupState, Groups, I32Builder, I64Builder,
+        KeyRow, Mapper, Output, OutputRows, PrimitiveBuilder, Schema, StateUpdate, StatefulOutput, StatefulProcessor,
+        StrBuilder, TimeDomain, TimeoutUpdate, Timer, Values,
     };
 }
 
@@ -132,6 +148,71 @@ macro_rules! export_mapper {
             let _ = <$ty as $crate::Mapper>::init;
             let _ = <$ty as $crate::Mapper>::output_schema;
             let _ = <$ty as $crate::Mapper>::map_batch;
+        };
+    };
+}
+
+/// Exports a [`StatefulProcessor`] type as the plugin's `init`, `output-schema`,
+/// `state-version`, `migrate-state` and `process-groups` (the `stateful` world).
+///
+/// Use it once, at the top level of the plugin crate (crate-type `cdylib`). The plugin built by
+/// `init` lives in a static for the life of the instance. On targets other than Wasm the macro
+/// expands to nothing, so the crate still builds and unit-tests natively.
+#[macro_export]
+macro_rules! export_stateful {
+    ($ty:ty) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            static __WEIR_STATE: $crate::__private::stateful::Instance<$ty> =
+                $crate::__private::stateful::Instance::new();
+
+            struct __WeirExport;
+
+            impl $crate::__private::stateful::Guest for __WeirExport {
+                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::stateful::init(&__WEIR_STATE, config)
+                }
+
+                fn output_schema(
+                    key: $crate::__private::stateful::WitSchema,
+                    input: $crate::__private::stateful::WitSchema,
+                ) -> ::std::result::Result<$crate::__private::stateful::WitSchema, ::std::string::String> {
+                    $crate::__private::stateful::output_schema(&__WEIR_STATE, key, input)
+                }
+
+                fn state_version() -> u32 {
+                    $crate::__private::stateful::state_version(&__WEIR_STATE)
+                }
+
+                fn migrate_state(
+                    from_version: u32,
+                    state: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    $crate::__private::stateful::migrate_state(&__WEIR_STATE, from_version, state)
+                }
+
+                fn process_groups(
+                    time: $crate::__private::stateful::WitBatchTime,
+                    input: $crate::__private::stateful::WitGroups,
+                ) -> ::std::result::Result<
+                    $crate::__private::stateful::WitStatefulOutput,
+                    $crate::__private::stateful::WitBatchError,
+                > {
+                    $crate::__private::stateful::process_groups(&__WEIR_STATE, time, input)
+                }
+            }
+
+            $crate::__private::stateful::bindings::__weir_export_stateful_bindings!(
+                __WeirExport with_types_in $crate::__private::stateful::bindings
+            );
+        };
+        // Off Wasm nothing is exported; naming the methods keeps the plugin free of dead-code
+        // warnings in native builds and tests.
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = <$ty as $crate::StatefulProcessor>::init;
+            let _ = <$ty as $crate::StatefulProcessor>::output_schema;
+            let _ = <$ty as $crate::StatefulProcessor>::process_group;
         };
     };
 }
