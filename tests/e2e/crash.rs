@@ -59,16 +59,30 @@ max_files_per_trigger = 2
 {operators}
 
 [sink]
-{sink}
-path = "{{dir}}/out"
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ available_now = true }}
-"#
+{path}
+{sink}
+"#,
+        // A foreach_batch sink has no path: its outputs (`[[sink.output]]`) have, under out/.
+        path = if sink.contains("foreach_batch") { "" } else { "path = \"{dir}/out\"" },
     ))
 }
 
-/// Every committed file's bytes, by relative path, in batch order.
+/// Every committed file's bytes, by relative path, in batch order; for the outputs of a
+/// foreach_batch sink (directories under `out`), output by output.
 fn committed_bytes(out: &Path) -> Vec<(String, Vec<u8>)> {
+    if !out.join("_weir_log").exists() && out.exists() {
+        let mut dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+        dirs.sort();
+        return dirs
+            .iter()
+            .flat_map(|d| {
+                let name = d.file_name().unwrap().to_string_lossy().into_owned();
+                committed_bytes(d).into_iter().map(move |(f, b)| (format!("{name}/{f}"), b))
+            })
+            .collect();
+    }
     committed_files(out).into_iter().map(|f| (f.display().to_string(), std::fs::read(out.join(&f)).unwrap())).collect()
 }
 
@@ -206,4 +220,26 @@ fn sigkill_at_random_moments_with_rocksdb_tumbling_window_state() {
 fn sigkill_at_random_moments_with_sliding_window_state() {
     let ops = aggregate("user_id", "{ column = \"event_time\", size = \"10 minutes\", slide = \"5 minutes\" }");
     kill_and_restart_until_done("format = \"parquet\"", &ops, 2);
+}
+
+/// foreachBatch: the router plugin emits every batch to three outputs; each output must hold
+/// each batch exactly once, however the kills fall between the outputs' commits and the
+/// checkpoint's.
+#[test]
+fn sigkill_at_random_moments_with_foreach_batch_outputs() {
+    let sink = r#"format = "foreach_batch"
+plugin = "{plugin:router}"
+[[sink.output]]
+name = "big"
+format = "json"
+path = "{dir}/out/big"
+[[sink.output]]
+name = "small"
+format = "parquet"
+path = "{dir}/out/small"
+[[sink.output]]
+name = "counts"
+format = "csv"
+path = "{dir}/out/counts""#;
+    kill_and_restart_until_done(sink, PLUGINS, 3);
 }

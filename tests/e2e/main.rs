@@ -8,6 +8,7 @@ mod common;
 mod bad_input;
 mod crash;
 mod event_time;
+mod foreach_batch;
 mod pipeline;
 mod sandbox;
 mod sources;

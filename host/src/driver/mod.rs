@@ -28,7 +28,7 @@ use crate::operator::MapOperator;
 use crate::operator::{key_indices, StateOperatorProgress};
 use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
-use crate::sink::{console::ConsoleSink, files::FileSink, Sink};
+use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
 use crate::source::union::{Input, Union};
 use crate::source::{files::FileSource, rate::RateSource, Source};
 use crate::state::memory::MemoryStateStore;
@@ -221,6 +221,10 @@ impl Driver {
                     .context("starting the sink (check sink.partition_by)")?,
             ),
             SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
+            SinkKind::ForeachBatch(f) => Box::new(
+                ForeachBatchSink::new(runtime, f, schema.clone())
+                    .context("starting the sink (format = \"foreach_batch\")")?,
+            ),
         };
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
         let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());

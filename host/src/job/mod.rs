@@ -267,8 +267,32 @@ pub struct SinkConfig {
 
 #[derive(Debug, Clone)]
 pub enum SinkKind {
-    Files { format: FileFormat, path: PathBuf, partition_by: Vec<String> },
-    Console { num_rows: usize },
+    Files {
+        format: FileFormat,
+        path: PathBuf,
+        partition_by: Vec<String>,
+    },
+    Console {
+        num_rows: usize,
+    },
+    /// Spark's foreachBatch: a batch-sink plugin gets each micro-batch and emits to `outputs`.
+    ForeachBatch(ForeachBatchConfig),
+}
+
+/// A `foreach_batch` sink: the plugin and the outputs it may emit to.
+#[derive(Debug, Clone)]
+pub struct ForeachBatchConfig {
+    pub plugin: PathBuf,
+    pub config: String,
+    pub limits: PluginLimits,
+    pub outputs: Vec<NamedOutput>,
+}
+
+/// An output a foreach_batch plugin emits to by name: files or console.
+#[derive(Debug, Clone)]
+pub struct NamedOutput {
+    pub name: String,
+    pub kind: SinkKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

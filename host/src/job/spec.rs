@@ -128,6 +128,29 @@ pub(super) struct SinkSpec {
     pub checkpoint: Option<String>,
     pub trigger: Option<TriggerSpec>,
     pub num_rows: Option<i64>,
+    /// `foreach_batch`: the plugin (a component of the batch-sink world) and its settings.
+    pub plugin: Option<String>,
+    pub config: Option<String>,
+    #[serde(alias = "memory_limit")]
+    pub max_memory: Option<String>,
+    #[serde(alias = "cpu_time_limit")]
+    pub max_call_time: Option<String>,
+    pub grant: Option<Vec<String>>,
+    /// `foreach_batch`: the outputs the plugin may emit to.
+    #[serde(default, rename = "output")]
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// One `[[sink.output]]` of a foreach_batch sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OutputSpec {
+    pub name: String,
+    pub format: String,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    pub num_rows: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -341,6 +341,40 @@ impl Validator<'_> {
         }
     }
 
+    /// A plugin's limits and grants, from the table at `at` (`operator[i]` or `sink`).
+    fn limits(
+        &self,
+        at: &str,
+        max_memory: Option<&str>,
+        max_call_time: Option<&str>,
+        grant: Option<&[String]>,
+    ) -> Result<PluginLimits, JobError> {
+        let field = |name: &str| format!("{at}.{name}");
+        let mut limits = PluginLimits::default();
+        if let Some(m) = max_memory {
+            limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("max_memory"), e))?;
+        }
+        if let Some(c) = max_call_time {
+            limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
+            if limits.cpu_time_per_call.is_zero() {
+                return Err(self.err(&field("max_call_time"), "must be more than zero"));
+            }
+        }
+        for g in grant.into_iter().flatten() {
+            match g.as_str() {
+                "clock" => limits.grant_clock = true,
+                "random" => limits.grant_random = true,
+                other => {
+                    return Err(self.err(
+                        &field("grant"),
+                        format!("unknown grant {other:?}; allowed: \"clock\", \"random\" (files, network and the environment cannot be granted)"),
+                    ))
+                }
+            }
+        }
+        Ok(limits)
+    }
+
     /// The settings every plugin operator has: the component, its config, limits and error policy.
     fn plugin(&self, index: usize, op: &OperatorSpec, world: &str) -> Result<MapConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
@@ -353,28 +387,12 @@ impl Validator<'_> {
                 ),
             )
         })?;
-        let mut limits = PluginLimits::default();
-        if let Some(m) = &op.max_memory {
-            limits.memory_bytes = parse_size(m).map_err(|e| self.err(&field("max_memory"), e))?;
-        }
-        if let Some(c) = &op.max_call_time {
-            limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
-            if limits.cpu_time_per_call.is_zero() {
-                return Err(self.err(&field("max_call_time"), "must be more than zero"));
-            }
-        }
-        for g in op.grant.iter().flatten() {
-            match g.as_str() {
-                "clock" => limits.grant_clock = true,
-                "random" => limits.grant_random = true,
-                other => {
-                    return Err(self.err(
-                        &field("grant"),
-                        format!("unknown grant {other:?}; allowed: \"clock\", \"random\" (files, network and the environment cannot be granted)"),
-                    ))
-                }
-            }
-        }
+        let limits = self.limits(
+            &format!("operator[{index}]"),
+            op.max_memory.as_deref(),
+            op.max_call_time.as_deref(),
+            op.grant.as_deref(),
+        )?;
         let on_error = match (op.on_error.as_deref(), op.retries) {
             (None | Some("fail"), None) => OnPluginError::Fail,
             (Some("retry"), n) => {
@@ -581,39 +599,104 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn sink(&self, s: &SinkSpec, operators: &[OperatorConfig]) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
-        let kind = match s.format.as_str() {
+    /// A files or console sink (the job's sink, or an output of a foreach_batch sink at `at`).
+    fn sink_kind(
+        &self,
+        at: &str,
+        format: &str,
+        path: Option<&str>,
+        partition_by: &[String],
+        num_rows: Option<i64>,
+    ) -> Result<SinkKind, JobError> {
+        let f = |name: &str| format!("{at}.{name}");
+        Ok(match format {
             "parquet" | "json" | "csv" => {
-                self.only_for(&[("sink.num_rows", s.num_rows.is_some())], &s.format)?;
-                let format = match s.format.as_str() {
+                self.only_for(&[(&f("num_rows"), num_rows.is_some())], format)?;
+                let file_format = match format {
                     "parquet" => FileFormat::Parquet,
                     "json" => FileFormat::Json,
                     _ => FileFormat::Csv,
                 };
-                let path = s.path.as_ref().ok_or_else(|| {
-                    self.err("sink.path", format!("is required for format = \"{}\": the output directory", s.format))
+                let path = path.ok_or_else(|| {
+                    self.err(&f("path"), format!("is required for format = \"{format}\": the output directory"))
                 })?;
-                for (i, col) in s.partition_by.iter().enumerate() {
-                    if s.partition_by[..i].contains(col) {
-                        return Err(self.err("sink.partition_by", format!("column `{col}` is listed twice")));
+                for (i, col) in partition_by.iter().enumerate() {
+                    if partition_by[..i].contains(col) {
+                        return Err(self.err(&f("partition_by"), format!("column `{col}` is listed twice")));
                     }
                 }
-                SinkKind::Files { format, path: PathBuf::from(path), partition_by: s.partition_by.clone() }
+                SinkKind::Files { format: file_format, path: PathBuf::from(path), partition_by: partition_by.to_vec() }
             }
             "console" => {
                 self.only_for(
-                    &[("sink.path", s.path.is_some()), ("sink.partition_by", !s.partition_by.is_empty())],
+                    &[(&f("path"), path.is_some()), (&f("partition_by"), !partition_by.is_empty())],
                     "console",
                 )?;
-                let num_rows = self.positive("sink.num_rows", s.num_rows)?.unwrap_or(20) as usize;
+                let num_rows = self.positive(&f("num_rows"), num_rows)?.unwrap_or(20) as usize;
                 SinkKind::Console { num_rows }
             }
             other => {
+                let also = if at == "sink" { ", \"foreach_batch\"" } else { "" };
                 return Err(self.err(
-                    "sink.format",
-                    format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\""),
-                ))
+                    &f("format"),
+                    format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\"{also}"),
+                ));
             }
+        })
+    }
+
+    fn sink(&self, s: &SinkSpec, operators: &[OperatorConfig]) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
+        if s.format != "foreach_batch" {
+            self.only_for(
+                &[
+                    ("sink.plugin", s.plugin.is_some()),
+                    ("sink.config", s.config.is_some()),
+                    ("sink.max_memory", s.max_memory.is_some()),
+                    ("sink.max_call_time", s.max_call_time.is_some()),
+                    ("sink.grant", s.grant.is_some()),
+                    ("sink.output", !s.outputs.is_empty()),
+                ],
+                &s.format,
+            )?;
+        }
+        let kind = match s.format.as_str() {
+            "foreach_batch" => {
+                self.only_for(
+                    &[
+                        ("sink.path", s.path.is_some()),
+                        ("sink.partition_by", !s.partition_by.is_empty()),
+                        ("sink.num_rows", s.num_rows.is_some()),
+                    ],
+                    "foreach_batch",
+                )?;
+                let plugin = s.plugin.as_ref().ok_or_else(|| {
+                    self.err("sink.plugin", "is required for format = \"foreach_batch\": the path of a .wasm component of the weir:plugin batch-sink world")
+                })?;
+                let limits =
+                    self.limits("sink", s.max_memory.as_deref(), s.max_call_time.as_deref(), s.grant.as_deref())?;
+                if s.outputs.is_empty() {
+                    return Err(self.err("sink.output", "is required for format = \"foreach_batch\": at least one [[sink.output]] with a name, and a format and path like a sink's, for the plugin to emit to"));
+                }
+                let mut outputs = Vec::new();
+                for (i, o) in s.outputs.iter().enumerate() {
+                    let at = format!("sink.output[{i}]");
+                    if o.name.is_empty() {
+                        return Err(self.err(&format!("{at}.name"), "must not be empty"));
+                    }
+                    if s.outputs[..i].iter().any(|p| p.name == o.name) {
+                        return Err(self.err(&format!("{at}.name"), format!("output {:?} is declared twice", o.name)));
+                    }
+                    let kind = self.sink_kind(&at, &o.format, o.path.as_deref(), &o.partition_by, o.num_rows)?;
+                    outputs.push(NamedOutput { name: o.name.clone(), kind });
+                }
+                SinkKind::ForeachBatch(ForeachBatchConfig {
+                    plugin: PathBuf::from(plugin),
+                    config: s.config.clone().unwrap_or_default(),
+                    limits,
+                    outputs,
+                })
+            }
+            _ => self.sink_kind("sink", &s.format, s.path.as_deref(), &s.partition_by, s.num_rows)?,
         };
         let output_mode = match s.output_mode.as_deref().unwrap_or("append") {
             "append" => OutputMode::Append,

@@ -139,6 +139,28 @@ pub fn batch_from_wit(batch: Batch, schema: &SchemaRef) -> Result<RecordBatch, S
         .map_err(|e| e.to_string())
 }
 
+/// A WIT `batch` that comes with no declared schema (what a batch-sink plugin emits): the
+/// schema is its own columns', all nullable.
+pub fn batch_from_wit_inferred(batch: Batch) -> Result<RecordBatch, String> {
+    let n = batch.num_rows as usize;
+    let mut fields = Vec::with_capacity(batch.columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(batch.columns.len());
+    for col in batch.columns {
+        if fields.iter().any(|f: &ArrowField| f.name() == &col.name) {
+            return Err(format!("column `{}` appears twice", col.name));
+        }
+        let array = computed_array(col.data, n).map_err(|m| format!("column `{}`: {m}", col.name))?;
+        fields.push(ArrowField::new(col.name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Checks a returned column against its declared field (type, nullability) and gives it the
 /// declared timestamp timezone.
 fn fit_declared(array: ArrayRef, field: &ArrowField) -> Result<ArrayRef, String> {

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The `batch-sink` world (foreachBatch): write-batch and the `emit` import.
+pub mod batch_sink;
 /// Turning a plugin's source directory into a component (`weir plugin build`).
 pub mod build;
 /// Compiled components cached on disk by content hash.
@@ -27,6 +29,7 @@ mod sandbox;
 /// The `stateful` world: init, output-schema, state-version, process-groups.
 pub mod stateful;
 
+pub use batch_sink::BatchSinkPlugin;
 pub use mapper::MapperPlugin;
 pub use runtime::Runtime;
 pub use stateful::StatefulPlugin;

@@ -15,6 +15,20 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// What a batch-sink plugin emitted during the current call.
+    pub(super) emits: Emits,
+}
+
+/// The batches a `batch-sink` plugin emits during one `write-batch` call, held by the host
+/// until the call returns (nothing is written before the whole batch succeeded).
+#[derive(Default)]
+pub(super) struct Emits {
+    /// The output names the job declares.
+    pub allowed: Vec<String>,
+    pub batches: Vec<(String, super::mapper::wit::Batch)>,
+    /// Emits the host refused (an undeclared output): the batch fails even if the plugin
+    /// ignores the error, so that nothing it meant to write is silently lost.
+    pub refused: Vec<String>,
 }
 
 impl WasiView for PluginState {
@@ -62,7 +76,8 @@ pub fn new_store(engine: &Engine, limits: &PluginLimits) -> Store<PluginState> {
     }
     let wasi = builder.build();
     let limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).trap_on_grow_failure(true).build();
-    let mut store = Store::new(engine, PluginState { wasi, table: ResourceTable::new(), limits });
+    let mut store =
+        Store::new(engine, PluginState { wasi, table: ResourceTable::new(), limits, emits: Emits::default() });
     store.limiter(|s| &mut s.limits);
     store
 }

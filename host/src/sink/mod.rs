@@ -8,6 +8,8 @@ use arrow::record_batch::RecordBatch;
 pub mod console;
 /// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
 pub mod files;
+/// foreachBatch: a batch-sink plugin emits to declared outputs, each written exactly once.
+pub mod foreach_batch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -22,6 +24,9 @@ pub enum SinkError {
     /// The output does not fit the sink (a `partition_by` column missing from the output).
     #[error("{0}")]
     Invalid(String),
+    /// A foreach_batch plugin failed on the batch.
+    #[error(transparent)]
+    Plugin(Box<crate::plugin::PluginError>),
 }
 
 /// What the driver needs from any sink.
