@@ -243,3 +243,22 @@ format = "csv"
 path = "{dir}/out/counts""#;
     kill_and_restart_until_done(sink, PLUGINS, 3);
 }
+
+/// A stateful plugin: sessions (gap 1 minute, so most events close one) are written once, in
+/// the batch whose watermark passes them or whose next event closes them; a replay from the
+/// wrong state version would repeat a session or lose one.
+const SESSIONIZE: &str = "[[operator]]\nkind = \"stateful\"\nplugin = \"{plugin:sessionize}\"\ngroup_by = [\"user_id\"]\ntimeout = \"event_time\"\nconfig = \"gap_minutes=1\"\n";
+
+#[test]
+fn sigkill_at_random_moments_with_stateful_plugin_state() {
+    kill_and_restart_until_done("format = \"json\"", &format!("{WATERMARK}{SESSIONIZE}"), 3);
+}
+
+#[test]
+fn sigkill_at_random_moments_with_rocksdb_stateful_plugin_state() {
+    kill_and_restart_until_done(
+        "state_store = \"rocksdb\"\n---\nformat = \"parquet\"",
+        &format!("{WATERMARK}{SESSIONIZE}"),
+        2,
+    );
+}

@@ -12,4 +12,5 @@ mod foreach_batch;
 mod pipeline;
 mod sandbox;
 mod sources;
+mod stateful;
 mod windows;
