@@ -220,3 +220,83 @@ fn a_timer_the_operator_does_not_allow_stops_the_job_with_what_to_set() {
         "{err}"
     );
 }
+
+fn counter_job(s: &Scratch, config: &str, timeout: &str) -> std::path::PathBuf {
+    s.job(&format!(
+        r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "{SCHEMA}"
+
+[[operator]]
+kind = "stateful"
+plugin = "{{plugin:counter}}"
+group_by = ["user_id"]
+timeout = "{timeout}"
+config = "{config}"
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "50 ms" }}
+"#
+    ))
+}
+
+/// Runs a processing-time job while `during` adds input, then stops it with SIGINT.
+fn run_for(job: &std::path::Path, during: impl FnOnce()) {
+    let mut child = weir().args(["run", "--quiet"]).arg(job).spawn().unwrap();
+    during();
+    crate::pipeline::send_signal(child.id(), "INT");
+    assert!(child.wait().unwrap().success());
+}
+
+fn wait_for_output(s: &Scratch, lines: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.path("out/_weir_log").exists() || committed_text(&s.path("out")).lines().count() < lines {
+        assert!(std::time::Instant::now() < deadline, "no output after 30 s: {}", committed_text(&s.path("out")));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A processing-time timeout fires in a batch without new rows once its duration has passed
+/// (Spark's ProcessingTimeTimeout); the key's next rows start again from nothing.
+#[test]
+fn a_processing_time_timeout_fires_without_new_rows() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("u1", "00:00", 1.0) + &event("u1", "00:01", 1.0)));
+    run_for(&counter_job(&s, "timeout_ms=300", "processing_time"), || {
+        wait_for_output(&s, 2);
+        s.write("in/b.json", &event("u1", "00:02", 1.0));
+        wait_for_output(&s, 3);
+    });
+    assert_eq!(
+        committed_text(&s.path("out")),
+        "{\"user_id\":\"u1\",\"count\":2,\"why\":\"rows\"}\n{\"user_id\":\"u1\",\"count\":2,\"why\":\"timeout\"}\n{\"user_id\":\"u1\",\"count\":1,\"why\":\"rows\"}\n"
+    );
+}
+
+/// State past its TTL leaves the store without a call (transformWithState's TTL): the key
+/// counts from nothing again, and progress counts the expiry.
+#[test]
+fn state_past_its_ttl_is_removed_without_a_call() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("u1", "00:00", 1.0) + &event("u1", "00:01", 1.0)));
+    run_for(&counter_job(&s, "ttl_ms=200", "none"), || {
+        wait_for_output(&s, 1);
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        s.write("in/b.json", &event("u1", "00:02", 1.0));
+        wait_for_output(&s, 2);
+    });
+    assert_eq!(
+        committed_text(&s.path("out")),
+        "{\"user_id\":\"u1\",\"count\":2,\"why\":\"rows\"}\n{\"user_id\":\"u1\",\"count\":1,\"why\":\"rows\"}\n"
+    );
+    let removed: u64 = progress(&s.path("ckpt"))
+        .iter()
+        .map(|p| p["stateOperators"][0]["customMetrics"]["numValuesRemovedDueToTTLExpiry"].as_u64().unwrap())
+        .sum();
+    assert_eq!(removed, 1);
+}

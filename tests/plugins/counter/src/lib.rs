@@ -1,0 +1,56 @@
+//! A running count of rows per key. Config: `timeout_ms` (a processing-time timeout set on
+//! every call with rows; 0: none) and `ttl_ms` (the state's time-to-live; 0: none). Output per
+//! call: the key, `count` (the key's count after the call) and `why` ("rows" or "timeout"; a
+//! timed-out key's state is removed).
+
+use std::time::Duration;
+
+use weir_guest::prelude::*;
+
+struct Counter {
+    timeout: Option<Duration>,
+    ttl: Option<Duration>,
+}
+
+impl StatefulProcessor for Counter {
+    type State = i64;
+
+    fn init(config: &Config) -> Result<Self, String> {
+        config.reject_unknown(&["timeout_ms", "ttl_ms"])?;
+        let ms = |k: &str| -> Result<Option<Duration>, String> {
+            let v = config.get_i64(k, 0)?;
+            Ok((v > 0).then(|| Duration::from_millis(v as u64)))
+        };
+        Ok(Counter { timeout: ms("timeout_ms")?, ttl: ms("ttl_ms")? })
+    }
+
+    fn output_schema(&self, key: &Schema, _input: &Schema) -> Result<Schema, String> {
+        key.try_with(Field::new("count", DataType::Int64, false))?.try_with(Field::new("why", DataType::Utf8, false))
+    }
+
+    fn process_group(
+        &mut self,
+        group: &Group<'_>,
+        state: &mut GroupState<i64>,
+        out: &mut OutputRows,
+    ) -> Result<(), BatchError> {
+        let before = state.get().copied().unwrap_or(0);
+        if state.has_timed_out() {
+            out.row().keys(group).i64(before).str("timeout");
+            state.remove();
+            return Ok(());
+        }
+        let count = before + group.num_rows() as i64;
+        out.row().keys(group).i64(count).str("rows");
+        state.update(count);
+        if let Some(t) = self.timeout {
+            state.set_timeout_duration(t);
+        }
+        if let Some(t) = self.ttl {
+            state.set_ttl(t);
+        }
+        Ok(())
+    }
+}
+
+weir_guest::export_stateful!(Counter);
