@@ -267,3 +267,23 @@ fn refused_and_trapping_rows_are_each_set_aside_once() {
         .collect();
     assert_eq!(ids, vec!["refuse", "panic"], "{dead}");
 }
+
+/// Two plugins in one process (one engine), as two jobs would be: while one is stuck in a
+/// runaway loop until its CPU limit stops it, the other keeps mapping batches on another thread.
+#[test]
+fn a_runaway_plugin_does_not_hold_up_another_plugin_in_the_same_process() {
+    std::env::set_var("WEIR_CACHE_DIR", repo().join("target/weir-cache"));
+    let runtime: &'static Runtime = Box::leak(Box::new(Runtime::new().unwrap()));
+    let limits = PluginLimits { cpu_time_per_call: std::time::Duration::from_secs(2), ..PluginLimits::default() };
+    let mut stuck = MapperPlugin::load(runtime, &plugin("chaos"), "", limits, batch(&[]).schema()).unwrap();
+    let mut healthy = MapperPlugin::load(runtime, &plugin("chaos"), "", limits, batch(&[]).schema()).unwrap();
+    let spinning = std::thread::spawn(move || stuck.map_batch(0, &batch(&["spin"])).unwrap_err().to_string());
+    let mut mapped = 0;
+    while !spinning.is_finished() {
+        assert_eq!(healthy.map_batch(mapped, &batch(&["a", "b"])).unwrap().num_rows(), 2);
+        mapped += 1;
+    }
+    let msg = spinning.join().unwrap();
+    assert!(msg.contains("ran longer than its CPU time limit of 2s"), "{msg}");
+    assert!(mapped > 10, "the healthy plugin mapped only {mapped} batches while the other one spun");
+}

@@ -300,3 +300,76 @@ fn state_past_its_ttl_is_removed_without_a_call() {
         .sum();
     assert_eq!(removed, 1);
 }
+
+fn counter_once_job(s: &Scratch, extra: &str) -> std::path::PathBuf {
+    s.job(&format!(
+        r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "{SCHEMA}"
+
+[[operator]]
+kind = "stateful"
+plugin = "{{plugin:counter}}"
+group_by = ["user_id"]
+max_call_time = "300 ms"
+{extra}
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ available_now = true }}
+"#
+    ))
+}
+
+/// on_error = "dead_letter": the keys the plugin traps on (a panic, a runaway loop) are found by
+/// halving the call; their rows go to the dead-letter output with the reason, every other key
+/// is counted.
+#[test]
+fn on_error_dead_letter_sets_aside_the_keys_the_plugin_fails_on() {
+    let s = Scratch::new();
+    let mut text = String::new();
+    for u in ["a", "panic", "b", "spin", "c"] {
+        text += &(event(u, "00:00", 1.0) + &event(u, "00:01", 1.0));
+    }
+    s.write("in/a.json", &text);
+    run_ok(&counter_once_job(&s, "on_error = \"dead_letter\""));
+    let out = committed_text(&s.path("out"));
+    let mut counted: Vec<&str> = out.lines().collect();
+    counted.sort();
+    assert_eq!(
+        counted,
+        [
+            "{\"user_id\":\"a\",\"count\":2,\"why\":\"rows\"}",
+            "{\"user_id\":\"b\",\"count\":2,\"why\":\"rows\"}",
+            "{\"user_id\":\"c\",\"count\":2,\"why\":\"rows\"}"
+        ]
+    );
+    let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
+    let reasons: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reasons.len(), 4, "two rows of each failing key: {dead}");
+    let of = |user: &str| {
+        reasons.iter().filter(|r| r["raw"].as_str().unwrap().contains(&format!("\"{user}\""))).collect::<Vec<_>>()
+    };
+    assert!(of("panic").iter().all(|r| r["reason"].as_str().unwrap().contains("trapped")), "{dead}");
+    assert!(
+        of("spin")
+            .iter()
+            .all(|r| r["reason"].as_str().unwrap().contains("ran longer than its CPU time limit of 300ms")),
+        "{dead}"
+    );
+}
+
+/// on_error = "retry": a plugin that always fails is called retries + 1 times, then the job
+/// stops saying so; nothing is committed for the batch.
+#[test]
+fn on_error_retry_gives_up_and_stops_the_job() {
+    let s = Scratch::new();
+    s.write("in/a.json", &(event("a", "00:00", 1.0) + &event("panic", "00:00", 1.0)));
+    let err = run_err(&counter_once_job(&s, "on_error = \"retry\"\nretries = 2"));
+    assert!(err.contains("(tried 3 times: on_error = \"retry\" gave up"), "{err}");
+    assert!(!s.path("out/_weir_log/0").exists());
+}

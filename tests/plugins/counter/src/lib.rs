@@ -1,7 +1,8 @@
 //! A running count of rows per key. Config: `timeout_ms` (a processing-time timeout set on
 //! every call with rows; 0: none) and `ttl_ms` (the state's time-to-live; 0: none). Output per
 //! call: the key, `count` (the key's count after the call) and `why` ("rows" or "timeout"; a
-//! timed-out key's state is removed).
+//! timed-out key's state is removed). Hostile on purpose by key: a key "panic" panics, a key
+//! "spin" loops forever (for the error-policy tests).
 
 use std::time::Duration;
 
@@ -34,6 +35,13 @@ impl StatefulProcessor for Counter {
         state: &mut GroupState<i64>,
         out: &mut OutputRows,
     ) -> Result<(), BatchError> {
+        match group.key().str("user_id")? {
+            Some("panic") => panic!("counter: asked to panic by key"),
+            Some("spin") => loop {
+                std::hint::black_box(0);
+            },
+            _ => {}
+        }
         let before = state.get().copied().unwrap_or(0);
         if state.has_timed_out() {
             out.row().keys(group).i64(before).str("timeout");
