@@ -29,14 +29,83 @@ plugin ported from Rust to Python (or back) behaves the same.
 Raise `PluginError(message)` from `__init__` / `output_schema` to refuse a config or schema, and
 `BatchError(message, row=None)` from `map_batch` to fail a batch (naming the input row at fault
 lets the host dead-letter that record).
+
+Stateful plugins (the `stateful` world: flatMapGroupsWithState / applyInPandasWithState)
+--------------------------------------------------------------------------------------------
+A class with `__init__(self, config)`, `output_schema(self, key, input)` and
+`process_group(self, group, state, out)`, exported with `export_stateful`; the app module also
+says `WORLD = "stateful"` at top level, which tells `weir plugin build` which world to build
+(without it, a module calling `export_stateful(` is built as `stateful` too; anything else as
+`mapper`)::
+
+    import weir_guest as w
+
+    WORLD = "stateful"
+
+    class RunningTotal(w.StatefulProcessor):
+        STATE_STRUCT = "<qd"          # state = (count, total), packed with struct (see below)
+
+        def output_schema(self, key: w.Schema, input: w.Schema) -> w.Schema:
+            input.require("amount", w.DataType.FLOAT64)
+            return w.Schema([*key, w.Field("n", w.DataType.INT64, False),
+                                   w.Field("total", w.DataType.FLOAT64, False)])
+
+        def process_group(self, group: w.Group, state: w.GroupState, out: w.GroupOutput):
+            n, total = state.get() if state.exists else (0, 0.0)
+            for a in group.rows.f64s("amount"):
+                n, total = n + 1, total + (a or 0.0)
+            state.update((n, total))
+            out.append_keyed(n, total)                 # the key columns, then n and total
+
+    WitWorld = w.export_stateful(RunningTotal)
+
+`process_group` is called once per group of the micro-batch (a key with new rows, a timeout that
+fired or timers that fired), in the host's order, with:
+
+- `group.key`: the key values as a tuple (str for `string` keys, int for integer and timestamp
+  keys, ...); `group.rows`: the group's rows, arrival order, as column views restricted to the
+  group (`group.rows.f64s("amount")`, `.timestamps("event_time")`, `.strs(..)`, ...; `len()`;
+  `group.rows.row_index(i)` is the row's index in the call's batch, what `BatchError(row=)` needs);
+  `group.batch_time` (`batch_id`, `watermark` in microseconds or None, `processing_time` in
+  microseconds); `group.has_timed_out`; `group.expired_timers` (`Timer(domain, at)`, earliest
+  first).
+- `state`, Spark's GroupState: `exists`, `get()` (ValueError when there is none), `get_option()`,
+  `update(value)`, `remove()`, `has_timed_out`, `set_timeout_duration(ms)` (processing time),
+  `set_timeout_timestamp(micros)` (event time, microseconds since the epoch: not Spark's ms),
+  `register_timer(timer)` / `delete_timer(timer)` (`event_time_timer(at)`,
+  `processing_time_timer(at)`), `set_ttl(ms)`. As in Spark, the timeout is reset on every call: a
+  call that sets none clears it. A state neither updated nor removed is kept as it was (its bytes
+  do not cross back).
+- `out`, the output rows of the whole call (turned into columns once, when the call returns):
+  `out.append(*values)` (one row, every output column), `out.append_keyed(*values)` (the group's
+  key values first: for output schemas that start with the key columns), `out.extend(columns)` /
+  `out.extend_keyed(columns)` (many rows at once, one list per column); None is null.
+
+State values are encoded by the SDK: with pickle by default (any picklable value; the bytes are
+meant for this plugin only), or, when the class sets `STATE_STRUCT` to a `struct` format (e.g.
+`"<qqqd"`), as that struct packed from a tuple (faster, and a layout another language can read).
+Override `encode_state(value) -> bytes` / `decode_state(data) -> value` for anything else. When the
+layout changes, raise `state_version()` (default 1) and implement
+`migrate_state(from_version, data) -> bytes`, which the host calls on every stored state before a
+hot-swapped plugin sees it (the default refuses). `BatchError` from `process_group` fails the call;
+`PluginError` from `output_schema` or `migrate_state` is reported as the function's error.
 """
 
+import pickle
 import re
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+import struct
+from itertools import accumulate
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import types as t
+
+try:  # only the `stateful` world has these bindings
+    from wit_world.imports import stateful_types as _st
+except ImportError:  # pragma: no cover - a mapper plugin
+    _st = None
 
 DataType = t.DataType
 """The column types: BOOLEAN, INT32, INT64, FLOAT64, UTF8, BINARY, TIMESTAMP (microseconds)."""
@@ -395,19 +464,13 @@ class Batch:
 
 def encode_var_len(values: Iterable[Optional[bytes]]) -> "tuple[t.VarLen, Optional[List[bool]]]":
     """Arrow-style offsets + flat data (and validity when some value is None) for byte values."""
-    offsets = [0]
-    chunks = []
-    validity = []
-    end = 0
-    for v in values:
-        if v is None:
-            validity.append(False)
-        else:
-            validity.append(True)
-            chunks.append(v)
-            end += len(v)
-        offsets.append(end)
-    return t.VarLen(offsets, b"".join(chunks)), _normalize(validity)
+    values = values if isinstance(values, list) else list(values)
+    validity = None
+    if None in values:
+        validity = [v is not None for v in values]
+        values = [b"" if v is None else v for v in values]
+    offsets = list(accumulate(map(len, values), initial=0))
+    return t.VarLen(offsets, b"".join(values)), validity
 
 
 def _primitive_column(kind, values: Iterable, null) -> "t.ColumnData":
@@ -564,6 +627,492 @@ def export(cls) -> type:
             try:
                 batch = Batch(input)
                 return p.map_batch(batch).to_wit(batch)
+            except BatchError as e:
+                raise Err(t.BatchError(e.message, e.row))
+
+    return WitWorld
+
+
+# ---------------------------------------------------------------------------------------------
+# The stateful world: per-key state, timeouts and timers
+
+
+def _need_stateful(what: str):
+    if _st is None:
+        raise PluginError(f"{what} needs the `stateful` world: put `WORLD = \"stateful\"` in app.py")
+    return _st
+
+
+if _st is not None:
+    TimeDomain = _st.TimeDomain
+    """Which clock a timer follows: PROCESSING_TIME or EVENT_TIME."""
+
+    Timer = _st.Timer
+    """A timer of a key: `Timer(domain, at)`, `at` in microseconds since the epoch."""
+
+    BatchTime = _st.BatchTime
+    """`batch_id`, `watermark` (microseconds, None without a watermark), `processing_time` (µs)."""
+
+
+def event_time_timer(at: int) -> "Timer":
+    """A timer that fires in the first batch whose watermark is at or past `at` (microseconds)."""
+    st = _need_stateful("event_time_timer")
+    return st.Timer(st.TimeDomain.EVENT_TIME, at)
+
+
+def processing_time_timer(at: int) -> "Timer":
+    """A timer that fires in the first batch whose processing time is at or past `at` (µs)."""
+    st = _need_stateful("processing_time_timer")
+    return st.Timer(st.TimeDomain.PROCESSING_TIME, at)
+
+
+def _python_values(d: "t.ColumnData") -> list:
+    """A column as a list of Python values (None at nulls; str for utf8, bytes for binary)."""
+    v = d.values
+    if isinstance(v, t.ColumnValues_Utf8):
+        return list(StrView(v.value, d.validity))
+    if isinstance(v, t.ColumnValues_Binary):
+        return list(BinaryView(v.value, d.validity))
+    if d.validity is None:
+        return list(v.value)
+    return [x if ok else None for x, ok in zip(v.value, d.validity)]
+
+
+def _batch_schema(b: "t.Batch") -> Schema:
+    """The schema of a batch as it came (every field nullable: a batch does not say)."""
+    return Schema(Field(c.name, _KIND_TYPES[type(c.data.values)], True) for c in b.columns)
+
+
+class GroupRows:
+    """The rows of one group: column views of the call's rows `start..end`, in arrival order.
+    The views have the `Batch` getters' names and errors; `row_index(i)` is row i's index in the
+    call's `rows` batch (what `BatchError(row=...)` names)."""
+
+    __slots__ = ("batch", "start", "end", "_cache")
+
+    def __init__(self, batch: Batch, cache: dict, start: int, end: int):
+        self.batch = batch  # the call's whole `rows` batch
+        self.start = start
+        self.end = end
+        self._cache = cache  # (name, type) -> (values, validity, kind), shared by the call's groups
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    @property
+    def num_rows(self) -> int:
+        return self.end - self.start
+
+    def row_index(self, i: int) -> int:
+        """The index in the call's `rows` batch of this group's row `i`."""
+        return self.start + i
+
+    def error_at(self, i: int, message: str) -> "BatchError":
+        """A BatchError naming this group's row `i` (by its index in the call): `raise` it."""
+        return BatchError(message, self.start + i)
+
+    def _resolve(self, name: str, dt: DataType):
+        c = self._cache.get((name, dt))
+        if c is None:
+            d = self.batch._typed(name, dt)
+            c = (d.values.value, d.validity, type(d.values))
+            self._cache[(name, dt)] = c
+        return c
+
+    def _primitive(self, name: str, dt: DataType) -> PrimitiveView:
+        values, validity, kind = self._resolve(name, dt)
+        s, e = self.start, self.end
+        if validity is not None:
+            validity = validity[s:e]
+        return PrimitiveView(values[s:e], validity, kind)
+
+    def _var_len(self, name: str, dt: DataType, view):
+        values, validity, _ = self._resolve(name, dt)
+        s, e = self.start, self.end
+        # Offsets keep pointing into the call's data: no bytes are copied.
+        return view(t.VarLen(values.offsets[s : e + 1], values.data), None if validity is None else validity[s:e])
+
+    def f64s(self, name: str) -> PrimitiveView:
+        """The `double` column `name`."""
+        return self._primitive(name, DataType.FLOAT64)
+
+    def i32s(self, name: str) -> PrimitiveView:
+        """The `int` column `name`."""
+        return self._primitive(name, DataType.INT32)
+
+    def i64s(self, name: str) -> PrimitiveView:
+        """The `bigint` column `name`."""
+        return self._primitive(name, DataType.INT64)
+
+    def timestamps(self, name: str) -> PrimitiveView:
+        """The `timestamp` column `name` (microseconds since the epoch)."""
+        return self._primitive(name, DataType.TIMESTAMP)
+
+    def bools(self, name: str) -> PrimitiveView:
+        """The `boolean` column `name`."""
+        return self._primitive(name, DataType.BOOLEAN)
+
+    def strs(self, name: str) -> StrView:
+        """The `string` column `name`."""
+        return self._var_len(name, DataType.UTF8, StrView)
+
+    def utf8_bytes(self, name: str) -> BinaryView:
+        """The `string` column `name` as raw UTF-8 bytes."""
+        return self._var_len(name, DataType.UTF8, BinaryView)
+
+    def binaries(self, name: str) -> BinaryView:
+        """The `binary` column `name`."""
+        return self._var_len(name, DataType.BINARY, BinaryView)
+
+
+class Group:
+    """One group of a `process_group` call: `key` (tuple of Python values), `rows` (GroupRows),
+    `batch_time`, `has_timed_out`, `expired_timers` (earliest first; they are deleted: register
+    them again to keep them) and `index` (the group's position in the call)."""
+
+    __slots__ = ("index", "key", "rows", "batch_time", "has_timed_out", "expired_timers")
+
+    def __init__(self, index, key, rows, batch_time, has_timed_out, expired_timers):
+        self.index = index
+        self.key = key
+        self.rows = rows
+        self.batch_time = batch_time
+        self.has_timed_out = has_timed_out
+        self.expired_timers = expired_timers
+
+    @property
+    def num_rows(self) -> int:
+        """The number of the group's rows in this call (0 for a timeout or timers)."""
+        return len(self.rows)
+
+
+_UNSET = object()
+
+
+class GroupState:
+    """Spark's GroupState for one group in one call. What the call did is sent back to the host:
+    the state (`keep` when neither updated nor removed), the timeout (`clear` when none was set in
+    this call, as Spark resets it on every call), the TTL, and the timers to add or delete."""
+
+    __slots__ = ("_raw", "_value", "_changed", "_decode", "_timeout", "_ttl", "_register", "_delete",
+                 "has_timed_out", "batch_time")
+
+    def __init__(self, raw: Optional[bytes], decode, has_timed_out: bool, batch_time):
+        self._raw = raw  # the stored bytes, None when the key has no state
+        self._value = _UNSET  # decoded lazily, or set by update / remove
+        self._changed = False  # update() or remove() was called
+        self._decode = decode
+        self._timeout = None
+        self._ttl = None
+        self._register = None
+        self._delete = None
+        self.has_timed_out = has_timed_out
+        """True when the call is for a timeout that fired (the group then has no rows)."""
+        self.batch_time = batch_time
+
+    @property
+    def exists(self) -> bool:
+        """Whether the group has a state (after this call's update / remove, if any)."""
+        if self._changed:
+            return self._value is not None
+        return self._raw is not None
+
+    def get_option(self):
+        """The state value, or None when there is none."""
+        if self._value is _UNSET:
+            self._value = None if self._raw is None else self._decode(self._raw)
+        return self._value
+
+    def get(self):
+        """The state value; ValueError when the group has none (check `exists`)."""
+        v = self.get_option()
+        if v is None:
+            raise ValueError("the group has no state (it was never set, or was removed): check `state.exists`")
+        return v
+
+    def update(self, value) -> None:
+        """Replaces the state (`None` is refused: call `remove()`)."""
+        if value is None:
+            raise ValueError("state.update(None): None is not a state value; call state.remove() instead")
+        self._value = value
+        self._changed = True
+
+    def remove(self) -> None:
+        """Removes the state of the group."""
+        self._value = None
+        self._changed = True
+
+    def set_timeout_duration(self, ms: int) -> None:
+        """Processing-time timeout: the group is called with `has_timed_out` when `ms`
+        milliseconds of processing time pass without new rows (from this batch's processing time).
+        Lasts until the key's next call: set it again in every call."""
+        ms = int(ms)
+        if ms < 0:
+            raise ValueError(f"set_timeout_duration({ms}): the duration cannot be negative")
+        self._timeout = _st.TimeoutUpdate_ProcessingTimeMs(ms)
+
+    def set_timeout_timestamp(self, micros: int) -> None:
+        """Event-time timeout: the group is called with `has_timed_out` in the first batch whose
+        watermark is past `micros` (microseconds since the epoch, not Spark's milliseconds).
+        Lasts until the key's next call: set it again in every call."""
+        self._timeout = _st.TimeoutUpdate_EventTime(int(micros))
+
+    def register_timer(self, timer: "Timer") -> None:
+        """Adds a timer to the key (a no-op when it has it); the last of `register_timer` and
+        `delete_timer` for one timer wins."""
+        if self._register is None:
+            self._register, self._delete = [], self._delete or []
+        if timer in self._delete:
+            self._delete.remove(timer)
+        if timer not in self._register:
+            self._register.append(timer)
+
+    def delete_timer(self, timer: "Timer") -> None:
+        """Removes a timer of the key (a no-op when it has none); the last of `register_timer`
+        and `delete_timer` for one timer wins."""
+        if self._delete is None:
+            self._delete, self._register = [], self._register or []
+        if timer in self._register:
+            self._register.remove(timer)
+        if timer not in self._delete:
+            self._delete.append(timer)
+
+    def set_ttl(self, ms: int) -> None:
+        """Expire the state `ms` milliseconds of processing time after this update (the host
+        removes it without calling the plugin). Without it, the state keeps the TTL it had."""
+        ms = int(ms)
+        if ms < 0:
+            raise ValueError(f"set_ttl({ms}): the TTL cannot be negative")
+        self._ttl = ms
+
+    def _result(self, encode) -> "_st.GroupResult":
+        if not self._changed:
+            state = _KEEP
+        elif self._value is None:
+            state = _REMOVE if self._raw is not None else _KEEP  # nothing stored: nothing to remove
+        else:
+            state = _st.StateUpdate_Update(encode(self._value))
+        return _st.GroupResult(
+            state,
+            _CLEAR if self._timeout is None else self._timeout,
+            self._ttl,
+            self._register or [],
+            self._delete or [],
+        )
+
+
+if _st is not None:
+    _KEEP = _st.StateUpdate_Keep()
+    _REMOVE = _st.StateUpdate_Remove()
+    _CLEAR = _st.TimeoutUpdate_Clear()
+
+
+def _column_data(field: Field, values: list) -> "t.ColumnData":
+    """One output column from Python values (None is null), of the field's type."""
+    dt = field.data_type
+    if dt == DataType.UTF8 or dt == DataType.BINARY:
+        if dt == DataType.UTF8:
+            if None in values:
+                values = [None if v is None else v.encode("utf-8") for v in values]
+            else:
+                values = [v.encode("utf-8") for v in values]
+        vl, validity = encode_var_len(values)
+        return t.ColumnData(_VIEW_KINDS[dt](vl), validity)
+    kind = _VIEW_KINDS[dt]
+    if None in values:
+        null = _NULLS[kind]
+        return t.ColumnData(kind([null if v is None else v for v in values]), [v is not None for v in values])
+    return t.ColumnData(kind(values), None)
+
+
+class GroupOutput:
+    """The output rows of one `process_groups` call (all its groups), in output-schema order.
+    Rows are kept as tuples and turned into one list per column once, when the call returns."""
+
+    __slots__ = ("schema", "rows", "key", "_width")
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.rows: List[tuple] = []
+        self.key: tuple = ()  # the current group's key values (set by the SDK per group)
+        self._width = len(schema)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    def append(self, *values) -> None:
+        """One row: a value for every output column, in order (None is null)."""
+        if len(values) != self._width:
+            raise BatchError(f"out.append: {len(values)} values for {self._width} output columns")
+        self.rows.append(values)
+
+    def append_keyed(self, *values) -> None:
+        """One row: the group's key values, then `values` (for an output schema that starts with
+        the key columns)."""
+        row = self.key + values
+        if len(row) != self._width:
+            raise BatchError(
+                f"out.append_keyed: {len(self.key)} key values and {len(values)} values for "
+                f"{self._width} output columns"
+            )
+        self.rows.append(row)
+
+    def extend(self, columns: Sequence[Sequence]) -> None:
+        """Many rows: one sequence per output column, all of one length."""
+        if len(columns) != self._width:
+            raise BatchError(f"out.extend: {len(columns)} columns for {self._width} output columns")
+        n = len(columns[0]) if columns else 0
+        for i, v in enumerate(columns):
+            if len(v) != n:
+                raise BatchError(f"out.extend: column {i} has {len(v)} values, column 0 has {n}")
+        self.rows.extend(zip(*columns))
+
+    def extend_keyed(self, columns: Sequence[Sequence]) -> None:
+        """Many rows of the current group: its key values repeated, then one sequence per
+        remaining output column."""
+        n = len(columns[0]) if columns else 0
+        self.extend([[k] * n for k in self.key] + list(columns))
+
+    def to_wit(self) -> "t.Batch":
+        rows = self.rows
+        return t.Batch(
+            len(rows),
+            [t.Column(f.name, _column_data(f, list(map(itemgetter(i), rows)))) for i, f in enumerate(self.schema)],
+        )
+
+
+class StatefulProcessor:
+    """Base class of a stateful plugin: `__init__(config)`, `output_schema(key, input) -> Schema`,
+    `process_group(group, state, out)`; optionally `state_version()`, `migrate_state(...)`,
+    `STATE_STRUCT` or `encode_state` / `decode_state`."""
+
+    STATE_STRUCT: Optional[str] = None
+    """A `struct` format: the state is a tuple packed with it. None: pickle."""
+
+    def __init__(self, config: Config):
+        pass
+
+    def output_schema(self, key: Schema, input: Schema) -> Schema:
+        raise NotImplementedError
+
+    def process_group(self, group: Group, state: GroupState, out: GroupOutput) -> None:
+        raise NotImplementedError
+
+    def state_version(self) -> int:
+        """The version of the state layout this plugin writes."""
+        return 1
+
+    def migrate_state(self, from_version: int, data: bytes) -> bytes:
+        """State bytes written by version `from_version`, rewritten in this version's layout."""
+        raise PluginError(
+            f"this plugin writes state version {self.state_version()} and cannot read version "
+            f"{from_version} (it implements no migrate_state)"
+        )
+
+    def encode_state(self, value: Any) -> bytes:
+        if self.STATE_STRUCT is not None:
+            return struct.pack(self.STATE_STRUCT, *value)
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode_state(self, data: bytes) -> Any:
+        if self.STATE_STRUCT is not None:
+            return struct.unpack(self.STATE_STRUCT, data)
+        return pickle.loads(data)
+
+
+def _codec(p: StatefulProcessor):
+    """(encode, decode) for `p`'s state: the struct's own bound methods when nothing overrides
+    the defaults (the fast path), else the plugin's methods."""
+    cls = type(p)
+    if (
+        cls.encode_state is StatefulProcessor.encode_state
+        and cls.decode_state is StatefulProcessor.decode_state
+        and getattr(p, "STATE_STRUCT", None) is not None
+    ):
+        s = struct.Struct(p.STATE_STRUCT)
+        return (lambda v: s.pack(*v)), s.unpack
+    return p.encode_state, p.decode_state
+
+
+def export_stateful(cls) -> type:
+    """The `WitWorld` class componentize-py exports for the `stateful` world, running `cls`."""
+    st = _need_stateful("export_stateful")
+    state = {}
+
+    def plugin(err):
+        if "plugin" not in state:
+            raise Err(err)
+        return state["plugin"]
+
+    def out_schema(p, input) -> Schema:
+        """The schema `output_schema` gave; derived from the call's batches when this instance
+        was not asked (the host may ask another instance)."""
+        s = state.get("schema")
+        if s is None:
+            try:
+                s = Schema(p.output_schema(_batch_schema(input.keys), _batch_schema(input.rows)))
+            except PluginError as e:
+                raise BatchError(str(e))
+            state["schema"] = s
+        return s
+
+    class WitWorld(wit_world.WitWorld):
+        def init(self, config: str) -> None:
+            try:
+                p = cls(Config(config))
+            except PluginError as e:
+                raise Err(str(e))
+            state["plugin"] = p
+            state["codec"] = _codec(p)
+
+        def output_schema(self, key, input):
+            p = plugin(_NOT_INITIALISED)
+            try:
+                s = Schema(p.output_schema(Schema(key), Schema(input)))
+            except PluginError as e:
+                raise Err(str(e))
+            state["schema"] = s
+            return list(s)
+
+        def state_version(self) -> int:
+            p = state.get("plugin")
+            return int(p.state_version() if p is not None else cls.state_version(cls.__new__(cls)))
+
+        def migrate_state(self, from_version: int, data: bytes) -> bytes:
+            p = plugin(_NOT_INITIALISED)
+            try:
+                return bytes(p.migrate_state(from_version, data))
+            except PluginError as e:
+                raise Err(str(e))
+
+        def process_groups(self, time, input):
+            p = plugin(t.BatchError(_NOT_INITIALISED, None))
+            try:
+                encode, decode = state["codec"]
+                out = GroupOutput(out_schema(p, input))
+                rows = Batch(input.rows)
+                cache: dict = {}
+                offsets = input.row_offsets
+                n = len(offsets) - 1
+                key_cols = [_python_values(c.data) for c in input.keys.columns]
+                keys = list(zip(*key_cols)) if key_cols else [()] * n
+                timed_out, states, timers = input.timed_out, input.states, input.expired_timers
+                if not (len(keys) == len(timed_out) == len(states) == len(timers) == n):
+                    raise BatchError(
+                        f"the host sent {n} groups but {len(keys)} keys, {len(states)} states, "
+                        f"{len(timed_out)} timed-out flags and {len(timers)} timer lists (a bug in the host)"
+                    )
+                results = []
+                process = p.process_group
+                for g in range(n):
+                    key = keys[g]
+                    out.key = key
+                    gs = GroupState(states[g], decode, timed_out[g], time)
+                    process(Group(g, key, GroupRows(rows, cache, offsets[g], offsets[g + 1]), time,
+                                  timed_out[g], timers[g]), gs, out)
+                    results.append(gs._result(encode))
+                return st.StatefulOutput(results, out.to_wit())
             except BatchError as e:
                 raise Err(t.BatchError(e.message, e.row))
 

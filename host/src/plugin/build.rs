@@ -10,7 +10,9 @@
 //!   Guest builds use their own target dir, `<repo>/target/wasm-guest`, so they never wait on or
 //!   invalidate the host's build.
 //! - A Python plugin (DIR has `app.py`): `componentize-py` from `<repo>/.venv-plugins`, with
-//!   `<repo>/guest-sdk/python` (the `weir_guest` helper) on the module path.
+//!   `<repo>/guest-sdk/python` (the `weir_guest` helper) on the module path. The WIT world comes
+//!   from app.py: a top-level `WORLD = "stateful"` (any world of the contract) names it; without
+//!   one, an app.py that calls `export_stateful(` is built as `stateful`, anything else as `mapper`.
 //!
 //! `<repo>` is the nearest ancestor of DIR holding `wit/weir.wit` (or the parent of
 //! `$WEIR_WIT_DIR`). `scripts/wasm-toolchain.sh` installs whichever toolchain is missing.
@@ -213,6 +215,18 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
     } else {
         bail!("componentize-py is not installed ({} is missing); {INSTALL_HINT}", venv_tool.display());
     };
+    let app = dir.join("app.py");
+    let source = std::fs::read_to_string(&app).with_context(|| format!("reading {}", app.display()))?;
+    let world = python_world(&source).with_context(|| format!("reading the world of {}", app.display()))?;
+    let worlds = wit_worlds(&repo.wit)?;
+    if !worlds.iter().any(|w| *w == world) {
+        bail!(
+            "{} asks for the world `{world}`, but the contract in {} has no such world (its worlds: {})",
+            app.display(),
+            repo.wit.display(),
+            worlds.join(", ")
+        );
+    }
     let sdk = repo.root.join("guest-sdk/python");
     // componentize-py writes its output in place: write a scratch file, read it back, and let
     // the caller put it at `out` atomically.
@@ -220,7 +234,7 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let mut cmd = Command::new(&tool);
     cmd.arg("-d")
         .arg(&repo.wit)
-        .args(["-w", "mapper", "componentize", "app", "-p"])
+        .args(["-w", &world, "componentize", "app", "-p"])
         .arg(dir)
         .arg("-p")
         .arg(&sdk)
@@ -228,7 +242,7 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .arg(&scratch)
         // Keep the plugin's directory free of __pycache__.
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    eprintln!("weir plugin build: {} (Python, via componentize-py)", dir.display());
+    eprintln!("weir plugin build: {} (Python, world `{world}`, via componentize-py)", dir.display());
     let result = cmd.status();
     let bytes = match result {
         Ok(s) if s.success() => std::fs::read(&scratch).with_context(|| format!("reading {}", scratch.display())),
@@ -239,6 +253,58 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = bytes?;
     // componentize-py already gives a component; this checks the header all the same.
     componentize(&bytes)
+}
+
+/// The WIT world a Python plugin implements, from its app.py: a top-level `WORLD = "name"`
+/// (or `'name'`, a trailing `# comment` allowed), else `stateful` when the module calls
+/// `export_stateful(` (the SDK's export for that world), else `mapper`.
+fn python_world(source: &str) -> anyhow::Result<String> {
+    for (n, line) in source.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("WORLD") else { continue };
+        let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
+        let value = value.trim();
+        if value.starts_with('=') {
+            continue; // `WORLD == ...`, a comparison
+        }
+        // A quoted name, then nothing but an optional comment.
+        let name = value.chars().next().filter(|q| *q == '"' || *q == '\'').and_then(|q| {
+            let inner = &value[1..];
+            let close = inner.find(q)?;
+            let rest = inner[close + 1..].trim_start();
+            (rest.is_empty() || rest.starts_with('#')).then_some(&inner[..close])
+        });
+        let name =
+            name.filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        return match name {
+            Some(name) => Ok(name.to_string()),
+            None => bail!(
+                "line {}: `{}` must give the world as a plain string, e.g. WORLD = \"stateful\"",
+                n + 1,
+                line.trim_end()
+            ),
+        };
+    }
+    Ok(if source.contains("export_stateful(") { "stateful" } else { "mapper" }.to_string())
+}
+
+/// The names of the worlds the contract declares (`world NAME {` lines of the .wit files in `wit`).
+fn wit_worlds(wit: &Path) -> anyhow::Result<Vec<String>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(wit)
+        .with_context(|| format!("reading {}", wit.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension() == Some(OsStr::new("wit")))
+        .collect();
+    files.sort();
+    let mut worlds = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        worlds.extend(text.lines().filter_map(|l| {
+            let name = l.trim_start().strip_prefix("world ")?.trim_end().strip_suffix('{')?.trim();
+            Some(name.to_string())
+        }));
+    }
+    Ok(worlds)
 }
 
 /// A number distinct between calls in one process, for scratch file names.
@@ -294,6 +360,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = build_plugin(d.path(), &d.path().join("x.wasm")).unwrap_err().to_string();
         assert!(e.contains("is not a plugin directory") && e.contains("Cargo.toml") && e.contains("app.py"), "{e}");
+    }
+
+    #[test]
+    fn a_python_plugin_names_its_world_or_is_a_mapper() {
+        let world = |s: &str| python_world(s).unwrap();
+        assert_eq!(world("import weir_guest as w\nWitWorld = w.export(M)\n"), "mapper");
+        assert_eq!(world("WORLD = \"stateful\"\nWitWorld = w.export_stateful(S)\n"), "stateful");
+        assert_eq!(world("WORLD='batch-sink'  # foreachBatch\n"), "batch-sink");
+        // The SDK's stateful export alone is enough; a WORLD line wins over it.
+        assert_eq!(world("WitWorld = w.export_stateful(S)\n"), "stateful");
+        assert_eq!(world("WORLD = \"mapper\"\nx = export_stateful(S)\n"), "mapper");
+        // Only a top-level assignment counts.
+        assert_eq!(world("def f():\n    WORLD = \"stateful\"\nWORLDS = 1\n"), "mapper");
+        let e = python_world("WORLD = STATEFUL\n").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("plain string"), "{e}");
+    }
+
+    #[test]
+    fn the_worlds_are_read_from_the_contract() {
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let worlds = wit_worlds(&wit).unwrap();
+        for w in ["mapper", "stateful", "batch-sink"] {
+            assert!(worlds.iter().any(|x| x == w), "{w} missing from {worlds:?}");
+        }
     }
 
     #[test]
