@@ -1,6 +1,7 @@
 //! foreachBatch: a batch-sink plugin (tests/plugins/router) gets each micro-batch and emits to
 //! the outputs the job declares; each output holds what was emitted for a batch exactly once.
-//! (Killed runs: crash.rs.)
+//! `foreach` runs the same plugin over calls of `rows_per_call` rows, each call's emits written
+//! as it returns. (Killed runs: crash.rs.)
 
 use crate::common::*;
 
@@ -14,6 +15,10 @@ fn write_input(s: &Scratch) {
 }
 
 fn job(s: &Scratch, config: &str) -> std::path::PathBuf {
+    job_as(s, "format = \"foreach_batch\"", config)
+}
+
+fn job_as(s: &Scratch, format: &str, config: &str) -> std::path::PathBuf {
     s.job(&format!(
         r#"
 [source]
@@ -23,7 +28,7 @@ schema = "id string, amount double"
 max_files_per_trigger = 1
 
 [sink]
-format = "foreach_batch"
+{format}
 plugin = "{{plugin:router}}"
 config = "{config}"
 checkpoint = "{{dir}}/ckpt"
@@ -96,4 +101,28 @@ fn a_plugin_error_stops_the_job_naming_plugin_and_batch_and_a_restart_resumes() 
     // Fixed: batch 1 runs again from its offsets, once.
     run_ok(&job(&s, ""));
     assert_eq!(committed_text(&s.path("out/counts")), "batch_id,rows\n0,3\nbatch_id,rows\n1,2\n");
+}
+
+/// foreach: calls of at most 2 rows; each call's emits are written as their own commit-log
+/// entry (id batch × 1,000,000 + call), so they are visible before the batch commits.
+#[test]
+fn foreach_writes_each_call_of_rows_as_it_returns() {
+    let s = Scratch::new();
+    write_input(&s);
+    run_ok(&job_as(&s, "format = \"foreach\"\nrows_per_call = 2", ""));
+    assert_eq!(
+        committed_text(&s.path("out/counts")),
+        "batch_id,rows\n0,2\nbatch_id,rows\n0,1\nbatch_id,rows\n1,2\n",
+        "one row per call: batch 0 in calls of 2 and 1 rows, batch 1 in one"
+    );
+    let mut ids: Vec<String> = std::fs::read_dir(s.path("out/counts/_weir_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "1000000"]);
+    assert_eq!(
+        committed_text(&s.path("out/big")),
+        "{\"id\":\"a2\",\"amount\":150.0}\n{\"id\":\"b1\",\"amount\":100.0}\n"
+    );
 }

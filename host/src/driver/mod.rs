@@ -28,6 +28,7 @@ use crate::operator::MapOperator;
 use crate::operator::{key_indices, StateOperatorProgress};
 use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
+use crate::sink::foreach::ForeachSink;
 use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
 use crate::source::union::{Input, Union};
 use crate::source::{files::FileSource, rate::RateSource, Source};
@@ -224,6 +225,9 @@ impl Driver {
             SinkKind::ForeachBatch(f) => Box::new(
                 ForeachBatchSink::new(runtime, f, schema.clone())
                     .context("starting the sink (format = \"foreach_batch\")")?,
+            ),
+            SinkKind::Foreach(f) => Box::new(
+                ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,
             ),
         };
         let checkpoint = Checkpoint::open(&job.checkpoint)?;

@@ -275,17 +275,23 @@ pub enum SinkKind {
     Console {
         num_rows: usize,
     },
-    /// Spark's foreachBatch: a batch-sink plugin gets each micro-batch and emits to `outputs`.
-    ForeachBatch(ForeachBatchConfig),
+    /// Spark's foreachBatch: a batch-sink plugin gets each micro-batch and emits to `outputs`,
+    /// exactly once per batch.
+    ForeachBatch(PluginSinkConfig),
+    /// Spark's foreach: the same plugin over calls of `rows_per_call` rows, each call's emits
+    /// written as it returns (at least once).
+    Foreach(PluginSinkConfig),
 }
 
-/// A `foreach_batch` sink: the plugin and the outputs it may emit to.
+/// A `foreach_batch` or `foreach` sink: the plugin and the outputs it may emit to.
 #[derive(Debug, Clone)]
-pub struct ForeachBatchConfig {
+pub struct PluginSinkConfig {
     pub plugin: PathBuf,
     pub config: String,
     pub limits: PluginLimits,
     pub outputs: Vec<NamedOutput>,
+    /// foreach only: rows per `write-batch` call.
+    pub rows_per_call: usize,
 }
 
 /// An output a foreach_batch plugin emits to by name: files or console.

@@ -136,7 +136,9 @@ pub(super) struct SinkSpec {
     #[serde(alias = "cpu_time_limit")]
     pub max_call_time: Option<String>,
     pub grant: Option<Vec<String>>,
-    /// `foreach_batch`: the outputs the plugin may emit to.
+    /// `foreach`: rows per plugin call.
+    pub rows_per_call: Option<i64>,
+    /// `foreach_batch`, `foreach`: the outputs the plugin may emit to.
     #[serde(default, rename = "output")]
     pub outputs: Vec<OutputSpec>,
 }

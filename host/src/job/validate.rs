@@ -636,7 +636,7 @@ impl Validator<'_> {
                 SinkKind::Console { num_rows }
             }
             other => {
-                let also = if at == "sink" { ", \"foreach_batch\"" } else { "" };
+                let also = if at == "sink" { ", \"foreach_batch\", \"foreach\"" } else { "" };
                 return Err(self.err(
                     &f("format"),
                     format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\"{also}"),
@@ -646,7 +646,11 @@ impl Validator<'_> {
     }
 
     fn sink(&self, s: &SinkSpec, operators: &[OperatorConfig]) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
-        if s.format != "foreach_batch" {
+        let plugin_sink = s.format == "foreach_batch" || s.format == "foreach";
+        if s.format != "foreach" {
+            self.only_for(&[("sink.rows_per_call", s.rows_per_call.is_some())], &s.format)?;
+        }
+        if !plugin_sink {
             self.only_for(
                 &[
                     ("sink.plugin", s.plugin.is_some()),
@@ -660,23 +664,25 @@ impl Validator<'_> {
             )?;
         }
         let kind = match s.format.as_str() {
-            "foreach_batch" => {
+            "foreach_batch" | "foreach" => {
+                let format = s.format.as_str();
                 self.only_for(
                     &[
                         ("sink.path", s.path.is_some()),
                         ("sink.partition_by", !s.partition_by.is_empty()),
                         ("sink.num_rows", s.num_rows.is_some()),
                     ],
-                    "foreach_batch",
+                    format,
                 )?;
                 let plugin = s.plugin.as_ref().ok_or_else(|| {
-                    self.err("sink.plugin", "is required for format = \"foreach_batch\": the path of a .wasm component of the weir:plugin batch-sink world")
+                    self.err("sink.plugin", format!("is required for format = \"{format}\": the path of a .wasm component of the weir:plugin batch-sink world"))
                 })?;
                 let limits =
                     self.limits("sink", s.max_memory.as_deref(), s.max_call_time.as_deref(), s.grant.as_deref())?;
                 if s.outputs.is_empty() {
-                    return Err(self.err("sink.output", "is required for format = \"foreach_batch\": at least one [[sink.output]] with a name, and a format and path like a sink's, for the plugin to emit to"));
+                    return Err(self.err("sink.output", format!("is required for format = \"{format}\": at least one [[sink.output]] with a name, and a format and path like a sink's, for the plugin to emit to")));
                 }
+                let rows_per_call = self.positive("sink.rows_per_call", s.rows_per_call)?.unwrap_or(1000) as usize;
                 let mut outputs = Vec::new();
                 for (i, o) in s.outputs.iter().enumerate() {
                     let at = format!("sink.output[{i}]");
@@ -689,12 +695,18 @@ impl Validator<'_> {
                     let kind = self.sink_kind(&at, &o.format, o.path.as_deref(), &o.partition_by, o.num_rows)?;
                     outputs.push(NamedOutput { name: o.name.clone(), kind });
                 }
-                SinkKind::ForeachBatch(ForeachBatchConfig {
+                let config = PluginSinkConfig {
                     plugin: PathBuf::from(plugin),
                     config: s.config.clone().unwrap_or_default(),
                     limits,
                     outputs,
-                })
+                    rows_per_call,
+                };
+                if format == "foreach" {
+                    SinkKind::Foreach(config)
+                } else {
+                    SinkKind::ForeachBatch(config)
+                }
             }
             _ => self.sink_kind("sink", &s.format, s.path.as_deref(), &s.partition_by, s.num_rows)?,
         };

@@ -8,8 +8,12 @@ use arrow::record_batch::RecordBatch;
 pub mod console;
 /// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
 pub mod files;
+/// foreach: a batch-sink plugin over calls of a few rows, outputs written per call (at least once).
+pub mod foreach;
 /// foreachBatch: a batch-sink plugin emits to declared outputs, each written exactly once.
 pub mod foreach_batch;
+/// The named outputs of a sink plugin.
+mod outputs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

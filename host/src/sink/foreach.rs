@@ -1,0 +1,66 @@
+//! Spark's `foreach` (a ForeachWriter), **at-least-once**: a `batch-sink` plugin gets the rows of
+//! a micro-batch in calls of at most `rows_per_call` rows, and what each call emits is written to
+//! the outputs as soon as the call returns, before the batch commits, as Spark's writer makes
+//! each row visible as it goes. A batch that fails, or is replayed after a crash, calls the
+//! plugin again for all its rows, so an output may get a call's rows twice. File outputs write
+//! each call as its own entry in their commit log (id `batch × 1,000,000 + call`) and skip an
+//! entry they already hold, so a replay cut into the same calls (the same input and
+//! `rows_per_call`) adds nothing twice there; a console output prints it again.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::outputs::Outputs;
+use super::{Sink, SinkError};
+use crate::job::PluginSinkConfig;
+use crate::plugin::{BatchSinkPlugin, PluginError, Runtime};
+
+/// Calls per batch that file outputs can tell apart (their commit-log id is
+/// `batch × CALLS_PER_BATCH + call`).
+pub const CALLS_PER_BATCH: u64 = 1_000_000;
+
+pub struct ForeachSink {
+    plugin: BatchSinkPlugin,
+    input_schema: SchemaRef,
+    outputs: Outputs,
+    rows_per_call: usize,
+}
+
+impl ForeachSink {
+    pub fn new(
+        runtime: &Runtime,
+        config: &PluginSinkConfig,
+        input_schema: SchemaRef,
+    ) -> Result<ForeachSink, PluginError> {
+        let outputs = Outputs::new(&config.outputs, format!("plugin {}", config.plugin.display()));
+        let plugin = BatchSinkPlugin::load(runtime, &config.plugin, &config.config, config.limits, outputs.names())?;
+        Ok(ForeachSink { plugin, input_schema, outputs, rows_per_call: config.rows_per_call })
+    }
+}
+
+impl Sink for ForeachSink {
+    fn description(&self) -> String {
+        format!("ForeachSink[{}]", self.plugin.path().display())
+    }
+
+    fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
+        let calls = input.num_rows().div_ceil(self.rows_per_call) as u64;
+        if calls >= CALLS_PER_BATCH {
+            return Err(SinkError::Invalid(format!(
+                "batch {batch_id} has {} rows, {calls} calls of rows_per_call = {}; at most {} calls per batch: raise sink.rows_per_call",
+                input.num_rows(),
+                self.rows_per_call,
+                CALLS_PER_BATCH - 1
+            )));
+        }
+        let mut written = 0;
+        for call in 0..calls {
+            let start = call as usize * self.rows_per_call;
+            let rows = input.slice(start, self.rows_per_call.min(input.num_rows() - start));
+            let emitted = self.plugin.write_batch(batch_id, &rows).map_err(|e| SinkError::Plugin(Box::new(e)))?;
+            written += self.outputs.write(batch_id * CALLS_PER_BATCH + call, batch_id, &emitted)?;
+        }
+        Ok(written)
+    }
+}

@@ -1,0 +1,95 @@
+//! The named outputs a sink plugin (`foreach_batch`, `foreach`) emits to: each a files or console
+//! sink, made when the plugin first emits to it (its schema is the emitted batch's); every later
+//! emit to it must have the same columns.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::console::ConsoleSink;
+use super::files::FileSink;
+use super::{Sink, SinkError};
+use crate::job::{NamedOutput, SinkKind};
+
+struct Output {
+    name: String,
+    kind: SinkKind,
+    sink: Option<(Box<dyn Sink>, SchemaRef)>,
+}
+
+pub struct Outputs {
+    outputs: Vec<Output>,
+    /// Who emits, for messages (`plugin PATH`).
+    emitter: String,
+}
+
+impl Outputs {
+    pub fn new(declared: &[NamedOutput], emitter: String) -> Outputs {
+        let outputs =
+            declared.iter().map(|o| Output { name: o.name.clone(), kind: o.kind.clone(), sink: None }).collect();
+        Outputs { outputs, emitter }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.name.clone()).collect()
+    }
+
+    /// Writes `emitted` (output name, batch), output by output, as write `id` of each output
+    /// (idempotent per id for file outputs). Outputs made earlier get the write even when
+    /// nothing was emitted to them, so their log has every id. Returns the rows written.
+    pub fn write(&mut self, id: u64, batch_label: u64, emitted: &[(String, RecordBatch)]) -> Result<u64, SinkError> {
+        let mut written = 0;
+        for out in &mut self.outputs {
+            let batches: Vec<&RecordBatch> = emitted.iter().filter(|(n, _)| n == &out.name).map(|(_, b)| b).collect();
+            if out.sink.is_none() {
+                let Some(first) = batches.first() else { continue };
+                let schema = first.schema();
+                let sink: Box<dyn Sink> = match &out.kind {
+                    SinkKind::Files { format, path, partition_by } => Box::new(
+                        FileSink::new(*format, path, partition_by, schema.clone())
+                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?,
+                    ),
+                    SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
+                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
+                        unreachable!("outputs are files or console (checked with the job)")
+                    }
+                };
+                out.sink = Some((sink, schema));
+            }
+            let (sink, schema) = out.sink.as_mut().expect("made just above");
+            if let Some(b) = batches.iter().find(|b| !same_columns(&b.schema(), schema)) {
+                return Err(SinkError::Invalid(format!(
+                    "batch {batch_label}: {} emitted to output {:?} the columns ({}), but its first batch had ({}); one output takes one schema: emit the same columns, or declare another output",
+                    self.emitter,
+                    out.name,
+                    columns(&b.schema()),
+                    columns(schema)
+                )));
+            }
+            // The first batch's schema for all: nullability may differ between emits.
+            let batches: Vec<RecordBatch> = batches
+                .into_iter()
+                .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).expect("same columns"))
+                .collect();
+            written += sink.write_batch(id, &batches).map_err(|e| match e {
+                SinkError::Io { context, source } => {
+                    SinkError::Io { context: format!("output {:?}: {context}", out.name), source }
+                }
+                other => SinkError::Invalid(format!("output {:?}: {other}", out.name)),
+            })?;
+        }
+        Ok(written)
+    }
+}
+
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn columns(s: &SchemaRef) -> String {
+    s.fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), crate::schema::type_name(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
