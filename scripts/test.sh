@@ -11,6 +11,8 @@ cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host
 # The SDK and the example plugins' logic, natively (the export macro is inert off Wasm).
-for crate in guest-sdk plugins/enrich plugins/filter; do
+for crate in guest-sdk plugins/enrich plugins/filter plugins/sessionize plugins/fraud; do
     (cd "$crate" && cargo test)
 done
+# The Python SDK's stateful world and sessionize-py, against a simulated host.
+.venv-plugins/bin/python guest-sdk/python/tests/test_stateful.py
