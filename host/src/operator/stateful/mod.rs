@@ -18,7 +18,7 @@ pub mod entry;
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray, BooleanArray, UInt32Array};
+use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::{Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
@@ -61,8 +61,8 @@ pub struct StatefulMetrics {
 /// One key called in this batch.
 struct Group {
     key: Vec<u8>,
-    /// Input rows of the batch (indices into its concatenated input).
-    rows: Vec<u32>,
+    /// Input rows of the batch: (piece, row in the piece).
+    rows: Vec<(u32, u32)>,
     /// The entry as the plugin sees it: TTL applied, fired timers and timeout taken out.
     entry: Entry,
     existed: bool,
@@ -214,14 +214,20 @@ impl StatefulOperator {
         clocks: Clocks,
         bad: &mut BadRecords,
     ) -> Result<(RecordBatch, StateOperatorProgress), StatefulError> {
-        let input = arrow::compute::concat_batches(&self.input_schema, &self.pending).expect("pieces share the schema");
-        self.pending.clear();
-        let key_cols: Vec<_> = self.keys.iter().map(|&i| input.column(i).clone()).collect();
-        let key_rows = self.converter.convert_columns(&key_cols).expect("key columns match the converter's fields");
+        // The pieces stay as they came (no concatenated copy of the batch): each call takes its
+        // groups' rows from them.
+        let input = std::mem::take(&mut self.pending);
+        let key_rows: Vec<_> = input
+            .iter()
+            .map(|piece| {
+                let cols: Vec<_> = self.keys.iter().map(|&i| piece.column(i).clone()).collect();
+                self.converter.convert_columns(&cols).expect("key columns match the converter's fields")
+            })
+            .collect();
         let mut index: FxHashMap<&[u8], usize> = FxHashMap::default();
         let mut groups: Vec<Group> = Vec::new();
-        for r in 0..input.num_rows() {
-            let key = key_rows.row(r);
+        for (p, r) in key_rows.iter().enumerate().flat_map(|(p, rows)| (0..rows.num_rows()).map(move |r| (p, r))) {
+            let key = key_rows[p].row(r);
             let g = *index.entry(key.data()).or_insert_with(|| {
                 groups.push(Group {
                     key: key.data().to_vec(),
@@ -233,7 +239,7 @@ impl StatefulOperator {
                 });
                 groups.len() - 1
             });
-            groups[g].rows.push(r as u32);
+            groups[g].rows.push((p as u32, r as u32));
         }
         // Keys with rows: their stored entry. A timeout does not fire for a key with rows
         // (Spark); its timers do.
@@ -335,7 +341,7 @@ impl StatefulOperator {
     fn run_chunk(
         &mut self,
         groups: &mut [Group],
-        input: &RecordBatch,
+        input: &[RecordBatch],
         clocks: &Clocks,
         bad: &mut BadRecords,
         outputs: &mut Vec<RecordBatch>,
@@ -381,12 +387,12 @@ impl StatefulOperator {
                             raw: row_as_json(&self.keys_batch(std::slice::from_ref(g)), 0),
                         });
                     } else {
-                        for &r in &g.rows {
+                        for &(p, r) in &g.rows {
                             bad.keep(BadRecord {
                                 origin: self.origin(),
                                 line: None,
                                 reason: reason.clone(),
-                                raw: row_as_json(input, r as usize),
+                                raw: row_as_json(&input[p as usize], r as usize),
                             });
                         }
                     }
@@ -403,11 +409,12 @@ impl StatefulOperator {
     fn call(
         &mut self,
         groups: &mut [Group],
-        input: &RecordBatch,
+        input: &[RecordBatch],
         clocks: &Clocks,
         bad: &mut BadRecords,
         outputs: &mut Vec<RecordBatch>,
     ) -> Result<(), StatefulError> {
+        let pieces: Vec<&RecordBatch> = input.iter().collect();
         let time =
             wit::BatchTime { batch_id: self.batch_id, watermark: clocks.watermark, processing_time: clocks.processing };
         let mut refused = BadRecords::new(bad.policy());
@@ -420,8 +427,12 @@ impl StatefulOperator {
                 take.extend_from_slice(&g.rows);
                 offsets.push(take.len() as u32);
             }
-            let rows = arrow::compute::take_record_batch(input, &UInt32Array::from(take.clone()))
-                .expect("row indices come from this input");
+            let rows = if take.is_empty() {
+                RecordBatch::new_empty(self.input_schema.clone())
+            } else {
+                let at: Vec<(usize, usize)> = take.iter().map(|&(p, r)| (p as usize, r as usize)).collect();
+                arrow::compute::interleave_record_batch(&pieces, &at).expect("row indices come from these pieces")
+            };
             let timed_out: Vec<bool> = groups.iter().map(|g| g.timed_out).collect();
             let expired: Vec<Vec<wit::Timer>> =
                 groups.iter().map(|g| g.fired.iter().map(|d| timer_to_wit(*d)).collect()).collect();
@@ -449,13 +460,13 @@ impl StatefulOperator {
                 {
                     let g = offsets.partition_point(|&o| o <= row) - 1;
                     let at = (row - offsets[g]) as usize;
-                    let input_row = groups[g].rows.remove(at);
+                    let (p, r) = groups[g].rows.remove(at);
                     refused
                         .report(BadRecord {
                             origin: self.origin(),
                             line: None,
                             reason: message,
-                            raw: row_as_json(input, input_row as usize),
+                            raw: row_as_json(&input[p as usize], r as usize),
                         })
                         .expect("dead_letter policy keeps records");
                 }
