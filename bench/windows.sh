@@ -54,9 +54,12 @@ if [ ! -f "$DATA/.complete" ] || [ ! -f "${DATA}_parquet/.complete" ]; then
 fi
 
 exec "$SPARK_PY" - <<'PY'
-import json, os, subprocess, sys, threading, time
+import json, os, subprocess, sys
 import pyarrow.parquet as pq
 import pandas as pd
+
+sys.path.insert(0, os.path.abspath("bench"))
+from bench_common import measure, tail, us  # noqa: E402
 
 E = os.environ
 EVENTS, DATA = int(E["EVENTS"]), E["DATA"]
@@ -68,63 +71,6 @@ WINDOWS = {  # job -> (group column, weir window)
     "sliding": ("category", '{ column = "event_time", size = "10 minutes", slide = "2 minutes" }'),
     "session": ("user_id", '{ column = "event_time", gap = "5 minutes" }'),
 }
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree_rss(root):
-    """Summed RSS (bytes) of root and all its descendants, from /proc."""
-    kids, rss = {}, {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-            ppid = int(st[st.rfind(")") + 2:].split()[1])
-            with open(f"/proc/{d}/statm") as f:
-                rss[int(d)] = int(f.read().split()[1]) * PAGE
-            kids.setdefault(ppid, []).append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    total, todo = 0, [root]
-    while todo:
-        p = todo.pop()
-        total += rss.get(p, 0)
-        todo += kids.get(p, [])
-    return total
-
-
-def measure(cmd, log, poll=True):
-    """Run cmd (stderr to log); return (exit code, wall seconds, stdout, wait4 ru_maxrss MiB, peak
-    summed RSS MiB of the process tree sampled every 0.1 s, or 0 without poll). ru_maxrss is the
-    largest single process among the child and the descendants it reaped: for spark_job.py that is
-    the python driver only, as PySpark never reaps its JVM; hence the sampled tree sum."""
-    t = time.monotonic()
-    with open(log, "w") as errf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
-        peak, done = [0], threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], tree_rss(p.pid))
-                done.wait(0.1)
-
-        th = threading.Thread(target=sample, daemon=True)
-        if poll:
-            th.start()
-        out = p.stdout.read()
-        _, status, ru = os.wait4(p.pid, 0)
-        secs = time.monotonic() - t
-        done.set()
-        if poll:
-            th.join()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, secs, out, ru.ru_maxrss / 1024, peak[0] / 2**20
-
-
-def tail(path, n=15):
-    with open(path) as f:
-        return "".join(f.readlines()[-n:])
 
 
 def weir_job(job, fmt, store, d):
@@ -163,14 +109,6 @@ trigger = {{ available_now = true }}
     with open(f"{d}/job.toml", "w") as f:
         f.write(text)
     return f"{d}/job.toml"
-
-
-def us(series):
-    """A timestamp column (tz-aware or naive UTC) as int64 microseconds since the epoch."""
-    s = pd.to_datetime(series, format="ISO8601") if series.dtype == object else series
-    if getattr(s.dt, "tz", None) is not None:
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    return s.astype("datetime64[us]").astype("int64")
 
 
 def keyed(df, group):

@@ -304,7 +304,9 @@ impl StatefulOperator {
                 groups.push(Group { key, rows: Vec::new(), entry, existed: true, timed_out, fired });
             }
         }
+        // The key bytes were copied into the groups: the batch-wide encoding can go.
         drop(index);
+        drop(key_rows);
         for g in &groups {
             self.metrics.timed_out_groups += u64::from(g.timed_out);
             self.metrics.expired_timers += g.fired.len() as u64;
