@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 scripts/host-deps.sh
 scripts/wasm-toolchain.sh
+# The Kafka-protocol broker the Kafka tests start (tansu; installed once, ~14 min).
+WEIR_TANSU=$(scripts/kafka-broker.sh install)
+export WEIR_TANSU
 cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host

@@ -29,9 +29,10 @@ use crate::operator::{key_indices, StateOperatorProgress};
 use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::foreach::ForeachSink;
+use crate::sink::kafka::KafkaSink;
 use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
 use crate::source::union::{Input, Union};
-use crate::source::{files::FileSource, rate::RateSource, Source};
+use crate::source::{files::FileSource, kafka::KafkaSource, rate::RateSource, Source};
 use crate::state::memory::MemoryStateStore;
 use crate::state::rocksdb::RocksDbStateStore;
 use crate::state::StateStore;
@@ -122,6 +123,10 @@ impl Driver {
                     Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
                 }
                 SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+                SourceConfig::Kafka(cfg) => {
+                    let s = KafkaSource::new(cfg);
+                    Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
+                }
             };
             inputs.push(Input {
                 key: input.name.clone().unwrap_or_else(|| input.field.clone()),
@@ -216,7 +221,7 @@ impl Driver {
                 }
             }
         }
-        let sink: Box<dyn Sink> = match &job.sink.kind {
+        let mut sink: Box<dyn Sink> = match &job.sink.kind {
             SinkKind::Files { format, path, partition_by } => Box::new(
                 FileSink::new(*format, path, partition_by, schema.clone())
                     .context("starting the sink (check sink.partition_by)")?,
@@ -229,8 +234,10 @@ impl Driver {
             SinkKind::Foreach(f) => Box::new(
                 ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,
             ),
+            SinkKind::Kafka(k) => Box::new(KafkaSink::new(k)),
         };
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
+        sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
         let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());
         let run_id = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
         Ok(Driver {

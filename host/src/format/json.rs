@@ -24,17 +24,29 @@ pub fn decode_json_lines(
     schema: &SchemaRef,
     bad: &mut BadRecords,
 ) -> Result<Vec<RecordBatch>, BadRecordError> {
+    let lines = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(n, line)| (line.strip_suffix(b"\r").unwrap_or(line), n))
+        .filter(|(line, _)| !line.iter().all(u8::is_ascii_whitespace));
+    decode_json_records(lines, schema, bad, |n| (origin.to_string(), Some(n as u64 + 1)))
+}
+
+/// Decodes one JSON object per record (a Kafka value, ...); `at(tag)` says where a bad record is
+/// (origin, line).
+pub fn decode_json_records<'a, T: Copy>(
+    records: impl Iterator<Item = (&'a [u8], T)>,
+    schema: &SchemaRef,
+    bad: &mut BadRecords,
+    at: impl Fn(T) -> (String, Option<u64>),
+) -> Result<Vec<RecordBatch>, BadRecordError> {
     let index = FieldIndex::new(schema);
     let types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
     let mut columns = Columns::new(schema, DECODE_BATCH_ROWS);
     let mut row: Vec<Value> = vec![Value::Null; types.len()];
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for (record, tag) in records {
         row.iter_mut().for_each(|v| *v = Value::Null);
-        let result = decode_line(line, &index, &types, &mut row).and_then(|()| {
+        let result = decode_line(record, &index, &types, &mut row).and_then(|()| {
             match schema.fields().iter().zip(&row).find(|(f, v)| !f.is_nullable() && **v == Value::Null) {
                 Some((f, _)) => Err(format!("field \"{}\" is missing or null but declared NOT NULL", f.name())),
                 None => Ok(()),
@@ -42,12 +54,10 @@ pub fn decode_json_lines(
         });
         match result {
             Ok(()) => columns.push_row(&mut row),
-            Err(reason) => bad.report(BadRecord {
-                origin: origin.to_string(),
-                line: Some(n as u64 + 1),
-                reason,
-                raw: String::from_utf8_lossy(line).into_owned(),
-            })?,
+            Err(reason) => {
+                let (origin, line) = at(tag);
+                bad.report(BadRecord { origin, line, reason, raw: String::from_utf8_lossy(record).into_owned() })?
+            }
         }
     }
     Ok(columns.finish())

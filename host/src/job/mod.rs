@@ -81,6 +81,58 @@ impl InputConfig {
 pub enum SourceConfig {
     Files(FileSourceConfig),
     Rate(RateSourceConfig),
+    Kafka(KafkaSourceConfig),
+}
+
+/// A Kafka source (Spark's `format("kafka")`).
+#[derive(Debug, Clone)]
+pub struct KafkaSourceConfig {
+    pub topics: KafkaTopics,
+    pub starting_offsets: StartingOffsets,
+    /// At most this many records per batch, over all partitions (`maxOffsetsPerTrigger`).
+    pub max_offsets_per_trigger: Option<u64>,
+    /// librdkafka settings (`bootstrap.servers`, security, ...), passed through.
+    pub client: std::collections::BTreeMap<String, String>,
+    /// Decode `value` into these columns (Spark's `from_json` / `from_csv`); `None`: the raw
+    /// Kafka columns.
+    pub value: Option<KafkaValue>,
+    pub include_headers: bool,
+    /// Offsets no longer in the topic (retention) stop the job (`failOnDataLoss`, default), or
+    /// are skipped and counted.
+    pub fail_on_data_loss: bool,
+    /// A subscribed topic that does not exist: wait for it instead of an error.
+    pub wait_for_topics: bool,
+    /// How long to wait for the brokers before an error.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaTopics {
+    Subscribe(Vec<String>),
+    Pattern(String),
+    Assign(std::collections::BTreeMap<String, Vec<i32>>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartingOffsets {
+    Earliest,
+    Latest,
+    /// Per topic and partition; -2 is earliest, -1 latest (Spark's JSON form). Partitions not
+    /// listed start at the earliest.
+    Specific(std::collections::BTreeMap<String, std::collections::BTreeMap<i32, i64>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaValue {
+    pub format: KafkaValueFormat,
+    pub schema: SchemaRef,
+    pub csv: CsvOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaValueFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +333,20 @@ pub enum SinkKind {
     /// Spark's foreach: the same plugin over calls of `rows_per_call` rows, each call's emits
     /// written as it returns (at least once).
     Foreach(PluginSinkConfig),
+    /// Kafka, exactly once (a transaction per batch).
+    Kafka(KafkaSinkConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSinkConfig {
+    pub topic: String,
+    /// The one-partition topic where each committed batch leaves a marker (default
+    /// `weir-sink-<query id>`, created at start).
+    pub marker_topic: Option<String>,
+    /// librdkafka settings, passed through.
+    pub client: std::collections::BTreeMap<String, String>,
+    /// How long to wait for the brokers (init, commit) before an error.
+    pub timeout: Duration,
 }
 
 /// A `foreach_batch` or `foreach` sink: the plugin and the outputs it may emit to.

@@ -34,6 +34,22 @@ pub(super) struct SourceSpec {
     pub rows_per_second: Option<i64>,
     pub num_partitions: Option<i64>,
     pub watermark_delay: Option<String>,
+    /// kafka: topics to read (one of `subscribe`, `subscribe_pattern`, `assign`).
+    pub subscribe: Option<Vec<String>>,
+    pub subscribe_pattern: Option<String>,
+    pub assign: Option<std::collections::BTreeMap<String, Vec<i64>>>,
+    /// kafka: "earliest", "latest", or `{ topic = { "partition" = offset } }`.
+    pub starting_offsets: Option<toml::Value>,
+    pub max_offsets_per_trigger: Option<i64>,
+    /// kafka: librdkafka settings, passed through (Spark's `kafka.` options).
+    pub kafka: Option<std::collections::BTreeMap<String, toml::Value>>,
+    /// kafka: decode `value` as "json" or "csv" with `schema`.
+    pub value_format: Option<String>,
+    pub include_headers: Option<bool>,
+    pub fail_on_data_loss: Option<bool>,
+    pub wait_for_topics: Option<bool>,
+    /// kafka: how long to wait for the brokers before an error.
+    pub kafka_timeout: Option<String>,
 }
 
 /// `[source]` (one input) or `[[source]]` (several, unioned). Written by hand rather than as an
@@ -138,6 +154,13 @@ pub(super) struct SinkSpec {
     pub grant: Option<Vec<String>>,
     /// `foreach`: rows per plugin call.
     pub rows_per_call: Option<i64>,
+    /// `kafka`: the topic written to (rows may name another in a `topic` column).
+    pub topic: Option<String>,
+    /// `kafka`: librdkafka settings, passed through.
+    pub kafka: Option<std::collections::BTreeMap<String, toml::Value>>,
+    pub kafka_timeout: Option<String>,
+    /// `kafka`: where committed batches leave their markers.
+    pub marker_topic: Option<String>,
     /// `foreach_batch`, `foreach`: the outputs the plugin may emit to.
     #[serde(default, rename = "output")]
     pub outputs: Vec<OutputSpec>,

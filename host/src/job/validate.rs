@@ -164,12 +164,210 @@ impl Validator<'_> {
         Ok(inputs)
     }
 
+    /// The `kafka` table: librdkafka settings as strings; `bootstrap.servers` is required.
+    fn kafka_client(
+        &self,
+        at: &str,
+        table: Option<&std::collections::BTreeMap<String, toml::Value>>,
+    ) -> Result<std::collections::BTreeMap<String, String>, JobError> {
+        let mut client = std::collections::BTreeMap::new();
+        for (k, v) in table.into_iter().flatten() {
+            let v = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                other => {
+                    return Err(self.err(
+                        &format!("{at}.kafka.{k}"),
+                        format!("{other} is not a librdkafka setting value; use a string, number or boolean"),
+                    ))
+                }
+            };
+            client.insert(k.clone(), v);
+        }
+        if !client.contains_key("bootstrap.servers") {
+            return Err(self.err(
+                &format!("{at}.kafka"),
+                "needs \"bootstrap.servers\": the brokers to connect to, e.g. kafka = { \"bootstrap.servers\" = \"127.0.0.1:9092\" }",
+            ));
+        }
+        Ok(client)
+    }
+
+    fn kafka_timeout(&self, at: &str, t: Option<&str>) -> Result<Duration, JobError> {
+        match t {
+            Some(t) => {
+                let d = parse_duration(t).map_err(|e| self.err(&format!("{at}.kafka_timeout"), e))?;
+                if d.is_zero() {
+                    return Err(self.err(&format!("{at}.kafka_timeout"), "must be more than zero"));
+                }
+                Ok(d)
+            }
+            None => Ok(Duration::from_secs(30)),
+        }
+    }
+
+    /// Refuses the Kafka-only fields on another source.
+    fn not_kafka(&self, at: &str, s: &SourceSpec) -> Result<(), JobError> {
+        let f = |name: &str| format!("{at}.{name}");
+        self.only_for(
+            &[
+                (&f("subscribe"), s.subscribe.is_some()),
+                (&f("subscribe_pattern"), s.subscribe_pattern.is_some()),
+                (&f("assign"), s.assign.is_some()),
+                (&f("starting_offsets"), s.starting_offsets.is_some()),
+                (&f("max_offsets_per_trigger"), s.max_offsets_per_trigger.is_some()),
+                (&f("kafka"), s.kafka.is_some()),
+                (&f("value_format"), s.value_format.is_some()),
+                (&f("include_headers"), s.include_headers.is_some()),
+                (&f("fail_on_data_loss"), s.fail_on_data_loss.is_some()),
+                (&f("wait_for_topics"), s.wait_for_topics.is_some()),
+                (&f("kafka_timeout"), s.kafka_timeout.is_some()),
+            ],
+            &s.format,
+        )
+    }
+
+    fn kafka_source(&self, at: &str, s: &SourceSpec) -> Result<SourceConfig, JobError> {
+        let f = |name: &str| format!("{at}.{name}");
+        self.only_for(
+            &[
+                (&f("path"), s.path.is_some()),
+                (&f("max_files_per_trigger"), s.max_files_per_trigger.is_some()),
+                (&f("rows_per_second"), s.rows_per_second.is_some()),
+                (&f("num_partitions"), s.num_partitions.is_some()),
+            ],
+            "kafka",
+        )?;
+        let topics = match (&s.subscribe, &s.subscribe_pattern, &s.assign) {
+            (Some(list), None, None) => {
+                if list.is_empty() || list.iter().any(|t| t.trim().is_empty()) {
+                    return Err(self.err(&f("subscribe"), "must list one or more topic names, e.g. [\"orders\"]"));
+                }
+                KafkaTopics::Subscribe(list.clone())
+            }
+            (None, Some(p), None) => {
+                regex::Regex::new(p)
+                    .map_err(|e| self.err(&f("subscribe_pattern"), format!("is not a valid regular expression: {e}")))?;
+                KafkaTopics::Pattern(p.clone())
+            }
+            (None, None, Some(a)) => {
+                if a.is_empty() {
+                    return Err(self.err(&f("assign"), "must name one or more topics, e.g. { orders = [0, 1] }"));
+                }
+                let mut out = std::collections::BTreeMap::new();
+                for (t, parts) in a {
+                    if parts.is_empty() || parts.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p)) {
+                        return Err(self.err(
+                            &f("assign"),
+                            format!("topic {t:?}: list its partitions as numbers from 0, e.g. [0, 1]"),
+                        ));
+                    }
+                    out.insert(t.clone(), parts.iter().map(|&p| p as i32).collect());
+                }
+                KafkaTopics::Assign(out)
+            }
+            _ => {
+                return Err(self.err(
+                    &f("subscribe"),
+                    "set exactly one of subscribe = [\"topic\", ...], subscribe_pattern = \"regex\" or assign = { topic = [partitions] } (Spark's subscribe, subscribePattern, assign)",
+                ))
+            }
+        };
+        let starting_offsets = match &s.starting_offsets {
+            None => StartingOffsets::Latest,
+            Some(toml::Value::String(v)) if v == "earliest" => StartingOffsets::Earliest,
+            Some(toml::Value::String(v)) if v == "latest" => StartingOffsets::Latest,
+            Some(toml::Value::Table(t)) => {
+                let mut out = std::collections::BTreeMap::new();
+                for (topic, parts) in t {
+                    let toml::Value::Table(parts) = parts else {
+                        return Err(self.err(&f("starting_offsets"), format!("topic {topic:?}: give a table of partition = offset, e.g. {{ \"0\" = 23, \"1\" = -2 }}")));
+                    };
+                    let mut offsets = std::collections::BTreeMap::new();
+                    for (p, o) in parts {
+                        let (Ok(p), Some(o)) = (p.parse::<i32>(), o.as_integer()) else {
+                            return Err(self.err(&f("starting_offsets"), format!("topic {topic:?}: partition {p:?} = {o}: partitions are numbers, offsets are numbers (-2: earliest, -1: latest)")));
+                        };
+                        if o < -2 {
+                            return Err(self.err(&f("starting_offsets"), format!("topic {topic:?} partition {p}: offset {o} is not an offset (-2: earliest, -1: latest)")));
+                        }
+                        offsets.insert(p, o);
+                    }
+                    out.insert(topic.clone(), offsets);
+                }
+                StartingOffsets::Specific(out)
+            }
+            Some(other) => {
+                return Err(self.err(
+                    &f("starting_offsets"),
+                    format!("{other} is not allowed; use \"earliest\", \"latest\" or {{ topic = {{ \"0\" = 23 }} }}"),
+                ))
+            }
+        };
+        let client = self.kafka_client(at, s.kafka.as_ref())?;
+        let value = match (&s.value_format, &s.schema) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(self.err(
+                    &f("schema"),
+                    "applies to the decoded value of a kafka source: set value_format = \"json\" (or \"csv\") to decode `value` into these columns, or remove it",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(self.err(&f("schema"), "is required with value_format: the columns of the decoded value, in Spark DDL"))
+            }
+            (Some(fmt), Some(ddl)) => {
+                let format = match fmt.as_str() {
+                    "json" => KafkaValueFormat::Json,
+                    "csv" => KafkaValueFormat::Csv,
+                    other => {
+                        return Err(self.err(&f("value_format"), format!("unknown format {other:?}; allowed: \"json\", \"csv\"")))
+                    }
+                };
+                let schema = parse_ddl(ddl).map_err(|e| self.err(&f("schema"), e.to_string()))?;
+                let mut csv = CsvOptions { header: false, ..CsvOptions::default() };
+                if let Some(d) = &s.delimiter {
+                    let bytes = d.as_bytes();
+                    if bytes.len() != 1 || bytes[0] == b'"' || bytes[0] == b'\n' || bytes[0] == b'\r' {
+                        return Err(self.err(&f("delimiter"), format!("must be one ASCII character other than a quote or newline, got {d:?}")));
+                    }
+                    csv.delimiter = bytes[0];
+                }
+                Some(KafkaValue { format, schema, csv })
+            }
+        };
+        if s.header.is_some() {
+            return Err(self.err(
+                &f("header"),
+                "does not apply to a kafka source (each value is one record, without a header); remove it",
+            ));
+        }
+        if s.delimiter.is_some() && value.as_ref().map(|v| v.format) != Some(KafkaValueFormat::Csv) {
+            return Err(self.err(&f("delimiter"), "applies only with value_format = \"csv\"; remove it"));
+        }
+        let timeout = self.kafka_timeout(at, s.kafka_timeout.as_deref())?;
+        Ok(SourceConfig::Kafka(KafkaSourceConfig {
+            topics,
+            starting_offsets,
+            max_offsets_per_trigger: self.positive(&f("max_offsets_per_trigger"), s.max_offsets_per_trigger)?,
+            client,
+            value,
+            include_headers: s.include_headers.unwrap_or(false),
+            fail_on_data_loss: s.fail_on_data_loss.unwrap_or(true),
+            wait_for_topics: s.wait_for_topics.unwrap_or(false),
+            timeout,
+        }))
+    }
+
     fn source(&self, at: &str, s: &SourceSpec) -> Result<SourceConfig, JobError> {
         let f = |name: &str| format!("{at}.{name}");
         let format = match s.format.as_str() {
             "json" => FileFormat::Json,
             "csv" => FileFormat::Csv,
             "parquet" => FileFormat::Parquet,
+            "kafka" => return self.kafka_source(at, s),
             "rate" => {
                 self.only_for(
                     &[
@@ -181,6 +379,7 @@ impl Validator<'_> {
                     ],
                     "rate",
                 )?;
+                self.not_kafka(at, s)?;
                 let rows_per_second = self.positive(&f("rows_per_second"), s.rows_per_second)?.unwrap_or(1);
                 let num_partitions = self.positive(&f("num_partitions"), s.num_partitions)?.unwrap_or(1);
                 if num_partitions > 1024 {
@@ -194,7 +393,7 @@ impl Validator<'_> {
             other => {
                 return Err(self.err(
                     &f("format"),
-                    format!("unknown format {other:?}; allowed: \"json\", \"csv\", \"parquet\", \"rate\""),
+                    format!("unknown format {other:?}; allowed: \"json\", \"csv\", \"parquet\", \"rate\", \"kafka\""),
                 ))
             }
         };
@@ -202,6 +401,7 @@ impl Validator<'_> {
             &[(&f("rows_per_second"), s.rows_per_second.is_some()), (&f("num_partitions"), s.num_partitions.is_some())],
             &s.format,
         )?;
+        self.not_kafka(at, s)?;
         if format != FileFormat::Csv {
             self.only_for(&[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())], &s.format)?;
         }
@@ -636,7 +836,7 @@ impl Validator<'_> {
                 SinkKind::Console { num_rows }
             }
             other => {
-                let also = if at == "sink" { ", \"foreach_batch\", \"foreach\"" } else { "" };
+                let also = if at == "sink" { ", \"kafka\", \"foreach_batch\", \"foreach\"" } else { "" };
                 return Err(self.err(
                     &f("format"),
                     format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\"{also}"),
@@ -663,7 +863,37 @@ impl Validator<'_> {
                 &s.format,
             )?;
         }
+        if s.format != "kafka" {
+            self.only_for(
+                &[
+                    ("sink.topic", s.topic.is_some()),
+                    ("sink.kafka", s.kafka.is_some()),
+                    ("sink.kafka_timeout", s.kafka_timeout.is_some()),
+                    ("sink.marker_topic", s.marker_topic.is_some()),
+                ],
+                &s.format,
+            )?;
+        }
         let kind = match s.format.as_str() {
+            "kafka" => {
+                self.only_for(
+                    &[
+                        ("sink.path", s.path.is_some()),
+                        ("sink.partition_by", !s.partition_by.is_empty()),
+                        ("sink.num_rows", s.num_rows.is_some()),
+                    ],
+                    "kafka",
+                )?;
+                let topic = s.topic.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                    self.err("sink.topic", "is required for format = \"kafka\": the topic to write to (rows may name another in a `topic` column)")
+                })?;
+                SinkKind::Kafka(KafkaSinkConfig {
+                    topic,
+                    marker_topic: s.marker_topic.clone(),
+                    client: self.kafka_client("sink", s.kafka.as_ref())?,
+                    timeout: self.kafka_timeout("sink", s.kafka_timeout.as_deref())?,
+                })
+            }
             "foreach_batch" | "foreach" => {
                 let format = s.format.as_str();
                 self.only_for(

@@ -12,6 +12,8 @@ pub mod files;
 pub mod foreach;
 /// foreachBatch: a batch-sink plugin emits to declared outputs, each written exactly once.
 pub mod foreach_batch;
+/// Kafka, exactly once: a transaction per batch, with a marker of the batch committed in it.
+pub mod kafka;
 /// The named outputs of a sink plugin.
 mod outputs;
 
@@ -37,6 +39,12 @@ pub enum SinkError {
 pub trait Sink: Send {
     /// Shown in progress records (`sink.description`).
     fn description(&self) -> String;
+
+    /// Connects, once the checkpoint exists (`query_id` is its id): a sink that talks to a
+    /// service does it here, so a job refused for its job file leaves no checkpoint behind.
+    fn start(&mut self, _query_id: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
 
     /// Writes the output of `batch_id`. Idempotent: when the batch is already committed in the
     /// sink (a crash came after the sink's commit and before the checkpoint's), it writes nothing.

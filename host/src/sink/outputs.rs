@@ -49,7 +49,7 @@ impl Outputs {
                             .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?,
                     ),
                     SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
-                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
+                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) | SinkKind::Kafka(_) => {
                         unreachable!("outputs are files or console (checked with the job)")
                     }
                 };

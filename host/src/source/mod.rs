@@ -9,6 +9,8 @@ use crate::deadletter::{BadRecordError, BadRecords};
 
 /// Files arriving in a directory (json lines, csv, parquet).
 pub mod files;
+/// Kafka topics: offset ranges per partition, read from the brokers.
+pub mod kafka;
 /// The rate generator: `timestamp`, `value` rows at a fixed rate.
 pub mod rate;
 /// Several sources read as one stream (Spark's union), their ranges keyed by name.

@@ -1,0 +1,552 @@
+//! Kafka (Spark's `format("kafka")`): topics by name, pattern or explicit partitions; each batch
+//! is a range of offsets per partition, planned from the partitions' end offsets and written to
+//! the offsets log before it is read, so a replay reads exactly the same records. Offsets live in
+//! weir's checkpoint, not in a consumer group (nothing is auto-committed).
+//!
+//! Columns: `key` binary, `value` binary, `topic` string, `partition` int, `offset` bigint,
+//! `timestamp` timestamp, `timestampType` int (0: create time, 1: log append time), and with
+//! `include_headers` a `headers` string (a JSON list of `{"key", "value"}` with the value in
+//! base64; weir's types have no nested columns). With `value_format` the rows are the decoded
+//! values instead (Spark's `from_json` / `from_csv` of `value`), and a value that does not decode
+//! is a bad record named by topic, partition and offset.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use base64::Engine as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::{Source, SourceError};
+use crate::deadletter::BadRecords;
+use crate::format::json::decode_json_records;
+use crate::job::{KafkaSourceConfig, KafkaTopics, KafkaValueFormat, StartingOffsets};
+use crate::schema::parse_ddl;
+
+/// The records of one batch: per topic, per partition, `[start, end)`; and what was skipped
+/// because the topic no longer had it (`fail_on_data_loss = false`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaRange {
+    pub offsets: BTreeMap<String, BTreeMap<i32, [i64; 2]>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lost: BTreeMap<String, BTreeMap<i32, [i64; 2]>>,
+}
+
+type Partition = (String, i32);
+
+pub struct KafkaSource {
+    config: KafkaSourceConfig,
+    servers: String,
+    /// For metadata and end offsets (never assigned).
+    admin: BaseConsumer,
+    schema: SchemaRef,
+    /// Where the next batch starts, per partition, after everything planned so far.
+    next: BTreeMap<Partition, i64>,
+    /// `available_now`: the end offsets at start.
+    snapshot: Option<BTreeMap<Partition, i64>>,
+    ignore_limits: bool,
+    /// Planned before (a batch or a start position was resolved): later partitions start at
+    /// the earliest offset, as Spark's new partitions do.
+    started: bool,
+    /// Backoff while the brokers cannot be reached mid-run.
+    backoff: Duration,
+    pattern: Option<regex::Regex>,
+}
+
+fn client(config: &KafkaSourceConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    // Offsets are weir's (the checkpoint); a read_committed reader sees only committed
+    // transactions, as an exactly-once pipeline needs. Both can be overridden.
+    c.set("enable.auto.commit", "false");
+    c.set("enable.auto.offset.store", "false");
+    c.set("isolation.level", "read_committed");
+    c.set("enable.partition.eof", "true");
+    c.set("group.id", "weir-source");
+    for (k, v) in &config.client {
+        c.set(k, v);
+    }
+    c
+}
+
+fn schema_of(config: &KafkaSourceConfig) -> SchemaRef {
+    match &config.value {
+        Some(v) => v.schema.clone(),
+        None => {
+            let headers = if config.include_headers { ", headers string" } else { "" };
+            parse_ddl(&format!(
+                "key binary, value binary, topic string NOT NULL, partition int NOT NULL, offset bigint NOT NULL, timestamp timestamp, timestampType int{headers}"
+            ))
+            .expect("fixed schema")
+        }
+    }
+}
+
+fn invalid(range: &serde_json::Value, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Invalid(format!(
+        "offsets entry {range} is not a kafka source's ({e}); was the job's source changed? use a new checkpoint"
+    ))
+}
+
+impl KafkaSource {
+    /// Connects and checks the topics exist (unless the job waits for them): an unreachable
+    /// broker is an error after `kafka_timeout`, naming the servers.
+    pub fn new(config: &KafkaSourceConfig) -> Result<KafkaSource, SourceError> {
+        let servers = config.client.get("bootstrap.servers").cloned().unwrap_or_default();
+        let admin: BaseConsumer = client(config)
+            .create()
+            .map_err(|e| SourceError::Invalid(format!("kafka source: cannot create a client for {servers}: {e}")))?;
+        let pattern = match &config.topics {
+            KafkaTopics::Pattern(p) => Some(regex::Regex::new(p).map_err(|e| SourceError::Invalid(e.to_string()))?),
+            _ => None,
+        };
+        let source = KafkaSource {
+            schema: schema_of(config),
+            config: config.clone(),
+            servers,
+            admin,
+            next: BTreeMap::new(),
+            snapshot: None,
+            ignore_limits: false,
+            started: false,
+            backoff: Duration::from_millis(100),
+            pattern,
+        };
+        // Reachable, and the topics exist (or the job waits for them).
+        source.partitions()?;
+        Ok(source)
+    }
+
+    fn unreachable(&self, e: KafkaError) -> SourceError {
+        SourceError::Invalid(format!(
+            "kafka source: cannot reach the brokers at {} within {:?}: {e}; check kafka.\"bootstrap.servers\" and that the brokers are up (kafka_timeout sets how long to wait)",
+            self.servers, self.config.timeout
+        ))
+    }
+
+    /// The partitions the job reads now (subscribed topics' partitions are looked up every time,
+    /// so new partitions and, for a pattern, new topics join).
+    fn partitions(&self) -> Result<Vec<Partition>, SourceError> {
+        let timeout = self.config.timeout;
+        let metadata = match &self.config.topics {
+            KafkaTopics::Subscribe(list) if list.len() == 1 => self.admin.fetch_metadata(Some(&list[0]), timeout),
+            _ => self.admin.fetch_metadata(None, timeout),
+        }
+        .map_err(|e| self.unreachable(e))?;
+        let known: BTreeMap<&str, Vec<i32>> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name(), t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>()))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        let mut out = Vec::new();
+        let missing = |topic: &str| -> Result<(), SourceError> {
+            if self.config.wait_for_topics {
+                Ok(())
+            } else {
+                Err(SourceError::Invalid(format!(
+                    "kafka source: topic {topic:?} does not exist on {} (topics there: {}); create it, fix the name, or set wait_for_topics = true to wait for it",
+                    self.servers,
+                    if known.is_empty() { "none".to_string() } else { known.keys().copied().collect::<Vec<_>>().join(", ") }
+                )))
+            }
+        };
+        match &self.config.topics {
+            KafkaTopics::Subscribe(list) => {
+                for t in list {
+                    match known.get(t.as_str()) {
+                        Some(parts) => out.extend(parts.iter().map(|&p| (t.clone(), p))),
+                        None => missing(t)?,
+                    }
+                }
+            }
+            KafkaTopics::Pattern(_) => {
+                let re = self.pattern.as_ref().expect("compiled at start");
+                for (t, parts) in &known {
+                    if re.is_match(t) && !t.starts_with("__") {
+                        out.extend(parts.iter().map(|&p| (t.to_string(), p)));
+                    }
+                }
+            }
+            KafkaTopics::Assign(assign) => {
+                for (t, parts) in assign {
+                    let Some(have) = known.get(t.as_str()) else {
+                        missing(t)?;
+                        continue;
+                    };
+                    for p in parts {
+                        if !have.contains(p) {
+                            return Err(SourceError::Invalid(format!(
+                                "kafka source: topic {t:?} has no partition {p} (it has {}); fix `assign`",
+                                have.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                            )));
+                        }
+                        out.push((t.clone(), *p));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn watermarks(&self, (t, p): &Partition) -> Result<(i64, i64), SourceError> {
+        self.admin.fetch_watermarks(t, *p, self.config.timeout).map_err(|e| self.unreachable(e))
+    }
+
+    /// Where a partition starts when the job first sees it.
+    fn initial(&self, part: &Partition, low: i64, high: i64) -> i64 {
+        let spec = match &self.config.starting_offsets {
+            _ if self.started => -2,
+            StartingOffsets::Earliest => -2,
+            StartingOffsets::Latest => -1,
+            StartingOffsets::Specific(m) => m.get(&part.0).and_then(|o| o.get(&part.1)).copied().unwrap_or(-2),
+        };
+        match spec {
+            -2 => low,
+            -1 => high,
+            o => o,
+        }
+    }
+
+    fn plan(&mut self) -> Result<Option<KafkaRange>, SourceError> {
+        let parts = self.partitions()?;
+        let mut spans: Vec<(Partition, i64, i64)> = Vec::with_capacity(parts.len());
+        let mut range = KafkaRange::default();
+        for part in parts {
+            let (low, high) = self.watermarks(&part)?;
+            let mut start = match self.next.get(&part) {
+                Some(&s) => s,
+                None => self.initial(&part, low, high),
+            };
+            if start < low {
+                if self.config.fail_on_data_loss {
+                    return Err(SourceError::Invalid(format!(
+                        "kafka source: topic {:?} partition {} no longer has offsets {start} to {} (it starts at {low} now: deleted by retention, or the topic was recreated); some data was lost. Set fail_on_data_loss = false to skip ahead and go on (the skipped offsets are recorded in the offsets log)",
+                        part.0,
+                        part.1,
+                        low - 1
+                    )));
+                }
+                eprintln!(
+                    "warning: kafka source: topic {:?} partition {}: offsets {start} to {} are gone (retention); skipping {} records (fail_on_data_loss = false)",
+                    part.0,
+                    part.1,
+                    low - 1,
+                    low - start
+                );
+                range.lost.entry(part.0.clone()).or_default().insert(part.1, [start, low]);
+                start = low;
+            }
+            if start > high {
+                return Err(SourceError::Invalid(format!(
+                    "kafka source: topic {:?} partition {} ends at offset {high}, but the job is at {start}: the topic was recreated or truncated. Use a new checkpoint, or starting offsets that exist",
+                    part.0, part.1
+                )));
+            }
+            let end = self.snapshot.as_ref().and_then(|s| s.get(&part)).map_or(high, |&s| s.min(high).max(start));
+            spans.push((part, start, end));
+        }
+        // maxOffsetsPerTrigger: shared by the partitions in proportion to what each has waiting.
+        let waiting: i64 = spans.iter().map(|(_, s, e)| e - s).sum();
+        if let Some(max) = self.config.max_offsets_per_trigger.filter(|_| !self.ignore_limits) {
+            let max = max as i64;
+            if waiting > max {
+                let mut left = max;
+                for (_, s, e) in spans.iter_mut() {
+                    let share = ((*e - *s) as i128 * max as i128 / waiting as i128) as i64;
+                    *e = *s + share;
+                    left -= share;
+                }
+                // What rounding left goes to the partitions with the most waiting, one each.
+                let mut order: Vec<usize> = (0..spans.len()).collect();
+                order.sort_by_key(|&i| std::cmp::Reverse(spans[i].2 - spans[i].1));
+                for i in order {
+                    if left == 0 {
+                        break;
+                    }
+                    let (part, s, e) = &mut spans[i];
+                    let cap = self.snapshot.as_ref().and_then(|m| m.get(part)).copied().unwrap_or(i64::MAX);
+                    if *e < cap && *e - *s < max {
+                        *e += 1;
+                        left -= 1;
+                    }
+                }
+            }
+        }
+        self.started = true;
+        for (part, s, e) in &spans {
+            self.next.insert(part.clone(), *e);
+            if e > s {
+                range.offsets.entry(part.0.clone()).or_default().insert(part.1, [*s, *e]);
+            }
+        }
+        Ok((!range.offsets.is_empty() || !range.lost.is_empty()).then_some(range))
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer, SourceError> {
+        client(&self.config).create().map_err(|e| {
+            SourceError::Invalid(format!("kafka source: cannot create a client for {}: {e}", self.servers))
+        })
+    }
+}
+
+/// The raw Kafka columns, filled record by record.
+struct RawColumns {
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    timestamp_type: Int32Builder,
+    headers: Option<StringBuilder>,
+}
+
+impl RawColumns {
+    fn new(include_headers: bool) -> Self {
+        RawColumns {
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: Int32Builder::new(),
+            headers: include_headers.then(StringBuilder::new),
+        }
+    }
+
+    fn finish(mut self, schema: &SchemaRef) -> RecordBatch {
+        let mut cols: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+        ];
+        if let Some(h) = self.headers.as_mut() {
+            cols.push(Arc::new(h.finish()));
+        }
+        RecordBatch::try_new(schema.clone(), cols).expect("columns match the fixed schema")
+    }
+}
+
+impl Source for KafkaSource {
+    fn description(&self) -> String {
+        let what = match &self.config.topics {
+            KafkaTopics::Subscribe(t) => format!("Subscribe[{}]", t.join(",")),
+            KafkaTopics::Pattern(p) => format!("SubscribePattern[{p}]"),
+            KafkaTopics::Assign(a) => format!(
+                "Assign[{}]",
+                a.iter().flat_map(|(t, ps)| ps.iter().map(move |p| format!("{t}-{p}"))).collect::<Vec<_>>().join(",")
+            ),
+        };
+        format!("KafkaV2[{what}]")
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError> {
+        for r in planned {
+            let range: KafkaRange = serde_json::from_value(r.clone()).map_err(|e| invalid(r, e))?;
+            for (t, parts) in range.offsets.iter().chain(&range.lost) {
+                for (&p, &[_, end]) in parts {
+                    let slot = self.next.entry((t.clone(), p)).or_insert(end);
+                    *slot = (*slot).max(end);
+                }
+            }
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    fn plan_next(&mut self, _now_micros: i64) -> Result<Option<serde_json::Value>, SourceError> {
+        match self.plan() {
+            Ok(range) => {
+                self.backoff = Duration::from_millis(100);
+                Ok(range.map(|r| serde_json::to_value(r).expect("serialisable")))
+            }
+            // Mid-run, brokers that cannot be reached are waited for, with backoff; other
+            // errors (data loss, a missing topic) stop the job.
+            Err(e) if e.to_string().contains("cannot reach the brokers") && self.started => {
+                eprintln!("warning: {e}; retrying in {:?}", self.backoff);
+                std::thread::sleep(self.backoff);
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn snapshot_available_now(&mut self) -> Result<(), SourceError> {
+        let mut ends = BTreeMap::new();
+        for part in self.partitions()? {
+            let (_, high) = self.watermarks(&part)?;
+            ends.insert(part, high);
+        }
+        self.snapshot = Some(ends);
+        Ok(())
+    }
+
+    fn ignore_trigger_limits(&mut self) {
+        self.ignore_limits = true;
+    }
+
+    fn describe_range(&self, range: &serde_json::Value) -> String {
+        match serde_json::from_value::<KafkaRange>(range.clone()) {
+            Ok(r) => r
+                .offsets
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |(p, [s, e])| format!("{t}-{p} offsets {s}..{e}")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(_) => range.to_string(),
+        }
+    }
+
+    fn read(&mut self, range: &serde_json::Value, bad: &mut BadRecords) -> Result<Vec<RecordBatch>, SourceError> {
+        let range: KafkaRange = serde_json::from_value(range.clone()).map_err(|e| invalid(range, e))?;
+        let consumer = self.consumer()?;
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining: BTreeMap<Partition, [i64; 2]> = BTreeMap::new();
+        for (t, parts) in &range.offsets {
+            for (&p, &[s, e]) in parts {
+                tpl.add_partition_offset(t, p, Offset::Offset(s))
+                    .map_err(|e| SourceError::Invalid(format!("kafka source: {t}-{p}: {e}")))?;
+                remaining.insert((t.clone(), p), [s, e]);
+            }
+        }
+        consumer.assign(&tpl).map_err(|e| SourceError::Invalid(format!("kafka source: assigning {tpl:?}: {e}")))?;
+        let mut raw = RawColumns::new(self.config.include_headers);
+        // Decoded values keep (topic, partition, offset) for messages.
+        let mut values: Vec<(Vec<u8>, (usize, i32, i64))> = Vec::new();
+        let mut topics: Vec<String> = Vec::new();
+        let mut last_progress = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        while !remaining.is_empty() {
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    if last_progress.elapsed() > self.config.timeout {
+                        return Err(SourceError::Invalid(format!(
+                            "kafka source: reading {} from {}: {e}; retried for {:?}",
+                            self.describe_range(&serde_json::to_value(&range).expect("serialisable")),
+                            self.servers,
+                            self.config.timeout
+                        )));
+                    }
+                    eprintln!("warning: kafka source: {e}; retrying in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Some(Ok(m)) => {
+                    let part = (m.topic().to_string(), m.partition());
+                    let Some(&[_, end]) = remaining.get(&part) else { continue };
+                    if m.offset() >= end {
+                        remaining.remove(&part);
+                        continue;
+                    }
+                    last_progress = Instant::now();
+                    backoff = Duration::from_millis(100);
+                    match &self.config.value {
+                        Some(_) => {
+                            let ti = match topics.iter().position(|t| t == m.topic()) {
+                                Some(i) => i,
+                                None => {
+                                    topics.push(m.topic().to_string());
+                                    topics.len() - 1
+                                }
+                            };
+                            values.push((m.payload().unwrap_or_default().to_vec(), (ti, m.partition(), m.offset())));
+                        }
+                        None => {
+                            raw.key.append_option(m.key());
+                            raw.value.append_option(m.payload());
+                            raw.topic.append_value(m.topic());
+                            raw.partition.append_value(m.partition());
+                            raw.offset.append_value(m.offset());
+                            let (ts, kind) = match m.timestamp() {
+                                Timestamp::NotAvailable => (None, None),
+                                Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
+                                Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
+                            };
+                            raw.timestamp.append_option(ts);
+                            raw.timestamp_type.append_option(kind);
+                            if let Some(h) = raw.headers.as_mut() {
+                                let list: Vec<serde_json::Value> = m
+                                    .headers()
+                                    .map(|hs| {
+                                        hs.iter()
+                                            .map(|h| {
+                                                serde_json::json!({
+                                                    "key": h.key,
+                                                    "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                                                })
+                                            })
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                h.append_value(serde_json::Value::Array(list).to_string());
+                            }
+                        }
+                    }
+                    if m.offset() + 1 >= end {
+                        remaining.remove(&part);
+                    }
+                }
+            }
+            // Transaction markers and aborted records leave gaps: a partition whose position
+            // reached its end is done even if no record at end − 1 was delivered.
+            if let Ok(pos) = consumer.position() {
+                for e in pos.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        let part = (e.topic().to_string(), e.partition());
+                        if remaining.get(&part).is_some_and(|&[_, end]| o >= end) {
+                            remaining.remove(&part);
+                        }
+                    }
+                }
+            }
+            if !remaining.is_empty() && last_progress.elapsed() > self.config.timeout {
+                return Err(SourceError::Invalid(format!(
+                    "kafka source: no record arrived for {:?} while reading {} from {} (still missing: {}); the records may have been deleted, or the brokers are unreachable",
+                    self.config.timeout,
+                    self.describe_range(&serde_json::to_value(&range).expect("serialisable")),
+                    self.servers,
+                    remaining.iter().map(|((t, p), [s, e])| format!("{t}-{p} up to {e} from {s}")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let Some(value) = &self.config.value else {
+            return Ok(vec![raw.finish(&self.schema)]);
+        };
+        let at =
+            |(ti, p, o): (usize, i32, i64)| (format!("kafka topic {:?} partition {p} offset {o}", topics[ti]), None);
+        Ok(match value.format {
+            KafkaValueFormat::Json => {
+                decode_json_records(values.iter().map(|(v, tag)| (v.as_slice(), *tag)), &value.schema, bad, at)?
+            }
+            KafkaValueFormat::Csv => {
+                let mut out = Vec::new();
+                for (v, tag) in &values {
+                    let (origin, _) = at(*tag);
+                    out.extend(crate::format::csv::decode_csv(&origin, v, &value.schema, value.csv, bad)?);
+                }
+                vec![arrow::compute::concat_batches(&value.schema, &out).expect("one schema")]
+            }
+        })
+    }
+}
