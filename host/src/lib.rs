@@ -26,6 +26,8 @@ pub mod operator;
 pub mod plugin;
 /// Per-batch progress records with Spark's `StreamingQueryProgress` field names.
 pub mod progress;
+/// Scale-out across processes: a Kafka consumer group shares the partitions, one task each.
+pub mod scale_out;
 /// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
 pub mod schema;
 /// Where rows go: files with an exactly-once commit log, the console.

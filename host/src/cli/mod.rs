@@ -2,7 +2,7 @@
 //! typed errors.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -120,10 +120,16 @@ fn run_job(path: &Path, progress_file: Option<PathBuf>, quiet: bool) -> anyhow::
     let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
     let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
-    let mut driver = Driver::new(job, &runtime, progress)?;
-    let stop = driver.stop_handle();
+    let scaled_out = job
+        .sources
+        .iter()
+        .any(|i| matches!(&i.source, crate::job::SourceConfig::Kafka(k) if k.consumer_group.is_some()));
+    let mut driver = if scaled_out { None } else { Some(Driver::new(job.clone(), &runtime, progress)?) };
+    let stop = driver.as_ref().map_or_else(|| Arc::new(AtomicBool::new(false)), Driver::stop_handle);
+    let stop_in_handler = stop.clone();
     let presses = Arc::new(AtomicUsize::new(0));
     ctrlc::set_handler(move || {
+        let stop = &stop_in_handler;
         if presses.fetch_add(1, Ordering::SeqCst) == 0 {
             eprintln!("\nstopping after the batch in progress (Ctrl-C again to abort at once; the batch will be replayed on restart)");
             stop.store(true, Ordering::SeqCst);
@@ -132,13 +138,16 @@ fn run_job(path: &Path, progress_file: Option<PathBuf>, quiet: bool) -> anyhow::
         }
     })
     .context("installing the Ctrl-C handler")?;
-    let summary = driver.run()?;
+    let summary = match driver.as_mut() {
+        Some(d) => d.run()?,
+        None => crate::scale_out::run(job.clone(), &runtime, quiet, stop)?,
+    };
     eprintln!(
         "stopped: {} batches, {} rows in, {} rows out; checkpoint {}",
         summary.batches,
         summary.input_rows,
         summary.output_rows,
-        driver.checkpoint().dir().display()
+        job.checkpoint.display()
     );
     Ok(())
 }

@@ -50,6 +50,29 @@ pub struct RunSummary {
     pub output_rows: u64,
 }
 
+/// What one `step` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A batch ran.
+    Ran,
+    /// Nothing to do now; ask again later.
+    Idle,
+    /// The trigger has nothing more to do (once, available_now).
+    Done,
+}
+
+/// Where the run is, between steps.
+#[derive(Debug, Default)]
+struct Cursor {
+    summary: RunSummary,
+    next_id: u64,
+    /// The watermark of the last planned batch: the next batch's watermark for late rows.
+    prev_watermark: i64,
+    /// available_now: the clock at start.
+    frozen_now: Option<i64>,
+    new_batches: u64,
+}
+
 /// One operator of the job, in order.
 enum Operator {
     Map(MapOperator),
@@ -108,6 +131,7 @@ pub struct Driver {
     stop: Arc<AtomicBool>,
     run_id: String,
     last_trigger_start: Option<Instant>,
+    cursor: Cursor,
 }
 
 impl Driver {
@@ -252,6 +276,7 @@ impl Driver {
             stop: Arc::new(AtomicBool::new(false)),
             run_id,
             last_trigger_start: None,
+            cursor: Cursor::default(),
         })
     }
 
@@ -266,6 +291,28 @@ impl Driver {
 
     /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
     pub fn run(&mut self) -> anyhow::Result<RunSummary> {
+        self.start()?;
+        while !self.stop.load(Ordering::Relaxed) {
+            let trigger_start = Instant::now();
+            let ran = match self.step()? {
+                Step::Ran => true,
+                Step::Idle => false,
+                Step::Done => break,
+            };
+            let interval = match self.job.trigger {
+                Trigger::ProcessingTime(d) => d,
+                _ => Duration::ZERO,
+            };
+            let wait = if ran { interval } else { interval.max(IDLE_POLL) };
+            self.sleep_until(trigger_start + wait);
+        }
+        self.progress.finish();
+        Ok(self.cursor.summary)
+    }
+
+    /// Restores the sources and the watermark from the checkpoint and replays a batch that was
+    /// planned but not committed (a crash mid-batch). Then `step` runs the next batches.
+    pub fn start(&mut self) -> anyhow::Result<()> {
         let mut summary = RunSummary::default();
         let planned = self.checkpoint.offsets()?;
         let committed = self.checkpoint.last_commit()?;
@@ -298,7 +345,7 @@ impl Driver {
                 wm.restore_inputs(&inputs);
             }
         }
-        let mut next_id = match (planned.last(), committed) {
+        let next_id = match (planned.last(), committed) {
             (None, None) => 0,
             (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
             (Some(last), c) if c.map_or(last.batch_id == 0, |c| c + 1 == last.batch_id) => {
@@ -326,48 +373,55 @@ impl Driver {
             Trigger::Once => self.sources.ignore_trigger_limits(),
             Trigger::ProcessingTime(_) => {}
         }
-        let mut new_batches = 0u64;
-        while !self.stop.load(Ordering::Relaxed) {
-            if self.job.trigger == Trigger::Once && new_batches == 1 {
-                break;
-            }
-            let trigger_start = Instant::now();
-            // A batch when any source has new data; the others add nothing to it.
-            let planned_range = match self.sources.plan_next(frozen_now.unwrap_or_else(now_micros))? {
-                Some(range) => Some(range),
-                // Spark's no-data batch: no new rows, but the watermark moved, so windows close
-                // and state expires now rather than when the next row arrives.
-                None if self.no_data_batch_due(prev_watermark) => Some(serde_json::Value::Null),
-                None => None,
-            };
-            let ran = match planned_range {
-                Some(range) => {
-                    let entry = OffsetsEntry {
-                        batch_id: next_id,
-                        timestamp_ms: chrono::Utc::now().timestamp_millis(),
-                        source: range,
-                        watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
-                        late_watermark_micros: prev_watermark,
-                    };
-                    self.checkpoint.write_offsets(&entry)?;
-                    self.run_batch(&entry, &mut summary)?;
-                    prev_watermark = entry.watermark_micros;
-                    next_id += 1;
-                    new_batches += 1;
-                    true
-                }
-                None if matches!(self.job.trigger, Trigger::Once | Trigger::AvailableNow) => break,
-                None => false,
-            };
-            let interval = match self.job.trigger {
-                Trigger::ProcessingTime(d) => d,
-                _ => Duration::ZERO,
-            };
-            let wait = if ran { interval } else { interval.max(IDLE_POLL) };
-            self.sleep_until(trigger_start + wait);
+        self.cursor = Cursor { summary, next_id, prev_watermark, frozen_now, new_batches: 0 };
+        Ok(())
+    }
+
+    /// Plans the next batch and runs it, if there is one (new data, or a no-data batch due).
+    pub fn step(&mut self) -> anyhow::Result<Step> {
+        if self.job.trigger == Trigger::Once && self.cursor.new_batches == 1 {
+            return Ok(Step::Done);
         }
+        let prev_watermark = self.cursor.prev_watermark;
+        // A batch when any source has new data; the others add nothing to it.
+        let planned_range = match self.sources.plan_next(self.cursor.frozen_now.unwrap_or_else(now_micros))? {
+            Some(range) => Some(range),
+            // Spark's no-data batch: no new rows, but the watermark moved, so windows close
+            // and state expires now rather than when the next row arrives.
+            None if self.no_data_batch_due(prev_watermark) => Some(serde_json::Value::Null),
+            None => None,
+        };
+        match planned_range {
+            Some(range) => {
+                let entry = OffsetsEntry {
+                    batch_id: self.cursor.next_id,
+                    timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                    source: range,
+                    watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
+                    late_watermark_micros: prev_watermark,
+                };
+                self.checkpoint.write_offsets(&entry)?;
+                let mut summary = self.cursor.summary;
+                self.run_batch(&entry, &mut summary)?;
+                self.cursor.summary = summary;
+                self.cursor.prev_watermark = entry.watermark_micros;
+                self.cursor.next_id += 1;
+                self.cursor.new_batches += 1;
+                Ok(Step::Ran)
+            }
+            None if matches!(self.job.trigger, Trigger::Once | Trigger::AvailableNow) => Ok(Step::Done),
+            None => Ok(Step::Idle),
+        }
+    }
+
+    /// What the run did so far.
+    pub fn summary(&self) -> RunSummary {
+        self.cursor.summary
+    }
+
+    /// Ends the progress output (a run's last step).
+    pub fn finish(&mut self) {
         self.progress.finish();
-        Ok(summary)
     }
 
     /// Whether the watermark has moved past the last batch's and a stateful operator evicts by

@@ -104,6 +104,9 @@ pub struct KafkaSourceConfig {
     pub wait_for_topics: bool,
     /// How long to wait for the brokers before an error.
     pub timeout: Duration,
+    /// Scale-out: the Kafka consumer group through which processes running this job share the
+    /// partitions (each partition a task with its own checkpoint, state and output).
+    pub consumer_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,9 +343,12 @@ pub enum SinkKind {
 #[derive(Debug, Clone)]
 pub struct KafkaSinkConfig {
     pub topic: String,
-    /// The one-partition topic where each committed batch leaves a marker (default
-    /// `weir-sink-<query id>`, created at start).
+    /// The topic where each committed batch leaves a marker (default `weir-sink-<query id>`,
+    /// one partition, created at start).
     pub marker_topic: Option<String>,
+    /// The marker topic's partition this query writes its markers to (scale-out: the input
+    /// partition of the task).
+    pub marker_partition: i32,
     /// librdkafka settings, passed through.
     pub client: std::collections::BTreeMap<String, String>,
     /// How long to wait for the brokers (init, commit) before an error.

@@ -50,6 +50,8 @@ pub(super) struct SourceSpec {
     pub wait_for_topics: Option<bool>,
     /// kafka: how long to wait for the brokers before an error.
     pub kafka_timeout: Option<String>,
+    /// kafka: scale out: processes with this group share the topic's partitions.
+    pub consumer_group: Option<String>,
 }
 
 /// `[source]` (one input) or `[[source]]` (several, unioned). Written by hand rather than as an

@@ -80,6 +80,19 @@ impl Validator<'_> {
             }
         };
         let min_batches_to_retain = self.positive("min_batches_to_retain", spec.min_batches_to_retain)?.unwrap_or(100);
+        let scaled_out =
+            sources.iter().any(|i| matches!(&i.source, SourceConfig::Kafka(k) if k.consumer_group.is_some()));
+        if scaled_out {
+            if sources.len() > 1 {
+                return Err(self.err("source", "a kafka source with consumer_group must be the job's only source (each process runs one task per partition of its topic)"));
+            }
+            if !matches!(trigger, Trigger::ProcessingTime(_)) {
+                return Err(self.err(
+                    "sink.trigger",
+                    "a job that scales out (source.consumer_group) runs until stopped: use trigger = { processing_time = \"...\" }, not once or available_now",
+                ));
+            }
+        }
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
@@ -224,6 +237,7 @@ impl Validator<'_> {
                 (&f("fail_on_data_loss"), s.fail_on_data_loss.is_some()),
                 (&f("wait_for_topics"), s.wait_for_topics.is_some()),
                 (&f("kafka_timeout"), s.kafka_timeout.is_some()),
+                (&f("consumer_group"), s.consumer_group.is_some()),
             ],
             &s.format,
         )
@@ -348,6 +362,17 @@ impl Validator<'_> {
             return Err(self.err(&f("delimiter"), "applies only with value_format = \"csv\"; remove it"));
         }
         let timeout = self.kafka_timeout(at, s.kafka_timeout.as_deref())?;
+        let consumer_group = match &s.consumer_group {
+            None => None,
+            Some(g) if g.trim().is_empty() => return Err(self.err(&f("consumer_group"), "must not be empty")),
+            Some(_) if !matches!(&topics, KafkaTopics::Subscribe(t) if t.len() == 1) => {
+                return Err(self.err(
+                    &f("consumer_group"),
+                    "needs subscribe = [\"one-topic\"]: scale-out shares one topic's partitions between processes (its tasks are keyed by partition number)",
+                ))
+            }
+            Some(g) => Some(g.clone()),
+        };
         Ok(SourceConfig::Kafka(KafkaSourceConfig {
             topics,
             starting_offsets,
@@ -358,6 +383,7 @@ impl Validator<'_> {
             fail_on_data_loss: s.fail_on_data_loss.unwrap_or(true),
             wait_for_topics: s.wait_for_topics.unwrap_or(false),
             timeout,
+            consumer_group,
         }))
     }
 
@@ -890,6 +916,7 @@ impl Validator<'_> {
                 SinkKind::Kafka(KafkaSinkConfig {
                     topic,
                     marker_topic: s.marker_topic.clone(),
+                    marker_partition: 0,
                     client: self.kafka_client("sink", s.kafka.as_ref())?,
                     timeout: self.kafka_timeout("sink", s.kafka_timeout.as_deref())?,
                 })

@@ -113,12 +113,13 @@ impl KafkaSink {
         let live = self.live();
         let timeout = self.config.timeout;
         let err = |e| kafka_err(&self.servers, &format!("reading the markers in {}", live.marker_topic), e);
-        let (low, high) = live.marker.fetch_watermarks(&live.marker_topic, 0, timeout).map_err(err)?;
+        let part = self.config.marker_partition;
+        let (low, high) = live.marker.fetch_watermarks(&live.marker_topic, part, timeout).map_err(err)?;
         if high <= low {
             return Ok(0);
         }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&live.marker_topic, 0, Offset::Offset((high - MARKER_TAIL).max(low)))
+        tpl.add_partition_offset(&live.marker_topic, part, Offset::Offset((high - MARKER_TAIL).max(low)))
             .expect("a valid offset");
         live.marker.assign(&tpl).map_err(err)?;
         let mut next = 0;
@@ -295,7 +296,11 @@ impl Sink for KafkaSink {
                 n += self.produce(b)?;
             }
             let id = batch_id.to_string();
-            self.send(BaseRecord::to(&self.live().marker_topic).partition(0).payload(id.as_bytes()))?;
+            self.send(
+                BaseRecord::to(&self.live().marker_topic)
+                    .partition(self.config.marker_partition)
+                    .payload(id.as_bytes()),
+            )?;
             producer
                 .commit_transaction(timeout)
                 .map_err(|e| kafka_err(&servers, &format!("committing batch {batch_id}"), e))?;

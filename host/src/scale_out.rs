@@ -1,0 +1,131 @@
+//! Scale-out across processes (Kafka Streams' model): processes started with the same job and the
+//! same checkpoint location join the source's Kafka consumer group (`consumer_group`), and Kafka
+//! assigns each of them some of the topic's partitions. Each partition is a **task**: the job run
+//! on that partition alone, with its own checkpoint under `CHECKPOINT/partitions/<topic>-<p>/`
+//! (offsets, commits, state, dead letters, progress) and its own output (file sinks:
+//! `OUT/<topic>-<p>/`; a Kafka sink: its own transactional id, from the task's checkpoint, and its
+//! markers in partition `p` of the marker topic). When a partition moves to another process (a
+//! rebalance, or a process dying and its session timing out), the new owner opens the task's
+//! checkpoint, replays its last uncommitted batch, and goes on, exactly as a restart does; its
+//! transactional producer fences the old owner's.
+//!
+//! Limits: state is per partition, so a key's rows must all be in one partition (co-partitioned
+//! input: keyed by the grouping key), and the watermark is per partition too. One source topic.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+use crate::driver::{Driver, RunSummary, Step};
+use crate::job::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
+use crate::plugin::Runtime;
+use crate::progress::ProgressReporter;
+
+/// How long the loop waits when no task had work.
+const IDLE: Duration = Duration::from_millis(50);
+
+fn kafka_source(job: &Job) -> &KafkaSourceConfig {
+    match &job.sources[0].source {
+        SourceConfig::Kafka(k) => k,
+        _ => unreachable!("checked with the job: a scaled-out job reads one kafka source"),
+    }
+}
+
+/// The job of one partition's task.
+pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
+    let mut job = base.clone();
+    let task = format!("{topic}-{partition}");
+    if let SourceConfig::Kafka(k) = &mut job.sources[0].source {
+        k.topics = KafkaTopics::Assign(BTreeMap::from([(topic.to_string(), vec![partition])]));
+        k.consumer_group = None;
+    }
+    job.checkpoint = base.checkpoint.join("partitions").join(&task);
+    job.dead_letter = if base.dead_letter == base.checkpoint.join("dead_letter") {
+        job.checkpoint.join("dead_letter")
+    } else {
+        base.dead_letter.join(&task)
+    };
+    let per_task = |kind: &mut SinkKind| match kind {
+        SinkKind::Files { path, .. } => *path = path.join(&task),
+        SinkKind::Kafka(k) => k.marker_partition = partition,
+        SinkKind::Console { .. } | SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {}
+    };
+    per_task(&mut job.sink.kind);
+    if let SinkKind::ForeachBatch(f) | SinkKind::Foreach(f) = &mut job.sink.kind {
+        for o in &mut f.outputs {
+            per_task(&mut o.kind);
+        }
+    }
+    job
+}
+
+/// Runs this process's share of the job until `stop` is set.
+pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
+    let source = kafka_source(&job).clone();
+    let group = source.consumer_group.clone().expect("a scaled-out job has a consumer group");
+    let KafkaTopics::Subscribe(topics) = &source.topics else { unreachable!("checked with the job") };
+    let mut c = ClientConfig::new();
+    for (k, v) in &source.client {
+        c.set(k, v);
+    }
+    c.set("group.id", &group);
+    c.set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().context("kafka: creating the consumer-group member")?;
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).with_context(|| format!("kafka: subscribing to {}", topics.join(", ")))?;
+    eprintln!("scale-out: joined consumer group {group:?} for {}", topics.join(", "));
+    let mut tasks: BTreeMap<(String, i32), Driver> = BTreeMap::new();
+    let mut summary = RunSummary::default();
+    while !stop.load(Ordering::Relaxed) {
+        // Rebalances happen here, between batches; the member fetches nothing itself (its
+        // partitions are paused): each task reads its partition from its own offsets.
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(10)) {
+            eprintln!("warning: scale-out: kafka: {e}");
+        }
+        let assignment = consumer.assignment().context("kafka: reading this member's partitions")?;
+        let _ = consumer.pause(&assignment);
+        let owned: Vec<(String, i32)> =
+            assignment.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        for part in tasks.keys().filter(|p| !owned.contains(p)).cloned().collect::<Vec<_>>() {
+            let mut d = tasks.remove(&part).expect("listed");
+            d.finish();
+            add(&mut summary, d.summary());
+            eprintln!("scale-out: partition {}-{} moved to another member", part.0, part.1);
+        }
+        for part in owned.iter().filter(|p| !tasks.contains_key(*p)).cloned().collect::<Vec<_>>() {
+            let tj = task_job(&job, &part.0, part.1);
+            let progress = ProgressReporter::new(Some(&tj.checkpoint.join("progress.jsonl")), quiet);
+            let mut d = Driver::new(tj, runtime, progress)
+                .with_context(|| format!("starting the task of partition {}-{}", part.0, part.1))?;
+            d.start().with_context(|| format!("restoring the task of partition {}-{}", part.0, part.1))?;
+            eprintln!("scale-out: took partition {}-{}", part.0, part.1);
+            tasks.insert(part, d);
+        }
+        let mut ran = false;
+        for ((t, p), d) in tasks.iter_mut() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            ran |= d.step().with_context(|| format!("partition {t}-{p}"))? == Step::Ran;
+        }
+        if !ran {
+            std::thread::sleep(IDLE);
+        }
+    }
+    for (_, mut d) in tasks {
+        d.finish();
+        add(&mut summary, d.summary());
+    }
+    Ok(summary)
+}
+
+fn add(total: &mut RunSummary, s: RunSummary) {
+    total.batches += s.batches;
+    total.input_rows += s.input_rows;
+    total.output_rows += s.output_rows;
+}
