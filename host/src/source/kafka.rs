@@ -436,6 +436,9 @@ impl Source for KafkaSource {
         let mut last_progress = Instant::now();
         let mut backoff = Duration::from_millis(100);
         while !remaining.is_empty() {
+            // Whether to look at the consumer's positions after this poll: only when it had no
+            // record to give (not per record: that lists every partition).
+            let mut check_positions = true;
             match consumer.poll(Duration::from_millis(200)) {
                 None => {}
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -453,6 +456,7 @@ impl Source for KafkaSource {
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
                 Some(Ok(m)) => {
+                    check_positions = false;
                     let part = (m.topic().to_string(), m.partition());
                     let Some(&[_, end]) = remaining.get(&part) else { continue };
                     if m.offset() >= end {
@@ -510,6 +514,9 @@ impl Source for KafkaSource {
             }
             // Transaction markers and aborted records leave gaps: a partition whose position
             // reached its end is done even if no record at end − 1 was delivered.
+            if !check_positions {
+                continue;
+            }
             if let Ok(pos) = consumer.position() {
                 for e in pos.elements() {
                     if let Offset::Offset(o) = e.offset() {
