@@ -178,6 +178,11 @@ pub(super) struct OutputSpec {
     #[serde(default)]
     pub partition_by: Vec<String>,
     pub num_rows: Option<i64>,
+    /// format = "kafka": as the kafka sink's.
+    pub topic: Option<String>,
+    pub kafka: Option<std::collections::BTreeMap<String, toml::Value>>,
+    pub kafka_timeout: Option<String>,
+    pub marker_topic: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -865,7 +865,7 @@ impl Validator<'_> {
                 let also = if at == "sink" { ", \"kafka\", \"foreach_batch\", \"foreach\"" } else { "" };
                 return Err(self.err(
                     &f("format"),
-                    format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\"{also}"),
+                    format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\", \"kafka\"{also}"),
                 ));
             }
         })
@@ -949,7 +949,40 @@ impl Validator<'_> {
                     if s.outputs[..i].iter().any(|p| p.name == o.name) {
                         return Err(self.err(&format!("{at}.name"), format!("output {:?} is declared twice", o.name)));
                     }
-                    let kind = self.sink_kind(&at, &o.format, o.path.as_deref(), &o.partition_by, o.num_rows)?;
+                    let kind = if o.format == "kafka" {
+                        self.only_for(
+                            &[
+                                (&format!("{at}.path"), o.path.is_some()),
+                                (&format!("{at}.partition_by"), !o.partition_by.is_empty()),
+                                (&format!("{at}.num_rows"), o.num_rows.is_some()),
+                            ],
+                            "kafka",
+                        )?;
+                        let topic = o.topic.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                            self.err(
+                                &format!("{at}.topic"),
+                                "is required for format = \"kafka\": the topic to write to",
+                            )
+                        })?;
+                        SinkKind::Kafka(KafkaSinkConfig {
+                            topic,
+                            marker_topic: o.marker_topic.clone(),
+                            marker_partition: 0,
+                            client: self.kafka_client(&at, o.kafka.as_ref())?,
+                            timeout: self.kafka_timeout(&at, o.kafka_timeout.as_deref())?,
+                        })
+                    } else {
+                        self.only_for(
+                            &[
+                                (&format!("{at}.topic"), o.topic.is_some()),
+                                (&format!("{at}.kafka"), o.kafka.is_some()),
+                                (&format!("{at}.kafka_timeout"), o.kafka_timeout.is_some()),
+                                (&format!("{at}.marker_topic"), o.marker_topic.is_some()),
+                            ],
+                            &o.format,
+                        )?;
+                        self.sink_kind(&at, &o.format, o.path.as_deref(), &o.partition_by, o.num_rows)?
+                    };
                     outputs.push(NamedOutput { name: o.name.clone(), kind });
                 }
                 let config = PluginSinkConfig {

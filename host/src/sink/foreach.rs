@@ -43,6 +43,10 @@ impl Sink for ForeachSink {
         format!("ForeachSink[{}]", self.plugin.path().display())
     }
 
+    fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
+        self.outputs.start(query_id)
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let calls = input.num_rows().div_ceil(self.rows_per_call) as u64;

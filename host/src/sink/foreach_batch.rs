@@ -37,6 +37,10 @@ impl Sink for ForeachBatchSink {
         format!("ForeachBatchSink[{}]", self.plugin.path().display())
     }
 
+    fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
+        self.outputs.start(query_id)
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let emitted = self.plugin.write_batch(batch_id, &input).map_err(|e| SinkError::Plugin(Box::new(e)))?;

@@ -1,5 +1,6 @@
 //! Kafka, exactly once: each batch is one Kafka transaction. With its records the transaction
-//! writes a marker record, the batch id, to weir's own one-partition topic for this query
+//! writes a marker record (key: the transactional id; value: the batch id) to weir's own
+//! one-partition topic for this query
 //! (`weir-sink-<query id>`, created at start unless it exists; `marker_topic` names another): "batch N is in Kafka", committed atomically with
 //! the records. Before writing batch N the sink reads the last committed markers; when one is N
 //! or later, the batch is already in Kafka (a crash came after the Kafka commit and before the
@@ -38,6 +39,9 @@ pub struct KafkaSink {
 
 struct Live {
     producer: BaseProducer,
+    /// The transactional id; also the key of this query's markers, so that several queries
+    /// (or outputs) may share a marker topic.
+    owner: String,
     /// The query's marker topic, and a `read_committed` reader of it.
     marker_topic: String,
     marker: BaseConsumer,
@@ -100,7 +104,7 @@ impl KafkaSink {
                 )
             })?;
         }
-        Ok(Live { producer, marker_topic, marker })
+        Ok(Live { producer, owner: format!("weir-{query_id}"), marker_topic, marker })
     }
 
     fn live(&self) -> &Live {
@@ -127,7 +131,12 @@ impl KafkaSink {
         loop {
             match live.marker.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let id = m.payload().and_then(|p| std::str::from_utf8(p).ok()).and_then(|t| t.parse::<u64>().ok());
+                    let mine = m.key() == Some(live.owner.as_bytes());
+                    let id = m
+                        .payload()
+                        .filter(|_| mine)
+                        .and_then(|p| std::str::from_utf8(p).ok())
+                        .and_then(|t| t.parse::<u64>().ok());
                     if let Some(id) = id {
                         next = next.max(id + 1);
                     }
@@ -296,9 +305,11 @@ impl Sink for KafkaSink {
                 n += self.produce(b)?;
             }
             let id = batch_id.to_string();
+            let live = self.live();
             self.send(
-                BaseRecord::to(&self.live().marker_topic)
+                BaseRecord::to(&live.marker_topic)
                     .partition(self.config.marker_partition)
+                    .key(live.owner.as_bytes())
                     .payload(id.as_bytes()),
             )?;
             producer

@@ -7,6 +7,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::console::ConsoleSink;
 use super::files::FileSink;
+use super::kafka::KafkaSink;
 use super::{Sink, SinkError};
 use crate::job::{NamedOutput, SinkKind};
 
@@ -14,19 +15,42 @@ struct Output {
     name: String,
     kind: SinkKind,
     sink: Option<(Box<dyn Sink>, SchemaRef)>,
+    /// A Kafka output, connected at start.
+    kafka: Option<KafkaSink>,
 }
 
 pub struct Outputs {
     outputs: Vec<Output>,
     /// Who emits, for messages (`plugin PATH`).
     emitter: String,
+    /// The query's id (set when the sink starts): a Kafka output's transactional id and default
+    /// marker topic derive from it and the output's name.
+    query_id: Option<String>,
 }
 
 impl Outputs {
     pub fn new(declared: &[NamedOutput], emitter: String) -> Outputs {
-        let outputs =
-            declared.iter().map(|o| Output { name: o.name.clone(), kind: o.kind.clone(), sink: None }).collect();
-        Outputs { outputs, emitter }
+        let outputs = declared
+            .iter()
+            .map(|o| Output { name: o.name.clone(), kind: o.kind.clone(), sink: None, kafka: None })
+            .collect();
+        Outputs { outputs, emitter, query_id: None }
+    }
+
+    /// Records the query's id, and connects the Kafka outputs now (fencing any earlier producer
+    /// of theirs) rather than at their first emit.
+    pub fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
+        self.query_id = Some(query_id.to_string());
+        for out in &mut self.outputs {
+            if let SinkKind::Kafka(k) = &out.kind {
+                let mut sink = KafkaSink::new(k);
+                sink.start(&format!("{query_id}-{}", out.name))
+                    .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                // Its schema is fixed by the first emit; a Kafka output takes any columns.
+                out.kafka = Some(sink);
+            }
+        }
+        Ok(())
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -49,7 +73,10 @@ impl Outputs {
                             .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?,
                     ),
                     SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
-                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) | SinkKind::Kafka(_) => {
+                    SinkKind::Kafka(_) => {
+                        Box::new(out.kafka.take().expect("kafka outputs connect when the sink starts"))
+                    }
+                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
                         unreachable!("outputs are files or console (checked with the job)")
                     }
                 };
