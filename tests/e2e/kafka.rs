@@ -562,3 +562,77 @@ path = "{{dir}}/out/counts"
     assert_eq!(values("big").len(), 2, "batch 1 replayed: not written twice");
     assert_eq!(committed_text(&s.path("out/counts")), "batch_id,rows\n0,2\nbatch_id,rows\n1,1\n");
 }
+
+/// Offsets no longer in the topic (retention moved its start past them; the mock cluster keeps
+/// about 40k records per partition): by default the job stops naming the partition and offsets,
+/// as Spark's failOnDataLoss; with fail_on_data_loss = false it skips ahead and records what was
+/// lost in the offsets log.
+#[test]
+fn offsets_lost_to_retention_stop_the_job_or_are_skipped_and_recorded() {
+    let cluster = mock_cluster();
+    let servers = cluster.bootstrap_servers();
+    cluster.create_topic("orders", 1, 1).unwrap();
+    let p: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", &servers).set("linger.ms", "20").create().unwrap();
+    let value = order(1);
+    for _ in 0..120_000 {
+        let mut rec = BaseRecord::<[u8], [u8]>::to("orders").partition(0).payload(value.as_bytes());
+        while let Err((_, r)) = p.send(rec) {
+            rec = r;
+            p.poll(Duration::from_millis(10));
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &servers).create().unwrap();
+    let (low, high) = c.fetch_watermarks("orders", 0, Duration::from_secs(5)).unwrap();
+    assert!(low > 0, "the mock kept every record ({low}, {high}): this test needs its retention");
+    let starting = "starting_offsets = { orders = { \"0\" = 5 } }";
+    let s = Scratch::new();
+    let job = std::fs::read_to_string(kafka_source_job(&s, &servers, starting))
+        .unwrap()
+        .replace("starting_offsets = \"earliest\"\n", "");
+    let err = run_err(&s.job(&job));
+    assert!(
+        err.contains(&format!("topic \"orders\" partition 0 no longer has offsets 5 to {}", low - 1))
+            && err.contains("fail_on_data_loss = false"),
+        "{err}"
+    );
+    let s = Scratch::new();
+    let job = std::fs::read_to_string(kafka_source_job(
+        &s,
+        &servers,
+        &format!("{starting}\nfail_on_data_loss = false\nmax_offsets_per_trigger = 1000000"),
+    ))
+    .unwrap()
+    .replace("starting_offsets = \"earliest\"\n", "")
+    .replace("max_offsets_per_trigger = 10\n", "");
+    run_ok(&s.job(&job));
+    assert_eq!(committed_text(&s.path("out")).lines().count() as i64, high - low);
+    let offsets = std::fs::read_to_string(s.path("ckpt/offsets/0")).unwrap();
+    assert!(offsets.contains(&format!("\"lost\":{{\"orders\":{{\"0\":[5,{low}]}}}}")), "{offsets}");
+}
+
+/// wait_for_topics: the job waits for a topic that does not exist yet, and reads it once it does.
+#[test]
+fn a_job_may_wait_for_its_topic() {
+    let broker = Broker::start();
+    let s = Scratch::new();
+    let job = std::fs::read_to_string(kafka_source_job(&s, &broker.addr, "wait_for_topics = true"))
+        .unwrap()
+        .replace("trigger = { available_now = true }", "trigger = { processing_time = \"100 milliseconds\" }");
+    let job = s.job(&job);
+    let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the job waits instead of failing");
+    create_topic(&broker.addr, "orders", 1);
+    let v = order(7);
+    produce(&broker.addr, "orders", &[(0, None, &v)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.path("out/_weir_log/0").exists() {
+        assert!(Instant::now() < deadline, "nothing read 30 s after the topic appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(committed_text(&s.path("out")).lines().count(), 1);
+}
