@@ -4,7 +4,7 @@
 //! on that partition alone, with its own checkpoint under `CHECKPOINT/partitions/<topic>-<p>/`
 //! (offsets, commits, state, dead letters, progress) and its own output (file sinks:
 //! `OUT/<topic>-<p>/`; a Kafka sink: its own transactional id, from the task's checkpoint, and its
-//! markers in partition `p` of the marker topic). When a partition moves to another process (a
+//! markers in its own marker topic, or in partition `p` of a configured `marker_topic`). When a partition moves to another process (a
 //! rebalance, or a process dying and its session timing out), the new owner opens the task's
 //! checkpoint, replays its last uncommitted batch, and goes on, exactly as a restart does; its
 //! transactional producer fences the old owner's.
@@ -52,8 +52,10 @@ pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
     };
     let per_task = |kind: &mut SinkKind| match kind {
         SinkKind::Files { path, .. } => *path = path.join(&task),
-        SinkKind::Kafka(k) => k.marker_partition = partition,
-        SinkKind::Console { .. } | SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {}
+        // A configured marker topic is shared by the tasks, one partition each; the default one
+        // is the task's own (from its checkpoint's id), with one partition.
+        SinkKind::Kafka(k) if k.marker_topic.is_some() => k.marker_partition = partition,
+        SinkKind::Kafka(_) | SinkKind::Console { .. } | SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {}
     };
     per_task(&mut job.sink.kind);
     if let SinkKind::ForeachBatch(f) | SinkKind::Foreach(f) = &mut job.sink.kind {
