@@ -6,6 +6,8 @@
 //! `plugin`), `sink` writes them; `driver` runs that as checkpointed micro-batches using
 //! `checkpoint`, and reports `progress`. `job` is the job file; `cli` the `weir` command.
 
+/// The job's admin HTTP API: plugin hot swaps, rollback, history.
+pub mod admin;
 /// Writing a file so that readers see all of it or nothing.
 pub mod atomic_file;
 /// The checkpoint directory: write-ahead offsets log, commits log, metadata.

@@ -27,6 +27,9 @@ pub struct QueryProgress {
     /// Not a Spark field: records of this batch sent to the dead-letter output.
     pub num_dead_letter_rows: u64,
     pub state_operators: Vec<serde_json::Value>,
+    /// Plugin swaps and rollbacks that took effect at this batch (weir's own field).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugin_events: Vec<serde_json::Value>,
     pub sources: Vec<SourceProgress>,
     pub sink: SinkProgress,
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod crash;
 mod event_time;
 mod foreach_batch;
+mod hot_swap;
 mod kafka;
 mod pipeline;
 mod sandbox;

@@ -35,6 +35,10 @@ pub struct OffsetsEntry {
     /// when it is behind this one, while eviction uses `watermark_micros`.
     #[serde(default)]
     pub late_watermark_micros: i64,
+    /// The plugin version (digest) of each map operator (by position) this batch runs with, so
+    /// that a replay after a hot swap runs the same version.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub plugins: std::collections::BTreeMap<usize, String>,
 }
 
 /// `commits/<batch>`: the batch is done; which plugin versions produced it.
@@ -192,6 +196,7 @@ mod tests {
                 source: serde_json::json!({"end": b}),
                 watermark_micros: 0,
                 late_watermark_micros: 0,
+                plugins: Default::default(),
             })
             .unwrap();
         }

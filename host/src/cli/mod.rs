@@ -35,6 +35,10 @@ pub enum Command {
         /// No live progress line on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Serve the admin API (plugin swaps) on this address, e.g. 127.0.0.1:7070 (instead of
+        /// the job file's [admin].listen).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
     },
     /// Check a job file and print what it would run, without running it.
     Check { job: PathBuf },
@@ -51,6 +55,37 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
+    /// Upload a new version of an operator's plugin to a running job (hot swap): it is checked
+    /// and swapped in between two micro-batches, on probation for [admin].probation_batches.
+    Swap {
+        /// The job's admin API address (host:port).
+        #[arg(long)]
+        job: String,
+        /// The operator: its index, or its plugin file's name in the job file.
+        #[arg(long)]
+        operator: String,
+        /// The new component.
+        wasm: PathBuf,
+        /// The bearer token, when the job's API requires one [default: $WEIR_ADMIN_TOKEN].
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Put back the version an operator's current plugin replaced (during its probation).
+    Rollback {
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// List the plugin versions of a running job, with their digests and the batches each ran.
+    History {
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Build a plugin directory (a Rust crate, or a Python plugin with app.py) into a component.
     Build {
         dir: PathBuf,
@@ -77,7 +112,24 @@ pub enum OutputCommand {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, progress_file, quiet } => run_job(&job, progress_file, quiet),
+        Command::Run { job, progress_file, quiet, admin } => run_job(&job, progress_file, quiet, admin),
+        Command::Plugin(PluginCommand::Swap { job, operator, wasm, token }) => {
+            let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            let body = admin_call(&job, "POST", &format!("/operators/{operator}/plugin"), &bytes, token.as_deref())?;
+            println!("{body}");
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Rollback { job, operator, token }) => {
+            println!(
+                "{}",
+                admin_call(&job, "POST", &format!("/operators/{operator}/rollback"), &[], token.as_deref())?
+            );
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::History { job, token }) => {
+            println!("{}", admin_call(&job, "GET", "/plugins", &[], token.as_deref())?);
+            Ok(())
+        }
         Command::Check { job } => {
             let job = Job::load(&job)?;
             println!("{job:#?}");
@@ -115,8 +167,51 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn run_job(path: &Path, progress_file: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
-    let job = Job::load(path)?;
+/// One request to a job's admin API (plain HTTP/1.1 over TCP); the response body, or an error
+/// with the API's message.
+fn admin_call(addr: &str, method: &str, path: &str, body: &[u8], token: Option<&str>) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let env_token = std::env::var("WEIR_ADMIN_TOKEN").ok();
+    let token = token.or(env_token.as_deref());
+    let mut s = std::net::TcpStream::connect(addr).with_context(|| {
+        format!("connecting to the job's admin API at {addr} (is the job running with [admin] or --admin?)")
+    })?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).context("reading the admin API's answer")?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if status != 200 {
+        let message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.to_string());
+        anyhow::bail!("{method} {path}: {status}: {message}");
+    }
+    Ok(body.to_string())
+}
+
+fn run_job(
+    path: &Path,
+    progress_file: Option<PathBuf>,
+    quiet: bool,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut job = Job::load(path)?;
+    if let Some(listen) = admin {
+        let token = job.admin.as_ref().and_then(|a| a.token.clone()).or_else(|| std::env::var("WEIR_ADMIN_TOKEN").ok());
+        if !listen.ip().is_loopback() && token.is_none() {
+            anyhow::bail!("--admin {listen}: the admin API needs a bearer token when it listens beyond loopback: set [admin].token or WEIR_ADMIN_TOKEN");
+        }
+        let probation_batches = job.admin.as_ref().map_or(10, |a| a.probation_batches);
+        job.admin = Some(crate::job::AdminConfig { listen, token, probation_batches });
+    }
     let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
     let runtime = Runtime::new().context("starting the WebAssembly runtime")?;

@@ -15,6 +15,9 @@ use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use std::path::Path;
+
+use crate::admin::{AdminRequest, History};
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
@@ -132,6 +135,25 @@ pub struct Driver {
     run_id: String,
     last_trigger_start: Option<Instant>,
     cursor: Cursor,
+    swaps: Swaps,
+}
+
+/// Hot swaps of map plugins: the admin API's requests, the versions under probation, what
+/// happened (for progress records and the API's history).
+#[derive(Default)]
+struct Swaps {
+    requests: Option<std::sync::mpsc::Receiver<AdminRequest>>,
+    history: History,
+    /// Loads swapped-in versions (the compiled code comes from the cache the API filled).
+    runtime: Option<Runtime>,
+    /// By operator position: the version a swapped-in plugin replaced, and how many more
+    /// successful batches the new one must run before the old one is let go.
+    probation: BTreeMap<usize, (MapperPlugin, u64)>,
+    probation_batches: u64,
+    /// Events for the next progress record.
+    events: Vec<serde_json::Value>,
+    /// How the API names each operator (besides its index): its plugin file's stem in the job.
+    names: Vec<String>,
 }
 
 impl Driver {
@@ -174,10 +196,23 @@ impl Driver {
         };
         let mut schema: SchemaRef = sources.schema();
         let mut operators = Vec::new();
+        let op_names: Vec<String> = job
+            .operators
+            .iter()
+            .map(|op| match op {
+                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. }) => {
+                    m.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+                }
+                _ => String::new(),
+            })
+            .collect();
         for op in &job.operators {
             match op {
                 OperatorConfig::Map(m) => {
-                    let plugin = MapperPlugin::load(runtime, &m.plugin, &m.config, m.limits, schema.clone())
+                    // A version swapped in while the job ran stays in after a restart, unless
+                    // the job file now names another plugin than the one it replaced.
+                    let path = active_swap(&job.checkpoint, m.index, &m.plugin).unwrap_or_else(|| m.plugin.clone());
+                    let plugin = MapperPlugin::load(runtime, &path, &m.config, m.limits, schema.clone())
                         .with_context(|| format!("starting operator[{}] (kind = \"map\")", m.index))?;
                     schema = plugin.output_schema();
                     operators.push(Operator::Map(MapOperator::new(plugin, m.index, m.on_error)));
@@ -277,6 +312,7 @@ impl Driver {
             run_id,
             last_trigger_start: None,
             cursor: Cursor::default(),
+            swaps: Swaps { names: op_names, ..Swaps::default() },
         })
     }
 
@@ -292,7 +328,14 @@ impl Driver {
     /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
     pub fn run(&mut self) -> anyhow::Result<RunSummary> {
         self.start()?;
+        if let Some(admin) = self.job.admin.clone() {
+            self.swaps.history = self.initial_history();
+            let (_, rx) = crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone())?;
+            self.swaps.requests = Some(rx);
+            self.swaps.probation_batches = admin.probation_batches;
+        }
         while !self.stop.load(Ordering::Relaxed) {
+            self.serve_admin();
             let trigger_start = Instant::now();
             let ran = match self.step()? {
                 Step::Ran => true,
@@ -349,8 +392,10 @@ impl Driver {
             (None, None) => 0,
             (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
             (Some(last), c) if c.map_or(last.batch_id == 0, |c| c + 1 == last.batch_id) => {
-                // Planned but never committed: a crash mid-batch. Run it again, same offsets.
+                // Planned but never committed: a crash mid-batch. Run it again, same offsets,
+                // same plugin versions.
                 let entry = last.clone();
+                self.use_versions_of(&entry)?;
                 self.run_batch(&entry, &mut summary)?;
                 prev_watermark = entry.watermark_micros;
                 entry.batch_id + 1
@@ -399,10 +444,21 @@ impl Driver {
                     source: range,
                     watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
                     late_watermark_micros: prev_watermark,
+                    plugins: self.map_digests(),
                 };
                 self.checkpoint.write_offsets(&entry)?;
                 let mut summary = self.cursor.summary;
-                self.run_batch(&entry, &mut summary)?;
+                if let Err(e) = self.run_batch(&entry, &mut summary) {
+                    // A version on probation that fails goes back to the one it replaced, and
+                    // the batch runs again with it.
+                    let Some(op) = self.failed_on_probation(&e) else { return Err(e) };
+                    let event = self.roll_back(op, &format!("{e:#}"))?;
+                    eprintln!("warning: {}", event["message"].as_str().unwrap_or_default());
+                    let entry = OffsetsEntry { plugins: self.map_digests(), ..entry.clone() };
+                    self.checkpoint.write_offsets(&entry)?;
+                    self.run_batch(&entry, &mut summary)?;
+                }
+                self.end_of_probation_batch();
                 self.cursor.summary = summary;
                 self.cursor.prev_watermark = entry.watermark_micros;
                 self.cursor.next_id += 1;
@@ -422,6 +478,194 @@ impl Driver {
     /// Ends the progress output (a run's last step).
     pub fn finish(&mut self) {
         self.progress.finish();
+    }
+
+    /// The digest of each map operator's plugin, by position.
+    fn map_digests(&self) -> BTreeMap<usize, String> {
+        self.operators
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| match op {
+                Operator::Map(m) => Some((i, m.plugin().digest().to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn swap_runtime(&mut self) -> anyhow::Result<&Runtime> {
+        if self.swaps.runtime.is_none() {
+            self.swaps.runtime = Some(Runtime::new().context("starting the WebAssembly runtime for swaps")?);
+        }
+        Ok(self.swaps.runtime.as_ref().expect("set just above"))
+    }
+
+    /// Loads, for a replayed batch, the plugin versions its offsets entry names (stored in the
+    /// checkpoint by the swap that brought them in).
+    fn use_versions_of(&mut self, entry: &OffsetsEntry) -> anyhow::Result<()> {
+        for (&i, digest) in &entry.plugins {
+            let Some(Operator::Map(m)) = self.operators.get(i) else { continue };
+            if m.plugin().digest() == digest {
+                continue;
+            }
+            let path = crate::admin::stored_plugin(self.checkpoint.dir(), digest);
+            let (config, limits, input) = self.map_settings(i, m.plugin().input_schema())?;
+            let plugin =
+                MapperPlugin::load(self.swap_runtime()?, &path, &config, limits, input).with_context(|| {
+                    format!(
+                        "batch {}: loading operator[{i}]'s plugin {digest}, the version that ran it",
+                        entry.batch_id
+                    )
+                })?;
+            if let Some(Operator::Map(m)) = self.operators.get_mut(i) {
+                m.replace_plugin(plugin);
+            }
+        }
+        Ok(())
+    }
+
+    fn map_settings(
+        &self,
+        i: usize,
+        input: SchemaRef,
+    ) -> anyhow::Result<(String, crate::job::PluginLimits, SchemaRef)> {
+        match self.job.operators.get(i) {
+            Some(OperatorConfig::Map(c)) => Ok((c.config.clone(), c.limits, input)),
+            _ => anyhow::bail!("operator[{i}] is not a map operator"),
+        }
+    }
+
+    /// The versions run so far, from the commits log: per operator, each digest with its first
+    /// and last batch.
+    fn initial_history(&self) -> History {
+        let mut out: Vec<serde_json::Value> = Vec::new();
+        if let Ok(commits) = self.checkpoint.commits() {
+            for entry in commits {
+                let c = entry.batch_id;
+                for p in entry.plugins {
+                    let last = out.iter_mut().rev().find(|h| h["operator"] == p.operator);
+                    match last {
+                        Some(h) if h["digest"] == p.digest.as_str() => h["last_batch"] = c.into(),
+                        _ => out.push(serde_json::json!({
+                            "operator": p.operator, "digest": p.digest, "path": p.path,
+                            "first_batch": c, "last_batch": c, "event": "ran",
+                        })),
+                    }
+                }
+            }
+        }
+        std::sync::Arc::new(std::sync::Mutex::new(out))
+    }
+
+    fn record(&mut self, event: serde_json::Value) {
+        self.swaps.history.lock().expect("not poisoned").push(event.clone());
+        self.swaps.events.push(event);
+    }
+
+    /// The operator position an API name (index or plugin file stem) refers to.
+    fn operator_named(&self, name: &str) -> Result<usize, String> {
+        let i = match name.parse::<usize>() {
+            Ok(i) if i < self.operators.len() => i,
+            _ => self.swaps.names.iter().position(|n| n == name).ok_or_else(|| {
+                format!(
+                    "no operator {name:?}: name one by index (0..{}) or by its plugin file's name ({})",
+                    self.operators.len(),
+                    self.swaps.names.iter().filter(|n| !n.is_empty()).cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?,
+        };
+        match &self.operators[i] {
+            Operator::Map(_) => Ok(i),
+            _ => Err(format!("operator[{i}] is not a map operator: only map plugins can be swapped in this version")),
+        }
+    }
+
+    /// Answers the admin API's requests (between two batches).
+    fn serve_admin(&mut self) {
+        let Some(rx) = self.swaps.requests.as_ref() else { return };
+        let requests: Vec<AdminRequest> = rx.try_iter().collect();
+        for req in requests {
+            match req {
+                AdminRequest::Swap { operator, path, digest, reply } => {
+                    let _ = reply.send(self.swap(&operator, &path, &digest));
+                }
+                AdminRequest::Rollback { operator, reply } => {
+                    let r = self
+                        .operator_named(&operator)
+                        .and_then(|i| self.roll_back(i, "asked through the admin API").map_err(|e| format!("{e:#}")));
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    /// Swaps a new version in, between two batches, if it fits: same world, `init` and
+    /// `output-schema` succeed, the same output columns (new nullable columns may be added at
+    /// the end).
+    fn swap(&mut self, name: &str, path: &Path, digest: &str) -> Result<serde_json::Value, String> {
+        let i = self.operator_named(name)?;
+        let Operator::Map(m) = &self.operators[i] else { unreachable!("checked") };
+        let (old_schema, old_digest) = (m.plugin().output_schema(), m.plugin().digest().to_string());
+        if old_digest == digest {
+            return Err(format!("operator[{i}] already runs {digest}"));
+        }
+        let (config, limits, input) = self.map_settings(i, m.plugin().input_schema()).map_err(|e| e.to_string())?;
+        let runtime = self.swap_runtime().map_err(|e| format!("{e:#}"))?;
+        let new = MapperPlugin::load(runtime, path, &config, limits, input).map_err(|e| e.to_string())?;
+        compatible(&old_schema, &new.output_schema())
+            .map_err(|e| format!("operator[{i}]: the new version's output does not fit: {e}"))?;
+        let Some(Operator::Map(m)) = self.operators.get_mut(i) else { unreachable!("checked") };
+        let old = m.replace_plugin(new);
+        let from_batch = self.cursor.next_id;
+        persist_active_swap(self.checkpoint.dir(), i, digest, &self.job.operators, &old).map_err(|e| e.to_string())?;
+        if self.swaps.probation_batches > 0 {
+            self.swaps.probation.insert(i, (old, self.swaps.probation_batches));
+        }
+        let event = serde_json::json!({
+            "operator": i, "digest": digest, "replaced": old_digest, "first_batch": from_batch,
+            "event": "swap", "probation_batches": self.swaps.probation_batches,
+        });
+        self.record(event.clone());
+        eprintln!("operator[{i}]: swapped in {digest} from batch {from_batch} (was {old_digest})");
+        Ok(event)
+    }
+
+    /// Puts back the version operator `i`'s current one replaced.
+    fn roll_back(&mut self, i: usize, reason: &str) -> anyhow::Result<serde_json::Value> {
+        let Some((previous, _)) = self.swaps.probation.remove(&i) else {
+            anyhow::bail!(
+                "operator[{i}] has no previous version to roll back to (none was swapped in, or its probation ended)"
+            )
+        };
+        let Some(Operator::Map(m)) = self.operators.get_mut(i) else {
+            anyhow::bail!("operator[{i}] is not a map operator")
+        };
+        let prev_digest = previous.digest().to_string();
+        let failed = m.replace_plugin(previous);
+        persist_active_swap(self.checkpoint.dir(), i, &prev_digest, &self.job.operators, &failed)?;
+        let event = serde_json::json!({
+            "operator": i, "digest": prev_digest, "replaced": failed.digest(), "first_batch": self.cursor.next_id,
+            "event": "rollback", "reason": reason,
+            "message": format!("operator[{i}]: rolled back from {} to {prev_digest}: {reason}", failed.digest()),
+        });
+        self.record(event.clone());
+        Ok(event)
+    }
+
+    /// The operator on probation whose plugin made the batch fail, if any.
+    fn failed_on_probation(&self, e: &anyhow::Error) -> Option<usize> {
+        let text = format!("{e:#}");
+        self.swaps.probation.keys().copied().find(|&i| match &self.operators[i] {
+            Operator::Map(m) => text.contains(&m.plugin().path().display().to_string()),
+            _ => false,
+        })
+    }
+
+    /// Counts a successful batch against every probation.
+    fn end_of_probation_batch(&mut self) {
+        self.swaps.probation.retain(|_, (_, left)| {
+            *left -= 1;
+            *left > 0
+        });
     }
 
     /// Whether the watermark has moved past the last batch's and a stateful operator evicts by
@@ -625,6 +869,7 @@ impl Driver {
             },
             num_dead_letter_rows: dead.len() as u64,
             state_operators,
+            plugin_events: std::mem::take(&mut self.swaps.events),
             sources: ranges
                 .into_iter()
                 .zip(&rows_per_source)
@@ -728,4 +973,72 @@ fn keep_late_rows(bad: &mut BadRecords, origin: &str, watermark: i64, batch: &Re
 
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
+}
+
+/// A new version's output must keep the old columns (names and types, in order); it may add
+/// nullable ones at the end.
+fn compatible(old: &SchemaRef, new: &SchemaRef) -> Result<(), String> {
+    let (o, n) = (old.fields(), new.fields());
+    for (i, f) in o.iter().enumerate() {
+        match n.get(i) {
+            Some(g) if g.name() == f.name() && g.data_type() == f.data_type() => {}
+            Some(g) => {
+                return Err(format!(
+                    "column {i} is `{}` {} but was `{}` {}",
+                    g.name(),
+                    crate::schema::type_name(g.data_type()),
+                    f.name(),
+                    crate::schema::type_name(f.data_type())
+                ))
+            }
+            None => return Err(format!("column `{}` is missing", f.name())),
+        }
+    }
+    if let Some(g) = n.iter().skip(o.len()).find(|g| !g.is_nullable()) {
+        return Err(format!("new column `{}` must be nullable (rows written before the swap have none)", g.name()));
+    }
+    Ok(())
+}
+
+/// `CHECKPOINT/plugins/active.json`: per operator, the version swapped in and the job file's
+/// plugin it replaced, so that a restart keeps the swap unless the job file changed.
+fn persist_active_swap(
+    checkpoint: &Path,
+    i: usize,
+    digest: &str,
+    ops: &[OperatorConfig],
+    _replaced: &MapperPlugin,
+) -> anyhow::Result<()> {
+    let file = checkpoint.join("plugins").join("active.json");
+    let mut active: BTreeMap<String, serde_json::Value> =
+        std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let Some(OperatorConfig::Map(m)) = ops.get(i) else { return Ok(()) };
+    let job_file_digest = file_digest(&m.plugin)?;
+    if job_file_digest == digest {
+        active.remove(&i.to_string());
+    } else {
+        active.insert(i.to_string(), serde_json::json!({ "digest": digest, "job_file_plugin": job_file_digest }));
+    }
+    std::fs::create_dir_all(file.parent().expect("in plugins/"))?;
+    crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&active)?)?;
+    Ok(())
+}
+
+fn file_digest(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(format!("sha256:{:x}", Sha256::digest(&bytes)))
+}
+
+/// The stored version swapped into operator `i` in an earlier run, if the job file still names
+/// the plugin it replaced.
+fn active_swap(checkpoint: &Path, i: usize, job_file_plugin: &Path) -> Option<std::path::PathBuf> {
+    let file = checkpoint.join("plugins").join("active.json");
+    let active: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let entry = active.get(&i.to_string())?;
+    if entry["job_file_plugin"].as_str()? != file_digest(job_file_plugin).ok()? {
+        return None;
+    }
+    let path = crate::admin::stored_plugin(checkpoint, entry["digest"].as_str()?);
+    path.exists().then_some(path)
 }

@@ -42,6 +42,17 @@ pub struct Job {
     /// How many batch versions of state are kept (Spark's `minBatchesToRetain`, default 100):
     /// a replay or restart can go back to any of them; older ones are deleted.
     pub min_batches_to_retain: u64,
+    /// The admin HTTP API, when configured (`[admin]` or `weir run --admin`).
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin API: where it listens, the bearer token it requires (required unless it listens
+/// on a loopback address), and how many batches a swapped-in plugin is on probation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: std::net::SocketAddr,
+    pub token: Option<String>,
+    pub probation_batches: u64,
 }
 
 /// Which provider keeps the state of stateful operators (`state_store`).

@@ -19,6 +19,16 @@ pub(super) struct JobSpec {
     pub dead_letter_path: Option<String>,
     pub state_store: Option<String>,
     pub min_batches_to_retain: Option<i64>,
+    pub admin: Option<AdminSpec>,
+}
+
+/// `[admin]`: the job's admin HTTP API (plugin swaps).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminSpec {
+    pub listen: String,
+    pub token: Option<String>,
+    pub probation_batches: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -93,6 +93,10 @@ impl Validator<'_> {
                 ));
             }
         }
+        let admin = match &spec.admin {
+            None => None,
+            Some(a) => Some(self.admin(&a.listen, a.token.clone(), a.probation_batches)?),
+        };
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
@@ -106,7 +110,22 @@ impl Validator<'_> {
             dead_letter,
             state_store,
             min_batches_to_retain,
+            admin,
         })
+    }
+
+    fn admin(&self, listen: &str, token: Option<String>, probation: Option<i64>) -> Result<AdminConfig, JobError> {
+        let listen: std::net::SocketAddr = listen.parse().map_err(|_| {
+            self.err("admin.listen", format!("{listen:?} is not an address: write host:port, e.g. \"127.0.0.1:7070\""))
+        })?;
+        if !listen.ip().is_loopback() && token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            return Err(self.err(
+                "admin.token",
+                format!("is required when the admin API listens on {listen} (not a loopback address): set a bearer token, or listen on 127.0.0.1"),
+            ));
+        }
+        let probation_batches = self.positive("admin.probation_batches", probation)?.unwrap_or(10);
+        Ok(AdminConfig { listen, token, probation_batches })
     }
 
     fn positive(&self, field: &str, value: Option<i64>) -> Result<Option<u64>, JobError> {

@@ -34,6 +34,12 @@ impl MapOperator {
         &self.plugin
     }
 
+    /// Puts another version of the plugin in (a hot swap or a rollback); returns the one it
+    /// replaces.
+    pub fn replace_plugin(&mut self, plugin: MapperPlugin) -> MapperPlugin {
+        std::mem::replace(&mut self.plugin, plugin)
+    }
+
     pub fn index(&self) -> usize {
         self.index
     }

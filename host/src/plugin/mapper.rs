@@ -116,6 +116,10 @@ impl MapperPlugin {
         self.output_schema.clone()
     }
 
+    pub fn input_schema(&self) -> SchemaRef {
+        self.input_schema.clone()
+    }
+
     /// Runs `map-batch` over one Arrow batch.
     pub fn map_batch(&mut self, batch_id: u64, input: &RecordBatch) -> Result<RecordBatch, PluginError> {
         let label = BatchLabel(Some(batch_id));

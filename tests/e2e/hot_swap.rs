@@ -1,0 +1,197 @@
+//! Hot swap: a new version of a map plugin uploaded to a running job through its admin API is
+//! swapped in between two micro-batches; the rate source keeps producing thousands of rows per
+//! second. Every input row appears exactly once, each batch wholly from one version; a version
+//! that fails on probation is rolled back and its batch replayed; a swap survives SIGKILL.
+//!
+//! tests/plugins/tagger adds a `version` column, fixed when the component is built.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// tests/plugins/tagger built as `version` (once per test run, so a changed tagger is rebuilt).
+fn tagger(version: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    let out = repo().join(format!("target/plugins/tagger-{version}.wasm"));
+    if !built.iter().any(|v| v == version) {
+        built.push(version.to_string());
+        let status = weir()
+            .args(["plugin", "build"])
+            .arg(repo().join("tests/plugins/tagger"))
+            .arg("--out")
+            .arg(&out)
+            .env("TAGGER_VERSION", version)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building tagger {version}");
+    }
+    out
+}
+
+fn job(s: &Scratch, first: &Path) -> PathBuf {
+    s.job(&format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+probation_batches = 3
+
+[source]
+format = "rate"
+rows_per_second = 4000
+
+[[operator]]
+kind = "map"
+plugin = "{}"
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "50 milliseconds" }}
+"#,
+        first.display()
+    ))
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn batches(s: &Scratch) -> usize {
+    std::fs::read_dir(s.path("out/_weir_log")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn start(s: &Scratch, job: &Path) -> (Child, String) {
+    let _ = std::fs::remove_file(s.path("ckpt/admin-address"));
+    let child = weir().args(["run", "--quiet"]).arg(job).spawn().unwrap();
+    wait_until("the admin API", || s.path("ckpt/admin-address").exists());
+    let addr = std::fs::read_to_string(s.path("ckpt/admin-address")).unwrap();
+    (child, addr)
+}
+
+/// `weir plugin swap`: the API's answer.
+fn swap(addr: &str, wasm: &Path) -> serde_json::Value {
+    let out = weir().args(["plugin", "swap", "--job", addr, "--operator", "0"]).arg(wasm).output().unwrap();
+    assert!(out.status.success(), "swap failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every committed row: (batch id, value, version), in order.
+fn rows(s: &Scratch) -> Vec<(u64, i64, String)> {
+    committed_files(&s.path("out"))
+        .iter()
+        .flat_map(|f| {
+            let batch: u64 = f.to_str().unwrap()[5..10].parse().unwrap();
+            std::fs::read_to_string(s.path("out").join(f))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (batch, v["value"].as_i64().unwrap(), v["version"].as_str().unwrap().to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn stop(mut child: Child) {
+    crate::pipeline::send_signal(child.id(), "INT");
+    assert!(child.wait().unwrap().success());
+}
+
+/// The values 0..n once each, in order.
+fn assert_exactly_once(rows: &[(u64, i64, String)]) {
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.1, i as i64, "row {i} is value {} (batch {}): a row lost or repeated", r.1, r.0);
+    }
+}
+
+#[test]
+fn swaps_under_load_lose_and_repeat_no_row_and_switch_at_a_batch_boundary() {
+    let s = Scratch::new();
+    let (v1, v2, v3) = (tagger("v1"), tagger("v2"), tagger("v3"));
+    let (child, addr) = start(&s, &job(&s, &v1));
+    wait_until("3 batches", || batches(&s) >= 3);
+    let first_v2 = swap(&addr, &v2)["first_batch"].as_u64().unwrap();
+    let at = batches(&s);
+    wait_until("3 more batches", || batches(&s) >= at + 3);
+    let first_v3 = swap(&addr, &v3)["first_batch"].as_u64().unwrap();
+    let at = batches(&s);
+    wait_until("3 more batches", || batches(&s) >= at + 3);
+    stop(child);
+    let rows = rows(&s);
+    assert!(rows.len() > 1000, "{} rows", rows.len());
+    assert_exactly_once(&rows);
+    for (batch, value, version) in &rows {
+        let want = if *batch < first_v2 {
+            "v1"
+        } else if *batch < first_v3 {
+            "v2"
+        } else {
+            "v3"
+        };
+        assert_eq!(version, want, "value {value} in batch {batch}");
+    }
+    assert!(rows.iter().any(|r| r.2 == "v3"), "v3 ran");
+    // The history lists the three versions.
+    let out = weir().args(["plugin", "history", "--job", &addr]).output().unwrap();
+    assert!(!out.status.success(), "the job is stopped: its API is gone");
+    let p = progress(&s.path("ckpt"));
+    let swaps: Vec<&serde_json::Value> =
+        p.iter().flat_map(|r| r["pluginEvents"].as_array().into_iter().flatten()).collect();
+    assert_eq!(swaps.len(), 2, "{swaps:?}");
+    assert_eq!(swaps[0]["first_batch"].as_u64(), Some(first_v2));
+}
+
+#[test]
+fn a_version_that_fails_on_probation_is_rolled_back_and_its_batch_replayed() {
+    let s = Scratch::new();
+    let (v1, broken) = (tagger("v1"), tagger("broken"));
+    let (child, addr) = start(&s, &job(&s, &v1));
+    wait_until("3 batches", || batches(&s) >= 3);
+    let swapped = swap(&addr, &broken);
+    let from = swapped["first_batch"].as_u64().unwrap();
+    let at = batches(&s);
+    wait_until("3 more batches", || batches(&s) >= at + 3);
+    let history = weir().args(["plugin", "history", "--job", &addr]).output().unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    stop(child);
+    let rows = rows(&s);
+    assert_exactly_once(&rows);
+    assert!(rows.iter().all(|r| r.2 == "v1"), "no row was written by the broken version");
+    let events: Vec<&serde_json::Value> = history.as_array().unwrap().iter().filter(|h| h["event"] != "ran").collect();
+    assert_eq!(events.len(), 2, "{history}");
+    assert_eq!((events[0]["event"].as_str(), events[1]["event"].as_str()), (Some("swap"), Some("rollback")));
+    assert_eq!(events[1]["first_batch"].as_u64(), Some(from), "the failed batch ran again with v1");
+    assert!(events[1]["reason"].as_str().unwrap().contains("trapped"), "{history}");
+}
+
+#[test]
+fn a_swap_survives_sigkill_right_after_it_and_the_replay_uses_the_same_version() {
+    let s = Scratch::new();
+    let (v1, v2) = (tagger("v1"), tagger("v2"));
+    let job = job(&s, &v1);
+    let (child, addr) = start(&s, &job);
+    wait_until("3 batches", || batches(&s) >= 3);
+    let from = swap(&addr, &v2)["first_batch"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let _ = std::process::Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
+    let mut child = child;
+    child.wait().unwrap();
+    let (child, _) = start(&s, &job);
+    let at = batches(&s);
+    wait_until("3 more batches", || batches(&s) >= at + 3);
+    stop(child);
+    let rows = rows(&s);
+    assert_exactly_once(&rows);
+    for (batch, value, version) in &rows {
+        assert_eq!(version, if *batch < from { "v1" } else { "v2" }, "value {value} in batch {batch}");
+    }
+}
