@@ -195,3 +195,19 @@ fn a_swap_survives_sigkill_right_after_it_and_the_replay_uses_the_same_version()
         assert_eq!(version, if *batch < from { "v1" } else { "v2" }, "value {value} in batch {batch}");
     }
 }
+
+/// With a token, the API refuses requests without it.
+#[test]
+fn the_admin_api_requires_its_bearer_token_when_it_has_one() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(job(&s, &tagger("v1")))
+        .unwrap()
+        .replace("probation_batches = 3", "probation_batches = 3\ntoken = \"s3cret\"");
+    let (child, addr) = start(&s, &s.job(&text));
+    let denied = weir().args(["plugin", "history", "--job", &addr]).env_remove("WEIR_ADMIN_TOKEN").output().unwrap();
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("401: a bearer token is required"), "{denied:?}");
+    let ok = weir().args(["plugin", "history", "--job", &addr, "--token", "s3cret"]).output().unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    stop(child);
+}
