@@ -138,7 +138,22 @@ pub struct Driver {
     swaps: Swaps,
 }
 
-/// Hot swaps of map plugins: the admin API's requests, the versions under probation, what
+/// The version a swap replaced, kept while the new one is on probation.
+enum Previous {
+    Map(MapperPlugin),
+    Stateful(StatefulPlugin),
+}
+
+impl Previous {
+    fn digest(&self) -> &str {
+        match self {
+            Previous::Map(p) => p.digest(),
+            Previous::Stateful(p) => p.digest(),
+        }
+    }
+}
+
+/// Hot swaps of plugins: the admin API's requests, the versions under probation, what
 /// happened (for progress records and the API's history).
 #[derive(Default)]
 struct Swaps {
@@ -148,7 +163,7 @@ struct Swaps {
     runtime: Option<Runtime>,
     /// By operator position: the version a swapped-in plugin replaced, and how many more
     /// successful batches the new one must run before the old one is let go.
-    probation: BTreeMap<usize, (MapperPlugin, u64)>,
+    probation: BTreeMap<usize, (Previous, u64)>,
     probation_batches: u64,
     /// Events for the next progress record.
     events: Vec<serde_json::Value>,
@@ -223,7 +238,8 @@ impl Driver {
                         anyhow::anyhow!("job file {}: `operator[{}].group_by`: {e}", job.file.display(), m.index)
                     };
                     let key_schema = StatefulOperator::key_schema_of(&schema, &st.group_by).map_err(keys_err)?;
-                    let plugin = StatefulPlugin::load(runtime, &m.plugin, &m.config, m.limits, &key_schema, &schema)
+                    let path = active_swap(&job.checkpoint, m.index, &m.plugin).unwrap_or_else(|| m.plugin.clone());
+                    let plugin = StatefulPlugin::load(runtime, &path, &m.config, m.limits, &key_schema, &schema)
                         .with_context(|| format!("starting operator[{}] (kind = \"stateful\")", m.index))?;
                     let store = open_state_store(&job, m.index)?;
                     let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
@@ -487,6 +503,7 @@ impl Driver {
             .enumerate()
             .filter_map(|(i, op)| match op {
                 Operator::Map(m) => Some((i, m.plugin().digest().to_string())),
+                Operator::Stateful(s) => Some((i, s.plugin().digest().to_string())),
                 _ => None,
             })
             .collect()
@@ -503,34 +520,63 @@ impl Driver {
     /// checkpoint by the swap that brought them in).
     fn use_versions_of(&mut self, entry: &OffsetsEntry) -> anyhow::Result<()> {
         for (&i, digest) in &entry.plugins {
-            let Some(Operator::Map(m)) = self.operators.get(i) else { continue };
-            if m.plugin().digest() == digest {
+            let current = match self.operators.get(i) {
+                Some(Operator::Map(m)) => m.plugin().digest().to_string(),
+                Some(Operator::Stateful(s)) => s.plugin().digest().to_string(),
+                _ => continue,
+            };
+            if &current == digest {
                 continue;
             }
             let path = crate::admin::stored_plugin(self.checkpoint.dir(), digest);
-            let (config, limits, input) = self.map_settings(i, m.plugin().input_schema())?;
-            let plugin =
-                MapperPlugin::load(self.swap_runtime()?, &path, &config, limits, input).with_context(|| {
-                    format!(
-                        "batch {}: loading operator[{i}]'s plugin {digest}, the version that ran it",
-                        entry.batch_id
-                    )
-                })?;
-            if let Some(Operator::Map(m)) = self.operators.get_mut(i) {
-                m.replace_plugin(plugin);
-            }
+            let previous = self.load_version(i, &path).map_err(|e| {
+                anyhow::anyhow!(
+                    "batch {}: loading operator[{i}]'s plugin {digest}, the version that ran it: {e}",
+                    entry.batch_id
+                )
+            })?;
+            self.put_version(i, previous);
         }
         Ok(())
     }
 
-    fn map_settings(
-        &self,
-        i: usize,
-        input: SchemaRef,
-    ) -> anyhow::Result<(String, crate::job::PluginLimits, SchemaRef)> {
-        match self.job.operators.get(i) {
-            Some(OperatorConfig::Map(c)) => Ok((c.config.clone(), c.limits, input)),
-            _ => anyhow::bail!("operator[{i}] is not a map operator"),
+    /// Loads a version of operator `i`'s plugin (map or stateful), with the operator's settings.
+    fn load_version(&mut self, i: usize, path: &Path) -> Result<Previous, String> {
+        let (config, limits) = match self.job.operators.get(i) {
+            Some(OperatorConfig::Map(c)) => (c.config.clone(), c.limits),
+            Some(OperatorConfig::Stateful(c)) => (c.plugin.config.clone(), c.plugin.limits),
+            _ => return Err(format!("operator[{i}] has no plugin")),
+        };
+        let schemas = match &self.operators[i] {
+            Operator::Map(m) => (None, m.plugin().input_schema()),
+            Operator::Stateful(s) => (Some(s.key_schema()), s.input_schema()),
+            _ => return Err(format!("operator[{i}] has no plugin")),
+        };
+        let runtime = self.swap_runtime().map_err(|e| format!("{e:#}"))?;
+        Ok(match schemas {
+            (None, input) => {
+                Previous::Map(MapperPlugin::load(runtime, path, &config, limits, input).map_err(|e| e.to_string())?)
+            }
+            (Some(key), input) => Previous::Stateful(
+                StatefulPlugin::load(runtime, path, &config, limits, &key, &input).map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
+    /// Puts a version into operator `i`; returns the one it replaces.
+    fn put_version(&mut self, i: usize, version: Previous) -> Previous {
+        match (&mut self.operators[i], version) {
+            (Operator::Map(m), Previous::Map(p)) => Previous::Map(m.replace_plugin(p)),
+            (Operator::Stateful(s), Previous::Stateful(p)) => Previous::Stateful(s.replace_plugin(p)),
+            _ => unreachable!("a version of the operator's own world"),
+        }
+    }
+
+    fn output_schema_of(&self, i: usize) -> SchemaRef {
+        match &self.operators[i] {
+            Operator::Map(m) => m.output_schema(),
+            Operator::Stateful(s) => s.output_schema(),
+            _ => unreachable!("an operator with a plugin"),
         }
     }
 
@@ -574,8 +620,8 @@ impl Driver {
             })?,
         };
         match &self.operators[i] {
-            Operator::Map(_) => Ok(i),
-            _ => Err(format!("operator[{i}] is not a map operator: only map plugins can be swapped in this version")),
+            Operator::Map(_) | Operator::Stateful(_) => Ok(i),
+            _ => Err(format!("operator[{i}] has no plugin to swap")),
         }
     }
 
@@ -603,27 +649,38 @@ impl Driver {
     /// the end).
     fn swap(&mut self, name: &str, path: &Path, digest: &str) -> Result<serde_json::Value, String> {
         let i = self.operator_named(name)?;
-        let Operator::Map(m) = &self.operators[i] else { unreachable!("checked") };
-        let (old_schema, old_digest) = (m.plugin().output_schema(), m.plugin().digest().to_string());
+        let old_schema = self.output_schema_of(i);
+        let (old_digest, old_state_version) = match &self.operators[i] {
+            Operator::Map(m) => (m.plugin().digest().to_string(), None),
+            Operator::Stateful(s) => (s.plugin().digest().to_string(), Some(s.plugin().state_version())),
+            _ => unreachable!("checked"),
+        };
         if old_digest == digest {
             return Err(format!("operator[{i}] already runs {digest}"));
         }
-        let (config, limits, input) = self.map_settings(i, m.plugin().input_schema()).map_err(|e| e.to_string())?;
-        let runtime = self.swap_runtime().map_err(|e| format!("{e:#}"))?;
-        let new = MapperPlugin::load(runtime, path, &config, limits, input).map_err(|e| e.to_string())?;
-        compatible(&old_schema, &new.output_schema())
+        let new = self.load_version(i, path)?;
+        let (new_schema, new_state_version) = match &new {
+            Previous::Map(p) => (p.output_schema(), None),
+            Previous::Stateful(p) => (p.output_schema(), Some(p.state_version())),
+        };
+        compatible(&old_schema, &new_schema)
             .map_err(|e| format!("operator[{i}]: the new version's output does not fit: {e}"))?;
-        let Some(Operator::Map(m)) = self.operators.get_mut(i) else { unreachable!("checked") };
-        let old = m.replace_plugin(new);
+        let old = self.put_version(i, new);
         let from_batch = self.cursor.next_id;
-        persist_active_swap(self.checkpoint.dir(), i, digest, &self.job.operators, &old).map_err(|e| e.to_string())?;
-        if self.swaps.probation_batches > 0 {
-            self.swaps.probation.insert(i, (old, self.swaps.probation_batches));
+        persist_active_swap(self.checkpoint.dir(), i, digest, &self.job.operators).map_err(|e| e.to_string())?;
+        // State in another format cannot go back to the old version once migrated: no probation.
+        let migrates = old_state_version != new_state_version;
+        let probation = if migrates { 0 } else { self.swaps.probation_batches };
+        if probation > 0 {
+            self.swaps.probation.insert(i, (old, probation));
         }
-        let event = serde_json::json!({
+        let mut event = serde_json::json!({
             "operator": i, "digest": digest, "replaced": old_digest, "first_batch": from_batch,
-            "event": "swap", "probation_batches": self.swaps.probation_batches,
+            "event": "swap", "probation_batches": probation,
         });
+        if migrates {
+            event["state_version"] = serde_json::json!({ "from": old_state_version, "to": new_state_version });
+        }
         self.record(event.clone());
         eprintln!("operator[{i}]: swapped in {digest} from batch {from_batch} (was {old_digest})");
         Ok(event)
@@ -632,16 +689,11 @@ impl Driver {
     /// Puts back the version operator `i`'s current one replaced.
     fn roll_back(&mut self, i: usize, reason: &str) -> anyhow::Result<serde_json::Value> {
         let Some((previous, _)) = self.swaps.probation.remove(&i) else {
-            anyhow::bail!(
-                "operator[{i}] has no previous version to roll back to (none was swapped in, or its probation ended)"
-            )
-        };
-        let Some(Operator::Map(m)) = self.operators.get_mut(i) else {
-            anyhow::bail!("operator[{i}] is not a map operator")
+            anyhow::bail!("operator[{i}] has no previous version to roll back to (none was swapped in, its probation ended, or the swap changed its state format)")
         };
         let prev_digest = previous.digest().to_string();
-        let failed = m.replace_plugin(previous);
-        persist_active_swap(self.checkpoint.dir(), i, &prev_digest, &self.job.operators, &failed)?;
+        let failed = self.put_version(i, previous);
+        persist_active_swap(self.checkpoint.dir(), i, &prev_digest, &self.job.operators)?;
         let event = serde_json::json!({
             "operator": i, "digest": prev_digest, "replaced": failed.digest(), "first_batch": self.cursor.next_id,
             "event": "rollback", "reason": reason,
@@ -656,6 +708,7 @@ impl Driver {
         let text = format!("{e:#}");
         self.swaps.probation.keys().copied().find(|&i| match &self.operators[i] {
             Operator::Map(m) => text.contains(&m.plugin().path().display().to_string()),
+            Operator::Stateful(s) => text.contains(&s.plugin().path().display().to_string()),
             _ => false,
         })
     }
@@ -787,6 +840,7 @@ impl Driver {
                         "numRegisteredTimers": m.registered_timers,
                         "numDeletedTimers": m.deleted_timers,
                         "numValuesRemovedDueToTTLExpiry": m.removed_by_ttl,
+                        "numStatesMigrated": m.migrated,
                     });
                     state_operators.push(state_progress("flatMapGroupsWithState", &p, custom));
                     batches.extend(run_operators(&mut self.operators, k + 1, id, vec![result], &mut bad, marks)?);
@@ -1002,17 +1056,16 @@ fn compatible(old: &SchemaRef, new: &SchemaRef) -> Result<(), String> {
 
 /// `CHECKPOINT/plugins/active.json`: per operator, the version swapped in and the job file's
 /// plugin it replaced, so that a restart keeps the swap unless the job file changed.
-fn persist_active_swap(
-    checkpoint: &Path,
-    i: usize,
-    digest: &str,
-    ops: &[OperatorConfig],
-    _replaced: &MapperPlugin,
-) -> anyhow::Result<()> {
+fn persist_active_swap(checkpoint: &Path, i: usize, digest: &str, ops: &[OperatorConfig]) -> anyhow::Result<()> {
     let file = checkpoint.join("plugins").join("active.json");
     let mut active: BTreeMap<String, serde_json::Value> =
         std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let Some(OperatorConfig::Map(m)) = ops.get(i) else { return Ok(()) };
+    let m = match ops.get(i) {
+        Some(OperatorConfig::Map(m)) | Some(OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. })) => {
+            m
+        }
+        _ => return Ok(()),
+    };
     let job_file_digest = file_digest(&m.plugin)?;
     if job_file_digest == digest {
         active.remove(&i.to_string());

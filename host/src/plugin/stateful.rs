@@ -150,6 +150,21 @@ impl StatefulPlugin {
         self.state_version
     }
 
+    /// Calls `migrate-state(from_version, state)`: state written by an older version of the
+    /// plugin, in this version's format.
+    pub fn migrate_state(&mut self, batch_id: u64, from_version: u32, state: &[u8]) -> Result<Vec<u8>, PluginError> {
+        let out = self.instances.call("migrate-state", Some(batch_id), |store, live| {
+            live.stateful.call_migrate_state(store, from_version, state)
+        })?;
+        out.map_err(|message| PluginError::Refused {
+            plugin: self.instances.path().to_path_buf(),
+            export: "migrate-state",
+            batch: BatchLabel(Some(batch_id)),
+            message: format!("migrating state from version {from_version} to {}: {message}", self.state_version),
+            row: None,
+        })
+    }
+
     /// Calls `process-groups`; checks there is one result per group and converts the output.
     pub fn process_groups(
         &mut self,

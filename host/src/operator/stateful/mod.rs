@@ -56,6 +56,8 @@ pub struct StatefulMetrics {
     pub registered_timers: u64,
     pub deleted_timers: u64,
     pub removed_by_ttl: u64,
+    /// Keys whose state was migrated from another state version (after a hot swap).
+    pub migrated: u64,
 }
 
 /// One key called in this batch.
@@ -246,6 +248,7 @@ impl StatefulOperator {
         for g in &mut groups {
             if let Some(bytes) = self.store.get(&g.key)? {
                 g.entry = decode_stored(&bytes, &self.store_dir)?;
+                self.migrate(&mut g.entry)?;
                 g.existed = true;
                 if g.entry.expire_ttl(&clocks) {
                     self.metrics.removed_by_ttl += 1;
@@ -285,6 +288,7 @@ impl StatefulOperator {
             // A deterministic order for keys without rows, after the keys with rows.
             due.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, mut entry) in due {
+                self.migrate(&mut entry)?;
                 if entry.expire_ttl(&clocks) {
                     self.metrics.removed_by_ttl += 1;
                 }
@@ -332,6 +336,33 @@ impl StatefulOperator {
         self.earliest = Some((self.batch_id, p, e));
         let output = arrow::compute::concat_batches(&self.output_schema(), &outputs).expect("outputs share the schema");
         Ok((output, StateOperatorProgress { metrics, num_rows_dropped_by_watermark: self.dropped_late }))
+    }
+
+    /// State written by another version of the plugin (a hot swap changed its state version)
+    /// is migrated when its key is next loaded: lazily, by the plugin's `migrate-state`. The
+    /// store keeps the state as it was before the batch until the batch commits.
+    fn migrate(&mut self, entry: &mut Entry) -> Result<(), PluginError> {
+        let want = self.plugin.state_version();
+        if let Some((version, bytes)) = entry.state.as_ref().filter(|(v, _)| *v != want) {
+            let migrated = self.plugin.migrate_state(self.batch_id, *version, bytes)?;
+            entry.state = Some((want, migrated));
+            self.metrics.migrated += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts another version of the plugin in (a hot swap or a rollback); returns the one it
+    /// replaces.
+    pub fn replace_plugin(&mut self, plugin: StatefulPlugin) -> StatefulPlugin {
+        std::mem::replace(&mut self.plugin, plugin)
+    }
+
+    pub fn input_schema(&self) -> SchemaRef {
+        self.input_schema.clone()
+    }
+
+    pub fn key_schema(&self) -> SchemaRef {
+        self.key_schema.clone()
     }
 
     fn origin(&self) -> String {

@@ -3,10 +3,20 @@
 //! call: the key, `count` (the key's count after the call) and `why` ("rows" or "timeout"; a
 //! timed-out key's state is removed). Hostile on purpose by key: a key "panic" panics, a key
 //! "spin" loops forever (for the error-policy tests).
+//!
+//! Built with COUNTER_STATE=2 it keeps its state in another format (state version 2: the count
+//! times ten) and migrates version-1 state (for the hot-swap tests).
 
 use std::time::Duration;
 
 use weir_guest::prelude::*;
+
+/// State version 2: the count is stored times ten.
+const STATE_V2: bool = match option_env!("COUNTER_STATE") {
+    Some(v) => v.len() == 1 && v.as_bytes()[0] == b'2',
+    None => false,
+};
+const SCALE: i64 = if STATE_V2 { 10 } else { 1 };
 
 struct Counter {
     timeout: Option<Duration>,
@@ -23,6 +33,21 @@ impl StatefulProcessor for Counter {
             Ok((v > 0).then(|| Duration::from_millis(v as u64)))
         };
         Ok(Counter { timeout: ms("timeout_ms")?, ttl: ms("ttl_ms")? })
+    }
+
+    fn state_version(&self) -> u32 {
+        if STATE_V2 {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn migrate_state(&self, from_version: u32, state: Vec<u8>) -> Result<Vec<u8>, String> {
+        match (self.state_version(), from_version) {
+            (2, 1) => weir_guest::encode_state(&(weir_guest::decode_state::<i64>(&state)? * 10)),
+            (to, from) => Err(format!("counter: no migration from state version {from} to {to}")),
+        }
     }
 
     fn output_schema(&self, key: &Schema, _input: &Schema) -> Result<Schema, String> {
@@ -42,7 +67,7 @@ impl StatefulProcessor for Counter {
             },
             _ => {}
         }
-        let before = state.get().copied().unwrap_or(0);
+        let before = state.get().copied().unwrap_or(0) / SCALE;
         if state.has_timed_out() {
             out.row().keys(group).i64(before).str("timeout");
             state.remove();
@@ -50,7 +75,7 @@ impl StatefulProcessor for Counter {
         }
         let count = before + group.num_rows() as i64;
         out.row().keys(group).i64(count).str("rows");
-        state.update(count);
+        state.update(count * SCALE);
         if let Some(t) = self.timeout {
             state.set_timeout_duration(t);
         }
