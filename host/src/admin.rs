@@ -15,7 +15,7 @@
 //! and swaps it in between two micro-batches, and answers.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -43,14 +43,14 @@ pub fn start(
     config: &AdminConfig,
     checkpoint: &Path,
     history: History,
-) -> anyhow::Result<(std::net::SocketAddr, Receiver<AdminRequest>)> {
+    tx: Sender<AdminRequest>,
+) -> anyhow::Result<std::net::SocketAddr> {
     let server = tiny_http::Server::http(config.listen).map_err(|e| {
         anyhow::anyhow!("admin API: cannot listen on {}: {e}; choose another [admin].listen", config.listen)
     })?;
     let addr = server.server_addr().to_ip().expect("a TCP listener");
     std::fs::write(checkpoint.join("admin-address"), addr.to_string())?;
     eprintln!("admin API listening on http://{addr}");
-    let (tx, rx) = channel();
     let token = config.token.clone();
     let checkpoint = checkpoint.to_path_buf();
     std::thread::Builder::new().name("weir-admin".into()).spawn(move || {
@@ -64,7 +64,52 @@ pub fn start(
             let _ = req.respond(resp);
         }
     })?;
-    Ok((addr, rx))
+    Ok(addr)
+}
+
+/// Stores an uploaded component in the checkpoint and compiles it into the code cache (off the
+/// batch loop); returns its digest and stored path.
+fn prepare(checkpoint: &Path, runtime: Option<&Runtime>, bytes: &[u8]) -> Result<(String, PathBuf), (u16, String)> {
+    let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+    let path = stored_plugin(checkpoint, &digest);
+    std::fs::create_dir_all(path.parent().expect("in plugins/"))
+        .and_then(|()| crate::atomic_file::write_atomic(&path, bytes))
+        .map_err(|e| (500, format!("storing the component in {}: {e}", path.display())))?;
+    if let Some(rt) = runtime {
+        rt.load(&path).map_err(|e| (422, e.to_string()))?;
+    }
+    Ok((digest, path))
+}
+
+/// `watch = true`: swaps operator `operator`'s plugin whenever the file at `file` changes
+/// (checked every 300 ms), through the same path as an upload to the API.
+pub fn watch(operator: usize, file: PathBuf, checkpoint: PathBuf, tx: Sender<AdminRequest>) {
+    let _ = std::thread::Builder::new().name(format!("weir-watch-{operator}")).spawn(move || {
+        let runtime = Runtime::new().ok();
+        let mut seen = std::fs::read(&file).ok().map(|b| format!("sha256:{:x}", Sha256::digest(&b)));
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let Ok(bytes) = std::fs::read(&file) else { continue };
+            let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+            if seen.as_deref() == Some(digest.as_str()) {
+                continue;
+            }
+            seen = Some(digest);
+            match prepare(&checkpoint, runtime.as_ref(), &bytes) {
+                Err((_, e)) => eprintln!("warning: watch: {}: {e}; the running version stays", file.display()),
+                Ok((digest, path)) => {
+                    let (reply, answer) = channel();
+                    let req = AdminRequest::Swap { operator: operator.to_string(), path, digest, reply };
+                    if tx.send(req).is_err() {
+                        return;
+                    }
+                    if let Ok(Err(e)) = answer.recv() {
+                        eprintln!("warning: watch: {}: {e}; the running version stays", file.display());
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn error(status: u16, message: impl Into<String>) -> (u16, serde_json::Value) {
@@ -99,19 +144,11 @@ fn handle(
             if let Err(e) = std::io::Read::read_to_end(req.as_reader(), &mut bytes) {
                 return error(400, format!("reading the upload: {e}"));
             }
-            let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
-            let path = stored_plugin(checkpoint, &digest);
-            let stored = std::fs::create_dir_all(path.parent().expect("in plugins/"))
-                .and_then(|()| crate::atomic_file::write_atomic(&path, &bytes));
-            if let Err(e) = stored {
-                return error(500, format!("storing the component in {}: {e}", path.display()));
-            }
-            // Compile now, here: the driver then finds it in the cache.
-            if let Some(rt) = runtime {
-                if let Err(e) = rt.load(&path) {
-                    return error(422, e.to_string());
-                }
-            }
+            // Compiled now, here: the driver then finds it in the cache.
+            let (digest, path) = match prepare(checkpoint, runtime, &bytes) {
+                Ok(p) => p,
+                Err((status, e)) => return error(status, e),
+            };
             let (reply, answer) = channel();
             if tx.send(AdminRequest::Swap { operator: op.to_string(), path, digest, reply }).is_err() {
                 return error(503, "the job is stopping");

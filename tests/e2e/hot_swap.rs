@@ -291,3 +291,55 @@ trigger = { processing_time = "50 milliseconds" }
         .sum();
     assert_eq!(migrated, 2);
 }
+
+/// A new version may add a nullable column; one that drops a column is refused with the reason,
+/// and the running version stays.
+#[test]
+fn a_swap_may_add_a_nullable_column_and_one_dropping_a_column_is_refused() {
+    let s = Scratch::new();
+    let (v1, wide, narrow) = (tagger("v1"), tagger("wide"), tagger("narrow"));
+    let (child, addr) = start(&s, &job(&s, &v1));
+    wait_until("3 batches", || batches(&s) >= 3);
+    let refused = weir().args(["plugin", "swap", "--job", &addr, "--operator", "0"]).arg(&narrow).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("409: operator[0]: the new version's output does not fit: column `version` is missing"),
+        "{err}"
+    );
+    let from = swap(&addr, &wide)["first_batch"].as_u64().unwrap();
+    let at = batches(&s);
+    wait_until("3 more batches", || batches(&s) >= at + 3);
+    stop(child);
+    let rows = rows(&s);
+    assert_exactly_once(&rows);
+    let text = committed_text(&s.path("out"));
+    for (line, (batch, _, version)) in text.lines().zip(&rows) {
+        assert_eq!(line.contains("\"extra\""), *batch >= from, "{line}");
+        assert_eq!(version, if *batch >= from { "wide" } else { "v1" });
+    }
+}
+
+/// watch = true: writing a new version over the plugin file swaps it in.
+#[test]
+fn a_watched_plugin_file_is_swapped_in_when_it_changes() {
+    let s = Scratch::new();
+    let file = s.path("tagger.wasm");
+    std::fs::copy(tagger("v1"), &file).unwrap();
+    let text = std::fs::read_to_string(job(&s, &file)).unwrap().replace(
+        &format!("plugin = \"{}\"", file.display()),
+        &format!("plugin = \"{}\"\nwatch = true", file.display()),
+    );
+    let (child, _) = start(&s, &s.job(&text));
+    wait_until("3 batches", || batches(&s) >= 3);
+    // Replaced atomically, as an editor or a build would.
+    std::fs::copy(tagger("v2"), s.path("tagger.tmp")).unwrap();
+    std::fs::rename(s.path("tagger.tmp"), &file).unwrap();
+    wait_until("v2 rows", || rows(&s).iter().any(|r| r.2 == "v2"));
+    stop(child);
+    let rows = rows(&s);
+    assert_exactly_once(&rows);
+    let first_v2 = rows.iter().position(|r| r.2 == "v2").unwrap();
+    assert!(rows[first_v2..].iter().all(|r| r.2 == "v2"), "once swapped, every later row is v2");
+    assert!(rows[..first_v2].iter().all(|r| r.2 == "v1"));
+}

@@ -344,11 +344,31 @@ impl Driver {
     /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
     pub fn run(&mut self) -> anyhow::Result<RunSummary> {
         self.start()?;
-        if let Some(admin) = self.job.admin.clone() {
+        let watched: Vec<(usize, std::path::PathBuf)> = self
+            .job
+            .operators
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| match op {
+                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. })
+                    if m.watch =>
+                {
+                    Some((i, m.plugin.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if self.job.admin.is_some() || !watched.is_empty() {
             self.swaps.history = self.initial_history();
-            let (_, rx) = crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone())?;
+            let (tx, rx) = std::sync::mpsc::channel();
             self.swaps.requests = Some(rx);
-            self.swaps.probation_batches = admin.probation_batches;
+            self.swaps.probation_batches = self.job.admin.as_ref().map_or(10, |a| a.probation_batches);
+            if let Some(admin) = self.job.admin.clone() {
+                crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone(), tx.clone())?;
+            }
+            for (i, file) in watched {
+                crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone());
+            }
         }
         while !self.stop.load(Ordering::Relaxed) {
             self.serve_admin();
@@ -665,6 +685,17 @@ impl Driver {
         };
         compatible(&old_schema, &new_schema)
             .map_err(|e| format!("operator[{i}]: the new version's output does not fit: {e}"))?;
+        let widens = new_schema.fields().len() > old_schema.fields().len();
+        if widens && i + 1 != self.operators.len() {
+            return Err(format!(
+                "operator[{i}]: the new version adds columns, which only the job's last operator may do (the operators after it were set up for the old columns); keep the columns, or add them in the last operator"
+            ));
+        }
+        if widens {
+            self.sink
+                .set_schema(new_schema.clone())
+                .map_err(|e| format!("the sink cannot take the new columns: {e}"))?;
+        }
         let old = self.put_version(i, new);
         let from_batch = self.cursor.next_id;
         persist_active_swap(self.checkpoint.dir(), i, digest, &self.job.operators).map_err(|e| e.to_string())?;

@@ -287,6 +287,8 @@ pub struct MapConfig {
     pub config: String,
     pub limits: PluginLimits,
     pub on_error: OnPluginError,
+    /// Swap the plugin in whenever its file changes (`watch = true`, for development).
+    pub watch: bool,
 }
 
 /// What a map operator does when its plugin fails on a batch (a trap, a limit, an error

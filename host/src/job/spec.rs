@@ -119,6 +119,8 @@ pub(super) struct OperatorSpec {
     pub on_error: Option<String>,
     pub grant: Option<Vec<String>>,
     pub retries: Option<i64>,
+    /// Plugin operators: swap the plugin when its file changes.
+    pub watch: Option<bool>,
     pub group_by: Option<Vec<String>>,
     /// `stateful`: which timeouts and timers the plugin may set (Spark's GroupStateTimeout).
     pub timeout: Option<String>,

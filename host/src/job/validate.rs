@@ -498,6 +498,9 @@ impl Validator<'_> {
         if op.kind != "stateful" {
             self.only_for(&[(&field("timeout"), op.timeout.is_some())], &op.kind)?;
         }
+        if op.kind != "stateful" && op.kind != "map" {
+            self.only_for(&[(&field("watch"), op.watch.is_some())], &op.kind)?;
+        }
         if op.kind != "aggregate" {
             self.only_for(
                 &[
@@ -664,6 +667,7 @@ impl Validator<'_> {
             config: op.config.clone().unwrap_or_default(),
             limits,
             on_error,
+            watch: op.watch.unwrap_or(false),
         })
     }
 

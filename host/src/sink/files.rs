@@ -59,6 +59,7 @@ pub struct FileSink {
     /// The schema written inside the files (without the partition columns).
     data_schema: SchemaRef,
     data_cols: Vec<usize>,
+    partition_by: Vec<String>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -94,7 +95,14 @@ impl FileSink {
         std::fs::create_dir_all(dir.join(LOG_DIR))
             .map_err(io(format!("creating output directory {}", dir.display())))?;
         remove_temporaries(dir);
-        Ok(FileSink { format, dir: dir.to_path_buf(), partition_cols, data_schema, data_cols })
+        Ok(FileSink {
+            format,
+            dir: dir.to_path_buf(),
+            partition_by: partition_by.to_vec(),
+            partition_cols,
+            data_schema,
+            data_cols,
+        })
     }
 
     /// Splits rows by partition values, in order of first appearance: (relative dir, rows).
@@ -178,6 +186,13 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
+    fn set_schema(&mut self, schema: SchemaRef) -> Result<(), SinkError> {
+        let fresh = FileSink::new(self.format, &self.dir, &self.partition_by, schema)?;
+        (self.partition_cols, self.data_schema, self.data_cols) =
+            (fresh.partition_cols, fresh.data_schema, fresh.data_cols);
+        Ok(())
+    }
+
     fn description(&self) -> String {
         format!("FileSink[{}]", self.dir.display())
     }

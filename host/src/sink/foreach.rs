@@ -43,6 +43,11 @@ impl Sink for ForeachSink {
         format!("ForeachSink[{}]", self.plugin.path().display())
     }
 
+    fn set_schema(&mut self, schema: SchemaRef) -> Result<(), SinkError> {
+        self.input_schema = schema;
+        Ok(())
+    }
+
     fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
         self.outputs.start(query_id)
     }

@@ -46,6 +46,12 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// The rows now have these columns (a hot swap of the last operator added nullable ones):
+    /// later batches are written with them.
+    fn set_schema(&mut self, _schema: arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Writes the output of `batch_id`. Idempotent: when the batch is already committed in the
     /// sink (a crash came after the sink's commit and before the checkpoint's), it writes nothing.
     /// Returns the number of rows written by this call.

@@ -1,6 +1,7 @@
 //! Passes every row through and adds a `version` column: the TAGGER_VERSION the component was
 //! built with (default "v1"). Built as several versions by the hot-swap tests. The version
-//! "broken" panics on every batch (its `init` succeeds, so the swap is accepted).
+//! "broken" panics on every batch (its `init` succeeds, so the swap is accepted); "wide" also adds
+//! a nullable `extra` column (an allowed schema evolution); "narrow" drops `version` (refused).
 
 use weir_guest::prelude::*;
 
@@ -17,7 +18,13 @@ impl Mapper for Tagger {
     }
 
     fn output_schema(&self, input: &Schema) -> Result<Schema, String> {
-        input.try_with(Field::new("version", DataType::Utf8, true))
+        match VERSION.as_bytes() {
+            b"narrow" => Ok(input.clone()),
+            b"wide" => input
+                .try_with(Field::new("version", DataType::Utf8, true))?
+                .try_with(Field::new("extra", DataType::Int64, true)),
+            _ => input.try_with(Field::new("version", DataType::Utf8, true)),
+        }
     }
 
     fn map_batch(&mut self, input: &Batch) -> Result<Output, BatchError> {
@@ -25,9 +32,14 @@ impl Mapper for Tagger {
             panic!("tagger: the broken version fails on every batch");
         }
         let n = input.num_rows();
-        Ok(Output::same_rows()
-            .pass_through_all(input)
-            .column("version", (0..n).map(|_| Some(VERSION)).collect::<StrBuilder>()))
+        let out = Output::same_rows().pass_through_all(input);
+        Ok(match VERSION.as_bytes() {
+            b"narrow" => out,
+            b"wide" => out
+                .column("version", (0..n).map(|_| Some(VERSION)).collect::<StrBuilder>())
+                .column("extra", (0..n).map(|i| Some(i as i64)).collect::<I64Builder>()),
+            _ => out.column("version", (0..n).map(|_| Some(VERSION)).collect::<StrBuilder>()),
+        })
     }
 }
 
