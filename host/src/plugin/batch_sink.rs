@@ -10,7 +10,7 @@ use wasmtime::Store;
 
 use super::convert::batch_from_wit_inferred;
 use super::input::{batch_ref, owned_parts, BatchRef};
-use super::instance::{Instances, World};
+use super::instance::{checked_export, Instances, World};
 use super::mapper::wit::Batch;
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
@@ -67,10 +67,7 @@ impl World for Live {
         let instance = pre.instance_pre().instantiate(&mut *store).map_err(Ok)?;
         let sink = BatchSink::new(&mut *store, &instance).map_err(Ok)?;
         let write_batch =
-            instance.get_func(&mut *store, "write-batch").ok_or(Err("no `write-batch` export".to_string()))?;
-        write_batch
-            .typed::<(u64, &BatchRef<'static>), (Result<(), String>,)>(&*store)
-            .map_err(|e| Err(format!("`write-batch` has the wrong type: {e:#}")))?;
+            checked_export::<(u64, &BatchRef<'static>), (Result<(), String>,)>(&instance, store, "write-batch")?;
         Ok(Live { sink, write_batch })
     }
 

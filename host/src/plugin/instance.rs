@@ -29,6 +29,22 @@ pub(super) trait World: Sized + Send + 'static {
     fn init(&self, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>>;
 }
 
+/// The export `name` of a fresh instance, checked to have the type `(P) -> R`: the hot export a
+/// world calls with borrowed input through `TypedFunc::new_unchecked`.
+pub(super) fn checked_export<P, R>(
+    instance: &wasmtime::component::Instance,
+    store: &mut Store<PluginState>,
+    name: &str,
+) -> Result<wasmtime::component::Func, Result<wasmtime::Error, String>>
+where
+    P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+    R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+{
+    let f = instance.get_func(&mut *store, name).ok_or_else(|| Err(format!("no `{name}` export")))?;
+    f.typed::<P, R>(&*store).map_err(|e| Err(format!("`{name}` has the wrong type: {e:#}")))?;
+    Ok(f)
+}
+
 /// A loaded plugin of world `W`: the validated component and at most one live instance.
 pub(super) struct Instances<W: World> {
     path: PathBuf,

@@ -7,7 +7,7 @@ use wasmtime::Store;
 
 use super::convert::{output_from_wit, schema_from_wit, schema_to_wit};
 use super::input::{batch_ref, owned_parts, BatchRef};
-use super::instance::{Instances, World};
+use super::instance::{checked_export, Instances, World};
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
 use super::{BatchLabel, PluginError};
@@ -48,10 +48,11 @@ impl World for Live {
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> Result<Self, Result<wasmtime::Error, String>> {
         let instance = pre.instance_pre().instantiate(&mut *store).map_err(Ok)?;
         let mapper = Mapper::new(&mut *store, &instance).map_err(Ok)?;
-        let map_batch = instance.get_func(&mut *store, "map-batch").ok_or(Err("no `map-batch` export".to_string()))?;
-        map_batch
-            .typed::<(&BatchRef<'static>,), (Result<wit::OutputBatch, wit::BatchError>,)>(&*store)
-            .map_err(|e| Err(format!("`map-batch` has the wrong type: {e:#}")))?;
+        let map_batch = checked_export::<(&BatchRef<'static>,), (Result<wit::OutputBatch, wit::BatchError>,)>(
+            &instance,
+            store,
+            "map-batch",
+        )?;
         Ok(Live { mapper, map_batch })
     }
 

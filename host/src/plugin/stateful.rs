@@ -10,7 +10,7 @@ use wasmtime::Store;
 
 use super::convert::{batch_from_wit, schema_from_wit, schema_to_wit};
 use super::input::{batch_ref, owned_parts, BatchRef};
-use super::instance::{Instances, World};
+use super::instance::{checked_export, Instances, World};
 use super::mapper::wit::BatchError;
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
@@ -78,11 +78,10 @@ impl World for Live {
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> Result<Self, Result<wasmtime::Error, String>> {
         let instance = pre.instance_pre().instantiate(&mut *store).map_err(Ok)?;
         let stateful = Stateful::new(&mut *store, &instance).map_err(Ok)?;
-        let process_groups =
-            instance.get_func(&mut *store, "process-groups").ok_or(Err("no `process-groups` export".to_string()))?;
-        process_groups
-            .typed::<(wit::BatchTime, &GroupsRef<'static>), (Result<wit::StatefulOutput, BatchError>,)>(&*store)
-            .map_err(|e| Err(format!("`process-groups` has the wrong type: {e:#}")))?;
+        let process_groups = checked_export::<
+            (wit::BatchTime, &GroupsRef<'static>),
+            (Result<wit::StatefulOutput, BatchError>,),
+        >(&instance, store, "process-groups")?;
         Ok(Live { stateful, process_groups })
     }
 

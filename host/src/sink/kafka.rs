@@ -35,6 +35,10 @@ pub struct KafkaSink {
     servers: String,
     /// Set by `start`.
     live: Option<Live>,
+    /// The next batch id Kafka has not seen committed, once read from the markers: only a
+    /// batch replayed at start can be there already, so the markers are read once, then kept
+    /// up to date by this sink's own commits.
+    next_uncommitted: Option<u64>,
 }
 
 struct Live {
@@ -60,7 +64,7 @@ fn kafka_err(servers: &str, what: &str, e: KafkaError) -> SinkError {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> KafkaSink {
         let servers = config.client.get("bootstrap.servers").cloned().unwrap_or_default();
-        KafkaSink { config: config.clone(), servers, live: None }
+        KafkaSink { config: config.clone(), servers, live: None, next_uncommitted: None }
     }
 
     /// Connects and fences any earlier producer of this query (`init_transactions`), so a
@@ -292,7 +296,12 @@ impl Sink for KafkaSink {
     }
 
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
-        if self.committed_batches()? > batch_id {
+        let next = match self.next_uncommitted {
+            Some(n) => n,
+            None => self.committed_batches()?,
+        };
+        self.next_uncommitted = Some(next);
+        if next > batch_id {
             return Ok(0);
         }
         let servers = self.servers.clone();
@@ -317,8 +326,13 @@ impl Sink for KafkaSink {
                 .map_err(|e| kafka_err(&servers, &format!("committing batch {batch_id}"), e))?;
             Ok(n)
         })();
-        if result.is_err() {
-            let _ = producer.abort_transaction(timeout);
+        match &result {
+            Ok(_) => self.next_uncommitted = Some(batch_id + 1),
+            Err(_) => {
+                let _ = producer.abort_transaction(timeout);
+                // Whether the commit reached Kafka is unknown: read the markers again.
+                self.next_uncommitted = None;
+            }
         }
         result
     }

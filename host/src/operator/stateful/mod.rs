@@ -194,16 +194,13 @@ impl StatefulOperator {
             return Vec::new();
         };
         let times = input.column(c).as_primitive::<TimestampMicrosecondType>();
-        let late: Vec<u32> = (0..input.num_rows())
-            .filter(|&r| times.is_valid(r) && times.value(r) <= late_watermark)
-            .map(|r| r as u32)
-            .collect();
+        let is_late = |r: usize| times.is_valid(r) && times.value(r) <= late_watermark;
+        let late: Vec<u32> = (0..input.num_rows()).filter(|&r| is_late(r)).map(|r| r as u32).collect();
         if late.is_empty() {
             self.pending.push(input.clone());
         } else {
             self.dropped_late += late.len() as u64;
-            let keep =
-                BooleanArray::from_iter((0..input.num_rows()).map(|r| Some(late.binary_search(&(r as u32)).is_err())));
+            let keep = BooleanArray::from_iter((0..input.num_rows()).map(|r| Some(!is_late(r))));
             self.pending.push(arrow::compute::filter_record_batch(input, &keep).expect("mask has one entry per row"));
         }
         late
