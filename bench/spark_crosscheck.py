@@ -17,6 +17,10 @@ Prints, for every Spark micro-batch:
   <one JSON object per output row, sorted by window_start, window_end, group columns>
 Timestamps are UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'. The stateOperators figures are those of the
 first stateful operator (stateOperators[0]); --verbose prints every operator's progress.
+
+Operators translated: aggregate (groupBy/window/session_window + agg) and dedup (dropDuplicates,
+or dropDuplicatesWithinWatermark with within_watermark = true); a map plugin has no translation.
+Rows without a sort key (dedup output) are sorted by their JSON text.
 """
 import argparse, datetime as dt, json, os, shutil, sys, tempfile, time, tomllib
 
@@ -114,7 +118,11 @@ def build_query(spark, job, F, input_dir, fmt):
     for i, op in enumerate(job.get("operator", [])):
         kind = op.get("kind")
         if kind == "dedup":
-            df = df.dropDuplicates(list(op["keys"]))
+            # within_watermark = true is Spark 3.5's dropDuplicatesWithinWatermark.
+            if op.get("within_watermark", False):
+                df = df.dropDuplicatesWithinWatermark(list(op["keys"]))
+            else:
+                df = df.dropDuplicates(list(op["keys"]))
         elif kind == "aggregate":
             group_by = list(op.get("group_by", []))
             win = op.get("window")
@@ -241,9 +249,12 @@ def main():
         print("progress " + json.dumps(info))
         if a.verbose:
             for j, o in enumerate(ops):
-                print(f"stateOperator[{j}] " + json.dumps(
-                    {k: o.get(k) for k in ("operatorName", "numRowsTotal", "numRowsUpdated",
-                                           "numRowsRemoved", "numRowsDroppedByWatermark")}))
+                shown = {k: o.get(k) for k in ("operatorName", "numRowsTotal", "numRowsUpdated",
+                                               "numRowsRemoved", "numRowsDroppedByWatermark")}
+                custom = o.get("customMetrics") or {}
+                if "numDroppedDuplicateRows" in custom:  # dedup's own custom metric
+                    shown["numDroppedDuplicateRows"] = custom["numDroppedDuplicateRows"]
+                print(f"stateOperator[{j}] " + json.dumps(shown))
         cols, rows = captured.get(bid, ([], []))
         for r in sorted(rows, key=key):
             print(json.dumps({c: jsonable(r[c]) for c in (cols or r.keys())}))

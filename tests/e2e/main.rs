@@ -7,6 +7,7 @@ mod common;
 
 mod bad_input;
 mod crash;
+mod dedup;
 mod event_time;
 mod foreach_batch;
 mod hot_swap;

@@ -23,12 +23,12 @@ use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
 use crate::job::{Job, LateRows, OperatorConfig, OutputMode, SinkKind, SourceConfig, StateStoreKind, Trigger};
 use crate::operator::aggregate::{self, AggregateOperator};
-use crate::operator::dedup::DedupOperator;
+use crate::operator::dedup::{DedupOperator, DedupWatermark};
 use crate::operator::map::row_as_json;
 use crate::operator::stateful::entry::Clocks;
 use crate::operator::stateful::StatefulOperator;
 use crate::operator::MapOperator;
-use crate::operator::{key_indices, StateOperatorProgress};
+use crate::operator::StateOperatorProgress;
 use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::progress::{DurationMs, ProgressReporter, QueryProgress, SinkProgress, SourceProgress};
 use crate::sink::foreach::ForeachSink;
@@ -90,7 +90,7 @@ impl Operator {
     fn evicts_by_watermark(&self) -> bool {
         match self {
             Operator::Map(_) => false,
-            Operator::Dedup { op, .. } => op.bounded(),
+            Operator::Dedup { op, .. } => op.runs_on_watermark(),
             Operator::Aggregate(op) => op.bounded(),
             Operator::Stateful(op) => op.evicts_by_watermark(),
         }
@@ -259,16 +259,23 @@ impl Driver {
                     operators.push(Operator::Stateful(op));
                 }
                 OperatorConfig::Dedup(d) => {
-                    let keys_err = |e: String| {
-                        anyhow::anyhow!("job file {}: `operator[{}].keys`: {e}", job.file.display(), d.index)
+                    let field_err = |(field, e): (&str, String)| {
+                        anyhow::anyhow!("job file {}: `operator[{}].{field}`: {e}", job.file.display(), d.index)
                     };
-                    key_indices(&schema, &d.keys).map_err(keys_err)?;
+                    // The event-time column's delay: the first source's (a union's column carries
+                    // its first input's watermark metadata in Spark).
+                    let wm = job.watermark.as_ref().map(|w| DedupWatermark {
+                        column: w.column.as_str(),
+                        delay_micros: job.sources.first().and_then(|s| s.watermark_delay).unwrap_or(w.delay).as_micros()
+                            as i64,
+                    });
+                    // Checked before the state store is opened: a refused job leaves no state.
+                    DedupOperator::check(&schema, &d.keys, wm, d.within_watermark).map_err(field_err)?;
                     let store = open_state_store(&job, d.index)?;
-                    let wm_column = job.watermark.as_ref().map(|w| w.column.as_str());
-                    let op = DedupOperator::new(&schema, &d.keys, wm_column, store).map_err(keys_err)?;
+                    let op = DedupOperator::new(&schema, &d.keys, wm, d.within_watermark, store).map_err(field_err)?;
                     if !op.bounded() {
                         eprintln!(
-                            "warning: operator[{}] (dedup on {}) keeps every key it sees, forever: its state grows without bound. Add a [watermark] and put its column among the keys to let old keys expire.",
+                            "warning: operator[{}] (dedup on {}) keeps every key it sees, forever: its state grows without bound. Add a [watermark] and put its column among the keys, or set within_watermark = true, to let old keys expire.",
                             d.index,
                             d.keys.join(", ")
                         );
@@ -848,7 +855,8 @@ impl Driver {
                     let p = op
                         .end(marks.now)
                         .with_context(|| format!("batch {id}: operator[{index}] (dedup): committing state"))?;
-                    state_operators.push(state_progress("dedupe", &p, serde_json::json!({})));
+                    let custom = serde_json::json!({ "numDroppedDuplicateRows": op.dropped_duplicates() });
+                    state_operators.push(state_progress(op.progress_name(), &p, custom));
                 }
                 Operator::Aggregate(op) => {
                     let index = op.index();

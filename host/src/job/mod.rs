@@ -251,11 +251,14 @@ pub struct AggregateCall {
     pub name: String,
 }
 
-/// A `dedup` operator: Spark's `dropDuplicates(keys)`.
+/// A `dedup` operator: Spark's `dropDuplicates(keys)` or `dropDuplicatesWithinWatermark(keys)`.
 #[derive(Debug, Clone)]
 pub struct DedupConfig {
     pub index: usize,
     pub keys: Vec<String>,
+    /// Spark's `dropDuplicatesWithinWatermark(keys)`: needs a watermark; each key is kept until
+    /// the watermark passes its first row's event time plus the delay.
+    pub within_watermark: bool,
 }
 
 /// A `stateful` operator: a component of the `stateful` world over the rows of each key

@@ -116,6 +116,9 @@ pub(super) struct OperatorSpec {
     #[serde(alias = "cpu_time_limit")]
     pub max_call_time: Option<String>,
     pub keys: Option<Vec<String>>,
+    /// `dedup`: Spark's dropDuplicatesWithinWatermark (a key is forgotten once the watermark
+    /// passes its first row's event time plus the delay).
+    pub within_watermark: Option<bool>,
     pub on_error: Option<String>,
     pub grant: Option<Vec<String>>,
     pub retries: Option<i64>,

@@ -501,6 +501,9 @@ impl Validator<'_> {
         if op.kind != "stateful" && op.kind != "map" {
             self.only_for(&[(&field("watch"), op.watch.is_some())], &op.kind)?;
         }
+        if op.kind != "dedup" {
+            self.only_for(&[(&field("within_watermark"), op.within_watermark.is_some())], &op.kind)?;
+        }
         if op.kind != "aggregate" {
             self.only_for(
                 &[
@@ -545,7 +548,8 @@ impl Validator<'_> {
                 if keys.is_empty() {
                     return Err(self.err(&field("keys"), "is required for kind = \"dedup\": the columns that identify a duplicate, e.g. [\"event_id\", \"event_time\"]"));
                 }
-                Ok(OperatorConfig::Dedup(DedupConfig { index, keys }))
+                let within_watermark = op.within_watermark.unwrap_or(false);
+                Ok(OperatorConfig::Dedup(DedupConfig { index, keys, within_watermark }))
             }
             "map" => {
                 if op.keys.is_some() {
@@ -770,6 +774,14 @@ impl Validator<'_> {
         mode: OutputMode,
     ) -> Result<(), JobError> {
         for op in operators {
+            if let OperatorConfig::Dedup(d) = op {
+                if d.within_watermark && watermark.is_none() {
+                    return Err(self.err(
+                        &format!("operator[{}].within_watermark", d.index),
+                        "needs a [watermark]: as in Spark, dropDuplicatesWithinWatermark is not supported on streaming DataFrames/DataSets without watermark (a key is kept until the watermark passes its event time plus the delay); add [watermark] column = ..., delay = ..., or remove within_watermark",
+                    ));
+                }
+            }
             if let OperatorConfig::Stateful(st) = op {
                 if st.timeout == TimeoutMode::EventTime && watermark.is_none() {
                     return Err(self.err(
