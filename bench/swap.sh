@@ -44,7 +44,7 @@ batches() { ls "$D/out/_weir_log" 2>/dev/null | wc -l; }
 until [ "$(batches)" -ge 5 ]; do sleep 0.05; done
 for i in $(seq "$SWAPS"); do
   v=$([ $((i % 2)) -eq 1 ] && echo v2 || echo v1)
-  "$WEIR" plugin swap --job "$addr" --operator 0 "target/plugins/tagger-$v.wasm" > /dev/null
+  "$WEIR" plugin swap --job "$D/ckpt" --operator 0 "target/plugins/tagger-$v.wasm" > /dev/null
   n=$(batches); until [ "$(batches)" -ge $((n + 3)) ]; do sleep 0.02; done
 done
 kill -INT $pid; wait $pid || true; trap - EXIT

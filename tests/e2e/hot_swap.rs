@@ -72,8 +72,8 @@ fn start(s: &Scratch, job: &Path) -> (Child, String) {
     let _ = std::fs::remove_file(s.path("ckpt/admin-address"));
     let child = weir().args(["run", "--quiet"]).arg(job).spawn().unwrap();
     wait_until("the admin API", || s.path("ckpt/admin-address").exists());
-    let addr = std::fs::read_to_string(s.path("ckpt/admin-address")).unwrap();
-    (child, addr)
+    // `--job` takes the checkpoint: weir reads the API's address and generated token there.
+    (child, s.path("ckpt").display().to_string())
 }
 
 /// `weir plugin swap`: the API's answer.

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod admin_api;
 mod bad_input;
 mod crash;
 mod dedup;
@@ -14,6 +15,7 @@ mod hot_swap;
 mod kafka;
 mod pipeline;
 mod sandbox;
+mod shutdown;
 mod sources;
 mod stateful;
 mod windows;

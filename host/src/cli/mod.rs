@@ -14,6 +14,9 @@ use crate::job::Job;
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 
+/// `weir check`: the job as a user reads it.
+mod describe;
+
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Run Spark Structured Streaming-style jobs with WebAssembly plugins")]
 pub struct Cli {
@@ -23,8 +26,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a job file in the foreground until its trigger ends it or Ctrl-C (which stops after
-    /// the batch in progress).
+    /// Run a job file in the foreground until its trigger ends it, or Ctrl-C or SIGTERM (which
+    /// stop after the batch in progress; a second signal stops at once).
     Run {
         /// The job file (TOML).
         job: PathBuf,
@@ -41,7 +44,9 @@ pub enum Command {
         admin: Option<std::net::SocketAddr>,
     },
     /// Check a job file and print what it would run, without running it.
-    Check { job: PathBuf },
+    Check {
+        job: PathBuf,
+    },
     /// Plugin tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -58,7 +63,8 @@ pub enum PluginCommand {
     /// Upload a new version of an operator's plugin to a running job (hot swap): it is checked
     /// and swapped in between two micro-batches, on probation for [admin].probation_batches.
     Swap {
-        /// The job's admin API address (host:port).
+        /// The running job: its job file or checkpoint directory (weir reads the API's address
+        /// and token there), or the API's address (host:port).
         #[arg(long)]
         job: String,
         /// The operator: its index, or its plugin file's name in the job file.
@@ -66,7 +72,8 @@ pub enum PluginCommand {
         operator: String,
         /// The new component.
         wasm: PathBuf,
-        /// The bearer token, when the job's API requires one [default: $WEIR_ADMIN_TOKEN].
+        /// The bearer token [default: $WEIR_ADMIN_TOKEN, else the job file's [admin].token, else
+        /// the token the job generated in CHECKPOINT/admin-token].
         #[arg(long)]
         token: Option<String>,
     },
@@ -115,24 +122,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { job, progress_file, quiet, admin } => run_job(&job, progress_file, quiet, admin),
         Command::Plugin(PluginCommand::Swap { job, operator, wasm, token }) => {
             let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
-            let body = admin_call(&job, "POST", &format!("/operators/{operator}/plugin"), &bytes, token.as_deref())?;
+            let body = admin_call(&job, "POST", &format!("/operators/{operator}/plugin"), &bytes, token)?;
             println!("{body}");
             Ok(())
         }
         Command::Plugin(PluginCommand::Rollback { job, operator, token }) => {
             println!(
                 "{}",
-                admin_call(&job, "POST", &format!("/operators/{operator}/rollback"), &[], token.as_deref())?
+                admin_call(&job, "POST", &format!("/operators/{operator}/rollback"), &[], token)?
             );
             Ok(())
         }
         Command::Plugin(PluginCommand::History { job, token }) => {
-            println!("{}", admin_call(&job, "GET", "/plugins", &[], token.as_deref())?);
+            println!("{}", admin_call(&job, "GET", "/plugins", &[], token)?);
             Ok(())
         }
         Command::Check { job } => {
             let job = Job::load(&job)?;
-            println!("{job:#?}");
+            print!("{}", describe::describe(&job)?);
             Ok(())
         }
         Command::Plugin(PluginCommand::Build { dir, out }) => {
@@ -167,34 +174,83 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// One request to a job's admin API (plain HTTP/1.1 over TCP); the response body, or an error
-/// with the API's message.
-fn admin_call(addr: &str, method: &str, path: &str, body: &[u8], token: Option<&str>) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let env_token = std::env::var("WEIR_ADMIN_TOKEN").ok();
-    let token = token.or(env_token.as_deref());
-    let mut s = std::net::TcpStream::connect(addr).with_context(|| {
+/// Where a running job's admin API is and the token to send: `--job` is the job file or its
+/// checkpoint directory (the address and a generated token are read there), or host:port.
+fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Option<String>)> {
+    let given = Path::new(job);
+    let token = token.or_else(|| std::env::var("WEIR_ADMIN_TOKEN").ok());
+    let (checkpoint, token) = if given.is_file() {
+        let j = Job::load(given)?;
+        let from_file = j.admin.as_ref().and_then(|a| a.token.clone());
+        (j.checkpoint, token.or(from_file))
+    } else if given.is_dir() {
+        (given.to_path_buf(), token)
+    } else {
+        return Ok((job.to_string(), token));
+    };
+    let addr = std::fs::read_to_string(checkpoint.join("admin-address")).with_context(|| {
+        format!(
+            "reading {}: is the job running with [admin] or --admin?",
+            checkpoint.join("admin-address").display()
+        )
+    })?;
+    let token = token.or_else(|| crate::admin::token::read(&checkpoint));
+    Ok((addr.trim().to_string(), token))
+}
+
+/// One request to a job's admin API (plain HTTP/1.1 over TCP; a body is sent after the API
+/// agreed to take it, `Expect: 100-continue`); the response body, or an error with the API's
+/// message.
+fn admin_call(job: &str, method: &str, path: &str, body: &[u8], token: Option<String>) -> anyhow::Result<String> {
+    use std::io::{BufRead, Read, Write};
+    let (addr, token) = admin_target(job, token)?;
+    let s = std::net::TcpStream::connect(&addr).with_context(|| {
         format!("connecting to the job's admin API at {addr} (is the job running with [admin] or --admin?)")
     })?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let mut out = s.try_clone()?;
+    let mut reader = std::io::BufReader::new(s);
+    let auth = token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let expect = if body.is_empty() { "" } else { "Expect: 100-continue\r\n" };
     write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
+        out,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n{auth}{expect}Connection: close\r\n\r\n",
         body.len()
     )?;
-    s.write_all(body)?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).context("reading the admin API's answer")?;
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // The status line and headers of the next answer; its status.
+    let head = |reader: &mut std::io::BufReader<std::net::TcpStream>| -> anyhow::Result<u16> {
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).context("reading the admin API's answer")?;
+        let status = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).context("reading the admin API's answer")? == 0 || line.trim().is_empty() {
+                return Ok(status);
+            }
+        }
+    };
+    let mut status = if body.is_empty() { 0 } else { head(&mut reader)? };
+    if !body.is_empty() && status == 100 {
+        out.write_all(body).context("sending the upload")?;
+        status = 0;
+    }
+    if status == 0 {
+        status = head(&mut reader)?;
+    }
+    let mut text = String::new();
+    reader.read_to_string(&mut text).context("reading the admin API's answer")?;
     if status != 200 {
-        let message = serde_json::from_str::<serde_json::Value>(body)
+        let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| body.to_string());
-        anyhow::bail!("{method} {path}: {status}: {message}");
+            .unwrap_or_else(|| text.clone());
+        let hint = if status == 401 {
+            " (pass --token or set WEIR_ADMIN_TOKEN, or give --job the job file or its checkpoint directory so that weir reads the token there)"
+        } else {
+            ""
+        };
+        anyhow::bail!("{method} {path}: {status}: {message}{hint}");
     }
-    Ok(body.to_string())
+    Ok(text)
 }
 
 fn run_job(
@@ -210,7 +266,8 @@ fn run_job(
             anyhow::bail!("--admin {listen}: the admin API needs a bearer token when it listens beyond loopback: set [admin].token or WEIR_ADMIN_TOKEN");
         }
         let probation_batches = job.admin.as_ref().map_or(10, |a| a.probation_batches);
-        job.admin = Some(crate::job::AdminConfig { listen, token, probation_batches });
+        let max_upload = job.admin.as_ref().map_or(crate::admin::DEFAULT_MAX_UPLOAD, |a| a.max_upload);
+        job.admin = Some(crate::job::AdminConfig { listen, token, probation_batches, max_upload });
     }
     let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
@@ -226,13 +283,13 @@ fn run_job(
     ctrlc::set_handler(move || {
         let stop = &stop_in_handler;
         if presses.fetch_add(1, Ordering::SeqCst) == 0 {
-            eprintln!("\nstopping after the batch in progress (Ctrl-C again to abort at once; the batch will be replayed on restart)");
+            eprintln!("\nstopping after the batch in progress (Ctrl-C or SIGTERM again to abort at once; the batch will be replayed on restart)");
             stop.store(true, Ordering::SeqCst);
         } else {
             std::process::exit(130);
         }
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C and SIGTERM handler")?;
     let summary = match driver.as_mut() {
         Some(d) => d.run()?,
         None => crate::scale_out::run(job.clone(), &runtime, quiet, stop)?,

@@ -321,7 +321,8 @@ impl Driver {
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
         sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
         let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());
-        let run_id = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+        // A random UUID per start, as Spark's runId (the query id stays across restarts).
+        let run_id = crate::random::uuid_v4().context("reading /dev/urandom for the runId")?;
         Ok(Driver {
             job,
             checkpoint,
@@ -513,6 +514,7 @@ impl Driver {
         }
     }
 
+                self.purge_stored_plugins(entry.batch_id);
     /// What the run did so far.
     pub fn summary(&self) -> RunSummary {
         self.cursor.summary
@@ -762,6 +764,24 @@ impl Driver {
     /// Whether the watermark has moved past the last batch's and a stateful operator evicts by
     /// it, or a stateful plugin has a processing-time timeout, timer or TTL due now.
     fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
+    /// Every 100 batches (or `min_batches_to_retain`, if fewer) of a job that swaps plugins:
+    /// deletes the stored versions that no retained offsets or commits entry, running operator,
+    /// probation or active swap names any more (see `admin::uploads`).
+    fn purge_stored_plugins(&mut self, batch_id: u64) {
+        let every = self.job.min_batches_to_retain.clamp(1, 100);
+        if (batch_id + 1) % every != 0 || self.swaps.history.lock().expect("not poisoned").is_empty() {
+            return;
+        }
+        let mut running: std::collections::BTreeSet<String> = self.map_digests().into_values().collect();
+        running.extend(self.swaps.probation.values().map(|(p, _)| p.digest().to_string()));
+        if let Err(e) = crate::admin::uploads::purge(&self.checkpoint, &self.swaps.history, &running) {
+            eprintln!(
+                "warning: deleting plugin versions no batch needs from {}: {e}",
+                self.checkpoint.dir().join("plugins").display()
+            );
+        }
+    }
+
         let now = now_micros();
         (self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark)
             && self.operators.iter().any(Operator::evicts_by_watermark))

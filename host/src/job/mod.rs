@@ -12,6 +12,8 @@ pub use crate::operator::aggregate::function::AggFn;
 pub use crate::operator::aggregate::window::WindowKind;
 pub use crate::watermark::MultipleWatermarkPolicy;
 
+/// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
+pub mod kinds;
 /// The file as written: serde structs that refuse unknown fields.
 mod spec;
 /// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
@@ -46,13 +48,16 @@ pub struct Job {
     pub admin: Option<AdminConfig>,
 }
 
-/// The admin API: where it listens, the bearer token it requires (required unless it listens
-/// on a loopback address), and how many batches a swapped-in plugin is on probation.
+/// The admin API: where it listens, the bearer token it requires (the job file's, required
+/// beyond loopback; else one generated at start into `CHECKPOINT/admin-token`), how many
+/// batches a swapped-in plugin is on probation, and the largest upload it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: std::net::SocketAddr,
     pub token: Option<String>,
     pub probation_batches: u64,
+    /// `[admin].max_upload`, bytes (default 64 MiB).
+    pub max_upload: u64,
 }
 
 /// Which provider keeps the state of stateful operators (`state_store`).

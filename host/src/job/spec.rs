@@ -29,6 +29,8 @@ pub(super) struct AdminSpec {
     pub listen: String,
     pub token: Option<String>,
     pub probation_batches: Option<i64>,
+    /// The largest component an upload may be, e.g. "64 MiB".
+    pub max_upload: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,8 @@ pub fn load_job(file: &Path) -> Result<Job, JobError> {
 
 /// Parses and validates job text; `file` is used for messages only.
 pub fn parse_job(file: &Path, text: &str) -> Result<Job, JobError> {
+    // Kinds and formats first: a mistyped one explains the fields it does not take.
+    super::kinds::check(file, text)?;
     let spec: JobSpec = toml::from_str(text)
         .map_err(|e| JobError::Syntax { file: file.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
     let v = Validator { file };
@@ -95,7 +97,7 @@ impl Validator<'_> {
         }
         let admin = match &spec.admin {
             None => None,
-            Some(a) => Some(self.admin(&a.listen, a.token.clone(), a.probation_batches)?),
+            Some(a) => Some(self.admin(&a.listen, a.token.clone(), a.probation_batches, a.max_upload.as_deref())?),
         };
         Ok(Job {
             file: self.file.to_path_buf(),
@@ -114,7 +116,13 @@ impl Validator<'_> {
         })
     }
 
-    fn admin(&self, listen: &str, token: Option<String>, probation: Option<i64>) -> Result<AdminConfig, JobError> {
+    fn admin(
+        &self,
+        listen: &str,
+        token: Option<String>,
+        probation: Option<i64>,
+        max_upload: Option<&str>,
+    ) -> Result<AdminConfig, JobError> {
         let listen: std::net::SocketAddr = listen.parse().map_err(|_| {
             self.err("admin.listen", format!("{listen:?} is not an address: write host:port, e.g. \"127.0.0.1:7070\""))
         })?;
@@ -125,7 +133,14 @@ impl Validator<'_> {
             ));
         }
         let probation_batches = self.positive("admin.probation_batches", probation)?.unwrap_or(10);
-        Ok(AdminConfig { listen, token, probation_batches })
+        let max_upload = match max_upload {
+            None => crate::admin::DEFAULT_MAX_UPLOAD,
+            Some(m) => match parse_size(m).map_err(|e| self.err("admin.max_upload", e))? {
+                0 => return Err(self.err("admin.max_upload", "must be more than zero")),
+                n => n as u64,
+            },
+        };
+        Ok(AdminConfig { listen, token, probation_batches, max_upload })
     }
 
     fn positive(&self, field: &str, value: Option<i64>) -> Result<Option<u64>, JobError> {

@@ -75,7 +75,8 @@ fn client(config: &KafkaSourceConfig) -> ClientConfig {
     c
 }
 
-fn schema_of(config: &KafkaSourceConfig) -> SchemaRef {
+/// The columns a Kafka source yields (also printed by `weir check`).
+pub fn schema_of(config: &KafkaSourceConfig) -> SchemaRef {
     match &config.value {
         Some(v) => v.schema.clone(),
         None => {

@@ -1,0 +1,462 @@
+//! `weir check`: the job as a user reads it — sources, each operator with the columns it takes
+//! and gives, its state, the watermark, the sink — with durations and sizes in their units.
+//! Secrets are never printed: the admin token, and any `kafka` setting whose name says
+//! password, secret or key (SASL passwords, key stores) shows as `***`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use arrow::datatypes::SchemaRef;
+
+use crate::job::*;
+use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
+use crate::schema::to_ddl;
+
+/// The job's plan as text. Plugins are loaded (not run on data) to learn their output columns;
+/// nothing is written, no checkpoint is created.
+pub fn describe(job: &Job) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(o, "job {:?} ({})", job.name, job.file.display());
+    let mut schema: Option<SchemaRef> = None;
+    for input in &job.sources {
+        let (text, columns) = source(&input.source)?;
+        let _ = writeln!(o, "{}: {text}", input.label());
+        if let Some(d) = input.watermark_delay {
+            let _ = writeln!(o, "  watermark delay: {}", duration(d));
+        }
+        match &columns {
+            Some(c) => {
+                let _ = writeln!(o, "  columns: {}", to_ddl(c));
+            }
+            None => {
+                let _ = writeln!(o, "  columns: those of the first parquet file (none yet)");
+            }
+        }
+        if schema.is_none() {
+            schema = columns;
+        }
+    }
+    if let Some(w) = &job.watermark {
+        let late = match w.late_rows {
+            LateRows::Drop => "dropped and counted",
+            LateRows::DeadLetter => "kept in the dead-letter output",
+        };
+        let policy = if job.sources.len() > 1 {
+            match w.policy {
+                MultipleWatermarkPolicy::Min => "; with several sources, the slowest one's",
+                MultipleWatermarkPolicy::Max => "; with several sources, the fastest one's",
+            }
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "watermark: `{}`, {} behind the latest event time seen{policy}; late rows are {late}",
+            w.column,
+            duration(w.delay)
+        );
+    }
+    let mut runtime: Option<Runtime> = None;
+    for op in &job.operators {
+        let input = schema.clone();
+        let (text, output, state) = match op {
+            OperatorConfig::Map(m) => {
+                let out = match &input {
+                    Some(i) => {
+                        let rt = runtime_of(&mut runtime)?;
+                        let p = MapperPlugin::load(rt, &m.plugin, &m.config, m.limits, i.clone())
+                            .with_context(|| format!("loading operator[{}]'s plugin", m.index))?;
+                        Some(p.output_schema())
+                    }
+                    None => None,
+                };
+                (format!("map, plugin {}{}", m.plugin.display(), plugin_settings(m)), out, None)
+            }
+            OperatorConfig::Stateful(st) => {
+                let m = &st.plugin;
+                let out = match &input {
+                    Some(i) => {
+                        let key = crate::operator::stateful::StatefulOperator::key_schema_of(i, &st.group_by)
+                            .map_err(|e| anyhow::anyhow!("`operator[{}].group_by`: {e}", m.index))?;
+                        let rt = runtime_of(&mut runtime)?;
+                        let p = StatefulPlugin::load(rt, &m.plugin, &m.config, m.limits, &key, i)
+                            .with_context(|| format!("loading operator[{}]'s plugin", m.index))?;
+                        Some(p.output_schema())
+                    }
+                    None => None,
+                };
+                let timeout = match st.timeout {
+                    TimeoutMode::None => "no timeouts",
+                    TimeoutMode::ProcessingTime => "processing-time timeouts and timers",
+                    TimeoutMode::EventTime => "event-time timeouts and timers (rows behind the watermark are late)",
+                };
+                (
+                    format!("stateful, plugin {}{}", m.plugin.display(), plugin_settings(m)),
+                    out,
+                    Some(format!("the plugin's, one value per {}; {timeout}", st.group_by.join(", "))),
+                )
+            }
+            OperatorConfig::Dedup(d) => {
+                let expiry = match &job.watermark {
+                    Some(w) if d.within_watermark => {
+                        format!("each key kept until the watermark passes its first row's `{}`", w.column)
+                    }
+                    Some(w) if d.keys.contains(&w.column) => {
+                        format!("a key is dropped once the watermark passes its `{}`", w.column)
+                    }
+                    _ => "every key kept forever (no watermark column among the keys)".to_string(),
+                };
+                let kind = if d.within_watermark { "dedup within the watermark" } else { "dedup" };
+                (
+                    format!("{kind} on {}", d.keys.join(", ")),
+                    input.clone(),
+                    Some(format!("the keys seen; {expiry}")),
+                )
+            }
+            OperatorConfig::Aggregate(a) => {
+                let out = match &input {
+                    Some(i) => Some(
+                        crate::operator::aggregate::plan(i, a)
+                            .map_err(|(f, e)| anyhow::anyhow!("`operator[{}].{f}`: {e}", a.index))?
+                            .3,
+                    ),
+                    None => None,
+                };
+                let calls: Vec<String> = a
+                    .aggregates
+                    .iter()
+                    .map(|c| format!("{}({}) as {}", c.func.name(), c.column.as_deref().unwrap_or("*"), c.name))
+                    .collect();
+                let by = match (&a.window, a.group_by.is_empty()) {
+                    (None, true) => String::new(),
+                    (None, false) => format!(" by {}", a.group_by.join(", ")),
+                    (Some(w), _) => {
+                        let keys = a.group_by.iter().map(|k| format!(", {k}")).collect::<String>();
+                        format!(" by {}{keys}", window(w))
+                    }
+                };
+                let state = if a.window.is_some() && job.watermark.is_some() {
+                    "one row per group and window, dropped once the watermark passes the window's end"
+                } else {
+                    "one row per group, kept forever"
+                };
+                (format!("aggregate{by}: {}", calls.join(", ")), out, Some(state.to_string()))
+            }
+        };
+        let index = match op {
+            OperatorConfig::Map(m) | OperatorConfig::Stateful(StatefulConfig { plugin: m, .. }) => m.index,
+            OperatorConfig::Dedup(d) => d.index,
+            OperatorConfig::Aggregate(a) => a.index,
+        };
+        let _ = writeln!(o, "operator[{index}]: {text}");
+        let cols = |s: &Option<SchemaRef>| s.as_deref().map_or("(known once the first file arrives)".into(), to_ddl);
+        let _ = writeln!(o, "  in:    {}", cols(&input));
+        let _ = writeln!(o, "  out:   {}", cols(&output));
+        if let Some(state) = state {
+            let _ = writeln!(o, "  state: {state}");
+        }
+        schema = output;
+    }
+    let mode = match job.sink.output_mode {
+        OutputMode::Append => "append",
+        OutputMode::Update => "update",
+        OutputMode::Complete => "complete",
+    };
+    let _ = writeln!(o, "sink: {}, output mode {mode}", sink(&job.sink.kind));
+    if let SinkKind::ForeachBatch(p) | SinkKind::Foreach(p) = &job.sink.kind {
+        for out in &p.outputs {
+            let _ = writeln!(o, "  output {:?}: {}", out.name, sink(&out.kind));
+        }
+    }
+    let trigger = match job.trigger {
+        Trigger::ProcessingTime(d) if d.is_zero() => "each batch as soon as the previous one ends".to_string(),
+        Trigger::ProcessingTime(d) => format!("a batch every {}", duration(d)),
+        Trigger::Once => "one batch, then stop".to_string(),
+        Trigger::AvailableNow => "what is available at start, then stop".to_string(),
+    };
+    let _ = writeln!(o, "trigger: {trigger}");
+    let _ = writeln!(o, "checkpoint: {}", job.checkpoint.display());
+    let state_store = match job.state_store {
+        StateStoreKind::Memory => "memory",
+        StateStoreKind::RocksDb => "rocksdb",
+    };
+    let _ = writeln!(o, "state store: {state_store}, {} batch versions kept", job.min_batches_to_retain);
+    let bad = match job.on_bad_record {
+        crate::deadletter::OnBadRecord::Fail => "stop the job".to_string(),
+        crate::deadletter::OnBadRecord::DeadLetter => format!("go to {}", job.dead_letter.display()),
+    };
+    let _ = writeln!(o, "bad records: {bad}");
+    if let Some(a) = &job.admin {
+        let token = match a.token {
+            Some(_) => "the job file's [admin].token (not shown)".to_string(),
+            None => format!("generated at each start into {}", job.checkpoint.join("admin-token").display()),
+        };
+        let _ = writeln!(
+            o,
+            "admin API: {}, token: {token}; new versions on probation for {} batches; uploads up to {}",
+            a.listen,
+            a.probation_batches,
+            size(a.max_upload)
+        );
+    }
+    Ok(out)
+}
+
+fn runtime_of(slot: &mut Option<Runtime>) -> anyhow::Result<&Runtime> {
+    if slot.is_none() {
+        *slot = Some(Runtime::new().context("starting the WebAssembly runtime")?);
+    }
+    Ok(slot.as_ref().expect("set just above"))
+}
+
+/// A source's description and its columns (`None`: a parquet directory with no file yet).
+fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
+    Ok(match s {
+        SourceConfig::Files(f) => {
+            let mut text = format!("{} files in {}", f.format.extension(), f.path.display());
+            if let Some(n) = f.max_files_per_trigger {
+                let _ = write!(text, ", at most {n} per batch");
+            }
+            if f.format == FileFormat::Csv {
+                let header = if f.csv.header { "a header line" } else { "no header" };
+                let _ = write!(text, ", {header}, delimiter {:?}", f.csv.delimiter as char);
+            }
+            let columns = match &f.schema {
+                Some(s) => Some(s.clone()),
+                None => {
+                    let src = crate::source::files::FileSource::new(f)?;
+                    let s = crate::source::Source::schema(&src);
+                    (!s.fields().is_empty()).then_some(s)
+                }
+            };
+            (text, columns)
+        }
+        SourceConfig::Rate(r) => {
+            let src = crate::source::rate::RateSource::new(r);
+            (
+                format!("rate, {} rows per second over {} partitions", r.rows_per_second, r.num_partitions),
+                Some(crate::source::Source::schema(&src)),
+            )
+        }
+        SourceConfig::Kafka(k) => {
+            let topics = match &k.topics {
+                KafkaTopics::Subscribe(t) => format!("topics {}", t.join(", ")),
+                KafkaTopics::Pattern(p) => format!("topics matching {p:?}"),
+                KafkaTopics::Assign(a) => {
+                    let parts: Vec<String> = a.iter().map(|(t, p)| format!("{t} {p:?}")).collect();
+                    format!("partitions {}", parts.join(", "))
+                }
+            };
+            let start = match &k.starting_offsets {
+                StartingOffsets::Earliest => "earliest".to_string(),
+                StartingOffsets::Latest => "latest".to_string(),
+                StartingOffsets::Specific(m) => format!("{m:?}"),
+            };
+            let mut text = format!("kafka, {topics}, starting at {start}");
+            if let Some(n) = k.max_offsets_per_trigger {
+                let _ = write!(text, ", at most {n} records per batch");
+            }
+            if let Some(v) = &k.value {
+                let f = match v.format {
+                    KafkaValueFormat::Json => "json",
+                    KafkaValueFormat::Csv => "csv",
+                };
+                let _ = write!(text, ", value decoded as {f}");
+            }
+            if let Some(g) = &k.consumer_group {
+                let _ = write!(text, ", scaled out in consumer group {g:?}");
+            }
+            let _ = write!(text, ", broker timeout {}; settings: {}", duration(k.timeout), kafka_settings(&k.client));
+            (text, Some(crate::source::kafka::schema_of(k)))
+        }
+    })
+}
+
+fn sink(kind: &SinkKind) -> String {
+    match kind {
+        SinkKind::Files { format, path, partition_by } => {
+            let by = if partition_by.is_empty() {
+                String::new()
+            } else {
+                format!(", partitioned by {}", partition_by.join(", "))
+            };
+            format!("{} files in {}{by}", format.extension(), path.display())
+        }
+        SinkKind::Console { num_rows } => format!("console, up to {num_rows} rows per batch"),
+        SinkKind::ForeachBatch(p) => format!(
+            "foreach_batch, plugin {} (memory {}, {} per call), exactly once per batch",
+            p.plugin.display(),
+            size(p.limits.memory_bytes as u64),
+            duration(p.limits.cpu_time_per_call)
+        ),
+        SinkKind::Foreach(p) => format!(
+            "foreach, plugin {} (memory {}, {} per call), {} rows per call, at least once",
+            p.plugin.display(),
+            size(p.limits.memory_bytes as u64),
+            duration(p.limits.cpu_time_per_call),
+            p.rows_per_call
+        ),
+        SinkKind::Kafka(k) => format!(
+            "kafka topic {} (a transaction per batch), markers in {}, broker timeout {}; settings: {}",
+            k.topic.as_deref().map_or("from each row's `topic` column".to_string(), |t| format!("{t:?}")),
+            k.marker_topic.as_deref().map_or("weir-sink-<query id>".to_string(), |t| format!("{t:?}")),
+            duration(k.timeout),
+            kafka_settings(&k.client)
+        ),
+    }
+}
+
+fn plugin_settings(m: &MapConfig) -> String {
+    let on_error = match m.on_error {
+        OnPluginError::Fail => "stop the job".to_string(),
+        OnPluginError::Retry(n) => format!("retry {n} times"),
+        OnPluginError::DeadLetter => "dead-letter the failing rows".to_string(),
+    };
+    let mut grants = Vec::new();
+    if m.limits.grant_clock {
+        grants.push("clock");
+    }
+    if m.limits.grant_random {
+        grants.push("random");
+    }
+    let grants = if grants.is_empty() { "nothing".to_string() } else { grants.join(", ") };
+    let watch = if m.watch { "; swapped when its file changes" } else { "" };
+    format!(
+        " (memory {}, {} per call; granted {grants}; on error: {on_error}{watch})",
+        size(m.limits.memory_bytes as u64),
+        duration(m.limits.cpu_time_per_call)
+    )
+}
+
+fn window(w: &WindowConfig) -> String {
+    let d = |micros: i64| duration(Duration::from_micros(micros.max(0) as u64));
+    match w.kind {
+        WindowKind::Tumbling { size } => format!("window({}, {})", w.column, d(size)),
+        WindowKind::Sliding { size, slide } => format!("window({}, {}, sliding every {})", w.column, d(size), d(slide)),
+        WindowKind::Session { gap } => format!("session_window({}, gap {})", w.column, d(gap)),
+    }
+}
+
+/// Whether a client setting holds a secret: its name says password, secret or key.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "secret", "key"].iter().any(|w| n.contains(w))
+}
+
+fn kafka_settings(client: &BTreeMap<String, String>) -> String {
+    client
+        .iter()
+        .map(|(k, v)| if is_secret(k) { format!("{k} = ***") } else { format!("{k} = {v:?}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration as a person writes it: `500 ms`, `1 second`, `10 minutes`, `90 seconds`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 || ms == 0 {
+        return if d.subsec_nanos() % 1_000_000 == 0 { format!("{ms} ms") } else { format!("{d:?}") };
+    }
+    let s = (ms / 1000) as u64;
+    let (n, unit) = match s {
+        _ if s % 86_400 == 0 => (s / 86_400, "day"),
+        _ if s % 3_600 == 0 => (s / 3_600, "hour"),
+        _ if s % 60 == 0 => (s / 60, "minute"),
+        _ => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A size as a person writes it: `64 MiB`, `1 GiB`, `1500 bytes`.
+pub fn size(bytes: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_in_their_units() {
+        assert_eq!(duration(Duration::from_secs(1)), "1 second");
+        assert_eq!(duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(duration(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(duration(Duration::from_millis(500)), "500 ms");
+        assert_eq!(duration(Duration::from_secs(7200)), "2 hours");
+        assert_eq!(size(64 << 20), "64 MiB");
+        assert_eq!(size(1500), "1500 bytes");
+    }
+
+    #[test]
+    fn the_check_output_reads_as_the_job_and_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        std::fs::write(
+            &file,
+            r#"
+[admin]
+listen = "127.0.0.1:7070"
+token = "tok-SECRET-1"
+
+[source]
+format = "kafka"
+subscribe = ["orders"]
+kafka = { "bootstrap.servers" = "b:9092", "sasl.password" = "pw-SECRET-2", "ssl.key.password" = "pw-SECRET-3", "sasl.oauthbearer.client.secret" = "SECRET-4", "ssl.keystore.location" = "SECRET-5" }
+value_format = "json"
+schema = "user_id string, amount double, event_time timestamp"
+
+[watermark]
+column = "event_time"
+delay = "10 minutes"
+
+[[operator]]
+kind = "aggregate"
+group_by = ["user_id"]
+window = { column = "event_time", size = "5 minutes" }
+aggregates = [{ fn = "sum", column = "amount", as = "total" }]
+
+[sink]
+format = "foreach_batch"
+plugin = "sink.wasm"
+checkpoint = "ckpt"
+trigger = { processing_time = "1 second" }
+
+[[sink.output]]
+name = "k"
+format = "kafka"
+topic = "out"
+kafka = { "bootstrap.servers" = "b:9092", "SASL.Password" = "pw-SECRET-6", "Sasl.Api.Key" = "SECRET-7" }
+"#,
+        )
+        .unwrap();
+        let job = Job::load(&file).unwrap();
+        let text = describe(&job).unwrap();
+        assert!(!text.contains("SECRET"), "a secret is printed:\n{text}");
+        for want in [
+            "source: kafka, topics orders, starting at latest",
+            "bootstrap.servers = \"b:9092\"",
+            "sasl.password = ***",
+            "SASL.Password = ***",
+            "watermark: `event_time`, 10 minutes behind the latest event time seen",
+            "operator[0]: aggregate by window(event_time, 5 minutes), user_id: sum(amount) as total",
+            "  in:    user_id string, amount double, event_time timestamp",
+            "  out:   window_start timestamp NOT NULL, window_end timestamp NOT NULL, user_id string, total double",
+            "  state: one row per group and window, dropped once the watermark passes the window's end",
+            "output \"k\": kafka topic \"out\"",
+            "trigger: a batch every 1 second",
+            "admin API: 127.0.0.1:7070, token: the job file's [admin].token (not shown)",
+            "uploads up to 64 MiB",
+        ] {
+            assert!(text.contains(want), "want {want:?} in:\n{text}");
+        }
+        assert!(!text.contains("Some("), "a debug dump:\n{text}");
+    }
+}
