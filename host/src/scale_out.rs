@@ -15,12 +15,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
+use crate::checkpoint::CheckpointError;
 use crate::driver::{Driver, RunSummary, Step};
 use crate::job::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
 use crate::plugin::Runtime;
@@ -28,6 +29,8 @@ use crate::progress::ProgressReporter;
 
 /// How long the loop waits when no task had work.
 const IDLE: Duration = Duration::from_millis(50);
+/// How often to say that a partition's task is still held by its previous owner.
+const HELD_WARNING: Duration = Duration::from_secs(10);
 
 fn kafka_source(job: &Job) -> &KafkaSourceConfig {
     match &job.sources[0].source {
@@ -82,6 +85,9 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
     consumer.subscribe(&topic_refs).with_context(|| format!("kafka: subscribing to {}", topics.join(", ")))?;
     eprintln!("scale-out: joined consumer group {group:?} for {}", topics.join(", "));
     let mut tasks: BTreeMap<(String, i32), Driver> = BTreeMap::new();
+    // Partitions assigned to us whose task checkpoint another process still holds: since when,
+    // and when we last said so.
+    let mut waiting: BTreeMap<(String, i32), (Instant, Option<Instant>)> = BTreeMap::new();
     let mut summary = RunSummary::default();
     while !stop.load(Ordering::Relaxed) {
         // Rebalances happen here, between batches; the member fetches nothing itself (its
@@ -99,11 +105,33 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
             add(&mut summary, d.summary());
             eprintln!("scale-out: partition {}-{} moved to another member", part.0, part.1);
         }
+        waiting.retain(|p, _| owned.contains(p));
         for part in owned.iter().filter(|p| !tasks.contains_key(*p)).cloned().collect::<Vec<_>>() {
             let tj = task_job(&job, &part.0, part.1);
             let progress = ProgressReporter::new(Some(&tj.checkpoint.join("progress.jsonl")), quiet);
-            let mut d = Driver::new(tj, runtime, progress)
-                .with_context(|| format!("starting the task of partition {}-{}", part.0, part.1))?;
+            let mut d = match Driver::new(tj, runtime, progress) {
+                Ok(d) => d,
+                // The member that had the partition has not stopped its task yet (it lets go
+                // between two batches, when it sees the rebalance): wait for it, never write
+                // beside it.
+                Err(e) if matches!(e.downcast_ref::<CheckpointError>(), Some(CheckpointError::InUse { .. })) => {
+                    let (since, said) = waiting.entry(part.clone()).or_insert((Instant::now(), None));
+                    if said.is_none_or(|t| t.elapsed() >= HELD_WARNING) {
+                        eprintln!(
+                            "scale-out: partition {}-{} is ours now, but its task is still held ({:?} so far): {e:#}; waiting for it to stop",
+                            part.0,
+                            part.1,
+                            since.elapsed()
+                        );
+                        *said = Some(Instant::now());
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("starting the task of partition {}-{}", part.0, part.1))
+                }
+            };
+            waiting.remove(&part);
             d.start().with_context(|| format!("restoring the task of partition {}-{}", part.0, part.1))?;
             eprintln!("scale-out: took partition {}-{}", part.0, part.1);
             tasks.insert(part, d);

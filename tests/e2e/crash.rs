@@ -69,8 +69,9 @@ trigger = {{ available_now = true }}
     ))
 }
 
-/// Every committed file's bytes, by relative path, in batch order; for the outputs of a
-/// foreach_batch sink (directories under `out`), output by output.
+/// Every committed file's bytes, by relative path (without the writer's random part of the
+/// name, which differs between runs), in batch order; for the outputs of a foreach_batch sink
+/// (directories under `out`), output by output.
 fn committed_bytes(out: &Path) -> Vec<(String, Vec<u8>)> {
     if !out.join("_weir_log").exists() && out.exists() {
         let mut dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
@@ -83,7 +84,11 @@ fn committed_bytes(out: &Path) -> Vec<(String, Vec<u8>)> {
             })
             .collect();
     }
-    committed_files(out).into_iter().map(|f| (f.display().to_string(), std::fs::read(out.join(&f)).unwrap())).collect()
+    let unique = regex::Regex::new(r"-[0-9a-f]{12}\.").unwrap();
+    committed_files(out)
+        .into_iter()
+        .map(|f| (unique.replace(&f.display().to_string(), ".").into_owned(), std::fs::read(out.join(&f)).unwrap()))
+        .collect()
 }
 
 fn kill_and_restart_until_done(sink: &str, operators: &str, rounds: u64) {

@@ -636,3 +636,119 @@ fn a_job_may_wait_for_its_topic() {
     assert!(child.wait().unwrap().success());
     assert_eq!(committed_text(&s.path("out")).lines().count(), 1);
 }
+
+/// Other queries share the marker topic and wrote far more markers since this query's last
+/// one (more than any fixed tail): a replay still finds its own marker and writes nothing twice.
+#[test]
+fn a_replay_finds_its_marker_behind_thousands_of_other_queries_markers() {
+    let cluster = mock_cluster();
+    let servers = cluster.bootstrap_servers();
+    cluster.create_topic("out", 1, 1).unwrap();
+    cluster.create_topic("weir-markers", 1, 1).unwrap();
+    let s = Scratch::new();
+    write_orders(&s, 3, 4);
+    let job = kafka_sink_job(&s, &servers);
+    run_ok(&job);
+    assert_eq!(consume_all(&servers, "out", 1).len(), 12);
+    // 5000 markers of 50 other queries, after this one's.
+    let p: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", &servers).set("linger.ms", "20").create().unwrap();
+    for i in 0..5000u64 {
+        let key = format!("weir-other-query-{}", i % 50);
+        let id = (i / 50).to_string();
+        let mut rec = BaseRecord::to("weir-markers").partition(0).key(key.as_bytes()).payload(id.as_bytes());
+        while let Err((_, r)) = p.send(rec) {
+            rec = r;
+            p.poll(Duration::from_millis(10));
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    // As if weir died after Kafka's commit of batch 2 and before the checkpoint's.
+    std::fs::remove_file(s.path("ckpt/commits/2")).unwrap();
+    run_ok(&job);
+    assert_eq!(consume_all(&servers, "out", 1).len(), 12, "batch 2 was written twice");
+    assert_eq!(progress(&s.path("ckpt")).last().unwrap()["batchId"], 2);
+}
+
+/// Spark's precedence: the sink's `topic` wins over the rows' `topic` column (a Kafka-to-Kafka
+/// job does not write back into its input); without it, each row's column names its topic, and
+/// a null one stops the job naming the row.
+#[test]
+fn the_sink_topic_overrides_the_rows_topic_column_as_in_spark() {
+    let cluster = mock_cluster();
+    let servers = cluster.bootstrap_servers();
+    for t in ["out", "in-topic", "other", "weir-markers"] {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"topic\":\"in-topic\",\"value\":\"a\"}\n{\"topic\":\"other\",\"value\":\"b\"}\n");
+    let job = |topic_line: &str, ckpt: &str| {
+        s.job(&format!(
+            r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "topic string, value string"
+
+[sink]
+format = "kafka"
+{topic_line}
+marker_topic = "weir-markers"
+kafka = {{ "bootstrap.servers" = "{servers}" }}
+checkpoint = "{{dir}}/{ckpt}"
+trigger = {{ available_now = true }}
+"#
+        ))
+    };
+    run_ok(&job("topic = \"out\"", "ckpt1"));
+    let values = |t: &str| consume_all(&servers, t, 1).into_iter().map(|r| r.3).collect::<Vec<_>>();
+    assert_eq!(values("out"), ["a", "b"], "the sink's topic wins");
+    assert!(values("in-topic").is_empty() && values("other").is_empty());
+    // Without the option, the column.
+    run_ok(&job("", "ckpt2"));
+    assert_eq!((values("in-topic"), values("other")), (vec!["a".to_string()], vec!["b".to_string()]));
+    // A null topic in a row, no option: an error naming the row.
+    s.write("in/b.json", "{\"value\":\"c\"}\n");
+    let err = run_err(&job("", "ckpt2"));
+    assert!(err.contains("batch 1: row 0 has a null `topic`, and the sink's topic is not set"), "{err}");
+}
+
+/// A batch whose transaction stays open close to `transaction.timeout.ms` (here: a broker that
+/// answers slowly) is not committed, to be aborted by the brokers and replayed as slowly
+/// forever: the job stops, saying what to raise; with it raised, the same batch goes through.
+/// (The mock cluster never times a transaction out itself, so without the check the job would
+/// commit here.)
+#[test]
+fn a_transaction_near_its_timeout_stops_the_job_saying_what_to_raise() {
+    let cluster = mock_cluster();
+    let servers = cluster.bootstrap_servers();
+    cluster.create_topic("out", 1, 1).unwrap();
+    cluster.create_topic("weir-markers", 1, 1).unwrap();
+    let s = Scratch::new();
+    write_orders(&s, 1, 4);
+    let text = std::fs::read_to_string(kafka_sink_job(&s, &servers)).unwrap().replace(
+        &format!("kafka = {{ \"bootstrap.servers\" = \"{servers}\" }}"),
+        &format!("kafka = {{ \"bootstrap.servers\" = \"{servers}\", \"transaction.timeout.ms\" = \"2000\" }}"),
+    );
+    assert!(text.contains("transaction.timeout.ms"));
+    let job = s.job(&text.replace("kafka_timeout = \"10 seconds\"", "kafka_timeout = \"60 seconds\""));
+    // Each answer takes a second: adding the partitions to the transaction, then producing,
+    // keeps it open at least two.
+    cluster.broker_round_trip_time(1, Duration::from_millis(1000)).unwrap();
+    let err = run_err(&job);
+    assert!(
+        err.contains("batch 0: its transaction has been open")
+            && err.contains("too close to kafka.\"transaction.timeout.ms\" = 2000 ms")
+            && err.contains("Raise kafka.\"transaction.timeout.ms\""),
+        "{err}"
+    );
+    assert!(!s.path("ckpt/commits/0").exists());
+    let job = s.job(
+        &text
+            .replace("\"transaction.timeout.ms\" = \"2000\"", "\"transaction.timeout.ms\" = \"30000\"")
+            .replace("kafka_timeout = \"10 seconds\"", "kafka_timeout = \"60 seconds\""),
+    );
+    run_ok(&job);
+    assert!(s.path("ckpt/commits/0").exists());
+    cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+}

@@ -19,3 +19,4 @@ mod shutdown;
 mod sources;
 mod stateful;
 mod windows;
+mod writers;

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
 
+/// One writer per checkpoint: the lock file held for the process's life.
+pub mod lock;
+
 /// Written once when the checkpoint is created; the query id survives restarts (Spark's `id`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metadata {
@@ -74,6 +77,8 @@ pub enum CheckpointError {
     },
     #[error("checkpoint {path}: cannot parse: {message}; the file is damaged or from another program — restore it, or start with a new checkpoint directory (the job will then reprocess its input)")]
     Corrupt { path: PathBuf, message: String },
+    #[error("checkpoint {dir} is in use by {}: one checkpoint takes one writer (two would repeat or lose output). Stop that job first (Ctrl-C or `weir stop`), or give this one another checkpoint directory", holder.as_ref().map_or_else(|| "another weir process (its lock file names none yet)".to_string(), |h| format!("weir {h}")))]
+    InUse { dir: PathBuf, holder: Option<lock::Holder> },
 }
 
 /// An open checkpoint directory.
@@ -172,12 +177,22 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointE
 
 /// A random-enough id without another dependency: time, pid and address entropy hashed.
 fn new_query_id() -> String {
+    let h = random_hex();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// 64 hex digits no other process (here or on another machine) comes up with: the kernel's
+/// randomness when it can be read, hashed with the time, pid, host and an address.
+pub fn random_hex() -> String {
     use sha2::{Digest, Sha256};
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let local = 0u8;
-    let seed = format!("{}-{}-{:p}", now.as_nanos(), std::process::id(), &local);
-    let h = format!("{:x}", Sha256::digest(seed.as_bytes()));
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    let mut entropy = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut entropy);
+    }
+    let seed = format!("{}-{}-{}-{:p}-{entropy:?}", now.as_nanos(), std::process::id(), lock::hostname(), &local);
+    format!("{:x}", Sha256::digest(seed.as_bytes()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use std::path::Path;
 
 use crate::admin::{AdminRequest, History};
+use crate::checkpoint::lock::CheckpointLock;
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
@@ -125,6 +126,8 @@ fn state_progress(name: &str, p: &StateOperatorProgress, custom: serde_json::Val
 pub struct Driver {
     job: Job,
     checkpoint: Checkpoint,
+    /// Held while the driver lives (a scale-out task's is released when its partition moves).
+    _lock: CheckpointLock,
     sources: Union,
     operators: Vec<Operator>,
     sink: Box<dyn Sink>,
@@ -175,6 +178,8 @@ impl Driver {
     /// Builds every part of the job and checks that they fit (plugin output schemas, sink
     /// columns) before any data moves.
     pub fn new(job: Job, runtime: &Runtime, progress: ProgressReporter) -> anyhow::Result<Driver> {
+        // Before anything touches the checkpoint or the outputs: one writer per checkpoint.
+        let mut lock = CheckpointLock::acquire(&job.checkpoint)?;
         let several = job.sources.len() > 1;
         let mut inputs = Vec::with_capacity(job.sources.len());
         for input in &job.sources {
@@ -316,9 +321,14 @@ impl Driver {
             SinkKind::Foreach(f) => Box::new(
                 ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,
             ),
-            SinkKind::Kafka(k) => Box::new(KafkaSink::new(k)),
+            SinkKind::Kafka(k) => {
+                KafkaSink::check_columns(k, &schema)
+                    .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
+                Box::new(KafkaSink::new(k))
+            }
         };
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
+        lock.keep();
         sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
         let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());
         // A random UUID per start, as Spark's runId (the query id stays across restarts).
@@ -326,6 +336,7 @@ impl Driver {
         Ok(Driver {
             job,
             checkpoint,
+            _lock: lock,
             sources,
             operators,
             sink,

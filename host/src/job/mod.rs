@@ -363,7 +363,9 @@ pub enum SinkKind {
 
 #[derive(Debug, Clone)]
 pub struct KafkaSinkConfig {
-    pub topic: String,
+    /// Spark's `topic` option: every row goes there, whatever its `topic` column says. Unset,
+    /// each row's `topic` column names its topic.
+    pub topic: Option<String>,
     /// The topic where each committed batch leaves a marker (default `weir-sink-<query id>`,
     /// one partition, created at start).
     pub marker_topic: Option<String>,

@@ -173,7 +173,8 @@ pub(super) struct SinkSpec {
     pub grant: Option<Vec<String>>,
     /// `foreach`: rows per plugin call.
     pub rows_per_call: Option<i64>,
-    /// `kafka`: the topic written to (rows may name another in a `topic` column).
+    /// `kafka`: the topic written to; it overrides a `topic` column (as Spark's option does),
+    /// which is used only when this is not set.
     pub topic: Option<String>,
     /// `kafka`: librdkafka settings, passed through.
     pub kafka: Option<std::collections::BTreeMap<String, toml::Value>>,

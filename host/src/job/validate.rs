@@ -960,9 +960,11 @@ impl Validator<'_> {
                     ],
                     "kafka",
                 )?;
-                let topic = s.topic.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-                    self.err("sink.topic", "is required for format = \"kafka\": the topic to write to (rows may name another in a `topic` column)")
-                })?;
+                // Spark's `topic` option: when set, it wins over the rows' `topic` column.
+                let topic = s.topic.clone();
+                if topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                    return Err(self.err("sink.topic", "must not be empty: name the topic to write to, or leave it out to take each row's `topic` column"));
+                }
                 SinkKind::Kafka(KafkaSinkConfig {
                     topic,
                     marker_topic: s.marker_topic.clone(),
@@ -1008,12 +1010,10 @@ impl Validator<'_> {
                             ],
                             "kafka",
                         )?;
-                        let topic = o.topic.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-                            self.err(
-                                &format!("{at}.topic"),
-                                "is required for format = \"kafka\": the topic to write to",
-                            )
-                        })?;
+                        let topic = o.topic.clone();
+                        if topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                            return Err(self.err(&format!("{at}.topic"), "must not be empty: name the topic to write to, or leave it out to take each row's `topic` column"));
+                        }
                         SinkKind::Kafka(KafkaSinkConfig {
                             topic,
                             marker_topic: o.marker_topic.clone(),

@@ -2,14 +2,18 @@
 //!
 //! Layout of the output directory `OUT`:
 //! ```text
-//! OUT/_weir_log/<batch id>          {"batch_id": N, "files": [{"path", "rows", "bytes"}]}
-//! OUT/[col=value/]part-<N>-<k>.<ext>
+//! OUT/_weir_log/<batch id>          {"batch_id": N, "writer": <query id>, "files": [{"path", "rows", "bytes"}]}
+//! OUT/[col=value/]part-<N>-<k>-<attempt>.<ext>
 //! ```
 //! A batch's files are written first (each to a temporary sibling, fsynced, renamed), then its
-//! log entry, atomically. A batch whose log entry exists is never written again, so a batch
-//! replayed after a crash cannot be committed twice; a batch cut short leaves files that no log
-//! entry names, which its replay overwrites (names are deterministic). **Readers follow the
-//! log** ([`committed_files`]), like Spark's `_spark_metadata`.
+//! log entry, which is created and never replaced (written aside, then hard-linked to its name:
+//! the link fails when the name exists). A batch whose log entry this query wrote is never
+//! written again, so a batch replayed after a crash cannot be committed twice; an entry another
+//! query wrote (two jobs given one output directory) is an error, never a reason to skip. Data
+//! file names carry a random suffix per sink instance (`<attempt>`), so no other writer, nor a
+//! replay, can overwrite a file a log entry names; a batch cut short leaves files that no log
+//! entry names. **Readers follow the log** ([`committed_files`]), like Spark's
+//! `_spark_metadata`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,7 +31,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use super::{Sink, SinkError};
-use crate::atomic_file::{sync_dir, write_atomic};
+use crate::atomic_file::sync_dir;
 use crate::format::encode::{write_csv, write_json_lines};
 use crate::format::timestamp::format_timestamp_micros;
 use crate::job::FileFormat;
@@ -40,6 +44,10 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 #[derive(Debug, Serialize, Deserialize)]
 struct LogEntry {
     batch_id: u64,
+    /// The query (checkpoint id) that committed the batch; absent in entries of older weir
+    /// versions, which are taken as this query's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    writer: Option<String>,
     files: Vec<LogFile>,
 }
 
@@ -60,6 +68,11 @@ pub struct FileSink {
     data_schema: SchemaRef,
     data_cols: Vec<usize>,
     partition_by: Vec<String>,
+    /// This sink instance's part of data file names: random, so that no other writer (another
+    /// process, or a replay of the same batch) picks the same name.
+    attempt: String,
+    /// The query's id (set by `start`), recorded in each log entry.
+    writer: Option<String>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -102,6 +115,8 @@ impl FileSink {
             partition_cols,
             data_schema,
             data_cols,
+            attempt: crate::checkpoint::random_hex()[..12].to_string(),
+            writer: None,
         })
     }
 
@@ -197,9 +212,14 @@ impl Sink for FileSink {
         format!("FileSink[{}]", self.dir.display())
     }
 
+    fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
+        self.writer = Some(query_id.to_string());
+        Ok(())
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let log_path = self.dir.join(LOG_DIR).join(batch_id.to_string());
-        if log_path.exists() {
+        if self.committed_by_us(batch_id, &log_path)? {
             return Ok(0);
         }
         let mut files = Vec::new();
@@ -209,18 +229,75 @@ impl Sink for FileSink {
             if rows == 0 {
                 continue;
             }
-            let rel = format!("{part_dir}part-{batch_id:05}-{k:04}.{}", self.format.extension());
+            let rel = format!("{part_dir}part-{batch_id:05}-{k:04}-{}.{}", self.attempt, self.format.extension());
             let path = self.dir.join(&rel);
             let bytes = self.encode(&batches, &rel)?;
             write_file(&path, &bytes)?;
             total += rows;
             files.push(LogFile { path: rel, rows, bytes: bytes.len() as u64 });
         }
-        let entry = serde_json::to_vec(&LogEntry { batch_id, files }).expect("plain struct");
-        write_atomic(&log_path, &entry)
-            .map_err(io(format!("committing batch {batch_id} in {}", log_path.display())))?;
-        Ok(total)
+        let entry =
+            serde_json::to_vec(&LogEntry { batch_id, writer: self.writer.clone(), files }).expect("plain struct");
+        match create_new(&log_path, &entry) {
+            Ok(()) => Ok(total),
+            // Another writer committed the batch between our check and now.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.committed_by_us(batch_id, &log_path)? {
+                true => Ok(0),
+                false => Err(SinkError::Invalid(format!(
+                    "{}: the commit log entry of batch {batch_id} appeared and vanished while this job committed it: another program is changing {}",
+                    log_path.display(),
+                    self.dir.display()
+                ))),
+            },
+            Err(e) => Err(io(format!("committing batch {batch_id} in {}", log_path.display()))(e)),
+        }
     }
+}
+
+impl FileSink {
+    /// Whether batch `batch_id` is committed here already, by this query (a replay after a
+    /// crash between the sink's commit and the checkpoint's): then it is not written again.
+    /// An entry another query wrote is an error: two jobs write to one directory, and skipping
+    /// the batch would lose this one's rows.
+    fn committed_by_us(&self, batch_id: u64, log_path: &Path) -> Result<bool, SinkError> {
+        let bytes = match std::fs::read(log_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(format!("reading {}", log_path.display()))(e)),
+        };
+        let entry: LogEntry = serde_json::from_slice(&bytes).map_err(|e| {
+            SinkError::Invalid(format!(
+                "{}: damaged commit log entry of batch {batch_id}: {e}; restore it or use a new output directory",
+                log_path.display()
+            ))
+        })?;
+        match (&entry.writer, &self.writer) {
+            (Some(theirs), Some(ours)) if theirs != ours => Err(SinkError::Invalid(format!(
+                "{}: batch {batch_id} is already committed in this output directory by another query (id {theirs}; this one is {ours}): two jobs (or two checkpoints) write to {}. Give each job its own output path; nothing of batch {batch_id} was committed by this one",
+                log_path.display(),
+                self.dir.display()
+            ))),
+            _ => Ok(true),
+        }
+    }
+}
+
+/// Creates `path` with `bytes`, durably, and only if it does not exist yet (the error is then
+/// `AlreadyExists`): an existing entry is never replaced, and a reader sees the whole file or
+/// none. The bytes go to a temporary sibling first; a hard link gives them the name.
+fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("log entries live in the log directory");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
+    let tmp = dir.join(format!(".{name}.{}.tmp", crate::checkpoint::random_hex().get(..12).unwrap_or("0")));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result?;
+    sync_dir(dir)
 }
 
 /// Writes a data file durably under its final name (via a temporary sibling and a rename).
@@ -325,52 +402,102 @@ mod tests {
         .unwrap()
     }
 
+    fn sink(dir: &Path, format: FileFormat, partition_by: &[String], query: &str) -> FileSink {
+        let mut sink = FileSink::new(format, dir, partition_by, batch(&[], &[]).schema()).unwrap();
+        sink.start(query).unwrap();
+        sink
+    }
+
+    /// File names as the log lists them, with each sink's random part replaced by `X`.
+    fn names(dir: &Path) -> Vec<String> {
+        let re = regex::Regex::new(r"-[0-9a-f]{12}\.").unwrap();
+        committed_files(dir).unwrap().iter().map(|p| re.replace(&p.display().to_string(), "-X.").into_owned()).collect()
+    }
+
     #[test]
     fn a_committed_batch_is_never_written_again() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = FileSink::new(FileFormat::Json, dir.path(), &[], batch(&[], &[]).schema()).unwrap();
-        assert_eq!(sink.write_batch(0, &[batch(&[1, 2], &[Some("a"), None])]).unwrap(), 2);
+        let mut s = sink(dir.path(), FileFormat::Json, &[], "q1");
+        assert_eq!(s.write_batch(0, &[batch(&[1, 2], &[Some("a"), None])]).unwrap(), 2);
         assert_eq!(
-            sink.write_batch(0, &[batch(&[9], &[Some("z")])]).unwrap(),
+            s.write_batch(0, &[batch(&[9], &[Some("z")])]).unwrap(),
             0,
             "replay of a committed batch writes nothing"
         );
-        assert_eq!(committed_files(dir.path()).unwrap(), vec![PathBuf::from("part-00000-0000.json")]);
-        let text = std::fs::read_to_string(dir.path().join("part-00000-0000.json")).unwrap();
+        // A restart of the same query (another sink instance) replays it: nothing either.
+        let mut again = sink(dir.path(), FileFormat::Json, &[], "q1");
+        assert_eq!(again.write_batch(0, &[batch(&[9], &[Some("z")])]).unwrap(), 0);
+        assert_eq!(names(dir.path()), vec!["part-00000-0000-X.json"]);
+        let file = &committed_files(dir.path()).unwrap()[0];
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
         assert_eq!(text, "{\"id\":1,\"k\":\"a\"}\n{\"id\":2}\n");
     }
 
     #[test]
     fn partitions_are_hive_dirs_in_first_seen_order_without_the_column() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink =
-            FileSink::new(FileFormat::Csv, dir.path(), &["k".to_string()], batch(&[], &[]).schema()).unwrap();
-        sink.write_batch(3, &[batch(&[1, 2, 3, 4], &[Some("b/x"), None, Some("b/x"), Some("a=1")])]).unwrap();
-        let files: Vec<String> = committed_files(dir.path()).unwrap().iter().map(|p| p.display().to_string()).collect();
+        let mut s = sink(dir.path(), FileFormat::Csv, &["k".to_string()], "q1");
+        s.write_batch(3, &[batch(&[1, 2, 3, 4], &[Some("b/x"), None, Some("b/x"), Some("a=1")])]).unwrap();
         assert_eq!(
-            files,
+            names(dir.path()),
             vec![
-                "k=b%2Fx/part-00003-0000.csv",
-                "k=__HIVE_DEFAULT_PARTITION__/part-00003-0001.csv",
-                "k=a%3D1/part-00003-0002.csv"
+                "k=b%2Fx/part-00003-0000-X.csv",
+                "k=__HIVE_DEFAULT_PARTITION__/part-00003-0001-X.csv",
+                "k=a%3D1/part-00003-0002-X.csv"
             ]
         );
-        assert_eq!(std::fs::read_to_string(dir.path().join(&files[0])).unwrap(), "id\n1\n3\n");
+        let first = &committed_files(dir.path()).unwrap()[0];
+        assert_eq!(std::fs::read_to_string(dir.path().join(first)).unwrap(), "id\n1\n3\n");
     }
 
     #[test]
-    fn an_uncommitted_batch_is_invisible_and_its_replay_overwrites_it() {
+    fn an_uncommitted_batch_is_invisible_and_its_replay_writes_other_files() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("part-00000-0000.json"), "torn").unwrap();
-        std::fs::write(dir.path().join(".part-00000-0000.json.tmp"), "torn").unwrap();
-        let mut sink = FileSink::new(FileFormat::Json, dir.path(), &[], batch(&[], &[]).schema()).unwrap();
-        assert!(!dir.path().join(".part-00000-0000.json.tmp").exists(), "temporaries of a crash are removed");
+        let crashed = sink(dir.path(), FileFormat::Json, &[], "q1");
+        let torn = dir.path().join(format!("part-00000-0000-{}.json", crashed.attempt));
+        std::fs::write(&torn, "torn").unwrap();
+        std::fs::write(dir.path().join(".part-00000-0000-abc.json.tmp"), "torn").unwrap();
+        let mut s = sink(dir.path(), FileFormat::Json, &[], "q1");
+        assert!(!dir.path().join(".part-00000-0000-abc.json.tmp").exists(), "temporaries of a crash are removed");
         assert!(committed_files(dir.path()).unwrap().is_empty());
-        sink.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("part-00000-0000.json")).unwrap(),
-            "{\"id\":1,\"k\":\"a\"}\n"
+        s.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap();
+        let files = committed_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_ne!(dir.path().join(&files[0]), torn, "the replay's file has a name of its own");
+        assert_eq!(std::fs::read_to_string(dir.path().join(&files[0])).unwrap(), "{\"id\":1,\"k\":\"a\"}\n");
+    }
+
+    /// Two writers on one output directory (two jobs, or a job started twice on two
+    /// checkpoints): neither overwrites the other's files, and the second does not skip its
+    /// batch because the first's log entry exists: it stops, naming the entry.
+    #[test]
+    fn another_writers_batch_is_an_error_naming_the_entry_never_a_silent_skip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = sink(dir.path(), FileFormat::Json, &[], "query-a");
+        let mut b = sink(dir.path(), FileFormat::Json, &[], "query-b");
+        assert_eq!(a.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap(), 1);
+        let e = b.write_batch(0, &[batch(&[2], &[Some("b")])]).unwrap_err().to_string();
+        assert!(
+            e.contains("_weir_log/0: batch 0 is already committed in this output directory by another query (id query-a; this one is query-b)"),
+            "{e}"
         );
+        let files = committed_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(std::fs::read_to_string(dir.path().join(&files[0])).unwrap(), "{\"id\":1,\"k\":\"a\"}\n");
+        // Their data files of any batch have names of their own: none can overwrite another's.
+        assert_ne!(a.attempt, b.attempt);
+    }
+
+    #[test]
+    fn a_log_entry_is_created_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("0");
+        create_new(&entry, b"first").unwrap();
+        let e = create_new(&entry, b"second").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&entry).unwrap(), b"first");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 1, "no temporary left: {left:?}");
     }
 
     #[test]

@@ -68,12 +68,24 @@ impl Outputs {
                 let Some(first) = batches.first() else { continue };
                 let schema = first.schema();
                 let sink: Box<dyn Sink> = match &out.kind {
-                    SinkKind::Files { format, path, partition_by } => Box::new(
-                        FileSink::new(*format, path, partition_by, schema.clone())
-                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?,
-                    ),
+                    SinkKind::Files { format, path, partition_by } => {
+                        let mut sink = FileSink::new(*format, path, partition_by, schema.clone())
+                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                        // Its log entries name the query, so another job's are never taken
+                        // for this one's.
+                        if let Some(id) = &self.query_id {
+                            sink.start(id)?;
+                        }
+                        Box::new(sink)
+                    }
                     SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
-                    SinkKind::Kafka(_) => {
+                    SinkKind::Kafka(k) => {
+                        KafkaSink::check_columns(k, &schema).map_err(|(field, e)| {
+                            SinkError::Invalid(format!(
+                                "batch {batch_label}: {} emitted to output {:?} rows it cannot write: `{field}` {e}",
+                                self.emitter, out.name
+                            ))
+                        })?;
                         Box::new(out.kafka.take().expect("kafka outputs connect when the sink starts"))
                     }
                     SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
