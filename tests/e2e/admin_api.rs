@@ -189,3 +189,15 @@ fn a_client_that_sends_slowly_does_not_block_the_api() {
     drop((head_only, half_body));
     stop(child);
 }
+
+/// Listening on every interface: `--job JOB.toml` asks on loopback, under a name the API accepts.
+#[test]
+fn a_job_listening_on_every_interface_is_reached_through_its_job_file() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(job(&s, "token = \"t\"")).unwrap().replace("127.0.0.1:0", "0.0.0.0:0");
+    let (child, addr) = start(&s, &s.job(&text));
+    assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+    let ok = weir().args(["plugin", "history", "--job"]).arg(s.path("job.toml")).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    stop(child);
+}

@@ -177,7 +177,11 @@ where
     let open = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("weir-admin".into()).spawn(move || {
         for conn in listener.incoming() {
-            let Ok(mut stream) = conn else { continue };
+            let Ok(mut stream) = conn else {
+                // Out of file descriptors, say: do not spin.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
             if open.fetch_add(1, Ordering::SeqCst) >= limits.max_connections {
                 open.fetch_sub(1, Ordering::SeqCst);
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));

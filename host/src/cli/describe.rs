@@ -458,5 +458,6 @@ kafka = { "bootstrap.servers" = "b:9092", "SASL.Password" = "pw-SECRET-6", "Sasl
             assert!(text.contains(want), "want {want:?} in:\n{text}");
         }
         assert!(!text.contains("Some("), "a debug dump:\n{text}");
+        assert!(!format!("{job:?}").contains("tok-SECRET"), "a debug print of the job shows the admin token");
     }
 }

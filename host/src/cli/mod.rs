@@ -195,7 +195,15 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
         )
     })?;
     let token = token.or_else(|| crate::admin::token::read(&checkpoint));
-    Ok((addr.trim().to_string(), token))
+    // Listening on every interface (0.0.0.0): ask on loopback, under the name the API accepts.
+    let addr = match addr.trim().parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => {
+            let ip: std::net::IpAddr = if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+            std::net::SocketAddr::new(ip, a.port()).to_string()
+        }
+        _ => addr.trim().to_string(),
+    };
+    Ok((addr, token))
 }
 
 /// One request to a job's admin API (plain HTTP/1.1 over TCP; a body is sent after the API

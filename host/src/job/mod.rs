@@ -51,13 +51,25 @@ pub struct Job {
 /// The admin API: where it listens, the bearer token it requires (the job file's, required
 /// beyond loopback; else one generated at start into `CHECKPOINT/admin-token`), how many
 /// batches a swapped-in plugin is on probation, and the largest upload it takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: std::net::SocketAddr,
     pub token: Option<String>,
     pub probation_batches: u64,
     /// `[admin].max_upload`, bytes (default 64 MiB).
     pub max_upload: u64,
+}
+
+/// Written by hand so that no debug print shows the token.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("probation_batches", &self.probation_batches)
+            .field("max_upload", &self.max_upload)
+            .finish()
+    }
 }
 
 /// Which provider keeps the state of stateful operators (`state_store`).
