@@ -140,12 +140,24 @@ fn an_upload_past_max_upload_is_refused_unread_and_a_refused_upload_is_not_kept(
     assert_eq!(status, 413, "{body}");
     // `weir plugin swap` of a component bigger than the cap: the API's answer, before sending it.
     let big = s.write("big.wasm", &"\0asm".repeat(1000));
-    let out = weir().args(["plugin", "swap", "--job"]).arg(s.path("job.toml")).args(["--operator", "0"]).arg(&big).output().unwrap();
+    let out = weir()
+        .args(["plugin", "swap", "--job"])
+        .arg(s.path("job.toml"))
+        .args(["--operator", "0"])
+        .arg(&big)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("413: the upload is larger"), "{out:?}");
     // Under the cap but not a component: refused, and not stored in the checkpoint.
     let junk = s.write("junk.wasm", "not a component");
-    let out = weir().args(["plugin", "swap", "--job"]).arg(s.path("job.toml")).args(["--operator", "0"]).arg(&junk).output().unwrap();
+    let out = weir()
+        .args(["plugin", "swap", "--job"])
+        .arg(s.path("job.toml"))
+        .args(["--operator", "0"])
+        .arg(&junk)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(": 422: "), "{out:?}");
     let stored: Vec<_> = std::fs::read_dir(s.path("ckpt/plugins"))

@@ -103,9 +103,9 @@ impl Request {
             Some(_) if chunked => {
                 return Err(HttpError::new(400, "a request may not have both Content-Length and Transfer-Encoding"))
             }
-            Some(v) => Some(
-                v.trim().parse::<u64>().map_err(|_| HttpError::new(400, "Content-Length is not a number"))?,
-            ),
+            Some(v) => {
+                Some(v.trim().parse::<u64>().map_err(|_| HttpError::new(400, "Content-Length is not a number"))?)
+            }
         };
         if length.is_some_and(|n| n > max) {
             return Err(too_large(max));

@@ -110,11 +110,7 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
                     _ => "every key kept forever (no watermark column among the keys)".to_string(),
                 };
                 let kind = if d.within_watermark { "dedup within the watermark" } else { "dedup" };
-                (
-                    format!("{kind} on {}", d.keys.join(", ")),
-                    input.clone(),
-                    Some(format!("the keys seen; {expiry}")),
-                )
+                (format!("{kind} on {}", d.keys.join(", ")), input.clone(), Some(format!("the keys seen; {expiry}")))
             }
             OperatorConfig::Aggregate(a) => {
                 let out = match &input {

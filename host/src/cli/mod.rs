@@ -44,9 +44,7 @@ pub enum Command {
         admin: Option<std::net::SocketAddr>,
     },
     /// Check a job file and print what it would run, without running it.
-    Check {
-        job: PathBuf,
-    },
+    Check { job: PathBuf },
     /// Plugin tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -127,10 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin(PluginCommand::Rollback { job, operator, token }) => {
-            println!(
-                "{}",
-                admin_call(&job, "POST", &format!("/operators/{operator}/rollback"), &[], token)?
-            );
+            println!("{}", admin_call(&job, "POST", &format!("/operators/{operator}/rollback"), &[], token)?);
             Ok(())
         }
         Command::Plugin(PluginCommand::History { job, token }) => {
@@ -189,16 +184,14 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
         return Ok((job.to_string(), token));
     };
     let addr = std::fs::read_to_string(checkpoint.join("admin-address")).with_context(|| {
-        format!(
-            "reading {}: is the job running with [admin] or --admin?",
-            checkpoint.join("admin-address").display()
-        )
+        format!("reading {}: is the job running with [admin] or --admin?", checkpoint.join("admin-address").display())
     })?;
     let token = token.or_else(|| crate::admin::token::read(&checkpoint));
     // Listening on every interface (0.0.0.0): ask on loopback, under the name the API accepts.
     let addr = match addr.trim().parse::<std::net::SocketAddr>() {
         Ok(a) if a.ip().is_unspecified() => {
-            let ip: std::net::IpAddr = if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+            let ip: std::net::IpAddr =
+                if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
             std::net::SocketAddr::new(ip, a.port()).to_string()
         }
         _ => addr.trim().to_string(),

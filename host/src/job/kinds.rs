@@ -26,14 +26,12 @@ pub fn check(file: &Path, text: &str) -> Result<(), JobError> {
     let err = |field: String, message: String| JobError::Field { file: file.to_path_buf(), field, message };
     let named = |table: &toml::Value, key: &str, at: String, what: &str, known: &[&str]| -> Result<(), JobError> {
         match table.get(key) {
-            Some(toml::Value::String(v)) if !known.contains(&v.as_str()) => Err(err(
-                format!("{at}.{key}"),
-                format!("unknown {what} {v:?}; allowed: {}", quoted(known)),
-            )),
-            None if table.is_table() => Err(err(
-                format!("{at}.{key}"),
-                format!("is required: one of {}", quoted(known)),
-            )),
+            Some(toml::Value::String(v)) if !known.contains(&v.as_str()) => {
+                Err(err(format!("{at}.{key}"), format!("unknown {what} {v:?}; allowed: {}", quoted(known))))
+            }
+            None if table.is_table() => {
+                Err(err(format!("{at}.{key}"), format!("is required: one of {}", quoted(known))))
+            }
             _ => Ok(()),
         }
     };
@@ -93,12 +91,14 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_is_named_with_the_known_ones() {
-        let e = check_text("[source]\nformat = \"rate\"\n[[operator]]\nkind = \"filter\"\nexpr = \"x > 1\"\n").unwrap_err();
+        let e =
+            check_text("[source]\nformat = \"rate\"\n[[operator]]\nkind = \"filter\"\nexpr = \"x > 1\"\n").unwrap_err();
         assert_eq!(
             e,
             "job file job.toml: `operator[0].kind`: unknown operator kind \"filter\"; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\""
         );
-        let e = check_text("[[source]]\nformat = \"json\"\n[[source]]\nformat = \"xml\"\nrow_tag = \"r\"\n").unwrap_err();
+        let e =
+            check_text("[[source]]\nformat = \"json\"\n[[source]]\nformat = \"xml\"\nrow_tag = \"r\"\n").unwrap_err();
         assert!(e.contains("`source[1].format`: unknown format \"xml\"; allowed: \"json\""), "{e}");
         let e = check_text("[sink]\nformat = \"delta\"\ntable = \"t\"\n").unwrap_err();
         assert!(e.contains("`sink.format`: unknown format \"delta\"; allowed: \"parquet\""), "{e}");
