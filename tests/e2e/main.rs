@@ -11,6 +11,7 @@ mod crash;
 mod dedup;
 mod event_time;
 mod foreach_batch;
+mod hostile;
 mod hot_swap;
 mod kafka;
 mod pipeline;

@@ -325,15 +325,34 @@ pub enum OnPluginError {
     DeadLetter,
 }
 
-/// What a plugin may use per instance and per call.
+/// What a plugin may use per instance and per call. Every limit has a default a job does not
+/// hit by accident and a setting of the operator (or sink) to change it (README, "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
+    /// `max_memory`: all linear memories and tables of one instance together.
     pub memory_bytes: usize,
+    /// `max_call_time`.
     pub cpu_time_per_call: Duration,
     /// The real wall and monotonic clocks (else both read the epoch).
     pub grant_clock: bool,
     /// Fresh randomness (else a fixed-seed generator: the same numbers every call and run).
     pub grant_random: bool,
+    /// `max_output_rows`: rows one call may return (a map's `rows` selection, a stateful call's
+    /// outputs, the rows a batch-sink call emits).
+    pub output_rows: u64,
+    /// `max_output_bytes`: bytes one call's result may take once materialised, counting input
+    /// columns passed through at the selected rows (checked before they are copied).
+    pub output_bytes: u64,
+    /// `max_emit_bytes`: bytes a batch-sink plugin may emit during one `write-batch` call.
+    pub emit_bytes: u64,
+    /// `max_error_length`: an error message a plugin returns is cut to this many bytes.
+    pub error_bytes: usize,
+    /// `max_component_size`: a component file larger than this is refused before it is read.
+    pub component_bytes: u64,
+    /// `max_compile_time`: a component that takes longer to compile is refused.
+    pub compile_time: Duration,
+    /// `max_log_lines` and the fixed limits of the plugin's log.
+    pub log: crate::plugin::LogLimits,
 }
 
 impl Default for PluginLimits {
@@ -343,6 +362,13 @@ impl Default for PluginLimits {
             cpu_time_per_call: Duration::from_secs(10),
             grant_clock: false,
             grant_random: false,
+            output_rows: 1 << 24,
+            output_bytes: 512 << 20,
+            emit_bytes: 512 << 20,
+            error_bytes: 4096,
+            component_bytes: 128 << 20,
+            compile_time: Duration::from_secs(300),
+            log: crate::plugin::LogLimits::default(),
         }
     }
 }

@@ -123,6 +123,13 @@ pub(super) struct OperatorSpec {
     pub within_watermark: Option<bool>,
     pub on_error: Option<String>,
     pub grant: Option<Vec<String>>,
+    /// Plugin limits besides max_memory and max_call_time (README, "Limits").
+    pub max_output_rows: Option<i64>,
+    pub max_output_bytes: Option<String>,
+    pub max_error_length: Option<String>,
+    pub max_log_lines: Option<i64>,
+    pub max_component_size: Option<String>,
+    pub max_compile_time: Option<String>,
     pub retries: Option<i64>,
     /// Plugin operators: swap the plugin when its file changes.
     pub watch: Option<bool>,
@@ -171,6 +178,15 @@ pub(super) struct SinkSpec {
     #[serde(alias = "cpu_time_limit")]
     pub max_call_time: Option<String>,
     pub grant: Option<Vec<String>>,
+    /// Plugin limits besides max_memory and max_call_time (README, "Limits").
+    pub max_output_rows: Option<i64>,
+    pub max_output_bytes: Option<String>,
+    pub max_error_length: Option<String>,
+    pub max_log_lines: Option<i64>,
+    pub max_component_size: Option<String>,
+    pub max_compile_time: Option<String>,
+    /// `foreach_batch`, `foreach`: bytes one `write-batch` call may emit.
+    pub max_emit_bytes: Option<String>,
     /// `foreach`: rows per plugin call.
     pub rows_per_call: Option<i64>,
     /// `kafka`: the topic written to; it overrides a `topic` column (as Spark's option does),

@@ -529,6 +529,19 @@ impl Validator<'_> {
                 &op.kind,
             )?;
         }
+        if op.kind != "map" && op.kind != "stateful" {
+            self.only_for(
+                &[
+                    (&field("max_output_rows"), op.max_output_rows.is_some()),
+                    (&field("max_output_bytes"), op.max_output_bytes.is_some()),
+                    (&field("max_error_length"), op.max_error_length.is_some()),
+                    (&field("max_log_lines"), op.max_log_lines.is_some()),
+                    (&field("max_component_size"), op.max_component_size.is_some()),
+                    (&field("max_compile_time"), op.max_compile_time.is_some()),
+                ],
+                &op.kind,
+            )?;
+        }
         match op.kind.as_str() {
             "aggregate" => {
                 self.only_for(
@@ -609,13 +622,8 @@ impl Validator<'_> {
     }
 
     /// A plugin's limits and grants, from the table at `at` (`operator[i]` or `sink`).
-    fn limits(
-        &self,
-        at: &str,
-        max_memory: Option<&str>,
-        max_call_time: Option<&str>,
-        grant: Option<&[String]>,
-    ) -> Result<PluginLimits, JobError> {
+    fn limits(&self, at: &str, spec: LimitFields<'_>) -> Result<PluginLimits, JobError> {
+        let LimitFields { max_memory, max_call_time, grant, .. } = spec;
         let field = |name: &str| format!("{at}.{name}");
         let mut limits = PluginLimits::default();
         if let Some(m) = max_memory {
@@ -625,6 +633,43 @@ impl Validator<'_> {
             limits.cpu_time_per_call = parse_duration(c).map_err(|e| self.err(&field("max_call_time"), e))?;
             if limits.cpu_time_per_call.is_zero() {
                 return Err(self.err(&field("max_call_time"), "must be more than zero"));
+            }
+        }
+        let size = |name: &str, v: Option<&str>| -> Result<Option<u64>, JobError> {
+            match v {
+                None => Ok(None),
+                Some(text) => match parse_size(text) {
+                    Ok(0) => Err(self.err(&field(name), "must be more than zero")),
+                    Ok(n) => Ok(Some(n as u64)),
+                    Err(e) => Err(self.err(&field(name), e)),
+                },
+            }
+        };
+        if let Some(n) = self.positive(&field("max_output_rows"), spec.max_output_rows)? {
+            limits.output_rows = n;
+        }
+        if let Some(n) = size("max_output_bytes", spec.max_output_bytes)? {
+            limits.output_bytes = n;
+        }
+        if let Some(n) = size("max_emit_bytes", spec.max_emit_bytes)? {
+            limits.emit_bytes = n;
+        }
+        if let Some(n) = size("max_error_length", spec.max_error_length)? {
+            limits.error_bytes = n as usize;
+        }
+        if let Some(n) = size("max_component_size", spec.max_component_size)? {
+            limits.component_bytes = n;
+        }
+        if let Some(n) = spec.max_log_lines {
+            if n < 0 {
+                return Err(self.err(&field("max_log_lines"), format!("must be 0 (no plugin log) or more, got {n}")));
+            }
+            limits.log.lines_per_batch = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(c) = spec.max_compile_time {
+            limits.compile_time = parse_duration(c).map_err(|e| self.err(&field("max_compile_time"), e))?;
+            if limits.compile_time.is_zero() {
+                return Err(self.err(&field("max_compile_time"), "must be more than zero"));
             }
         }
         for g in grant.into_iter().flatten() {
@@ -656,9 +701,18 @@ impl Validator<'_> {
         })?;
         let limits = self.limits(
             &format!("operator[{index}]"),
-            op.max_memory.as_deref(),
-            op.max_call_time.as_deref(),
-            op.grant.as_deref(),
+            LimitFields {
+                max_memory: op.max_memory.as_deref(),
+                max_call_time: op.max_call_time.as_deref(),
+                grant: op.grant.as_deref(),
+                max_output_rows: op.max_output_rows,
+                max_output_bytes: op.max_output_bytes.as_deref(),
+                max_emit_bytes: None,
+                max_error_length: op.max_error_length.as_deref(),
+                max_log_lines: op.max_log_lines,
+                max_component_size: op.max_component_size.as_deref(),
+                max_compile_time: op.max_compile_time.as_deref(),
+            },
         )?;
         let on_error = match (op.on_error.as_deref(), op.retries) {
             (None | Some("fail"), None) => OnPluginError::Fail,
@@ -934,6 +988,13 @@ impl Validator<'_> {
                     ("sink.max_memory", s.max_memory.is_some()),
                     ("sink.max_call_time", s.max_call_time.is_some()),
                     ("sink.grant", s.grant.is_some()),
+                    ("sink.max_output_rows", s.max_output_rows.is_some()),
+                    ("sink.max_output_bytes", s.max_output_bytes.is_some()),
+                    ("sink.max_emit_bytes", s.max_emit_bytes.is_some()),
+                    ("sink.max_error_length", s.max_error_length.is_some()),
+                    ("sink.max_log_lines", s.max_log_lines.is_some()),
+                    ("sink.max_component_size", s.max_component_size.is_some()),
+                    ("sink.max_compile_time", s.max_compile_time.is_some()),
                     ("sink.output", !s.outputs.is_empty()),
                 ],
                 &s.format,
@@ -987,7 +1048,21 @@ impl Validator<'_> {
                     self.err("sink.plugin", format!("is required for format = \"{format}\": the path of a .wasm component of the weir:plugin batch-sink world"))
                 })?;
                 let limits =
-                    self.limits("sink", s.max_memory.as_deref(), s.max_call_time.as_deref(), s.grant.as_deref())?;
+                    self.limits(
+                    "sink",
+                    LimitFields {
+                        max_memory: s.max_memory.as_deref(),
+                        max_call_time: s.max_call_time.as_deref(),
+                        grant: s.grant.as_deref(),
+                        max_output_rows: s.max_output_rows,
+                        max_output_bytes: s.max_output_bytes.as_deref(),
+                        max_emit_bytes: s.max_emit_bytes.as_deref(),
+                        max_error_length: s.max_error_length.as_deref(),
+                        max_log_lines: s.max_log_lines,
+                        max_component_size: s.max_component_size.as_deref(),
+                        max_compile_time: s.max_compile_time.as_deref(),
+                    },
+                )?;
                 if s.outputs.is_empty() {
                     return Err(self.err("sink.output", format!("is required for format = \"{format}\": at least one [[sink.output]] with a name, and a format and path like a sink's, for the plugin to emit to")));
                 }
@@ -1106,6 +1181,21 @@ impl Validator<'_> {
             _ => Err(self.err("sink.trigger", "set only one of processing_time, once, available_now")),
         }
     }
+}
+
+/// The limit settings of one plugin's table (an operator or the sink), as written.
+#[derive(Clone, Copy)]
+struct LimitFields<'a> {
+    max_memory: Option<&'a str>,
+    max_call_time: Option<&'a str>,
+    grant: Option<&'a [String]>,
+    max_output_rows: Option<i64>,
+    max_output_bytes: Option<&'a str>,
+    max_emit_bytes: Option<&'a str>,
+    max_error_length: Option<&'a str>,
+    max_log_lines: Option<i64>,
+    max_component_size: Option<&'a str>,
+    max_compile_time: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use wasmtime::Store;
 use super::convert::batch_from_wit_inferred;
 use super::input::{batch_ref, owned_parts, BatchRef};
 use super::instance::{checked_export, Instances, World};
+use super::limiter::EmitLimitHit;
 use super::mapper::wit::Batch;
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
@@ -22,6 +23,9 @@ mod bindings {
         path: "../wit",
         world: "batch-sink",
         with: { "weir:plugin/types": crate::plugin::mapper::wit },
+        // `emit` may trap: once a call has emitted more than `max_emit_bytes`, the plugin is
+        // stopped there instead of being left to emit (and the host to lift) without end.
+        imports: { "weir:plugin/outputs.emit": trappable },
     });
 }
 
@@ -31,17 +35,26 @@ use bindings::{BatchSink, BatchSinkPre};
 impl super::mapper::wit::Host for PluginState {}
 
 impl bindings::weir::plugin::outputs::Host for PluginState {
-    fn emit(&mut self, output: String, data: Batch) -> Result<(), String> {
+    fn emit(&mut self, output: String, data: Batch) -> wasmtime::Result<Result<(), String>> {
         if !self.emits.allowed.contains(&output) {
             let message = format!(
                 "emit to {output:?}: the job declares no such output (declared: {}); add a [[sink.output]] with name = {output:?}",
                 self.emits.allowed.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
             );
-            self.emits.refused.push(message.clone());
-            return Err(message);
+            if self.emits.refused.len() < 16 {
+                self.emits.refused.push(message.clone());
+            }
+            return Ok(Err(message));
         }
+        let bytes = super::bounds::batch_bytes(&data) as usize;
+        if self.emits.bytes.saturating_add(bytes) > self.emits.max_bytes {
+            // The call stops here: the host holds at most the limit, and a plugin that
+            // ignored a refusal could go on emitting (and the host lifting) without end.
+            return Err(wasmtime::Error::new(EmitLimitHit { max_bytes: self.emits.max_bytes }));
+        }
+        self.emits.bytes += bytes;
         self.emits.batches.push((output, data));
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -118,11 +131,14 @@ impl BatchSinkPlugin {
         let owned = owned_parts(data);
         let batch = batch_ref(data, &owned);
         let allowed = self.outputs.clone();
+        let limits = *self.instances.limits();
         let (result, emits) = self.instances.call("write-batch", Some(batch_id), |store, live| {
             let emits = &mut store.data_mut().emits;
-            emits.allowed = allowed;
-            emits.batches.clear();
-            emits.refused.clear();
+            *emits = super::sandbox::Emits {
+                allowed,
+                max_bytes: usize::try_from(limits.emit_bytes).unwrap_or(usize::MAX),
+                ..Default::default()
+            };
             // SAFETY: checked as `WriteBatch` when the instance was made; only the lifetime of
             // the borrowed input differs, which the type check ignores.
             let f: WriteBatch<'_> = unsafe { TypedFunc::new_unchecked(live.write_batch) };
@@ -137,9 +153,20 @@ impl BatchSinkPlugin {
             message,
             row: None,
         };
-        result.map_err(refused)?;
+        result.map_err(|m| refused(super::cut_message(m, limits.error_bytes)))?;
         if let Some(first) = emits.refused.into_iter().next() {
             return Err(refused(first));
+        }
+        let rows: u64 = emits.batches.iter().map(|(_, b)| u64::from(b.num_rows)).sum();
+        if rows > limits.output_rows {
+            return Err(PluginError::Limit {
+                plugin: path(),
+                export: "write-batch",
+                batch: label,
+                what: format!("emitted {rows} rows"),
+                limit: format!("{} rows per call", limits.output_rows),
+                setting: "max_output_rows",
+            });
         }
         emits
             .batches

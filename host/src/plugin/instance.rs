@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::Store;
 
+use super::limiter::{EmitLimitHit, MemoryLimitHit};
+use super::log::LogPrinter;
 use super::runtime::Runtime;
 use super::sandbox::{arm_deadline, new_store, PluginState};
 use super::{BatchLabel, PluginError};
@@ -53,6 +55,8 @@ pub(super) struct Instances<W: World> {
     limits: PluginLimits,
     config: String,
     live: Option<(Store<PluginState>, W)>,
+    /// Prints what the live instance logs.
+    log: LogPrinter,
 }
 
 impl<W: World> Instances<W> {
@@ -66,20 +70,27 @@ impl<W: World> Instances<W> {
         world: &str,
         link: impl FnOnce(&mut Linker<PluginState>) -> wasmtime::Result<()>,
     ) -> Result<Self, PluginError> {
-        let loaded = runtime.load(path)?;
+        let loaded = runtime.load_limited(path, &limits)?;
         let load_err = |message: String| PluginError::Load { plugin: path.to_path_buf(), message };
         let mut linker: Linker<PluginState> = Linker::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_err(format!("linking WASI: {e}")))?;
+        super::wasi::add_to_linker(&mut linker).map_err(|e| load_err(format!("linking WASI: {e}")))?;
         link(&mut linker).map_err(|e| load_err(format!("linking the host's imports: {e:#}")))?;
+        super::wasi::stub_sockets(&mut linker, &loaded.component)
+            .map_err(|e| load_err(format!("linking the sockets it imports as traps: {e:#}")))?;
         let instance_pre = linker.instantiate_pre(&loaded.component).map_err(|e| {
-            load_err(format!("it imports something weir does not provide (only WASI, granting nothing): {e:#}"))
+            load_err(format!(
+                "it imports something weir does not provide: {e:#} (plugins get WASI's cli, clocks, random, io and \
+                 filesystem with no directory, sockets that trap when called, and nothing else)"
+            ))
         })?;
         let pre = W::pre(instance_pre)
             .map_err(|e| load_err(format!("not a component of the weir:plugin {world} world: {e}")))?;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         Ok(Instances {
             path: path.to_path_buf(),
             digest: loaded.digest,
             pre,
+            log: LogPrinter::new(format!("plugin {name}"), limits.log),
             limits,
             config: config.to_string(),
             live: None,
@@ -106,30 +117,44 @@ impl<W: World> Instances<W> {
         if self.live.is_none() {
             let mut store = new_store(W::engine(&self.pre), &self.limits);
             arm_deadline(&mut store, &self.limits);
-            let instance = W::instantiate(&self.pre, &mut store).map_err(|e| match e {
+            let instance = W::instantiate(&self.pre, &mut store);
+            self.log.drain(&store.data().log, batch, true);
+            let instance = instance.map_err(|e| match e {
                 Ok(trap) => self.aborted("instantiate", batch, trap),
                 Err(message) => PluginError::Load { plugin: self.path.clone(), message },
             })?;
             arm_deadline(&mut store, &self.limits);
-            let init = instance.init(&mut store, &self.config).map_err(|e| self.aborted("init", batch, e))?;
+            let init = instance.init(&mut store, &self.config);
+            self.log.drain(&store.data().log, batch, true);
+            let init = init.map_err(|e| self.aborted("init", batch, e))?;
             init.map_err(|message| PluginError::Refused {
                 plugin: self.path.clone(),
                 export: "init",
                 batch: BatchLabel(batch),
-                message,
+                message: super::cut_message(message, self.limits.error_bytes),
                 row: None,
             })?;
             self.live = Some((store, instance));
         }
         let (store, instance) = self.live.as_mut().expect("set just above");
         arm_deadline(store, &self.limits);
-        match f(store, instance) {
-            Ok(r) => Ok(r),
+        let result = f(store, instance);
+        match result {
+            Ok(r) => {
+                self.log.drain(&store.data().log, batch, false);
+                Ok(r)
+            }
             Err(e) => {
+                self.log.drain(&store.data().log, batch, true);
                 self.live = None;
                 Err(self.aborted(export, batch, e))
             }
         }
+    }
+
+    /// The limits the plugin runs under (the worlds check results against them).
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
     }
 
     fn aborted(&self, export: &'static str, batch: Option<u64>, e: wasmtime::Error) -> PluginError {
@@ -147,9 +172,19 @@ fn classify_abort(e: &wasmtime::Error, limits: &PluginLimits) -> (String, &'stat
             "raise the operator's max_call_time if the plugin is slow but correct",
         );
     }
-    if text.contains("growing memory") || text.contains("memory.grow") || text.contains("forcing trap when growing") {
+    if let Some(hit) = e.downcast_ref::<EmitLimitHit>() {
         return (
-            format!("needed more than its memory limit of {} MiB", limits.memory_bytes >> 20),
+            format!("emitted more than {} MiB, past the limit of max_emit_bytes", hit.max_bytes >> 20),
+            "emit less per batch, or raise the sink's max_emit_bytes if this is expected",
+        );
+    }
+    if e.downcast_ref::<MemoryLimitHit>().is_some()
+        || text.contains("growing memory")
+        || text.contains("memory.grow")
+        || text.contains("forcing trap when growing")
+    {
+        return (
+            format!("needed more than its memory limit of {} MiB (all its memories and tables together)", limits.memory_bytes >> 20),
             "raise the operator's max_memory, or make the plugin use less memory per batch",
         );
     }
@@ -157,4 +192,13 @@ fn classify_abort(e: &wasmtime::Error, limits: &PluginLimits) -> (String, &'stat
         format!("trapped: {}", text.trim()),
         "this is a bug in the plugin (a panic or invalid operation); the host is unaffected",
     )
+}
+
+impl<W: World> Drop for Instances<W> {
+    /// Says what the last batch's log dropped, if anything.
+    fn drop(&mut self) {
+        if let Some(line) = self.log.summary() {
+            eprint!("{line}");
+        }
+    }
 }

@@ -92,7 +92,7 @@ impl MapperPlugin {
             plugin: path.to_path_buf(),
             export: "output-schema",
             batch: BatchLabel(None),
-            message,
+            message: super::cut_message(message, limits.error_bytes),
             row: None,
         })?;
         plugin.output_schema = schema_from_wit(&fields).map_err(|message| PluginError::InvalidOutput {
@@ -133,13 +133,16 @@ impl MapperPlugin {
             f.call(store, (&batch,)).map(|(r,)| r)
         })?;
         let path = || self.instances.path().to_path_buf();
+        let limits = *self.instances.limits();
         let out = out.map_err(|e| PluginError::Refused {
             plugin: path(),
             export: "map-batch",
             batch: label,
-            message: e.message,
+            message: super::cut_message(e.message, limits.error_bytes),
             row: e.row,
         })?;
+        super::bounds::check_output(&out, input, &limits)
+            .map_err(|e| e.into_error(self.instances.path(), "map-batch", Some(batch_id)))?;
         output_from_wit(out, input, &self.output_schema).map_err(|message| PluginError::InvalidOutput {
             plugin: path(),
             export: "map-batch",

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// The `batch-sink` world (foreachBatch): write-batch and the `emit` import.
 pub mod batch_sink;
+/// How much a plugin's result may cost the host: rows and bytes, counted before copying.
+mod bounds;
 /// Turning a plugin's source directory into a component (`weir plugin build`).
 pub mod build;
 /// Compiled components cached on disk by content hash.
@@ -20,6 +22,10 @@ mod convert;
 mod input;
 /// One live instance per plugin, whatever its world; CPU deadline and trap handling.
 mod instance;
+/// The memory budget of one instance: all its memories and tables, and how many it may have.
+mod limiter;
+/// What a plugin writes to stdout/stderr, printed to the job's log within limits.
+mod log;
 /// The `mapper` world: init, output-schema, map-batch.
 pub mod mapper;
 /// The process-wide engine and its epoch ticker.
@@ -28,8 +34,11 @@ mod runtime;
 mod sandbox;
 /// The `stateful` world: init, output-schema, state-version, process-groups.
 pub mod stateful;
+/// The WASI interfaces a plugin is linked with; none of them can block the host.
+mod wasi;
 
 pub use batch_sink::BatchSinkPlugin;
+pub use log::LogLimits;
 pub use mapper::MapperPlugin;
 pub use runtime::Runtime;
 pub use stateful::StatefulPlugin;
@@ -51,6 +60,18 @@ pub enum PluginError {
     /// `on_error = "retry"` gave up: every attempt failed; the last error is kept.
     #[error("{last} (tried {attempts} times: on_error = \"retry\" gave up; fix the plugin or its limits, or set on_error = \"dead_letter\" to set the failing rows aside)")]
     Retried { attempts: u32, last: Box<PluginError> },
+    /// The plugin returned (or emitted) more than a limit of the job allows: too many rows or
+    /// bytes for one call. Checked before the host copies anything, so the host's memory stays
+    /// bounded; follows the operator's `on_error` like a trap.
+    #[error("plugin {plugin}: `{export}` {what} (batch {batch}), past the limit of {limit}; raise the {setting} setting of the operator or sink if this is expected")]
+    Limit {
+        plugin: PathBuf,
+        export: &'static str,
+        batch: BatchLabel,
+        what: String,
+        limit: String,
+        setting: &'static str,
+    },
     /// The plugin returned a batch that breaks the contract (wrong length, type, schema).
     #[error(
         "plugin {plugin}: `{export}` returned an invalid batch (batch {batch}): {message}; this is a bug in the plugin"
@@ -73,3 +94,31 @@ impl std::fmt::Display for BatchLabel {
 
 /// How often the epoch ticker advances; CPU deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// An error message from a plugin, cut to `max` bytes (at a character boundary) so that a
+/// plugin cannot make the host copy megabytes per dead-lettered row.
+pub(crate) fn cut_message(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let total = message.len();
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!(" [cut: the plugin's message had {total} bytes; max_error_length is {max}]"));
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_message;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary_saying_so() {
+        assert_eq!(cut_message("short".into(), 10), "short");
+        let cut = cut_message("ééééé".into(), 5);
+        assert!(cut.starts_with("éé [cut: the plugin's message had 10 bytes; max_error_length is 5]"), "{cut}");
+    }
+}

@@ -118,7 +118,7 @@ impl StatefulPlugin {
             plugin: path.to_path_buf(),
             export: "output-schema",
             batch: BatchLabel(None),
-            message,
+            message: super::cut_message(message, limits.error_bytes),
             row: None,
         })?;
         let output_schema = schema_from_wit(&fields).map_err(|message| PluginError::InvalidOutput {
@@ -159,7 +159,11 @@ impl StatefulPlugin {
             plugin: self.instances.path().to_path_buf(),
             export: "migrate-state",
             batch: BatchLabel(Some(batch_id)),
-            message: format!("migrating state from version {from_version} to {}: {message}", self.state_version),
+            message: format!(
+                "migrating state from version {from_version} to {}: {}",
+                self.state_version,
+                super::cut_message(message, self.instances.limits().error_bytes)
+            ),
             row: None,
         })
     }
@@ -188,13 +192,16 @@ impl StatefulPlugin {
             f.call(store, (time, &groups)).map(|(r,)| r)
         })?;
         let path = || self.instances.path().to_path_buf();
+        let limits = *self.instances.limits();
         let out = out.map_err(|e| PluginError::Refused {
             plugin: path(),
             export: "process-groups",
             batch: label,
-            message: e.message,
+            message: super::cut_message(e.message, limits.error_bytes),
             row: e.row,
         })?;
+        super::bounds::check_batch(&out.output, &limits)
+            .map_err(|e| e.into_error(self.instances.path(), "process-groups", Some(batch_id)))?;
         let invalid = |message: String| PluginError::InvalidOutput {
             plugin: path(),
             export: "process-groups",

@@ -1,8 +1,9 @@
 //! foreachBatch test plugin, against the raw bindings: for every batch, the rows with
 //! `amount >= 100` go to output `big`, the others (and null amounts) to `small`, with all their
 //! columns, and one row (batch_id, rows) to `counts`. Config `emit_to_undeclared=true` also
-//! emits to an output the job does not declare (the host must fail the batch), and
-//! `fail_at_batch=N` returns an error for batch N.
+//! emits to an output the job does not declare (the host must fail the batch),
+//! `fail_at_batch=N` returns an error for batch N, and `emit_flood=N` emits the whole batch to
+//! `big` N times, ignoring refusals (the host must bound what it holds).
 
 wit_bindgen::generate!({ path: "../../../wit", world: "batch-sink" });
 
@@ -16,6 +17,7 @@ struct Router;
 thread_local! {
     static UNDECLARED: Cell<bool> = const { Cell::new(false) };
     static FAIL_AT: Cell<Option<u64>> = const { Cell::new(None) };
+    static FLOOD: Cell<u64> = const { Cell::new(0) };
 }
 
 fn take_var(v: &VarLen, rows: &[usize]) -> VarLen {
@@ -57,6 +59,7 @@ impl Guest for Router {
             match part.split_once('=') {
                 Some(("emit_to_undeclared", v)) => UNDECLARED.set(v == "true"),
                 Some(("fail_at_batch", v)) => FAIL_AT.set(Some(v.parse().map_err(|e| format!("fail_at_batch: {e}"))?)),
+                Some(("emit_flood", v)) => FLOOD.set(v.parse().map_err(|e| format!("emit_flood: {e}"))?),
                 _ => return Err(format!("router: unknown config {part:?}")),
             }
         }
@@ -66,6 +69,13 @@ impl Guest for Router {
     fn write_batch(batch_id: u64, data: Batch) -> Result<(), String> {
         if FAIL_AT.get() == Some(batch_id) {
             return Err(format!("router: asked to fail at batch {batch_id}"));
+        }
+        if FLOOD.get() > 0 {
+            for _ in 0..FLOOD.get() {
+                // Refusals ignored on purpose: the host must stop holding copies by itself.
+                let _ = emit("big", &data);
+            }
+            return Ok(());
         }
         let amount = data
             .columns
