@@ -213,3 +213,54 @@ fn a_job_listening_on_every_interface_is_reached_through_its_job_file() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     stop(child);
 }
+
+/// An upload is kept only while a batch may still be replayed with it: a version that failed on
+/// probation and was rolled back (its batch planned again with the old version) is deleted from
+/// the checkpoint once no retained offsets or commits entry names it.
+#[test]
+fn a_rolled_back_version_no_batch_needs_is_deleted_from_the_checkpoint() {
+    use sha2::Digest;
+    let s = Scratch::new();
+    let (v1, broken) = (crate::hot_swap::tagger("v1"), crate::hot_swap::tagger("broken"));
+    let job = s.job(&format!(
+        r#"
+min_batches_to_retain = 1
+
+[admin]
+listen = "127.0.0.1:0"
+
+[source]
+format = "rate"
+rows_per_second = 1000
+
+[[operator]]
+kind = "map"
+plugin = "{}"
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "50 milliseconds" }}
+"#,
+        v1.display()
+    ));
+    let (child, _) = start(&s, &job);
+    let committed = || std::fs::read_dir(s.path("ckpt/commits")).map(|d| d.count()).unwrap_or(0);
+    wait_until("2 batches", || committed() >= 2);
+    let digest = format!("{:x}", sha2::Sha256::digest(std::fs::read(&broken).unwrap()));
+    let stored = s.path(&format!("ckpt/plugins/sha256-{digest}.wasm"));
+    let out =
+        weir().args(["plugin", "swap", "--job"]).arg(&job).args(["--operator", "0"]).arg(&broken).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stored.exists(), "the upload is stored while it may run");
+    let history = || {
+        let out = weir().args(["plugin", "history", "--job"]).arg(&job).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    wait_until("the rollback", || history().contains("\"rollback\""));
+    let at = committed();
+    wait_until("2 more batches", || committed() >= at + 2);
+    assert!(!stored.exists(), "the rolled-back version is still in the checkpoint: {}", stored.display());
+    stop(child);
+}

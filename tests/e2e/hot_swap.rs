@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// tests/plugins/tagger built as `version` (once per test run, so a changed tagger is rebuilt).
-fn tagger(version: &str) -> PathBuf {
+pub(crate) fn tagger(version: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
     let out = repo().join(format!("target/plugins/tagger-{version}.wasm"));
