@@ -514,6 +514,7 @@ impl Driver {
                     self.run_batch(&entry, &mut summary)?;
                 }
                 self.end_of_probation_batch();
+                self.purge_stored_plugins(entry.batch_id);
                 self.cursor.summary = summary;
                 self.cursor.prev_watermark = entry.watermark_micros;
                 self.cursor.next_id += 1;
@@ -525,7 +526,6 @@ impl Driver {
         }
     }
 
-                self.purge_stored_plugins(entry.batch_id);
     /// What the run did so far.
     pub fn summary(&self) -> RunSummary {
         self.cursor.summary
