@@ -31,7 +31,7 @@ pub(crate) fn tagger(version: &str) -> PathBuf {
     out
 }
 
-fn job(s: &Scratch, first: &Path) -> PathBuf {
+pub(crate) fn job(s: &Scratch, first: &Path) -> PathBuf {
     s.job(&format!(
         r#"
 [admin]
@@ -56,7 +56,7 @@ trigger = {{ processing_time = "50 milliseconds" }}
     ))
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
         assert!(Instant::now() < deadline, "waited 60 s for {what}");
@@ -64,11 +64,11 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn batches(s: &Scratch) -> usize {
+pub(crate) fn batches(s: &Scratch) -> usize {
     std::fs::read_dir(s.path("out/_weir_log")).map(|d| d.count()).unwrap_or(0)
 }
 
-fn start(s: &Scratch, job: &Path) -> (Child, String) {
+pub(crate) fn start(s: &Scratch, job: &Path) -> (Child, String) {
     let _ = std::fs::remove_file(s.path("ckpt/admin-address"));
     let child = weir().args(["run", "--quiet"]).arg(job).spawn().unwrap();
     wait_until("the admin API", || s.path("ckpt/admin-address").exists());
@@ -77,14 +77,14 @@ fn start(s: &Scratch, job: &Path) -> (Child, String) {
 }
 
 /// `weir plugin swap`: the API's answer.
-fn swap(addr: &str, wasm: &Path) -> serde_json::Value {
+pub(crate) fn swap(addr: &str, wasm: &Path) -> serde_json::Value {
     let out = weir().args(["plugin", "swap", "--job", addr, "--operator", "0"]).arg(wasm).output().unwrap();
     assert!(out.status.success(), "swap failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Every committed row: (batch id, value, version), in order.
-fn rows(s: &Scratch) -> Vec<(u64, i64, String)> {
+pub(crate) fn rows(s: &Scratch) -> Vec<(u64, i64, String)> {
     committed_files(&s.path("out"))
         .iter()
         .flat_map(|f| {
@@ -101,13 +101,13 @@ fn rows(s: &Scratch) -> Vec<(u64, i64, String)> {
         .collect()
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     crate::pipeline::send_signal(child.id(), "INT");
     assert!(child.wait().unwrap().success());
 }
 
 /// The values 0..n once each, in order.
-fn assert_exactly_once(rows: &[(u64, i64, String)]) {
+pub(crate) fn assert_exactly_once(rows: &[(u64, i64, String)]) {
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r.1, i as i64, "row {i} is value {} (batch {}): a row lost or repeated", r.1, r.0);
     }

@@ -15,6 +15,7 @@ mod hostile;
 mod hot_swap;
 mod kafka;
 mod pipeline;
+mod restart_after_change;
 mod sandbox;
 mod shutdown;
 mod sources;

@@ -412,6 +412,8 @@ impl Driver {
     /// planned but not committed (a crash mid-batch). Then `step` runs the next batches.
     pub fn start(&mut self) -> anyhow::Result<()> {
         let mut summary = RunSummary::default();
+        self.store_running_versions()?;
+        self.restore_probation();
         let planned = self.checkpoint.offsets()?;
         let committed = self.checkpoint.last_commit()?;
         // No-data batches (null ranges) read nothing: the source never planned them.
@@ -447,11 +449,32 @@ impl Driver {
             (None, None) => 0,
             (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
             (Some(last), c) if c.map_or(last.batch_id == 0, |c| c + 1 == last.batch_id) => {
-                // Planned but never committed: a crash mid-batch. Run it again, same offsets,
-                // same plugin versions.
-                let entry = last.clone();
-                self.use_versions_of(&entry)?;
+                // Planned but never committed: a crash, or a failure (a plugin bug), mid-batch.
+                // Run it again on the same offsets. If some output already committed it, with
+                // the plugin versions that wrote that output, then back to the current ones;
+                // else with the current ones (the job file's, or the last swapped in), as Spark
+                // reruns a failed batch with the new code.
+                let committed_somewhere = self
+                    .sink
+                    .committed(last.batch_id)
+                    .with_context(|| format!("asking the sink whether batch {} is committed", last.batch_id))?;
+                let entry = if committed_somewhere {
+                    last.clone()
+                } else {
+                    OffsetsEntry { plugins: self.map_digests(), ..last.clone() }
+                };
+                if !committed_somewhere && entry.plugins != last.plugins {
+                    self.checkpoint.write_offsets(&entry)?;
+                    eprintln!(
+                        "batch {}: no output has committed it, so it runs again with the job's current plugin versions",
+                        entry.batch_id
+                    );
+                }
+                let current = self.use_versions_of(&entry)?;
                 self.run_batch(&entry, &mut summary)?;
+                for (i, version) in current {
+                    self.put_version(i, version);
+                }
                 prev_watermark = entry.watermark_micros;
                 entry.batch_id + 1
             }
@@ -557,8 +580,10 @@ impl Driver {
     }
 
     /// Loads, for a replayed batch, the plugin versions its offsets entry names (stored in the
-    /// checkpoint by the swap that brought them in).
-    fn use_versions_of(&mut self, entry: &OffsetsEntry) -> anyhow::Result<()> {
+    /// checkpoint when they first planned a batch); returns the versions they replaced, to put
+    /// back after the replay.
+    fn use_versions_of(&mut self, entry: &OffsetsEntry) -> anyhow::Result<Vec<(usize, Previous)>> {
+        let mut replaced = Vec::new();
         for (&i, digest) in &entry.plugins {
             let current = match self.operators.get(i) {
                 Some(Operator::Map(m)) => m.plugin().digest().to_string(),
@@ -575,9 +600,87 @@ impl Driver {
                     entry.batch_id
                 )
             })?;
-            self.put_version(i, previous);
+            replaced.push((i, self.put_version(i, previous)));
+        }
+        Ok(replaced)
+    }
+
+    /// Keeps a copy of every plugin version that runs in the checkpoint
+    /// (`CHECKPOINT/plugins/<digest>.wasm`), so that a batch it plans can be replayed with it
+    /// after the job file names another (a fixed plugin, an upgrade).
+    fn store_running_versions(&self) -> anyhow::Result<()> {
+        for op in &self.operators {
+            let (path, digest) = match op {
+                Operator::Map(m) => (m.plugin().path().to_path_buf(), m.plugin().digest().to_string()),
+                Operator::Stateful(s) => (s.plugin().path().to_path_buf(), s.plugin().digest().to_string()),
+                _ => continue,
+            };
+            let stored = crate::admin::stored_plugin(self.checkpoint.dir(), &digest);
+            if stored.exists() || path == stored {
+                continue;
+            }
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            if file_digest_of(&bytes) != digest {
+                anyhow::bail!(
+                    "{} changed while the job started (it is no longer the version loaded, {digest}); start the job again",
+                    path.display()
+                );
+            }
+            crate::atomic_file::write_atomic(&stored, &bytes)
+                .with_context(|| format!("keeping plugin version {digest} in {}", stored.display()))?;
         }
         Ok(())
+    }
+
+    /// `CHECKPOINT/plugins/probation.json`: per operator on probation, the version it replaced
+    /// and the successful batches still to run, so that a restart keeps the probation (and a
+    /// failure after it still rolls back).
+    fn persist_probation(&self) {
+        let file = self.checkpoint.dir().join("plugins").join("probation.json");
+        let state: BTreeMap<String, serde_json::Value> = self
+            .swaps
+            .probation
+            .iter()
+            .map(|(i, (p, left))| (i.to_string(), serde_json::json!({ "previous": p.digest(), "left": left })))
+            .collect();
+        let result = if state.is_empty() {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&state).expect("plain json"))
+        };
+        if let Err(e) = result {
+            eprintln!("warning: recording the probation of swapped plugins in {}: {e}", file.display());
+        }
+    }
+
+    /// Puts back the probations a previous run recorded (see `persist_probation`), for the
+    /// operators still running the version on probation.
+    fn restore_probation(&mut self) {
+        let file = self.checkpoint.dir().join("plugins").join("probation.json");
+        let Ok(bytes) = std::fs::read(&file) else { return };
+        let Ok(state) = serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes) else {
+            eprintln!("warning: {} is damaged; swapped plugins are no longer on probation", file.display());
+            return;
+        };
+        for (i, v) in state {
+            let (Ok(i), Some(previous), Some(left)) = (i.parse::<usize>(), v["previous"].as_str(), v["left"].as_u64())
+            else {
+                continue;
+            };
+            if i >= self.operators.len() || left == 0 {
+                continue;
+            }
+            let path = crate::admin::stored_plugin(self.checkpoint.dir(), previous);
+            match self.load_version(i, &path) {
+                Ok(version) => {
+                    self.swaps.probation.insert(i, (version, left));
+                }
+                Err(e) => eprintln!("warning: operator[{i}]: the version before the swap ({previous}) cannot be loaded, so there is no rollback to it: {e}"),
+            }
+        }
     }
 
     /// Loads a version of operator `i`'s plugin (map or stateful), with the operator's settings.
@@ -724,7 +827,10 @@ impl Driver {
         let probation = if migrates { 0 } else { self.swaps.probation_batches };
         if probation > 0 {
             self.swaps.probation.insert(i, (old, probation));
+        } else {
+            self.swaps.probation.remove(&i);
         }
+        self.persist_probation();
         let mut event = serde_json::json!({
             "operator": i, "digest": digest, "replaced": old_digest, "first_batch": from_batch,
             "event": "swap", "probation_batches": probation,
@@ -743,7 +849,17 @@ impl Driver {
             anyhow::bail!("operator[{i}] has no previous version to roll back to (none was swapped in, its probation ended, or the swap changed its state format)")
         };
         let prev_digest = previous.digest().to_string();
+        let failed_schema = self.output_schema_of(i);
         let failed = self.put_version(i, previous);
+        self.persist_probation();
+        // A swap that added columns (only the last operator may) gave the sink the wider
+        // schema: the version rolled back to writes the old columns again.
+        let schema = self.output_schema_of(i);
+        if schema != failed_schema && i + 1 == self.operators.len() {
+            self.sink.set_schema(schema).map_err(|e| {
+                anyhow::anyhow!("operator[{i}]: rolling back: the sink cannot take the previous version's columns again: {e}")
+            })?;
+        }
         persist_active_swap(self.checkpoint.dir(), i, &prev_digest, &self.job.operators)?;
         let event = serde_json::json!({
             "operator": i, "digest": prev_digest, "replaced": failed.digest(), "first_batch": self.cursor.next_id,
@@ -764,17 +880,6 @@ impl Driver {
         })
     }
 
-    /// Counts a successful batch against every probation.
-    fn end_of_probation_batch(&mut self) {
-        self.swaps.probation.retain(|_, (_, left)| {
-            *left -= 1;
-            *left > 0
-        });
-    }
-
-    /// Whether the watermark has moved past the last batch's and a stateful operator evicts by
-    /// it, or a stateful plugin has a processing-time timeout, timer or TTL due now.
-    fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
     /// Every 100 batches (or `min_batches_to_retain`, if fewer) of a job that swaps plugins:
     /// deletes the stored versions that no retained offsets or commits entry, running operator,
     /// probation or active swap names any more (see `admin::uploads`).
@@ -793,6 +898,21 @@ impl Driver {
         }
     }
 
+    /// Counts a successful batch against every probation.
+    fn end_of_probation_batch(&mut self) {
+        if self.swaps.probation.is_empty() {
+            return;
+        }
+        self.swaps.probation.retain(|_, (_, left)| {
+            *left -= 1;
+            *left > 0
+        });
+        self.persist_probation();
+    }
+
+    /// Whether the watermark has moved past the last batch's and a stateful operator evicts by
+    /// it, or a stateful plugin has a processing-time timeout, timer or TTL due now.
+    fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
         let now = now_micros();
         (self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark)
             && self.operators.iter().any(Operator::evicts_by_watermark))
@@ -1148,9 +1268,13 @@ fn persist_active_swap(checkpoint: &Path, i: usize, digest: &str, ops: &[Operato
 }
 
 fn file_digest(path: &Path) -> anyhow::Result<String> {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("sha256:{:x}", Sha256::digest(&bytes)))
+    Ok(file_digest_of(&bytes))
+}
+
+fn file_digest_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// The stored version swapped into operator `i` in an earlier run, if the job file still names

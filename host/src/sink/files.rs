@@ -217,6 +217,10 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn committed(&mut self, batch_id: u64) -> Result<bool, SinkError> {
+        self.committed_by_us(batch_id, &self.dir.join(LOG_DIR).join(batch_id.to_string()))
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let log_path = self.dir.join(LOG_DIR).join(batch_id.to_string());
         if self.committed_by_us(batch_id, &log_path)? {

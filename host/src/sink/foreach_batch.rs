@@ -46,6 +46,10 @@ impl Sink for ForeachBatchSink {
         self.outputs.start(query_id)
     }
 
+    fn committed(&mut self, batch_id: u64) -> Result<bool, SinkError> {
+        self.outputs.committed(batch_id)
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let emitted = self.plugin.write_batch(batch_id, &input).map_err(|e| SinkError::Plugin(Box::new(e)))?;

@@ -451,6 +451,15 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
+    fn committed(&mut self, batch_id: u64) -> Result<bool, SinkError> {
+        let next = match self.next_uncommitted {
+            Some(n) => n,
+            None => self.committed_batches()?,
+        };
+        self.next_uncommitted = Some(next);
+        Ok(next > batch_id)
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         let next = match self.next_uncommitted {
             Some(n) => n,

@@ -56,4 +56,13 @@ pub trait Sink: Send {
     /// sink (a crash came after the sink's commit and before the checkpoint's), it writes nothing.
     /// Returns the number of rows written by this call.
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError>;
+
+    /// Whether this query's batch `batch_id` is already committed here (the sink's own log or
+    /// markers have it). A restart asks before replaying a batch the checkpoint has no commit
+    /// for: a batch some output has committed replays with the plugin versions that wrote it;
+    /// one no output has is run with the job's current plugins. Sinks that keep no record of
+    /// their own (console, foreach: at least once) say no.
+    fn committed(&mut self, _batch_id: u64) -> Result<bool, SinkError> {
+        Ok(false)
+    }
 }

@@ -53,6 +53,23 @@ impl Outputs {
         Ok(())
     }
 
+    /// Whether any output has committed write `id` (file outputs: their log; Kafka outputs:
+    /// their markers). Outputs made lazily on the first emit are looked at on disk.
+    pub fn committed(&mut self, id: u64) -> Result<bool, SinkError> {
+        for out in &mut self.outputs {
+            let done = match (&mut out.sink, &out.kind, &mut out.kafka) {
+                (Some((sink, _)), _, _) => sink.committed(id)?,
+                (None, SinkKind::Files { path, .. }, _) => path.join(super::files::LOG_DIR).join(id.to_string()).exists(),
+                (None, SinkKind::Kafka(_), Some(kafka)) => kafka.committed(id)?,
+                _ => false,
+            };
+            if done {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.outputs.iter().map(|o| o.name.clone()).collect()
     }

@@ -1,7 +1,9 @@
 //! Passes every row through and adds a `version` column: the TAGGER_VERSION the component was
 //! built with (default "v1"). Built as several versions by the hot-swap tests. The version
 //! "broken" panics on every batch (its `init` succeeds, so the swap is accepted); "wide" also adds
-//! a nullable `extra` column (an allowed schema evolution); "narrow" drops `version` (refused).
+//! a nullable `extra` column (an allowed schema evolution); "wide-broken" declares the columns of
+//! "wide" and panics on every batch; "picky" panics on a batch with a row whose `event_id` is
+//! "bad"; "narrow" drops `version` (refused).
 
 use weir_guest::prelude::*;
 
@@ -20,7 +22,7 @@ impl Mapper for Tagger {
     fn output_schema(&self, input: &Schema) -> Result<Schema, String> {
         match VERSION.as_bytes() {
             b"narrow" => Ok(input.clone()),
-            b"wide" => input
+            b"wide" | b"wide-broken" => input
                 .try_with(Field::new("version", DataType::Utf8, true))?
                 .try_with(Field::new("extra", DataType::Int64, true)),
             _ => input.try_with(Field::new("version", DataType::Utf8, true)),
@@ -28,8 +30,11 @@ impl Mapper for Tagger {
     }
 
     fn map_batch(&mut self, input: &Batch) -> Result<Output, BatchError> {
-        if VERSION == "broken" {
+        if VERSION == "broken" || VERSION == "wide-broken" {
             panic!("tagger: the broken version fails on every batch");
+        }
+        if VERSION == "picky" && input.strs("event_id")?.iter().any(|id| id == Some("bad")) {
+            panic!("tagger: the picky version fails on event_id \"bad\"");
         }
         let n = input.num_rows();
         let out = Output::same_rows().pass_through_all(input);
