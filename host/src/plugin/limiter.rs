@@ -10,10 +10,10 @@ use wasmtime::ResourceLimiter;
 /// host's table storage.
 pub const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
 
-/// How many core instances, memories and tables one plugin store may create. A component built
-/// by `cargo build --target wasm32-wasip2` has 3 core instances, 1 memory and 2 tables;
-/// componentize-py's (CPython) about 25 instances, 2 memories and 10 tables. The caps leave room
-/// for other toolchains without leaving wasmtime's default of 10,000 of each.
+/// How many core instances, memories and tables one plugin store may create: far below
+/// wasmtime's default of 10,000 each, and enough for the components this repository builds
+/// (Rust through `wasm32-wasip2`, and componentize-py's CPython, the largest: every e2e test
+/// runs under these caps).
 pub const MAX_INSTANCES: usize = 64;
 pub const MAX_MEMORIES: usize = 8;
 pub const MAX_TABLES: usize = 32;
