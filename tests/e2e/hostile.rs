@@ -103,7 +103,10 @@ fn pass_through_columns_are_counted_at_the_rows_selected() {
     let o = run(&hostile_job(&s, "amplify-bytes", 1, "", ""));
     assert_stopped_with(
         &o,
-        &["`map-batch` returned a result of 4096 MiB (batch 0), past the limit of 512 MiB per call", "max_output_bytes"],
+        &[
+            "`map-batch` returned a result of 4096 MiB (batch 0), past the limit of 512 MiB per call",
+            "max_output_bytes",
+        ],
     );
     // A job that means it raises the limit (here: to let 4096 rows of 64 KiB through).
     let s = Scratch::new();
@@ -138,7 +141,10 @@ fn a_huge_error_message_is_cut_before_it_is_copied_per_dead_lettered_row() {
         let reason = d["reason"].as_str().unwrap();
         assert!(reason.starts_with("row 0 refused: xxx"), "{}", &reason[..100.min(reason.len())]);
         assert!(reason.len() < 4096 + 200, "a {} byte reason", reason.len());
-        assert!(reason.ends_with("[cut: the plugin's message had 1048591 bytes; max_error_length is 4096]"), "{reason}");
+        assert!(
+            reason.ends_with("[cut: the plugin's message had 1048591 bytes; max_error_length is 4096]"),
+            "{reason}"
+        );
     }
     // The limit is a setting.
     let s = Scratch::new();

@@ -71,7 +71,10 @@ fn a_batch_that_failed_runs_again_with_the_fixed_plugin_after_a_restart() {
     deploy(&s, &fixed, &plugin);
     let out = run_ok(&job);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("batch 0: no output has committed it, so it runs again with the job's current plugin versions"), "{err}");
+    assert!(
+        err.contains("batch 0: no output has committed it, so it runs again with the job's current plugin versions"),
+        "{err}"
+    );
     assert_eq!(tagged(&s), vec![("a1".into(), "v2".into()), ("a2".into(), "v2".into())]);
     assert_eq!(offsets_plugin(&s, 0), digest(&fixed), "the offsets entry names the version that ran it");
 }

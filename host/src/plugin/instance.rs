@@ -184,7 +184,10 @@ fn classify_abort(e: &wasmtime::Error, limits: &PluginLimits) -> (String, &'stat
         || text.contains("forcing trap when growing")
     {
         return (
-            format!("needed more than its memory limit of {} MiB (all its memories and tables together)", limits.memory_bytes >> 20),
+            format!(
+                "needed more than its memory limit of {} MiB (all its memories and tables together)",
+                limits.memory_bytes >> 20
+            ),
             "raise the operator's max_memory, or make the plugin use less memory per batch",
         );
     }

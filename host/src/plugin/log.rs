@@ -206,8 +206,7 @@ fn printable(line: &[u8], max: usize) -> String {
     let mut s: String = text
         .chars()
         .flat_map(|c| {
-            let escaped: Vec<char> =
-                if c.is_control() && c != '\t' { c.escape_default().collect() } else { vec![c] };
+            let escaped: Vec<char> = if c.is_control() && c != '\t' { c.escape_default().collect() } else { vec![c] };
             escaped
         })
         .collect();
