@@ -80,10 +80,20 @@ pub fn check_output(out: &OutputBatch, input: &RecordBatch, limits: &PluginLimit
     Ok(())
 }
 
-/// Checks a plain batch a plugin returned (a stateful call's output).
-pub fn check_batch(batch: &Batch, limits: &PluginLimits) -> Result<(), Exceeded> {
-    rows_limit(batch.num_rows as u64, limits)?;
-    bytes_limit(batch_bytes(batch), limits)
+/// Checks a stateful call's result: its output rows, and its bytes with what it asks the host
+/// to store (new state bytes, timers to register), which would otherwise grow the state
+/// store without bound in one call.
+pub fn check_stateful(out: &super::stateful::wit::StatefulOutput, limits: &PluginLimits) -> Result<(), Exceeded> {
+    use super::stateful::wit::StateUpdate;
+    rows_limit(out.output.num_rows as u64, limits)?;
+    let stored = out.results.iter().fold(0u64, |acc, r| {
+        let state = match &r.state {
+            StateUpdate::Update(bytes) => bytes.len() as u64,
+            StateUpdate::Keep | StateUpdate::Remove => 0,
+        };
+        acc.saturating_add(state + 16 * (r.register_timers.len() + r.delete_timers.len()) as u64)
+    });
+    bytes_limit(batch_bytes(&out.output).saturating_add(stored), limits)
 }
 
 /// What a WIT batch takes once it is an Arrow batch (and, about, what it takes lifted).
@@ -205,8 +215,19 @@ mod tests {
             }],
         };
         assert_eq!(batch_bytes(&batch), 12 + 6 + 2 + 1);
-        assert!(check_batch(&batch, &limits(1, 1 << 20)).is_err());
-        assert!(check_batch(&batch, &limits(2, 20)).is_err());
-        check_batch(&batch, &limits(2, 21)).unwrap();
+        use super::super::stateful::wit::{GroupResult, StateUpdate, StatefulOutput, TimeoutUpdate};
+        let result = |state: Vec<u8>| GroupResult {
+            state: StateUpdate::Update(state),
+            timeout: TimeoutUpdate::Keep,
+            ttl_ms: None,
+            register_timers: vec![],
+            delete_timers: vec![],
+        };
+        let out = |state: Vec<u8>| StatefulOutput { results: vec![result(state)], output: batch.clone() };
+        assert!(check_stateful(&out(vec![]), &limits(1, 1 << 20)).is_err(), "2 rows past 1");
+        check_stateful(&out(vec![]), &limits(2, 21)).unwrap();
+        // New state bytes count: what the call asks the host to store.
+        let e = check_stateful(&out(vec![0; 1000]), &limits(2, 1000)).unwrap_err();
+        assert_eq!(e.setting, "max_output_bytes");
     }
 }

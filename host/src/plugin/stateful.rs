@@ -200,7 +200,7 @@ impl StatefulPlugin {
             message: super::cut_message(e.message, limits.error_bytes),
             row: e.row,
         })?;
-        super::bounds::check_batch(&out.output, &limits)
+        super::bounds::check_stateful(&out, &limits)
             .map_err(|e| e.into_error(self.instances.path(), "process-groups", Some(batch_id)))?;
         let invalid = |message: String| PluginError::InvalidOutput {
             plugin: path(),
