@@ -283,16 +283,18 @@ fn sink(kind: &SinkKind) -> String {
         }
         SinkKind::Console { num_rows } => format!("console, up to {num_rows} rows per batch"),
         SinkKind::ForeachBatch(p) => format!(
-            "foreach_batch, plugin {} (memory {}, {} per call), exactly once per batch",
-            p.plugin.display(),
-            size(p.limits.memory_bytes as u64),
-            duration(p.limits.cpu_time_per_call)
-        ),
-        SinkKind::Foreach(p) => format!(
-            "foreach, plugin {} (memory {}, {} per call), {} rows per call, at least once",
+            "foreach_batch, plugin {} (memory {}, {} per call{}), exactly once per batch",
             p.plugin.display(),
             size(p.limits.memory_bytes as u64),
             duration(p.limits.cpu_time_per_call),
+            other_limits(&p.limits)
+        ),
+        SinkKind::Foreach(p) => format!(
+            "foreach, plugin {} (memory {}, {} per call{}), {} rows per call, at least once",
+            p.plugin.display(),
+            size(p.limits.memory_bytes as u64),
+            duration(p.limits.cpu_time_per_call),
+            other_limits(&p.limits),
             p.rows_per_call
         ),
         SinkKind::Kafka(k) => format!(
@@ -321,10 +323,32 @@ fn plugin_settings(m: &MapConfig) -> String {
     let grants = if grants.is_empty() { "nothing".to_string() } else { grants.join(", ") };
     let watch = if m.watch { "; swapped when its file changes" } else { "" };
     format!(
-        " (memory {}, {} per call; granted {grants}; on error: {on_error}{watch})",
+        " (memory {}, {} per call{}; granted {grants}; on error: {on_error}{watch})",
         size(m.limits.memory_bytes as u64),
-        duration(m.limits.cpu_time_per_call)
+        duration(m.limits.cpu_time_per_call),
+        other_limits(&m.limits)
     )
+}
+
+/// The plugin limits a job set to other values than their defaults (docs/sandbox.md), each as
+/// `, setting value`.
+fn other_limits(l: &crate::job::PluginLimits) -> String {
+    let d = crate::job::PluginLimits::default();
+    let mut out = String::new();
+    let mut add = |changed: bool, text: String| {
+        if changed {
+            out.push_str(", ");
+            out.push_str(&text);
+        }
+    };
+    add(l.output_rows != d.output_rows, format!("max_output_rows {}", l.output_rows));
+    add(l.output_bytes != d.output_bytes, format!("max_output_bytes {}", size(l.output_bytes)));
+    add(l.emit_bytes != d.emit_bytes, format!("max_emit_bytes {}", size(l.emit_bytes)));
+    add(l.error_bytes != d.error_bytes, format!("max_error_length {}", size(l.error_bytes as u64)));
+    add(l.log.lines_per_batch != d.log.lines_per_batch, format!("max_log_lines {}", l.log.lines_per_batch));
+    add(l.component_bytes != d.component_bytes, format!("max_component_size {}", size(l.component_bytes)));
+    add(l.compile_time != d.compile_time, format!("max_compile_time {}", duration(l.compile_time)));
+    out
 }
 
 fn window(w: &WindowConfig) -> String {
@@ -389,6 +413,16 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(7200)), "2 hours");
         assert_eq!(size(64 << 20), "64 MiB");
         assert_eq!(size(1500), "1500 bytes");
+    }
+
+    #[test]
+    fn plugin_limits_are_shown_only_where_the_job_changed_them() {
+        let mut l = crate::job::PluginLimits::default();
+        assert_eq!(other_limits(&l), "");
+        l.output_rows = 1000;
+        l.emit_bytes = 64 << 20;
+        l.log.lines_per_batch = 5;
+        assert_eq!(other_limits(&l), ", max_output_rows 1000, max_emit_bytes 64 MiB, max_log_lines 5");
     }
 
     #[test]
