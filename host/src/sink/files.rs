@@ -3,6 +3,9 @@
 //! Layout of the output directory `OUT`:
 //! ```text
 //! OUT/_weir_log/<batch id>          {"batch_id": N, "writer": <query id>, "files": [{"path", "rows", "bytes"}]}
+//! OUT/_weir_log/<batch id>.compact  every 10th batch: one such line per batch, all batches up to it
+//! OUT/_spark_metadata/<batch id>[.compact]   the same commits in Spark's FileStreamSinkLog format
+//! OUT/_weir_pending/<batch id>-<attempt>     the files an attempt is about to write (until it commits)
 //! OUT/[col=value/]part-<N>-<k>-<attempt>.<ext>
 //! ```
 //! A batch's files are written first (each to a temporary sibling, fsynced, renamed), then its
@@ -11,9 +14,20 @@
 //! written again, so a batch replayed after a crash cannot be committed twice; an entry another
 //! query wrote (two jobs given one output directory) is an error, never a reason to skip. Data
 //! file names carry a random suffix per sink instance (`<attempt>`), so no other writer, nor a
-//! replay, can overwrite a file a log entry names; a batch cut short leaves files that no log
-//! entry names. **Readers follow the log** ([`committed_files`]), like Spark's
-//! `_spark_metadata`.
+//! replay, can overwrite a file a log entry names. **Readers follow the log** ([`committed_files`]),
+//! like Spark's `_spark_metadata`.
+//!
+//! Long-running jobs: both logs compact every 10 batches as Spark's `CompactibleFileStreamLog`
+//! does (see [`super::file_log`]), and files before the compaction that keeps
+//! `min_batches_to_retain` batches are deleted, so listing the committed files reads one compact
+//! file and at most nine batch files. An attempt records the names of the files it will write in
+//! `_weir_pending/` before it writes them; when batch N commits, the files of batch N that an
+//! attempt recorded and the committed entry does not name (left by a crashed attempt) are
+//! deleted. Files of other batches are never touched.
+//!
+//! Other readers: `_spark_metadata` holds the same batches as Spark's own file sink writes them
+//! (`v1`, then one `SinkFileStatus` JSON object per file; compaction every 10 batches), so
+//! `spark.read.parquet(OUT)` reads exactly the committed files, never a crashed attempt's.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,14 +44,25 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use super::file_log::{self, CompactLog};
 use super::{Sink, SinkError};
-use crate::atomic_file::sync_dir;
+use crate::atomic_file::{sync_dir, write_atomic};
 use crate::format::encode::{write_csv, write_json_lines};
 use crate::format::timestamp::format_timestamp_micros;
 use crate::job::FileFormat;
 
 /// The commit-log directory inside the output directory.
 pub const LOG_DIR: &str = "_weir_log";
+/// Spark's file sink log, kept beside weir's for Spark (and other) readers.
+pub const SPARK_LOG_DIR: &str = "_spark_metadata";
+/// The files each attempt is about to write, by batch, until the batch commits.
+pub const PENDING_DIR: &str = "_weir_pending";
+/// Spark's `minBatchesToRetain` default, for outputs that are not told the job's.
+pub const DEFAULT_MIN_BATCHES_TO_RETAIN: u64 = 100;
+/// Test hook: a process whose environment sets this to a batch id aborts after writing that
+/// batch's data files and before committing them, as a crash there would (the e2e tests use it
+/// to leave a crashed attempt's files behind).
+const CRASH_BEFORE_COMMIT_ENV: &str = "WEIR_TEST_CRASH_BEFORE_COMMIT";
 /// Hive's directory name for a null partition value (as Spark writes it).
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
@@ -73,6 +98,25 @@ pub struct FileSink {
     attempt: String,
     /// The query's id (set by `start`), recorded in each log entry.
     writer: Option<String>,
+    /// `_weir_log/`.
+    log: CompactLog,
+    /// `_spark_metadata/`.
+    spark_log: CompactLog,
+    /// The output directory as an absolute path, for `_spark_metadata`'s `file://` URIs.
+    absolute: PathBuf,
+}
+
+/// One line of Spark's file sink log (`SinkFileStatus`), fields in Spark's order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SinkFileStatus {
+    path: String,
+    size: u64,
+    is_dir: bool,
+    modification_time: i64,
+    block_replication: u32,
+    block_size: u64,
+    action: String,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -108,7 +152,11 @@ impl FileSink {
         std::fs::create_dir_all(dir.join(LOG_DIR))
             .map_err(io(format!("creating output directory {}", dir.display())))?;
         remove_temporaries(dir);
+        let absolute = dir.canonicalize().map_err(io(format!("resolving output directory {}", dir.display())))?;
         Ok(FileSink {
+            log: CompactLog::new(dir.join(LOG_DIR), None, DEFAULT_MIN_BATCHES_TO_RETAIN),
+            spark_log: CompactLog::new(dir.join(SPARK_LOG_DIR), Some("v1"), DEFAULT_MIN_BATCHES_TO_RETAIN),
+            absolute,
             format,
             dir: dir.to_path_buf(),
             partition_by: partition_by.to_vec(),
@@ -118,6 +166,13 @@ impl FileSink {
             attempt: crate::checkpoint::random_hex()[..12].to_string(),
             writer: None,
         })
+    }
+
+    /// Keeps this many batches readable in the logs (the job's `min_batches_to_retain`).
+    pub fn with_min_batches_to_retain(mut self, n: u64) -> FileSink {
+        self.log = CompactLog::new(self.dir.join(LOG_DIR), None, n);
+        self.spark_log = CompactLog::new(self.dir.join(SPARK_LOG_DIR), Some("v1"), n);
+        self
     }
 
     /// Splits rows by partition values, in order of first appearance: (relative dir, rows).
@@ -218,90 +273,256 @@ impl Sink for FileSink {
     }
 
     fn committed(&mut self, batch_id: u64) -> Result<bool, SinkError> {
-        self.committed_by_us(batch_id, &self.dir.join(LOG_DIR).join(batch_id.to_string()))
+        self.committed_by_us(batch_id)
     }
 
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
-        let log_path = self.dir.join(LOG_DIR).join(batch_id.to_string());
-        if self.committed_by_us(batch_id, &log_path)? {
+        if self.committed_by_us(batch_id)? {
+            // A replay after a crash that came after the commit: finish what follows it.
+            self.after_commit(batch_id)?;
             return Ok(0);
         }
-        let mut files = Vec::new();
-        let mut total = 0u64;
+        let mut planned = Vec::new();
         for (k, (part_dir, batches)) in self.partitions(data)?.into_iter().enumerate() {
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
             if rows == 0 {
                 continue;
             }
             let rel = format!("{part_dir}part-{batch_id:05}-{k:04}-{}.{}", self.attempt, self.format.extension());
+            planned.push((rel, batches, rows));
+        }
+        // Before any data file: the names this attempt will write, so that whatever a crash
+        // leaves of them is found (without listing the output) and deleted when the batch commits.
+        if !planned.is_empty() {
+            let record = self.pending_record(batch_id, &self.attempt);
+            let names: String = planned.iter().map(|(rel, _, _)| format!("{rel}\n")).collect();
+            write_atomic(&record, names.as_bytes())
+                .map_err(io(format!("batch {batch_id}: recording the files it writes in {}", record.display())))?;
+        }
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        for (rel, batches, rows) in planned {
             let path = self.dir.join(&rel);
             let bytes = self.encode(&batches, &rel)?;
             write_file(&path, &bytes)?;
             total += rows;
             files.push(LogFile { path: rel, rows, bytes: bytes.len() as u64 });
         }
-        let entry =
-            serde_json::to_vec(&LogEntry { batch_id, writer: self.writer.clone(), files }).expect("plain struct");
-        match create_new(&log_path, &entry) {
-            Ok(()) => Ok(total),
-            // Another writer committed the batch between our check and now.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.committed_by_us(batch_id, &log_path)? {
-                true => Ok(0),
-                false => Err(SinkError::Invalid(format!(
-                    "{}: the commit log entry of batch {batch_id} appeared and vanished while this job committed it: another program is changing {}",
-                    log_path.display(),
-                    self.dir.display()
-                ))),
-            },
-            Err(e) => Err(io(format!("committing batch {batch_id} in {}", log_path.display()))(e)),
+        if std::env::var(CRASH_BEFORE_COMMIT_ENV).is_ok_and(|v| v == batch_id.to_string()) {
+            eprintln!("{CRASH_BEFORE_COMMIT_ENV}={batch_id}: aborting before the commit of batch {batch_id}");
+            std::process::abort();
         }
+        let entry = serde_json::to_string(&LogEntry { batch_id, writer: self.writer.clone(), files })
+            .expect("plain struct");
+        let log_path = self.log.path(batch_id);
+        match self.log.add(batch_id, &[entry]) {
+            Ok(true) => {}
+            // Another writer committed the batch between our check and now.
+            Ok(false) => {
+                if !self.committed_by_us(batch_id)? {
+                    return Err(SinkError::Invalid(format!(
+                        "{}: the commit log entry of batch {batch_id} appeared and vanished while this job committed it: another program is changing {}",
+                        log_path.display(),
+                        self.dir.display()
+                    )));
+                }
+                total = 0;
+            }
+            Err(e) => return Err(io(format!("committing batch {batch_id} in {}", log_path.display()))(e)),
+        }
+        self.after_commit(batch_id)?;
+        Ok(total)
     }
 }
 
 impl FileSink {
+    /// The log entry of batch `batch_id`, if the log has it (its own file, or the compact
+    /// file written at it).
+    fn entry(&self, batch_id: u64) -> Result<Option<LogEntry>, SinkError> {
+        let path = self.log.path(batch_id);
+        let lines = self.log.get(batch_id).map_err(io(format!("reading {}", path.display())))?;
+        for line in lines.into_iter().flatten() {
+            let entry: LogEntry = serde_json::from_str(&line).map_err(|e| {
+                SinkError::Invalid(format!(
+                    "{}: damaged commit log entry of batch {batch_id}: {e}; restore it or use a new output directory",
+                    path.display()
+                ))
+            })?;
+            if entry.batch_id == batch_id {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether batch `batch_id` is committed here already, by this query (a replay after a
     /// crash between the sink's commit and the checkpoint's): then it is not written again.
     /// An entry another query wrote is an error: two jobs write to one directory, and skipping
     /// the batch would lose this one's rows.
-    fn committed_by_us(&self, batch_id: u64, log_path: &Path) -> Result<bool, SinkError> {
-        let bytes = match std::fs::read(log_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io(format!("reading {}", log_path.display()))(e)),
-        };
-        let entry: LogEntry = serde_json::from_slice(&bytes).map_err(|e| {
-            SinkError::Invalid(format!(
-                "{}: damaged commit log entry of batch {batch_id}: {e}; restore it or use a new output directory",
-                log_path.display()
-            ))
-        })?;
+    fn committed_by_us(&self, batch_id: u64) -> Result<bool, SinkError> {
+        let Some(entry) = self.entry(batch_id)? else { return Ok(false) };
         match (&entry.writer, &self.writer) {
             (Some(theirs), Some(ours)) if theirs != ours => Err(SinkError::Invalid(format!(
                 "{}: batch {batch_id} is already committed in this output directory by another query (id {theirs}; this one is {ours}): two jobs (or two checkpoints) write to {}. Give each job its own output path; nothing of batch {batch_id} was committed by this one",
-                log_path.display(),
+                self.log.path(batch_id).display(),
                 self.dir.display()
             ))),
             _ => Ok(true),
         }
     }
+
+    fn pending_record(&self, batch_id: u64, attempt: &str) -> PathBuf {
+        self.dir.join(PENDING_DIR).join(format!("{batch_id}-{attempt}"))
+    }
+
+    /// What follows batch `batch_id`'s commit (also when a replay finds it committed):
+    /// `_spark_metadata` gets the batch, and files of the batch that crashed attempts left are
+    /// deleted.
+    fn after_commit(&self, batch_id: u64) -> Result<(), SinkError> {
+        self.sync_spark_log(batch_id)?;
+        self.remove_orphans(batch_id)
+    }
+
+    /// Deletes, for every attempt record of a batch up to `batch_id` that is committed, the
+    /// files the record names and the committed entry does not (a crashed attempt's), then the
+    /// record. Records of later batches (in flight) are left alone.
+    fn remove_orphans(&self, batch_id: u64) -> Result<(), SinkError> {
+        let dir = self.dir.join(PENDING_DIR);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(format!("listing {}", dir.display()))(e)),
+        };
+        let mut removed_any = false;
+        for record in rd.flatten() {
+            let name = record.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.split_once('-').and_then(|(id, _)| id.parse::<u64>().ok()) else { continue };
+            if id > batch_id {
+                continue;
+            }
+            let entry = match self.entry(id)? {
+                Some(e) => e,
+                // Committed long ago and compacted away, or never committed: the record can
+                // only be resolved with the whole log; an older batch's stray files are rare.
+                None if id == batch_id => continue,
+                None => match self.entry_in_whole_log(id)? {
+                    Some(e) => e,
+                    None => continue,
+                },
+            };
+            let committed: std::collections::HashSet<&str> = entry.files.iter().map(|f| f.path.as_str()).collect();
+            let names = std::fs::read_to_string(record.path()).unwrap_or_default();
+            for rel in names.lines().filter(|l| !l.is_empty() && !committed.contains(l)) {
+                // Only data files of this batch, inside the output: a record is ours, but check.
+                if rel.contains("..") || !rel.rsplit('/').next().is_some_and(|n| n.starts_with(&format!("part-{id:05}-"))) {
+                    continue;
+                }
+                match std::fs::remove_file(self.dir.join(rel)) {
+                    Ok(()) => eprintln!("batch {id}: deleted {rel}, left by an attempt that did not commit"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(format!("batch {id}: deleting {} (left by a crashed attempt)", rel))(e)),
+                }
+            }
+            std::fs::remove_file(record.path()).map_err(io(format!("deleting {}", record.path().display())))?;
+            removed_any = true;
+        }
+        if removed_any {
+            sync_dir(&dir).map_err(io(format!("syncing {}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    fn entry_in_whole_log(&self, batch_id: u64) -> Result<Option<LogEntry>, SinkError> {
+        Ok(read_entries(&self.log, batch_id)?.into_iter().find(|e| e.batch_id == batch_id))
+    }
+
+    /// Brings `_spark_metadata` up to batch `batch_id` from weir's log: the batch, and any
+    /// batch Spark's reader needs before it that is missing (an output made after the job
+    /// started, or one written before weir kept this log).
+    fn sync_spark_log(&self, batch_id: u64) -> Result<(), SinkError> {
+        let spark = &self.spark_log;
+        let err = |id: u64| io(format!("batch {id}: writing {}", spark.path(id).display()));
+        for id in file_log::valid_batches(batch_id) {
+            if spark.get(id).map_err(err(id))?.is_some() {
+                continue;
+            }
+            let has_previous = id > 0 && spark.get(id - 1).map_err(err(id))?.is_some();
+            if file_log::is_compaction(id) && !has_previous {
+                // Spark's log has nothing before it: the whole of weir's, up to `id`.
+                let mut lines = Vec::new();
+                for e in read_entries(&self.log, id)? {
+                    lines.extend(self.spark_statuses(&e)?);
+                }
+                spark.add_whole(id, &lines).map_err(err(id))?;
+            } else {
+                let lines = match self.entry(id)? {
+                    Some(e) => self.spark_statuses(&e)?,
+                    None => Vec::new(),
+                };
+                spark.add(id, &lines).map_err(err(id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Spark's `SinkFileStatus` lines of a log entry's files.
+    fn spark_statuses(&self, entry: &LogEntry) -> Result<Vec<String>, SinkError> {
+        entry
+            .files
+            .iter()
+            .map(|f| {
+                let path = self.dir.join(&f.path);
+                let meta = std::fs::metadata(&path).map_err(io(format!(
+                    "batch {}: reading {} (a committed file) for _spark_metadata",
+                    entry.batch_id,
+                    path.display()
+                )))?;
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                let status = SinkFileStatus {
+                    path: file_uri(&self.absolute.join(&f.path)),
+                    size: meta.len(),
+                    is_dir: false,
+                    modification_time: modified,
+                    // What Hadoop's local file system reports.
+                    block_replication: 1,
+                    block_size: 33_554_432,
+                    action: "add".to_string(),
+                };
+                Ok(serde_json::to_string(&status).expect("plain struct"))
+            })
+            .collect()
+    }
 }
 
-/// Creates `path` with `bytes`, durably, and only if it does not exist yet (the error is then
-/// `AlreadyExists`): an existing entry is never replaced, and a reader sees the whole file or
-/// none. The bytes go to a temporary sibling first; a hard link gives them the name.
-fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("log entries live in the log directory");
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-    let tmp = dir.join(format!(".{name}.{}.tmp", crate::checkpoint::random_hex().get(..12).unwrap_or("0")));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::hard_link(&tmp, path)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result?;
-    sync_dir(dir)
+/// Every log entry up to `through`, in batch order.
+fn read_entries(log: &CompactLog, through: u64) -> Result<Vec<LogEntry>, SinkError> {
+    let lines = log.read_through(through).map_err(io(format!("reading {}", log.dir().display())))?;
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| SinkError::Invalid(format!("{}: damaged commit log entry: {e}", log.dir().display())))
+        })
+        .collect()
+}
+
+/// A `file://` URI of an absolute path, each byte outside `[A-Za-z0-9-._~/=]` escaped as
+/// `%XX` (a Hive partition directory's own escapes, `%2F`, become `%252F`), as Hadoop's
+/// `Path.toUri` does.
+fn file_uri(path: &Path) -> String {
+    let mut out = String::from("file://");
+    for &b in path.to_string_lossy().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Writes a data file durably under its final name (via a temporary sibling and a rename).
@@ -322,7 +543,7 @@ fn remove_temporaries(dir: &Path) {
     for entry in rd.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() && name != LOG_DIR {
+        if path.is_dir() && name != LOG_DIR && name != SPARK_LOG_DIR && name != PENDING_DIR {
             remove_temporaries(&path);
         } else if name.starts_with('.') && name.ends_with(".tmp") {
             let _ = std::fs::remove_file(&path);
@@ -370,25 +591,28 @@ fn escape(s: &str) -> String {
 }
 
 /// The committed files of a file sink's output directory, relative to it, in batch order:
-/// what a reader must read. Files of batches that never committed are left out.
+/// what a reader must read. Files of batches that never committed are left out. Reads the
+/// latest compact file and the batch files after it (at most nine).
 pub fn committed_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
     let log = dir.join(LOG_DIR);
-    let rd = std::fs::read_dir(&log).map_err(io(format!(
-        "reading {} (is {} a weir file sink's output?)",
-        log.display(),
-        dir.display()
-    )))?;
-    let mut ids: Vec<u64> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
-    ids.sort_unstable();
-    let mut files = Vec::new();
-    for id in ids {
-        let path = log.join(id.to_string());
-        let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-        let entry: LogEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| SinkError::Invalid(format!("{}: damaged commit log entry: {e}", path.display())))?;
-        files.extend(entry.files.into_iter().map(|f| PathBuf::from(f.path)));
+    if !log.is_dir() {
+        return Err(SinkError::Invalid(format!(
+            "{} has no commit log ({LOG_DIR}/): is {} a weir file sink's output?",
+            log.display(),
+            dir.display()
+        )));
     }
-    Ok(files)
+    let log = CompactLog::new(log, None, DEFAULT_MIN_BATCHES_TO_RETAIN);
+    Ok(read_entries(&log, u64::MAX)?.into_iter().flat_map(|e| e.files).map(|f| PathBuf::from(f.path)).collect())
+}
+
+/// Whether the file output in `dir` has committed write `batch_id` (a log entry of any query).
+pub fn is_committed(dir: &Path, batch_id: u64) -> Result<bool, SinkError> {
+    let log = CompactLog::new(dir.join(LOG_DIR), None, DEFAULT_MIN_BATCHES_TO_RETAIN);
+    let lines = log.get(batch_id).map_err(io(format!("reading {}", log.path(batch_id).display())))?;
+    Ok(lines.into_iter().flatten().any(|l| {
+        serde_json::from_str::<LogEntry>(&l).is_ok_and(|e| e.batch_id == batch_id)
+    }))
 }
 
 #[cfg(test)]
@@ -496,12 +720,125 @@ mod tests {
     fn a_log_entry_is_created_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let entry = dir.path().join("0");
-        create_new(&entry, b"first").unwrap();
-        let e = create_new(&entry, b"second").unwrap_err();
+        file_log::create_new(&entry, b"first").unwrap();
+        let e = file_log::create_new(&entry, b"second").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&entry).unwrap(), b"first");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(left.len(), 1, "no temporary left: {left:?}");
+    }
+
+    /// A crashed attempt of batch 1 left a file; an attempt of batch 2 is in flight. When batch
+    /// 1 commits, the crashed attempt's file goes, the committed file and batch 2's stay.
+    #[test]
+    fn a_crashed_attempts_files_go_when_their_batch_commits_and_no_other_batchs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileFormat::Json, &[], "q1");
+        s.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap();
+        let plant = |batch_id: u64, attempt: &str| {
+            let rel = format!("part-{batch_id:05}-0000-{attempt}.json");
+            std::fs::write(dir.path().join(&rel), "orphan\n").unwrap();
+            let record = s.pending_record(batch_id, attempt);
+            std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+            std::fs::write(record, format!("{rel}\n")).unwrap();
+            dir.path().join(rel)
+        };
+        let crashed = plant(1, "0123456789ab");
+        let in_flight = plant(2, "ba9876543210");
+        let mut restarted = sink(dir.path(), FileFormat::Json, &[], "q1");
+        restarted.write_batch(1, &[batch(&[2], &[Some("b")])]).unwrap();
+        assert!(!crashed.exists(), "the crashed attempt's file of batch 1 is deleted");
+        assert!(in_flight.exists(), "batch 2's file is not touched");
+        let files = committed_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| dir.path().join(f).exists()));
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(PENDING_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["2-ba9876543210"], "only the in-flight batch's record is left");
+    }
+
+    #[test]
+    fn both_logs_compact_every_ten_batches_and_old_files_go_past_min_batches_to_retain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileFormat::Json, &[], "q1").with_min_batches_to_retain(5);
+        for b in 0..43u64 {
+            s.write_batch(b, &[batch(&[b as i64], &[Some("a")])]).unwrap();
+        }
+        let listing = |sub: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path().join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort_by_key(|n| n.trim_end_matches(".compact").parse::<u64>().unwrap());
+            v
+        };
+        let expected = ["29.compact", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39.compact", "40", "41", "42"];
+        assert_eq!(listing(LOG_DIR), expected);
+        assert_eq!(listing(SPARK_LOG_DIR), expected);
+        let files = committed_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 43, "every batch's file is still listed");
+        assert!(files[0].display().to_string().starts_with("part-00000-"));
+        // A replay of the last batch (in no compact file) and of a compacted one: nothing written.
+        assert_eq!(s.write_batch(42, &[batch(&[9], &[Some("z")])]).unwrap(), 0);
+        assert_eq!(s.write_batch(39, &[batch(&[9], &[Some("z")])]).unwrap(), 0);
+        assert!(is_committed(dir.path(), 39).unwrap() && is_committed(dir.path(), 41).unwrap());
+        assert!(!is_committed(dir.path(), 43).unwrap());
+    }
+
+    /// Spark's FileStreamSinkLog format: `v1`, then one SinkFileStatus per file, with a
+    /// `file://` URI; a compact file holds every batch's.
+    #[test]
+    fn spark_metadata_is_in_sparks_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileFormat::Json, &["k".to_string()], "q1");
+        s.write_batch(0, &[batch(&[1, 2], &[Some("a/b"), Some("c")])]).unwrap();
+        s.write_batch(1, &[]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("_spark_metadata/0")).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("v1"));
+        let first: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["action", "blockReplication", "blockSize", "isDir", "modificationTime", "path", "size"]);
+        let abs = dir.path().canonicalize().unwrap();
+        let committed = &committed_files(dir.path()).unwrap()[0];
+        let expected = format!("file://{}/{}", abs.display(), committed.display()).replace("%2F", "%252F");
+        assert_eq!(first["path"], expected.as_str());
+        assert!(expected.contains("/k=a%252Fb/part-00000-"), "{expected}");
+        assert_eq!(first["size"], std::fs::metadata(dir.path().join(committed)).unwrap().len());
+        assert_eq!((first["action"].as_str(), first["isDir"].as_bool()), (Some("add"), Some(false)));
+        assert_eq!(lines.count(), 1, "one line per file");
+        assert_eq!(std::fs::read_to_string(dir.path().join("_spark_metadata/1")).unwrap(), "v1", "no files: the header");
+        for b in 2..10u64 {
+            s.write_batch(b, &[batch(&[b as i64], &[Some("x")])]).unwrap();
+        }
+        let compact = std::fs::read_to_string(dir.path().join("_spark_metadata/9.compact")).unwrap();
+        assert_eq!(compact.lines().count(), 1 + 2 + 8);
+    }
+
+    /// An output directory written before weir kept `_spark_metadata` (or an output a sink
+    /// plugin made at batch 25): Spark's log gets every batch its reader needs.
+    #[test]
+    fn spark_metadata_is_filled_in_from_weirs_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileFormat::Json, &[], "q1");
+        for b in 0..23u64 {
+            s.write_batch(b, &[batch(&[b as i64], &[Some("a")])]).unwrap();
+        }
+        std::fs::remove_dir_all(dir.path().join(SPARK_LOG_DIR)).unwrap();
+        s.write_batch(23, &[batch(&[23], &[Some("a")])]).unwrap();
+        let names: Vec<String> = {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path().join(SPARK_LOG_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names, ["19.compact", "20", "21", "22", "23"]);
+        let compact = std::fs::read_to_string(dir.path().join("_spark_metadata/19.compact")).unwrap();
+        assert_eq!(compact.lines().count(), 21, "v1 and batches 0..=19");
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Outputs {
         for out in &mut self.outputs {
             let done = match (&mut out.sink, &out.kind, &mut out.kafka) {
                 (Some((sink, _)), _, _) => sink.committed(id)?,
-                (None, SinkKind::Files { path, .. }, _) => path.join(super::files::LOG_DIR).join(id.to_string()).exists(),
+                (None, SinkKind::Files { path, .. }, _) => super::files::is_committed(path, id)?,
                 (None, SinkKind::Kafka(_), Some(kafka)) => kafka.committed(id)?,
                 _ => false,
             };
