@@ -130,6 +130,27 @@ impl DeadLetterOutput {
         }
         write_atomic(&self.dir.join(format!("batch-{batch_id}.jsonl")), &out)
     }
+
+    /// Deletes the files of batches before `threshold` (retention: the checkpoint keeps the
+    /// last `min_batches_to_retain` batches). Returns how many went.
+    pub fn purge_before(&self, threshold: u64) -> std::io::Result<usize> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut deleted = 0;
+        for entry in rd {
+            let entry = entry?;
+            let name = entry.file_name();
+            let id = name.to_str().and_then(|n| n.strip_prefix("batch-")?.strip_suffix(".jsonl")?.parse::<u64>().ok());
+            if id.is_some_and(|id| id < threshold) {
+                std::fs::remove_file(entry.path())?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +159,21 @@ mod tests {
 
     fn rec() -> BadRecord {
         BadRecord { origin: "in/a.json".into(), line: Some(3), reason: "malformed JSON".into(), raw: "{x".into() }
+    }
+
+    #[test]
+    fn purge_deletes_the_files_of_older_batches_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = DeadLetterOutput::new(dir.path());
+        for b in [3u64, 9, 10, 12] {
+            out.write(b, &[rec()]).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        assert_eq!(out.purge_before(10).unwrap(), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["batch-10.jsonl", "batch-12.jsonl", "notes.txt"]);
     }
 
     #[test]

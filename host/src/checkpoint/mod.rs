@@ -2,6 +2,12 @@
 //! `metadata` (query id), `offsets/<batch>` (written before a batch runs: what it reads),
 //! `commits/<batch>` (written after the sink committed it). A batch with an offsets entry and
 //! no commit is rerun on restart with the same offsets.
+//!
+//! Retention: entries of batches more than `min_batches_to_retain` behind are deleted, as
+//! Spark's `MetadataLog.purge` does; what the sources need of them to restore their position
+//! (files seen, where a partition stopped) is folded first into `offsets/<B>.compact` (the
+//! sources' ranges of every batch up to B, compacted by the sources). A restart reads that file
+//! and the entries kept, never every batch's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +66,16 @@ pub struct CommitEntry {
     pub source_watermarks_micros: BTreeMap<String, i64>,
 }
 
+/// `offsets/<B>.compact`: what the sources handed out in batches 0..=B, whose entries are
+/// gone, in as few ranges as the sources fold them into (`Source::compact_ranges`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourcesCompact {
+    pub through_batch: u64,
+    pub ranges: Vec<serde_json::Value>,
+}
+
+const COMPACT_SUFFIX: &str = ".compact";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PluginVersion {
     pub operator: usize,
@@ -116,12 +132,12 @@ impl Checkpoint {
         &self.metadata
     }
 
-    /// Every offsets entry, oldest first.
+    /// Every offsets entry kept (the last `min_batches_to_retain` or more), oldest first.
     pub fn offsets(&self) -> Result<Vec<OffsetsEntry>, CheckpointError> {
         self.read_log("offsets")
     }
 
-    /// Every commit entry, oldest first.
+    /// Every commit entry kept, oldest first.
     pub fn commits(&self) -> Result<Vec<CommitEntry>, CheckpointError> {
         self.read_log("commits")
     }
@@ -133,6 +149,57 @@ impl Checkpoint {
 
     pub fn last_commit(&self) -> Result<Option<u64>, CheckpointError> {
         Ok(self.batch_ids("commits")?.last().copied())
+    }
+
+    /// The last offsets entry (one read, whatever the number of batches).
+    pub fn last_offsets(&self) -> Result<Option<OffsetsEntry>, CheckpointError> {
+        match self.batch_ids("offsets")?.last() {
+            Some(id) => Ok(Some(read_json(&self.dir.join("offsets").join(id.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The ranges of the batches whose offsets entries were purged, if any were.
+    pub fn sources_compact(&self) -> Result<Option<SourcesCompact>, CheckpointError> {
+        match self.compact_ids()?.last() {
+            Some(b) => Ok(Some(read_json(&self.dir.join("offsets").join(format!("{b}{COMPACT_SUFFIX}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    fn compact_ids(&self) -> Result<Vec<u64>, CheckpointError> {
+        let dir = self.dir.join("offsets");
+        let rd = std::fs::read_dir(&dir).map_err(|source| CheckpointError::Io { path: dir.clone(), source })?;
+        let mut ids: Vec<u64> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(COMPACT_SUFFIX)?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Deletes the offsets and commits entries of batches before `threshold` (Spark's
+    /// `purge(threshold)`), after `compact` (the sources' ranges of every batch before it) is
+    /// durable in `offsets/<threshold - 1>.compact`; older compact files go too. A crash in
+    /// between leaves entries the compact file already covers: a restart skips them.
+    pub fn purge_before(&self, threshold: u64, compact: Vec<serde_json::Value>) -> Result<(), CheckpointError> {
+        let Some(through) = threshold.checked_sub(1) else { return Ok(()) };
+        let path = self.dir.join("offsets").join(format!("{through}{COMPACT_SUFFIX}"));
+        let bytes = serde_json::to_vec(&SourcesCompact { through_batch: through, ranges: compact }).expect("plain values");
+        write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
+        let remove = |path: PathBuf| match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CheckpointError::Io { path, source: e }),
+            _ => Ok(()),
+        };
+        for old in self.compact_ids()?.into_iter().filter(|&b| b < through) {
+            remove(self.dir.join("offsets").join(format!("{old}{COMPACT_SUFFIX}")))?;
+        }
+        for log in ["offsets", "commits"] {
+            for id in self.batch_ids(log)?.into_iter().take_while(|&id| id < threshold) {
+                remove(self.dir.join(log).join(id.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn write_offsets(&self, entry: &OffsetsEntry) -> Result<(), CheckpointError> {
@@ -228,6 +295,40 @@ mod tests {
         let ids: Vec<u64> = cp.offsets().unwrap().iter().map(|e| e.batch_id).collect();
         assert_eq!(ids, vec![0, 1, 2, 10]);
         assert_eq!(cp.last_commit().unwrap(), Some(0));
+    }
+
+    #[test]
+    fn purge_keeps_the_compacted_ranges_and_the_entries_from_the_threshold_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        for b in 0..30u64 {
+            cp.write_offsets(&OffsetsEntry {
+                batch_id: b,
+                timestamp_ms: 0,
+                source: serde_json::json!({ "end": b }),
+                watermark_micros: 0,
+                late_watermark_micros: 0,
+                plugins: Default::default(),
+            })
+            .unwrap();
+            let commit = CommitEntry {
+                batch_id: b,
+                plugins: vec![],
+                next_watermark_micros: 0,
+                source_watermarks_micros: BTreeMap::new(),
+            };
+            cp.write_commit(&commit).unwrap();
+        }
+        cp.purge_before(10, vec![serde_json::json!({ "end": 9 })]).unwrap();
+        cp.purge_before(20, vec![serde_json::json!({ "end": 19 })]).unwrap();
+        let ids: Vec<u64> = cp.offsets().unwrap().iter().map(|e| e.batch_id).collect();
+        assert_eq!(ids, (20..30).collect::<Vec<_>>());
+        assert_eq!(cp.commits().unwrap().len(), 10);
+        let compact = cp.sources_compact().unwrap().unwrap();
+        assert_eq!(compact, SourcesCompact { through_batch: 19, ranges: vec![serde_json::json!({ "end": 19 })] });
+        assert!(!dir.path().join("offsets/9.compact").exists(), "the older compact file is gone");
+        assert_eq!(cp.last_offsets().unwrap().unwrap().batch_id, 29);
+        assert_eq!(cp.last_commit().unwrap(), Some(29));
     }
 
     #[test]

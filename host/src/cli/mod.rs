@@ -313,8 +313,9 @@ fn inspect_checkpoint(dir: &Path) -> anyhow::Result<()> {
     let offsets = cp.offsets()?;
     let commits = cp.commits()?;
     println!("query id:        {}", cp.metadata().id);
-    println!("batches planned: {}", offsets.len());
-    println!("batches committed: {}", commits.len());
+    // Retention keeps the last `min_batches_to_retain` entries: count by batch id.
+    println!("batches planned: {}", offsets.last().map_or(0, |o| o.batch_id + 1));
+    println!("batches committed: {}", commits.last().map_or(0, |c| c.batch_id + 1));
     match (offsets.last(), commits.last()) {
         (Some(o), Some(c)) if o.batch_id == c.batch_id => {
             println!("pending:         none (last batch {} committed)", c.batch_id)

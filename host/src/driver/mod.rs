@@ -311,7 +311,8 @@ impl Driver {
         let mut sink: Box<dyn Sink> = match &job.sink.kind {
             SinkKind::Files { format, path, partition_by } => Box::new(
                 FileSink::new(*format, path, partition_by, schema.clone())
-                    .context("starting the sink (check sink.partition_by)")?,
+                    .context("starting the sink (check sink.partition_by)")?
+                    .with_min_batches_to_retain(job.min_batches_to_retain),
             ),
             SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
             SinkKind::ForeachBatch(f) => Box::new(
@@ -414,11 +415,20 @@ impl Driver {
         let mut summary = RunSummary::default();
         self.store_running_versions()?;
         self.restore_probation();
-        let planned = self.checkpoint.offsets()?;
+        // Retention: the ranges of purged batches, folded, then the entries kept (those the
+        // folded ranges cover already, left by a crash mid-purge, are skipped).
+        let compact = self.checkpoint.sources_compact()?;
+        let through = compact.as_ref().map(|c| c.through_batch);
+        let planned: Vec<OffsetsEntry> =
+            self.checkpoint.offsets()?.into_iter().filter(|e| through.is_none_or(|t| e.batch_id > t)).collect();
         let committed = self.checkpoint.last_commit()?;
         // No-data batches (null ranges) read nothing: the source never planned them.
-        let ranges: Vec<serde_json::Value> =
-            planned.iter().filter(|e| !e.source.is_null()).map(|e| e.source.clone()).collect();
+        let ranges: Vec<serde_json::Value> = compact
+            .map(|c| c.ranges)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(planned.iter().filter(|e| !e.source.is_null()).map(|e| e.source.clone()))
+            .collect();
         // The watermark of the last planned batch: the next batch's watermark for late rows.
         let mut prev_watermark = planned.last().map_or(0, |e| e.watermark_micros);
         self.sources.restore(&ranges).context("restoring the sources' positions from the checkpoint's offsets log")?;
@@ -538,6 +548,7 @@ impl Driver {
                 }
                 self.end_of_probation_batch();
                 self.purge_stored_plugins(entry.batch_id);
+                self.purge_logs(entry.batch_id);
                 self.cursor.summary = summary;
                 self.cursor.prev_watermark = entry.watermark_micros;
                 self.cursor.next_id += 1;
@@ -896,6 +907,50 @@ impl Driver {
                 self.checkpoint.dir().join("plugins").display()
             );
         }
+    }
+
+    /// Retention, every `min_batches_to_retain` batches (at least 10, at most 100): the
+    /// offsets and commits entries and the dead letters (in the checkpoint) of batches more
+    /// than `min_batches_to_retain` behind are deleted, the sources' ranges folded first into
+    /// `offsets/<B>.compact`. A failure is a warning: the logs only grow until the next try.
+    fn purge_logs(&mut self, batch_id: u64) {
+        let keep = self.job.min_batches_to_retain.max(1);
+        if (batch_id + 1) % keep.clamp(10, 100) != 0 || batch_id + 1 <= keep {
+            return;
+        }
+        let threshold = batch_id + 1 - keep;
+        if let Err(e) = self.purge_logs_before(threshold) {
+            eprintln!(
+                "warning: deleting the checkpoint entries of batches before {threshold} from {}: {e:#}",
+                self.checkpoint.dir().display()
+            );
+        }
+    }
+
+    fn purge_logs_before(&mut self, threshold: u64) -> anyhow::Result<()> {
+        let compact = self.checkpoint.sources_compact()?;
+        let from = compact.as_ref().map_or(0, |c| c.through_batch + 1);
+        if from >= threshold {
+            return Ok(());
+        }
+        let mut ranges = compact.map(|c| c.ranges).unwrap_or_default();
+        ranges.extend(
+            self.checkpoint
+                .offsets()?
+                .into_iter()
+                .filter(|e| (from..threshold).contains(&e.batch_id) && !e.source.is_null())
+                .map(|e| e.source),
+        );
+        let folded = self.sources.compact(&ranges).context("folding the sources' ranges of old batches")?;
+        self.checkpoint.purge_before(threshold, folded)?;
+        // Dead letters in the checkpoint go with their batches; a dead_letter_path the job
+        // file sets elsewhere is the user's to keep.
+        if self.dead_letter.dir().starts_with(self.checkpoint.dir()) {
+            self.dead_letter
+                .purge_before(threshold)
+                .with_context(|| format!("deleting old dead letters in {}", self.dead_letter.dir().display()))?;
+        }
+        Ok(())
     }
 
     /// Counts a successful batch against every probation.

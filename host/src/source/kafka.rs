@@ -198,6 +198,15 @@ impl KafkaSource {
         Ok(out)
     }
 
+    /// A partition's (low, high) offsets as this source may read them. Under `read_committed`
+    /// (the default) `high` is the **last stable offset**, not the log end: librdkafka's
+    /// `query_watermark_offsets` sends ListOffsets with the client's `isolation.level`, and the
+    /// brokers answer the LSO to a `read_committed` request. So a batch never reaches past the
+    /// first transaction still open upstream: the open transaction delays its records until it
+    /// ends, and the read of a planned range never waits for offsets it cannot see. (The read
+    /// ends a partition by its position, which moves past transaction markers and aborted
+    /// records.) Planning and reading use the same client settings, so a job that sets
+    /// `isolation.level = read_uncommitted` plans to the log end and reads it all.
     fn watermarks(&self, (t, p): &Partition) -> Result<(i64, i64), SourceError> {
         self.admin.fetch_watermarks(t, *p, self.config.timeout).map_err(|e| self.unreachable(e))
     }
@@ -357,6 +366,27 @@ impl Source for KafkaSource {
 
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// One range: per partition, the first start and the furthest end (`restore` takes the
+    /// end); offsets lost to retention are folded in the same way.
+    fn compact_ranges(&self, planned: Vec<serde_json::Value>) -> Result<Vec<serde_json::Value>, SourceError> {
+        if planned.is_empty() {
+            return Ok(planned);
+        }
+        let mut out = KafkaRange { offsets: BTreeMap::new(), lost: BTreeMap::new() };
+        for r in &planned {
+            let range: KafkaRange = serde_json::from_value(r.clone()).map_err(|e| invalid(r, e))?;
+            for (into, from) in [(&mut out.offsets, range.offsets), (&mut out.lost, range.lost)] {
+                for (t, parts) in from {
+                    for (p, [start, end]) in parts {
+                        let slot = into.entry(t.clone()).or_default().entry(p).or_insert([start, end]);
+                        *slot = [slot[0].min(start), slot[1].max(end)];
+                    }
+                }
+            }
+        }
+        Ok(vec![serde_json::to_value(out).expect("serialisable")])
     }
 
     fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError> {

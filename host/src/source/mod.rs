@@ -47,6 +47,14 @@ pub trait Source: Send {
     /// oldest first, so the source knows what it has handed out (files seen, rows generated).
     fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError>;
 
+    /// Folds ranges this source planned (oldest first) into fewer that `restore` takes to the
+    /// same effect, so that the checkpoint can drop the offsets entries of old batches (past
+    /// `min_batches_to_retain`) and a restart reads what it keeps, not every batch's entry.
+    /// The default keeps them all.
+    fn compact_ranges(&self, planned: Vec<serde_json::Value>) -> Result<Vec<serde_json::Value>, SourceError> {
+        Ok(planned)
+    }
+
     /// Plans the next batch after everything planned so far: the offset range it covers, or
     /// `None` when there is no new data. `now_micros` is the driver's clock (injected for tests).
     fn plan_next(&mut self, now_micros: i64) -> Result<Option<serde_json::Value>, SourceError>;

@@ -66,6 +66,11 @@ impl Source for RateSource {
         self.schema.clone()
     }
 
+    /// The last range: `restore` only needs where the rows stopped.
+    fn compact_ranges(&self, mut planned: Vec<serde_json::Value>) -> Result<Vec<serde_json::Value>, SourceError> {
+        Ok(planned.pop().into_iter().collect())
+    }
+
     fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError> {
         if let Some(last) = planned.last() {
             let r = parse_range(last)?;

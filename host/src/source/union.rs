@@ -119,6 +119,39 @@ impl Union {
         }
     }
 
+    /// Folds the `source` of many offsets entries (oldest first) into fewer, input by input
+    /// (each input's own `compact_ranges`), that `restore` takes to the same effect.
+    pub fn compact(&self, planned: &[serde_json::Value]) -> Result<Vec<serde_json::Value>, SourceError> {
+        let mut per_input: Vec<Vec<serde_json::Value>> = vec![Vec::new(); self.inputs.len()];
+        for range in planned.iter().filter(|r| !r.is_null()) {
+            for (i, r) in self.split(range)?.into_iter().enumerate() {
+                if !r.is_null() {
+                    per_input[i].push(r);
+                }
+            }
+        }
+        let mut compacted = Vec::with_capacity(self.inputs.len());
+        for (input, ranges) in self.inputs.iter().zip(per_input) {
+            compacted.push(input.source.compact_ranges(ranges)?);
+        }
+        if self.inputs.len() == 1 {
+            return Ok(compacted.pop().unwrap_or_default());
+        }
+        // Back into entries keyed by input, as `split` reads them (null: nothing from that one).
+        let n = compacted.iter().map(Vec::len).max().unwrap_or(0);
+        Ok((0..n)
+            .map(|j| {
+                let keyed = self
+                    .inputs
+                    .iter()
+                    .zip(&compacted)
+                    .map(|(input, r)| (input.key.clone(), r.get(j).cloned().unwrap_or(serde_json::Value::Null)))
+                    .collect();
+                serde_json::Value::Object(keyed)
+            })
+            .collect())
+    }
+
     /// Tells each input the ranges it handed out, from every offsets entry that has one.
     pub fn restore(&mut self, planned: &[serde_json::Value]) -> Result<(), SourceError> {
         let mut per_input: Vec<Vec<serde_json::Value>> = vec![Vec::new(); self.inputs.len()];
