@@ -16,6 +16,7 @@ mod hot_swap;
 mod kafka;
 mod pipeline;
 mod restart_after_change;
+mod retention;
 mod sandbox;
 mod shutdown;
 mod sources;
