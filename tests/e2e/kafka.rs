@@ -717,7 +717,9 @@ trigger = {{ available_now = true }}
 /// answers slowly) is not committed, to be aborted by the brokers and replayed as slowly
 /// forever: the job stops, saying what to raise; with it raised, the same batch goes through.
 /// (The mock cluster never times a transaction out itself, so without the check the job would
-/// commit here.)
+/// commit here. It keeps no transaction state either: the aborted attempt's records stay
+/// visible to every reader, so this checks that the restart commits batch 0, not what a
+/// `read_committed` reader of a real broker would see.)
 #[test]
 fn a_transaction_near_its_timeout_stops_the_job_saying_what_to_raise() {
     let cluster = mock_cluster();
@@ -728,27 +730,84 @@ fn a_transaction_near_its_timeout_stops_the_job_saying_what_to_raise() {
     write_orders(&s, 1, 4);
     let text = std::fs::read_to_string(kafka_sink_job(&s, &servers)).unwrap().replace(
         &format!("kafka = {{ \"bootstrap.servers\" = \"{servers}\" }}"),
-        &format!("kafka = {{ \"bootstrap.servers\" = \"{servers}\", \"transaction.timeout.ms\" = \"2000\" }}"),
+        &format!("kafka = {{ \"bootstrap.servers\" = \"{servers}\", \"transaction.timeout.ms\" = \"1000\" }}"),
     );
     assert!(text.contains("transaction.timeout.ms"));
     let job = s.job(&text.replace("kafka_timeout = \"10 seconds\"", "kafka_timeout = \"60 seconds\""));
-    // Each answer takes a second: adding the partitions to the transaction, then producing,
-    // keeps it open at least two.
-    cluster.broker_round_trip_time(1, Duration::from_millis(1000)).unwrap();
+    // Each answer takes 600 ms: adding the partitions to the transaction, then producing, keeps
+    // it open at least 1.2 s, past 90% of the timeout (librdkafka's minimum, 1 s).
+    cluster.broker_round_trip_time(1, Duration::from_millis(600)).unwrap();
     let err = run_err(&job);
     assert!(
         err.contains("batch 0: its transaction has been open")
-            && err.contains("too close to kafka.\"transaction.timeout.ms\" = 2000 ms")
+            && err.contains("too close to kafka.\"transaction.timeout.ms\" = 1000 ms")
             && err.contains("Raise kafka.\"transaction.timeout.ms\""),
         "{err}"
     );
     assert!(!s.path("ckpt/commits/0").exists());
     let job = s.job(
         &text
-            .replace("\"transaction.timeout.ms\" = \"2000\"", "\"transaction.timeout.ms\" = \"30000\"")
+            .replace("\"transaction.timeout.ms\" = \"1000\"", "\"transaction.timeout.ms\" = \"30000\"")
             .replace("kafka_timeout = \"10 seconds\"", "kafka_timeout = \"60 seconds\""),
     );
     run_ok(&job);
     assert!(s.path("ckpt/commits/0").exists());
     cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+}
+
+/// Scale-out: a partition's task never runs beside its previous owner's. Here the task
+/// checkpoint of partition 0 is still held (as by a member that has not yet seen the rebalance
+/// that took the partition away): the new owner runs partition 1, waits for partition 0 saying
+/// who holds it, and starts its task once the lock is let go.
+#[test]
+fn a_scale_out_task_waits_until_its_previous_owner_lets_go() {
+    let cluster = mock_cluster();
+    let servers = cluster.bootstrap_servers();
+    cluster.create_topic("events", 2, 1).unwrap();
+    let s = Scratch::new();
+    let job = s.job(&format!(
+        r#"
+[source]
+format = "kafka"
+subscribe = ["events"]
+consumer_group = "weir-lock-test"
+starting_offsets = "earliest"
+value_format = "json"
+schema = "id string"
+kafka = {{ "bootstrap.servers" = "{servers}" }}
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "100 milliseconds" }}
+"#
+    ));
+    let mut held = weir::checkpoint::lock::CheckpointLock::acquire(&s.path("ckpt/partitions/events-0")).unwrap();
+    held.keep();
+    produce(&servers, "events", &[(0, None, "{\"id\":\"p0\"}"), (1, None, "{\"id\":\"p1\"}")]);
+    let log = std::fs::File::create(s.path("weir.log")).unwrap();
+    let mut child = weir().args(["run", "--quiet"]).arg(&job).stderr(log).spawn().unwrap();
+    let wait_for = |what: &str, path: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s.path(path).exists() {
+            assert!(Instant::now() < deadline, "waited 60 s for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("partition 1's first batch", "out/events-1/_weir_log/0");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!s.path("out/events-0/_weir_log/0").exists(), "partition 0's task ran beside its holder");
+    let text = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    assert!(
+        text.contains("partition events-0 is ours now, but its task is still held")
+            && text.contains(&format!("in use by weir pid {} on host", std::process::id())),
+        "{text}"
+    );
+    drop(held);
+    wait_for("partition 0's first batch once let go", "out/events-0/_weir_log/0");
+    let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(committed_text(&s.path("out/events-0")), "{\"id\":\"p0\"}\n");
+    assert_eq!(committed_text(&s.path("out/events-1")), "{\"id\":\"p1\"}\n");
 }

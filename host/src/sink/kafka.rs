@@ -39,7 +39,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{Sink, SinkError};
@@ -502,6 +502,11 @@ impl Sink for KafkaSink {
         match &result {
             Ok(_) => self.next_uncommitted = Some(batch_id + 1),
             Err(_) => {
+                // What is still queued or in flight belongs to the aborted transaction: drop
+                // it, and serve its delivery reports, which abort_transaction waits for (a
+                // BaseProducer has no thread of its own to serve them).
+                producer.purge(PurgeConfig::default().queue().inflight());
+                let _ = producer.flush(timeout.min(Duration::from_secs(5)));
                 let _ = producer.abort_transaction(timeout);
                 // Whether the commit reached Kafka is unknown: read the markers again.
                 self.next_uncommitted = None;
