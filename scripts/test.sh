@@ -10,6 +10,12 @@ scripts/wasm-toolchain.sh
 # The Kafka-protocol broker the Kafka tests start (tansu; installed once, ~14 min).
 WEIR_TANSU=$(scripts/kafka-broker.sh install)
 export WEIR_TANSU
+# PySpark, for the test that reads weir's output with Spark (tests/e2e/retention.rs): installed
+# once into .spark-venv (~1 min, ~450 MB), skipped when it is there.
+if ! .spark-venv/bin/python -c 'import pyspark' 2>/dev/null; then
+    python3 -m venv .spark-venv
+    .spark-venv/bin/pip install --quiet pyspark==4.3.0 pyarrow 'pandas<3'
+fi
 cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host
