@@ -149,3 +149,46 @@ fn columns(s: &SchemaRef) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int64Array;
+
+    use super::*;
+    use crate::job::FileFormat;
+
+    fn outputs(dir: &std::path::Path, query: &str) -> Outputs {
+        let declared = [NamedOutput {
+            name: "o".into(),
+            kind: SinkKind::Files { format: FileFormat::Json, path: dir.to_path_buf(), partition_by: vec![] },
+        }];
+        let mut o = Outputs::new(&declared, "plugin p.wasm".into());
+        o.start(query).unwrap();
+        o
+    }
+
+    fn emit(v: i64) -> Vec<(String, RecordBatch)> {
+        let schema = crate::schema::parse_ddl("v bigint").unwrap();
+        vec![("o".into(), RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![v]))]).unwrap())]
+    }
+
+    /// Two jobs whose foreach_batch outputs share a directory: the second neither overwrites
+    /// the first's files nor takes its log entry for its own write.
+    #[test]
+    fn a_file_output_does_not_skip_a_write_another_query_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(outputs(dir.path(), "query-a").write(0, 0, &emit(1)).unwrap(), 1);
+        let e = outputs(dir.path(), "query-b").write(0, 0, &emit(2)).unwrap_err().to_string();
+        assert!(
+            e.contains("output \"o\"")
+                && e.contains(
+                    "already committed in this output directory by another query (id query-a; this one is query-b)"
+                ),
+            "{e}"
+        );
+        // The same query's replay finds its own entry: nothing written twice.
+        assert_eq!(outputs(dir.path(), "query-a").write(0, 0, &emit(1)).unwrap(), 0);
+    }
+}
