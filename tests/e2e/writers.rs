@@ -48,11 +48,16 @@ fn a_second_run_on_a_checkpoint_in_use_is_refused_naming_the_holder() {
         "the holder is not named: {err}"
     );
     assert!(err.contains("Stop that job first"), "{err}");
+    let inspect = weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains(&format!("in use by:       weir pid {} on host {}", first.id(), hostname())), "{text}");
     assert!(first.try_wait().unwrap().is_none(), "the first run goes on");
     let _ = Command::new("kill").arg("-INT").arg(first.id().to_string()).status();
     assert!(first.wait().unwrap().success());
     // Stopped: its lock file stays behind, and the next run takes it over.
     assert!(s.path("ckpt/lock").exists());
+    let inspect = weir().args(["checkpoint", "inspect"]).arg(s.path("ckpt")).output().unwrap();
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("in use by:       nobody"));
     s.write("in/b.json", "{\"id\":2}\n");
     run_ok(&s.job(&JOB.replace("TRIGGER", "{ available_now = true }")));
     assert_eq!(committed_text(&s.path("out")), "{\"id\":1}\n{\"id\":2}\n");

@@ -137,6 +137,19 @@ impl Drop for CheckpointLock {
     }
 }
 
+/// Who holds the checkpoint `dir` now, if anyone (for `weir checkpoint inspect`); `None` when
+/// it is free (a lock file left by a process that ended does not count).
+pub fn current_holder(dir: &Path) -> Option<Holder> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::open(&path).ok()?;
+    // SAFETY: flock on a file descriptor this function owns; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        return None; // Free: closing the file lets go of the shared lock just taken.
+    }
+    read_holder(&path)
+}
+
 /// What the lock file of a held checkpoint says. Its holder writes it right after locking, so
 /// a reader may see it empty for a moment: read again briefly.
 fn read_holder(path: &Path) -> Option<Holder> {
@@ -182,6 +195,16 @@ mod tests {
         drop(first);
         assert!(ckpt.join(LOCK_FILE).exists(), "the file stays; the lock is what counts");
         let _second = CheckpointLock::acquire(&ckpt).unwrap();
+    }
+
+    #[test]
+    fn inspect_names_the_holder_only_while_the_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(current_holder(dir.path()), None);
+        let lock = CheckpointLock::acquire(dir.path()).unwrap();
+        assert_eq!(current_holder(dir.path()).map(|h| h.pid), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(current_holder(dir.path()), None);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub enum CheckpointError {
     },
     #[error("checkpoint {path}: cannot parse: {message}; the file is damaged or from another program — restore it, or start with a new checkpoint directory (the job will then reprocess its input)")]
     Corrupt { path: PathBuf, message: String },
-    #[error("checkpoint {dir} is in use by {}: one checkpoint takes one writer (two would repeat or lose output). Stop that job first (Ctrl-C or `weir stop`), or give this one another checkpoint directory", holder.as_ref().map_or_else(|| "another weir process (its lock file names none yet)".to_string(), |h| format!("weir {h}")))]
+    #[error("checkpoint {dir} is in use by {}: one checkpoint takes one writer (two would repeat or lose output). Stop that job first (Ctrl-C, or SIGTERM to its pid), or give this one another checkpoint directory", holder.as_ref().map_or_else(|| "another weir process (its lock file names none yet)".to_string(), |h| format!("weir {h}")))]
     InUse { dir: PathBuf, holder: Option<lock::Holder> },
 }
 
@@ -170,10 +170,8 @@ impl Checkpoint {
     fn compact_ids(&self) -> Result<Vec<u64>, CheckpointError> {
         let dir = self.dir.join("offsets");
         let rd = std::fs::read_dir(&dir).map_err(|source| CheckpointError::Io { path: dir.clone(), source })?;
-        let mut ids: Vec<u64> = rd
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(COMPACT_SUFFIX)?.parse().ok())
-            .collect();
+        let mut ids: Vec<u64> =
+            rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(COMPACT_SUFFIX)?.parse().ok()).collect();
         ids.sort_unstable();
         Ok(ids)
     }
@@ -185,7 +183,8 @@ impl Checkpoint {
     pub fn purge_before(&self, threshold: u64, compact: Vec<serde_json::Value>) -> Result<(), CheckpointError> {
         let Some(through) = threshold.checked_sub(1) else { return Ok(()) };
         let path = self.dir.join("offsets").join(format!("{through}{COMPACT_SUFFIX}"));
-        let bytes = serde_json::to_vec(&SourcesCompact { through_batch: through, ranges: compact }).expect("plain values");
+        let bytes =
+            serde_json::to_vec(&SourcesCompact { through_batch: through, ranges: compact }).expect("plain values");
         write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
         let remove = |path: PathBuf| match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CheckpointError::Io { path, source: e }),

@@ -313,6 +313,10 @@ fn inspect_checkpoint(dir: &Path) -> anyhow::Result<()> {
     let offsets = cp.offsets()?;
     let commits = cp.commits()?;
     println!("query id:        {}", cp.metadata().id);
+    match crate::checkpoint::lock::current_holder(dir) {
+        Some(h) => println!("in use by:       weir {h}"),
+        None => println!("in use by:       nobody (no weir process holds it)"),
+    }
     // Retention keeps the last `min_batches_to_retain` entries: count by batch id.
     println!("batches planned: {}", offsets.last().map_or(0, |o| o.batch_id + 1));
     println!("batches committed: {}", commits.last().map_or(0, |c| c.batch_id + 1));
