@@ -170,8 +170,10 @@ mod tests {
         }
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
         assert_eq!(out.purge_before(10).unwrap(), 2);
-        let mut left: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         left.sort();
         assert_eq!(left, ["batch-10.jsonl", "batch-12.jsonl", "notes.txt"]);
     }

@@ -12,7 +12,8 @@ use crate::common::*;
 /// Input file `f` holds ids f*10 .. f*10+9, and (with `bad`) one malformed line.
 fn write_inputs(s: &Scratch, files: std::ops::Range<usize>, bad: bool) {
     for f in files {
-        let mut text: String = (0..10).map(|r| format!("{{\"id\":{},\"bucket\":\"b{}\"}}\n", f * 10 + r, r % 3)).collect();
+        let mut text: String =
+            (0..10).map(|r| format!("{{\"id\":{},\"bucket\":\"b{}\"}}\n", f * 10 + r, r % 3)).collect();
         if bad {
             text.push_str("{not json\n");
         }
@@ -43,7 +44,9 @@ fn names(dir: &Path) -> Vec<String> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    v.sort_by_key(|n| (n.trim_start_matches("batch-").split('.').next().unwrap_or("").parse::<u64>().unwrap_or(u64::MAX), n.clone()));
+    v.sort_by_key(|n| {
+        (n.trim_start_matches("batch-").split('.').next().unwrap_or("").parse::<u64>().unwrap_or(u64::MAX), n.clone())
+    });
     v
 }
 
@@ -170,7 +173,8 @@ fn spark_reads_exactly_the_committed_rows_after_a_crash_that_left_part_files() {
     let s = Scratch::new();
     write_inputs(&s, 0..25, false);
     let job = job(&s, "min_batches_to_retain = 3", "format = \"parquet\"\npartition_by = [\"bucket\"]");
-    let crashed = weir().args(["run", "--quiet"]).arg(&job).env("WEIR_TEST_CRASH_BEFORE_COMMIT", "21").output().unwrap();
+    let crashed =
+        weir().args(["run", "--quiet"]).arg(&job).env("WEIR_TEST_CRASH_BEFORE_COMMIT", "21").output().unwrap();
     assert!(!crashed.status.success(), "the crash hook did not fire");
     let orphans = part_files_of_batch(&s.path("out"), 21);
     assert_eq!(orphans.len(), 3, "one file per bucket left by the crashed attempt: {orphans:?}");
@@ -204,4 +208,39 @@ fn spark_reads_exactly_the_committed_rows_after_a_crash_that_left_part_files() {
     let _ = spark.wait();
     assert!(!s.path("out/_spark_metadata/0").exists(), "files before the kept compaction are deleted");
     assert!(s.path("out/_spark_metadata/19.compact").exists());
+}
+
+/// Plugin versions the checkpoint keeps (`plugins/<digest>.wasm`) go once no kept batch names
+/// them, also those an earlier run stored (after a restart the run's own history does not name
+/// them); the running version stays.
+#[test]
+fn a_plugin_version_of_an_earlier_run_goes_once_no_kept_batch_names_it() {
+    let s = Scratch::new();
+    let (v1, v2) = (crate::hot_swap::tagger("v1"), crate::hot_swap::tagger("v2"));
+    let plugin = s.path("tagger.wasm");
+    std::fs::copy(&v1, &plugin).unwrap();
+    let stored = |v: &Path| {
+        use sha2::Digest;
+        let digest = format!("sha256-{:x}", sha2::Sha256::digest(std::fs::read(v).unwrap()));
+        s.path(&format!("ckpt/plugins/{digest}.wasm")).exists()
+    };
+    let job = s.job(&format!(
+        "min_batches_to_retain = 3\n[source]\nformat = \"json\"\npath = \"{{dir}}/in\"\nschema = \"event_id string\"\n\
+         max_files_per_trigger = 1\n[[operator]]\nkind = \"map\"\nplugin = \"{}\"\n\
+         [sink]\nformat = \"json\"\npath = \"{{dir}}/out\"\ncheckpoint = \"{{dir}}/ckpt\"\ntrigger = {{ available_now = true }}\n",
+        plugin.display()
+    ));
+    for f in 0..5 {
+        s.write(&format!("in/a{f:02}.json"), &format!("{{\"event_id\":\"a{f}\"}}\n"));
+    }
+    run_ok(&job);
+    assert!(stored(&v1), "the version that ran is kept");
+    std::fs::copy(&v2, &plugin).unwrap();
+    for f in 0..25 {
+        s.write(&format!("in/b{f:02}.json"), &format!("{{\"event_id\":\"b{f}\"}}\n"));
+    }
+    run_ok(&job);
+    assert!(!stored(&v1), "v1 ran only batches 0..=4, which retention dropped");
+    assert!(stored(&v2), "the running version stays");
+    assert_eq!(committed_text(&s.path("out")).lines().count(), 30);
 }

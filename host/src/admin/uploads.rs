@@ -14,7 +14,32 @@ use crate::checkpoint::Checkpoint;
 /// Deletes the stored versions the history names that nothing can load any more; `running`:
 /// the digests the operators hold now (on probation too). Returns the digests deleted.
 pub fn purge(checkpoint: &Checkpoint, history: &History, running: &BTreeSet<String>) -> std::io::Result<Vec<String>> {
-    let candidates: BTreeSet<String> = history
+    purge_among(checkpoint, history, &BTreeSet::new(), running)
+}
+
+/// The versions stored in `CHECKPOINT/plugins/`. Taken at start, before the admin API can
+/// store an upload, these are versions of earlier runs: candidates for [`purge_among`] even
+/// when this run's history does not name them.
+pub fn stored_digests(checkpoint: &Path) -> BTreeSet<String> {
+    let Ok(rd) = std::fs::read_dir(checkpoint.join("plugins")) else { return BTreeSet::new() };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".wasm")?.to_string();
+            let (algo, hex) = name.split_once('-')?;
+            Some(format!("{algo}:{hex}"))
+        })
+        .collect()
+}
+
+/// [`purge`], with `stored_before` (versions of earlier runs, [`stored_digests`] at start) as
+/// candidates too.
+pub fn purge_among(
+    checkpoint: &Checkpoint,
+    history: &History,
+    stored_before: &BTreeSet<String>,
+    running: &BTreeSet<String>,
+) -> std::io::Result<Vec<String>> {
+    let mut candidates: BTreeSet<String> = history
         .lock()
         .expect("not poisoned")
         .iter()
@@ -22,6 +47,7 @@ pub fn purge(checkpoint: &Checkpoint, history: &History, running: &BTreeSet<Stri
         .flatten()
         .map(str::to_string)
         .collect();
+    candidates.extend(stored_before.iter().cloned());
     let mut keep = running.clone();
     let io = |e: crate::checkpoint::CheckpointError| std::io::Error::other(e.to_string());
     for entry in checkpoint.offsets().map_err(io)? {
@@ -97,5 +123,25 @@ mod tests {
         for (d, kept) in [("sha256:aa", true), ("sha256:bb", false), ("sha256:cc", true), ("sha256:dd", true)] {
             assert_eq!(stored_plugin(dir.path(), d).exists(), kept, "{d}");
         }
+    }
+
+    /// After a restart the history only knows the batches kept: versions an earlier run stored
+    /// (found at start) are candidates too, and go once no kept entry names them.
+    #[test]
+    fn versions_of_earlier_runs_go_once_no_kept_batch_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        for d in ["sha256:aa", "sha256:bb", "sha256:ee"] {
+            let p = stored_plugin(dir.path(), d);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"wasm").unwrap();
+        }
+        cp.write_offsets(&offsets(7, "sha256:aa")).unwrap();
+        let stored = stored_digests(dir.path());
+        assert_eq!(stored, ["sha256:aa", "sha256:bb", "sha256:ee"].map(String::from).into());
+        let history: History = Default::default();
+        let running: BTreeSet<String> = ["sha256:ee".to_string()].into();
+        assert_eq!(purge_among(&cp, &history, &stored, &running).unwrap(), vec!["sha256:bb".to_string()]);
+        assert!(stored_plugin(dir.path(), "sha256:aa").exists() && stored_plugin(dir.path(), "sha256:ee").exists());
     }
 }

@@ -172,6 +172,9 @@ struct Swaps {
     events: Vec<serde_json::Value>,
     /// How the API names each operator (besides its index): its plugin file's stem in the job.
     names: Vec<String>,
+    /// Plugin versions stored in the checkpoint by earlier runs (found at start): retention
+    /// deletes them once no kept batch needs them.
+    stored_before: std::collections::BTreeSet<String>,
 }
 
 impl Driver {
@@ -413,6 +416,7 @@ impl Driver {
     /// planned but not committed (a crash mid-batch). Then `step` runs the next batches.
     pub fn start(&mut self) -> anyhow::Result<()> {
         let mut summary = RunSummary::default();
+        self.swaps.stored_before = crate::admin::uploads::stored_digests(self.checkpoint.dir());
         self.store_running_versions()?;
         self.restore_probation();
         // Retention: the ranges of purged batches, folded, then the entries kept (those the
@@ -896,12 +900,15 @@ impl Driver {
     /// probation or active swap names any more (see `admin::uploads`).
     fn purge_stored_plugins(&mut self, batch_id: u64) {
         let every = self.job.min_batches_to_retain.clamp(1, 100);
-        if (batch_id + 1) % every != 0 || self.swaps.history.lock().expect("not poisoned").is_empty() {
+        if (batch_id + 1) % every != 0
+            || (self.swaps.history.lock().expect("not poisoned").is_empty() && self.swaps.stored_before.is_empty())
+        {
             return;
         }
         let mut running: std::collections::BTreeSet<String> = self.map_digests().into_values().collect();
         running.extend(self.swaps.probation.values().map(|(p, _)| p.digest().to_string()));
-        if let Err(e) = crate::admin::uploads::purge(&self.checkpoint, &self.swaps.history, &running) {
+        let (history, before) = (&self.swaps.history, &self.swaps.stored_before);
+        if let Err(e) = crate::admin::uploads::purge_among(&self.checkpoint, history, before, &running) {
             eprintln!(
                 "warning: deleting plugin versions no batch needs from {}: {e}",
                 self.checkpoint.dir().join("plugins").display()

@@ -84,6 +84,11 @@ impl CompactLog {
         Ok(self.list()?.last().map(|&(id, _)| id))
     }
 
+    /// Whether batch `id` has a file (no read).
+    pub fn exists(&self, id: u64) -> bool {
+        self.dir.join(id.to_string()).exists() || self.dir.join(format!("{id}{COMPACT_SUFFIX}")).exists()
+    }
+
     /// The lines of batch `id`'s own file (`<N>` or `<N>.compact`), without the header; `None`
     /// when it has none.
     pub fn get(&self, id: u64) -> io::Result<Option<Vec<String>>> {
@@ -137,7 +142,8 @@ impl CompactLog {
         let start = files.iter().rposition(|&(_, compact)| compact).unwrap_or(0);
         let mut out = Vec::new();
         for &(id, compact) in &files[start..] {
-            let path = if compact { self.dir.join(format!("{id}{COMPACT_SUFFIX}")) } else { self.dir.join(id.to_string()) };
+            let path =
+                if compact { self.dir.join(format!("{id}{COMPACT_SUFFIX}")) } else { self.dir.join(id.to_string()) };
             let text = std::fs::read_to_string(&path)?;
             out.extend(self.lines(&path, &text)?);
         }
@@ -155,7 +161,7 @@ impl CompactLog {
     /// compact file is written first, so a reader still reads at most one compact file and
     /// nine batch files. Then deletes what has expired.
     pub fn add(&self, id: u64, lines: &[String]) -> io::Result<bool> {
-        if self.get(id)?.is_some() {
+        if self.exists(id) {
             return Ok(false);
         }
         std::fs::create_dir_all(&self.dir)?;
@@ -216,7 +222,8 @@ impl CompactLog {
             if id >= keep_from {
                 break;
             }
-            let path = if compact { self.dir.join(format!("{id}{COMPACT_SUFFIX}")) } else { self.dir.join(id.to_string()) };
+            let path =
+                if compact { self.dir.join(format!("{id}{COMPACT_SUFFIX}")) } else { self.dir.join(id.to_string()) };
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -285,7 +292,10 @@ mod tests {
             log.add(id, &[id.to_string()]).unwrap();
         }
         // minBatchId = 43 - 5 = 38; its compaction 29: everything before 29 goes.
-        assert_eq!(names(&log), ["29.compact", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39.compact", "40", "41", "42"]);
+        assert_eq!(
+            names(&log),
+            ["29.compact", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39.compact", "40", "41", "42"]
+        );
         let all = log.read_all().unwrap();
         assert_eq!(all, (0..=42).map(|i| i.to_string()).collect::<Vec<_>>());
     }

@@ -312,8 +312,8 @@ impl Sink for FileSink {
             eprintln!("{CRASH_BEFORE_COMMIT_ENV}={batch_id}: aborting before the commit of batch {batch_id}");
             std::process::abort();
         }
-        let entry = serde_json::to_string(&LogEntry { batch_id, writer: self.writer.clone(), files })
-            .expect("plain struct");
+        let entry =
+            serde_json::to_string(&LogEntry { batch_id, writer: self.writer.clone(), files }).expect("plain struct");
         let log_path = self.log.path(batch_id);
         match self.log.add(batch_id, &[entry]) {
             Ok(true) => {}
@@ -414,7 +414,9 @@ impl FileSink {
             let names = std::fs::read_to_string(record.path()).unwrap_or_default();
             for rel in names.lines().filter(|l| !l.is_empty() && !committed.contains(l)) {
                 // Only data files of this batch, inside the output: a record is ours, but check.
-                if rel.contains("..") || !rel.rsplit('/').next().is_some_and(|n| n.starts_with(&format!("part-{id:05}-"))) {
+                if rel.contains("..")
+                    || !rel.rsplit('/').next().is_some_and(|n| n.starts_with(&format!("part-{id:05}-")))
+                {
                     continue;
                 }
                 match std::fs::remove_file(self.dir.join(rel)) {
@@ -443,10 +445,10 @@ impl FileSink {
         let spark = &self.spark_log;
         let err = |id: u64| io(format!("batch {id}: writing {}", spark.path(id).display()));
         for id in file_log::valid_batches(batch_id) {
-            if spark.get(id).map_err(err(id))?.is_some() {
+            if spark.exists(id) {
                 continue;
             }
-            let has_previous = id > 0 && spark.get(id - 1).map_err(err(id))?.is_some();
+            let has_previous = id > 0 && spark.exists(id - 1);
             if file_log::is_compaction(id) && !has_previous {
                 // Spark's log has nothing before it: the whole of weir's, up to `id`.
                 let mut lines = Vec::new();
@@ -610,9 +612,7 @@ pub fn committed_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
 pub fn is_committed(dir: &Path, batch_id: u64) -> Result<bool, SinkError> {
     let log = CompactLog::new(dir.join(LOG_DIR), None, DEFAULT_MIN_BATCHES_TO_RETAIN);
     let lines = log.get(batch_id).map_err(io(format!("reading {}", log.path(batch_id).display())))?;
-    Ok(lines.into_iter().flatten().any(|l| {
-        serde_json::from_str::<LogEntry>(&l).is_ok_and(|e| e.batch_id == batch_id)
-    }))
+    Ok(lines.into_iter().flatten().any(|l| serde_json::from_str::<LogEntry>(&l).is_ok_and(|e| e.batch_id == batch_id)))
 }
 
 #[cfg(test)]
@@ -774,7 +774,8 @@ mod tests {
             v.sort_by_key(|n| n.trim_end_matches(".compact").parse::<u64>().unwrap());
             v
         };
-        let expected = ["29.compact", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39.compact", "40", "41", "42"];
+        let expected =
+            ["29.compact", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39.compact", "40", "41", "42"];
         assert_eq!(listing(LOG_DIR), expected);
         assert_eq!(listing(SPARK_LOG_DIR), expected);
         let files = committed_files(dir.path()).unwrap();
@@ -809,7 +810,11 @@ mod tests {
         assert_eq!(first["size"], std::fs::metadata(dir.path().join(committed)).unwrap().len());
         assert_eq!((first["action"].as_str(), first["isDir"].as_bool()), (Some("add"), Some(false)));
         assert_eq!(lines.count(), 1, "one line per file");
-        assert_eq!(std::fs::read_to_string(dir.path().join("_spark_metadata/1")).unwrap(), "v1", "no files: the header");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("_spark_metadata/1")).unwrap(),
+            "v1",
+            "no files: the header"
+        );
         for b in 2..10u64 {
             s.write_batch(b, &[batch(&[b as i64], &[Some("x")])]).unwrap();
         }
