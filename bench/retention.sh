@@ -80,23 +80,24 @@ ck, out = os.path.join(d, "ckpt"), os.path.join(d, "out")
 for sub in ("offsets", "commits"):
     os.makedirs(os.path.join(ck, sub), exist_ok=True)
 os.makedirs(os.path.join(out, "_weir_log"), exist_ok=True)
-json.dump({"id": qid}, open(os.path.join(ck, "metadata"), "w"))
+dump = lambda obj, f: f.write(json.dumps(obj, separators=(",", ":")))   # as weir writes them
+dump({"id": qid}, open(os.path.join(ck, "metadata"), "w"))
 every = max(1, n // 100)
 for b in range(n):
     with open(os.path.join(ck, "offsets", str(b)), "w") as f:
-        json.dump({"batch_id": b, "timestamp_ms": (start_us + b * 1000) // 1000,
+        dump({"batch_id": b, "timestamp_ms": (start_us + b * 1000) // 1000,
                    "source": {"start": b, "end": b + 1, "start_time_micros": start_us},
                    "watermark_micros": 0, "late_watermark_micros": 0}, f)
     with open(os.path.join(ck, "commits", str(b)), "w") as f:
-        json.dump({"batch_id": b, "plugins": [], "next_watermark_micros": 0}, f)
+        dump({"batch_id": b, "plugins": [], "next_watermark_micros": 0}, f)
     files = []
     if b % every == 0:
         rel = "part-%05d-0000-000000000000.json" % b
-        text = json.dumps({"timestamp": "2026-01-01T00:00:00.000Z", "value": b}) + "\n"
+        text = json.dumps({"timestamp": "2026-01-01T00:00:00.000Z", "value": b}, separators=(",", ":")) + "\n"
         open(os.path.join(out, rel), "w").write(text)
         files.append({"path": rel, "rows": 1, "bytes": len(text)})
     with open(os.path.join(out, "_weir_log", str(b)), "w") as f:
-        json.dump({"batch_id": b, "writer": qid, "files": files}, f)
+        dump({"batch_id": b, "writer": qid, "files": files}, f)
 PY
   committed=$("$WEIR" output files "$D/out" | wc -l)
   legacy_log=$(log_files_read "$D/out/_weir_log")

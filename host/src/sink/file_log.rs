@@ -34,12 +34,22 @@ pub fn valid_batches(latest: u64) -> std::ops::RangeInclusive<u64> {
 pub struct CompactLog {
     dir: PathBuf,
     header: Option<&'static str>,
+    /// Which lines of earlier batches a compact file keeps (all by default): lines that only
+    /// say "nothing here" would make it grow with the batches rather than with the output.
+    keep_in_compact: fn(&str) -> bool,
     min_batches_to_retain: u64,
 }
 
 impl CompactLog {
     pub fn new(dir: PathBuf, header: Option<&'static str>, min_batches_to_retain: u64) -> CompactLog {
-        CompactLog { dir, header, min_batches_to_retain: min_batches_to_retain.max(1) }
+        CompactLog { dir, header, keep_in_compact: |_| true, min_batches_to_retain: min_batches_to_retain.max(1) }
+    }
+
+    /// Compact files keep only the earlier batches' lines `keep` accepts (a compaction batch's
+    /// own lines are always kept).
+    pub fn keeping_in_compact(mut self, keep: fn(&str) -> bool) -> CompactLog {
+        self.keep_in_compact = keep;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -168,13 +178,15 @@ impl CompactLog {
         if let Some(skipped) = (id + 1).checked_sub(id % COMPACT_INTERVAL + 2).filter(|_| !is_compaction(id)) {
             // `skipped`: the compaction batch just before `id`.
             if self.latest()?.is_some_and(|l| l < skipped) {
-                let whole = self.read_through(skipped)?;
+                let mut whole = self.read_through(skipped)?;
+                whole.retain(|l| (self.keep_in_compact)(l));
                 self.add_whole(skipped, &whole)?;
             }
         }
         let mut all = Vec::new();
         if is_compaction(id) && id > 0 {
             all = self.read_through(id - 1)?;
+            all.retain(|l| (self.keep_in_compact)(l));
         }
         all.extend(lines.iter().cloned());
         let added = self.add_whole(id, &all)?;
@@ -328,6 +340,17 @@ mod tests {
         // The compaction at 1999999 covers 0 and 1: the retention deletes them (none is lost).
         assert_eq!(names(&log), ["999999.compact", "1000000", "1000001", "1999999.compact", "2000000"]);
         assert_eq!(log.read_all().unwrap(), ["0", "1", "1000000", "1000001", "2000000"]);
+    }
+
+    #[test]
+    fn a_compact_file_keeps_only_the_earlier_lines_asked_for_and_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CompactLog::new(dir.path().join("log"), None, 100).keeping_in_compact(|l| l != "empty");
+        for id in 0..10u64 {
+            let line = if id % 4 == 0 { id.to_string() } else { "empty".to_string() };
+            log.add(id, &[line]).unwrap();
+        }
+        assert_eq!(log.get(9).unwrap().unwrap(), ["0", "4", "8", "empty"]);
     }
 
     #[test]

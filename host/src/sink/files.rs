@@ -154,7 +154,7 @@ impl FileSink {
         remove_temporaries(dir);
         let absolute = dir.canonicalize().map_err(io(format!("resolving output directory {}", dir.display())))?;
         Ok(FileSink {
-            log: CompactLog::new(dir.join(LOG_DIR), None, DEFAULT_MIN_BATCHES_TO_RETAIN),
+            log: weir_log(dir, DEFAULT_MIN_BATCHES_TO_RETAIN),
             spark_log: CompactLog::new(dir.join(SPARK_LOG_DIR), Some("v1"), DEFAULT_MIN_BATCHES_TO_RETAIN),
             absolute,
             format,
@@ -170,7 +170,7 @@ impl FileSink {
 
     /// Keeps this many batches readable in the logs (the job's `min_batches_to_retain`).
     pub fn with_min_batches_to_retain(mut self, n: u64) -> FileSink {
-        self.log = CompactLog::new(self.dir.join(LOG_DIR), None, n);
+        self.log = weir_log(&self.dir, n);
         self.spark_log = CompactLog::new(self.dir.join(SPARK_LOG_DIR), Some("v1"), n);
         self
     }
@@ -419,10 +419,22 @@ impl FileSink {
                 {
                     continue;
                 }
-                match std::fs::remove_file(self.dir.join(rel)) {
-                    Ok(()) => eprintln!("batch {id}: deleted {rel}, left by an attempt that did not commit"),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(format!("batch {id}: deleting {} (left by a crashed attempt)", rel))(e)),
+                // The file, or its temporary sibling when the crash came mid-write.
+                let path = self.dir.join(rel);
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let tmp = path.with_file_name(format!(".{name}.tmp"));
+                for p in [&path, &tmp] {
+                    match std::fs::remove_file(p) {
+                        Ok(()) => {
+                            eprintln!("batch {id}: deleted {}, left by an attempt that did not commit", p.display())
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(
+                                io(format!("batch {id}: deleting {} (left by a crashed attempt)", p.display()))(e),
+                            )
+                        }
+                    }
                 }
             }
             std::fs::remove_file(record.path()).map_err(io(format!("deleting {}", record.path().display())))?;
@@ -500,6 +512,15 @@ impl FileSink {
     }
 }
 
+/// `_weir_log/`. Its compact files keep the entries that name files (and the compaction
+/// batch's own): a batch that wrote nothing need not be found again once later batches have
+/// committed (only the last batch is ever replayed), so a compact file grows with the output,
+/// not with the number of batches, as Spark's `_spark_metadata` does.
+fn weir_log(dir: &Path, min_batches_to_retain: u64) -> CompactLog {
+    CompactLog::new(dir.join(LOG_DIR), None, min_batches_to_retain)
+        .keeping_in_compact(|line| serde_json::from_str::<LogEntry>(line).map_or(true, |e| !e.files.is_empty()))
+}
+
 /// Every log entry up to `through`, in batch order.
 fn read_entries(log: &CompactLog, through: u64) -> Result<Vec<LogEntry>, SinkError> {
     let lines = log.read_through(through).map_err(io(format!("reading {}", log.dir().display())))?;
@@ -539,16 +560,17 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
     sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))
 }
 
-/// Removes `.*.tmp` files left in the output tree by a crash mid-write.
+/// Removes `.*.tmp` files a crash mid-write left in the logs. Temporaries of data files are
+/// removed with the crashed attempt's files when their batch commits (`remove_orphans`): the
+/// data directories are never listed, so a start costs the same however large the output.
 fn remove_temporaries(dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for entry in rd.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() && name != LOG_DIR && name != SPARK_LOG_DIR && name != PENDING_DIR {
-            remove_temporaries(&path);
-        } else if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(&path);
+    for sub in [LOG_DIR, SPARK_LOG_DIR, PENDING_DIR] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -682,13 +704,20 @@ mod tests {
     fn an_uncommitted_batch_is_invisible_and_its_replay_writes_other_files() {
         let dir = tempfile::tempdir().unwrap();
         let crashed = sink(dir.path(), FileFormat::Json, &[], "q1");
+        // The crashed attempt recorded two files: wrote one, was writing the other.
+        let names = format!("part-00000-0000-{0}.json\npart-00000-0001-{0}.json\n", crashed.attempt);
+        std::fs::create_dir_all(dir.path().join(PENDING_DIR)).unwrap();
+        std::fs::write(crashed.pending_record(0, &crashed.attempt), names).unwrap();
         let torn = dir.path().join(format!("part-00000-0000-{}.json", crashed.attempt));
         std::fs::write(&torn, "torn").unwrap();
-        std::fs::write(dir.path().join(".part-00000-0000-abc.json.tmp"), "torn").unwrap();
+        let half = dir.path().join(format!(".part-00000-0001-{}.json.tmp", crashed.attempt));
+        std::fs::write(&half, "half").unwrap();
+        std::fs::write(dir.path().join("_weir_log/.3.abc.tmp"), "torn").unwrap();
         let mut s = sink(dir.path(), FileFormat::Json, &[], "q1");
-        assert!(!dir.path().join(".part-00000-0000-abc.json.tmp").exists(), "temporaries of a crash are removed");
+        assert!(!dir.path().join("_weir_log/.3.abc.tmp").exists(), "temporaries of the log are removed at start");
         assert!(committed_files(dir.path()).unwrap().is_empty());
         s.write_batch(0, &[batch(&[1], &[Some("a")])]).unwrap();
+        assert!(!torn.exists() && !half.exists(), "the crashed attempt's file and temporary go at the commit");
         let files = committed_files(dir.path()).unwrap();
         assert_eq!(files.len(), 1);
         assert_ne!(dir.path().join(&files[0]), torn, "the replay's file has a name of its own");
@@ -820,6 +849,10 @@ mod tests {
         }
         let compact = std::fs::read_to_string(dir.path().join("_spark_metadata/9.compact")).unwrap();
         assert_eq!(compact.lines().count(), 1 + 2 + 8);
+        // weir's compact file keeps entries that name files: batch 1 wrote none.
+        let weir = std::fs::read_to_string(dir.path().join("_weir_log/9.compact")).unwrap();
+        assert_eq!(weir.lines().count(), 9, "{weir}");
+        assert!(!weir.contains("\"batch_id\":1,"), "{weir}");
     }
 
     /// An output directory written before weir kept `_spark_metadata` (or an output a sink
