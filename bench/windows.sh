@@ -117,13 +117,12 @@ def keyed(df, group):
 
 
 def read_weir(out_dir):
-    """The files weir's commit log lists (OUT/_weir_log/<batch>), else every data file but the log."""
+    """The files weir's commit log lists (`weir output files OUT`: the latest OUT/_weir_log/<N>.compact
+    and the batch files after it), else every data file but the log."""
     files, log = [], os.path.join(out_dir, "_weir_log")
     if os.path.isdir(log):
-        for b in sorted((x for x in os.listdir(log) if x.isdigit()), key=int):
-            with open(os.path.join(log, b)) as f:
-                for e in json.load(f)["files"]:
-                    files.append(e["path"] if os.path.isabs(e["path"]) else os.path.join(out_dir, e["path"]))
+        listed = subprocess.run([E["WEIR"], "output", "files", out_dir], check=True, capture_output=True, text=True)
+        files = [p if os.path.isabs(p) else os.path.join(out_dir, p) for p in listed.stdout.splitlines()]
     else:
         for root, dirs, names in os.walk(out_dir):
             dirs[:] = [x for x in dirs if not x.startswith(("_", "."))]
