@@ -314,6 +314,35 @@ mod tests {
         assert!(e.contains("does not have one range for each of the job's sources (a, b)"), "{e}");
     }
 
+    /// Retention folds the ranges of old batches: a restart from the folded ranges knows every
+    /// file each source handed out, as from the entries themselves.
+    #[test]
+    fn folded_ranges_restore_as_the_entries_they_replace() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, n) in [(a.path(), 3), (b.path(), 1)] {
+            for i in 0..n {
+                std::fs::write(dir.join(format!("{i}.json")), "{\"k\":\"x\"}\n").unwrap();
+            }
+        }
+        let new =
+            || Union::new(vec![input("a", 0, a.path(), "k string"), input("b", 1, b.path(), "k string")]).unwrap();
+        let mut u = new();
+        let planned: Vec<serde_json::Value> = std::iter::from_fn(|| u.plan_next(0).unwrap()).collect();
+        assert_eq!(planned.len(), 3);
+        let folded = u.compact(&planned).unwrap();
+        assert_eq!(folded.len(), 1, "one range per source: {folded:?}");
+        assert_eq!(
+            u.split(&folded[0]).unwrap().iter().map(|r| r["files"].as_array().unwrap().len()).collect::<Vec<_>>(),
+            [3, 1]
+        );
+        let mut again = new();
+        again.restore(&folded).unwrap();
+        assert!(again.plan_next(0).unwrap().is_none(), "no file planned twice");
+        std::fs::write(b.path().join("9.json"), "{\"k\":\"y\"}\n").unwrap();
+        let next = again.plan_next(0).unwrap().unwrap();
+        assert!(next["a"].is_null() && next["b"]["files"].as_array().unwrap().len() == 1, "{next}");
+    }
+
     #[test]
     fn sources_with_other_columns_are_refused_naming_the_field() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
