@@ -31,6 +31,8 @@ use crate::progress::ProgressReporter;
 const IDLE: Duration = Duration::from_millis(50);
 /// How often to say that a partition's task is still held by its previous owner.
 const HELD_WARNING: Duration = Duration::from_secs(10);
+/// How long leaving the consumer group may take at the end.
+const LEAVE_GROUP: Duration = Duration::from_secs(5);
 
 fn kafka_source(job: &Job) -> &KafkaSourceConfig {
     match &job.sources[0].source {
@@ -151,7 +153,29 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
         d.finish();
         add(&mut summary, d.summary());
     }
+    leave_group(consumer);
     Ok(summary)
+}
+
+/// Leaves the consumer group so that the others get this member's partitions at once. The
+/// revocation is served by ordinary polls first: librdkafka's close can hang for good when a
+/// rebalance reaches it (the default handler's unassign waits on the thread that is closing,
+/// seen on the mock cluster), so the close runs on a thread of its own, given a few seconds;
+/// if it does not return, the process ends anyway and the group notices by the session timeout.
+fn leave_group(consumer: BaseConsumer) {
+    let _ = consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let closing = std::thread::Builder::new().name("weir-leave-group".into()).spawn(move || {
+        drop(consumer);
+        let _ = done_tx.send(());
+    });
+    if closing.is_ok() && done_rx.recv_timeout(LEAVE_GROUP).is_err() {
+        eprintln!("warning: scale-out: leaving the consumer group took over {LEAVE_GROUP:?}; stopping without waiting (the group notices by the session timeout)");
+    }
 }
 
 fn add(total: &mut RunSummary, s: RunSummary) {
