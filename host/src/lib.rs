@@ -26,10 +26,10 @@ pub mod job;
 pub mod operator;
 /// The wasmtime runtime: components compiled once, instantiated cheaply, sandboxed and capped.
 pub mod plugin;
-/// Unpredictable bytes from the OS: the admin API's generated token, each run's `runId`.
-pub mod random;
 /// Per-batch progress records with Spark's `StreamingQueryProgress` field names.
 pub mod progress;
+/// Unpredictable bytes from the OS: the admin API's generated token, each run's `runId`.
+pub mod random;
 /// Scale-out across processes: a Kafka consumer group shares the partitions, one task each.
 pub mod scale_out;
 /// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.

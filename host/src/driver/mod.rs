@@ -872,7 +872,9 @@ impl Driver {
         let schema = self.output_schema_of(i);
         if schema != failed_schema && i + 1 == self.operators.len() {
             self.sink.set_schema(schema).map_err(|e| {
-                anyhow::anyhow!("operator[{i}]: rolling back: the sink cannot take the previous version's columns again: {e}")
+                anyhow::anyhow!(
+                    "operator[{i}]: rolling back: the sink cannot take the previous version's columns again: {e}"
+                )
             })?;
         }
         persist_active_swap(self.checkpoint.dir(), i, &prev_digest, &self.job.operators)?;

@@ -1047,8 +1047,7 @@ impl Validator<'_> {
                 let plugin = s.plugin.as_ref().ok_or_else(|| {
                     self.err("sink.plugin", format!("is required for format = \"{format}\": the path of a .wasm component of the weir:plugin batch-sink world"))
                 })?;
-                let limits =
-                    self.limits(
+                let limits = self.limits(
                     "sink",
                     LimitFields {
                         max_memory: s.max_memory.as_deref(),
