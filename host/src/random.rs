@@ -24,19 +24,19 @@ pub fn format_uuid_v4(mut b: [u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
+/// Whether `s` has the shape of a version 4 UUID: 8-4-4-4-12 lowercase hex digits, version
+/// nibble 4, variant nibble 8, 9, a or b (what a `runId` must look like).
+pub fn is_uuid_v4(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+        && s.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && parts[2].starts_with('4')
+        && parts[3].starts_with(['8', '9', 'a', 'b'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The shape of a version 4 UUID: 8-4-4-4-12 lowercase hex digits, version nibble 4,
-    /// variant nibble 8, 9, a or b.
-    pub fn is_uuid_v4(s: &str) -> bool {
-        let parts: Vec<&str> = s.split('-').collect();
-        parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
-            && s.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
-            && parts[2].starts_with('4')
-            && parts[3].starts_with(['8', '9', 'a', 'b'])
-    }
 
     #[test]
     fn uuids_are_version_4_and_differ() {

@@ -27,14 +27,6 @@ fn run_until_sigterm(s: &Scratch, job: &std::path::Path, more: usize) -> std::pr
     child.wait().unwrap()
 }
 
-fn is_uuid_v4(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
-        && s.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
-        && parts[2].starts_with('4')
-        && parts[3].starts_with(['8', '9', 'a', 'b'])
-}
-
 #[test]
 fn sigterm_stops_after_the_batch_in_progress_and_a_restart_resumes_exactly_once() {
     let s = Scratch::new();
@@ -70,6 +62,6 @@ trigger = { processing_time = "50 milliseconds" }
     let mut runs: Vec<&str> = progress.iter().map(|p| p["runId"].as_str().unwrap()).collect();
     runs.dedup();
     assert_eq!(runs.len(), 2, "{runs:?}");
-    assert!(runs.iter().all(|r| is_uuid_v4(r)), "{runs:?}");
+    assert!(runs.iter().all(|r| weir::random::is_uuid_v4(r)), "{runs:?}");
     assert!(progress.iter().all(|p| p["id"] == progress[0]["id"]), "the query id stays");
 }
