@@ -320,7 +320,8 @@ impl Driver {
             SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
             SinkKind::ForeachBatch(f) => Box::new(
                 ForeachBatchSink::new(runtime, f, schema.clone())
-                    .context("starting the sink (format = \"foreach_batch\")")?,
+                    .context("starting the sink (format = \"foreach_batch\")")?
+                    .with_min_batches_to_retain(job.min_batches_to_retain),
             ),
             SinkKind::Foreach(f) => Box::new(
                 ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,

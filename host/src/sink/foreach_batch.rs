@@ -30,6 +30,12 @@ impl ForeachBatchSink {
         let plugin = BatchSinkPlugin::load(runtime, &config.plugin, &config.config, config.limits, outputs.names())?;
         Ok(ForeachBatchSink { plugin, input_schema, outputs })
     }
+
+    /// Keeps the job's `min_batches_to_retain` batches readable in each file output's log.
+    pub fn with_min_batches_to_retain(mut self, n: u64) -> ForeachBatchSink {
+        self.outputs = self.outputs.with_min_batches_to_retain(n);
+        self
+    }
 }
 
 impl Sink for ForeachBatchSink {

@@ -26,6 +26,9 @@ pub struct Outputs {
     /// The query's id (set when the sink starts): a Kafka output's transactional id and default
     /// marker topic derive from it and the output's name.
     query_id: Option<String>,
+    /// Writes kept readable in each file output's log (the job's `min_batches_to_retain` for a
+    /// foreach_batch sink, whose write ids are its batch ids; `None`: the file sink's default).
+    min_batches_to_retain: Option<u64>,
 }
 
 impl Outputs {
@@ -34,7 +37,13 @@ impl Outputs {
             .iter()
             .map(|o| Output { name: o.name.clone(), kind: o.kind.clone(), sink: None, kafka: None })
             .collect();
-        Outputs { outputs, emitter, query_id: None }
+        Outputs { outputs, emitter, query_id: None, min_batches_to_retain: None }
+    }
+
+    /// Keeps `n` writes readable in each file output's log, as the job keeps `n` batches.
+    pub fn with_min_batches_to_retain(mut self, n: u64) -> Outputs {
+        self.min_batches_to_retain = Some(n);
+        self
     }
 
     /// Records the query's id, and connects the Kafka outputs now (fencing any earlier producer
@@ -88,6 +97,9 @@ impl Outputs {
                     SinkKind::Files { format, path, partition_by } => {
                         let mut sink = FileSink::new(*format, path, partition_by, schema.clone())
                             .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                        if let Some(n) = self.min_batches_to_retain {
+                            sink = sink.with_min_batches_to_retain(n);
+                        }
                         // Its log entries name the query, so another job's are never taken
                         // for this one's.
                         if let Some(id) = &self.query_id {
@@ -190,5 +202,26 @@ mod tests {
         );
         // The same query's replay finds its own entry: nothing written twice.
         assert_eq!(outputs(dir.path(), "query-a").write(0, 0, &emit(1)).unwrap(), 0);
+    }
+
+    /// A foreach_batch sink's file outputs keep the job's `min_batches_to_retain`, not the
+    /// file sink's default: after 40 writes with 5 kept, the log holds compact files and at
+    /// most the writes since the last compaction that keeps 5 readable.
+    #[test]
+    fn file_outputs_keep_the_jobs_min_batches_to_retain() {
+        let dir = tempfile::tempdir().unwrap();
+        let declared = [NamedOutput {
+            name: "o".into(),
+            kind: SinkKind::Files { format: FileFormat::Json, path: dir.path().to_path_buf(), partition_by: vec![] },
+        }];
+        let mut o = Outputs::new(&declared, "plugin p.wasm".into()).with_min_batches_to_retain(5);
+        o.start("q").unwrap();
+        for id in 0..40 {
+            o.write(id, id, &emit(id as i64)).unwrap();
+        }
+        let log = std::fs::read_dir(dir.path().join(super::super::files::LOG_DIR)).unwrap().count();
+        assert!(log < 20, "{log} log files: old entries were not purged (the default keeps 100)");
+        let files = super::super::files::committed_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 40, "every write stays readable through the compact files");
     }
 }
