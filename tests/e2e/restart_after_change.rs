@@ -42,8 +42,7 @@ fn tagged(s: &Scratch) -> Vec<(String, String)> {
 }
 
 fn digest(path: &Path) -> String {
-    use sha2::Digest;
-    format!("sha256:{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    weir::plugin::component_digest(&std::fs::read(path).unwrap())
 }
 
 fn offsets_plugin(s: &Scratch, batch: u64) -> String {

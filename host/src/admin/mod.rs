@@ -31,8 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-
 use crate::job::AdminConfig;
 use crate::plugin::Runtime;
 
@@ -111,7 +109,7 @@ fn prepare(
     runtime: Option<&Runtime>,
     bytes: &[u8],
 ) -> Result<(String, PathBuf, bool), (u16, String)> {
-    let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+    let digest = crate::plugin::component_digest(bytes);
     let path = stored_plugin(checkpoint, &digest);
     let stored_now = !path.exists();
     std::fs::create_dir_all(path.parent().expect("in plugins/"))
@@ -133,11 +131,11 @@ fn prepare(
 pub fn watch(operator: usize, file: PathBuf, checkpoint: PathBuf, tx: Sender<AdminRequest>) {
     let _ = std::thread::Builder::new().name(format!("weir-watch-{operator}")).spawn(move || {
         let runtime = Runtime::new().ok();
-        let mut seen = std::fs::read(&file).ok().map(|b| format!("sha256:{:x}", Sha256::digest(&b)));
+        let mut seen = std::fs::read(&file).ok().map(|b| crate::plugin::component_digest(&b));
         loop {
             std::thread::sleep(std::time::Duration::from_millis(300));
             let Ok(bytes) = std::fs::read(&file) else { continue };
-            let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+            let digest = crate::plugin::component_digest(&bytes);
             if seen.as_deref() == Some(digest.as_str()) {
                 continue;
             }

@@ -469,22 +469,25 @@ impl Driver {
                 // the plugin versions that wrote that output, then back to the current ones;
                 // else with the current ones (the job file's, or the last swapped in), as Spark
                 // reruns a failed batch with the new code.
-                let committed_somewhere = self
-                    .sink
-                    .committed(last.batch_id)
-                    .with_context(|| format!("asking the sink whether batch {} is committed", last.batch_id))?;
-                let entry = if committed_somewhere {
+                // Only a change of version needs the question (after a plain crash the
+                // running versions are the ones that planned the batch).
+                let current = self.map_digests();
+                let entry = if current == last.plugins
+                    || self
+                        .sink
+                        .committed(last.batch_id)
+                        .with_context(|| format!("asking the sink whether batch {} is committed", last.batch_id))?
+                {
                     last.clone()
                 } else {
-                    OffsetsEntry { plugins: self.map_digests(), ..last.clone() }
-                };
-                if !committed_somewhere && entry.plugins != last.plugins {
+                    let entry = OffsetsEntry { plugins: current, ..last.clone() };
                     self.checkpoint.write_offsets(&entry)?;
                     eprintln!(
                         "batch {}: no output has committed it, so it runs again with the job's current plugin versions",
                         entry.batch_id
                     );
-                }
+                    entry
+                };
                 let current = self.use_versions_of(&entry)?;
                 self.run_batch(&entry, &mut summary)?;
                 for (i, version) in current {
@@ -636,7 +639,7 @@ impl Driver {
                 continue;
             }
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            if file_digest_of(&bytes) != digest {
+            if crate::plugin::component_digest(&bytes) != digest {
                 anyhow::bail!(
                     "{} changed while the job started (it is no longer the version loaded, {digest}); start the job again",
                     path.display()
@@ -1334,12 +1337,7 @@ fn persist_active_swap(checkpoint: &Path, i: usize, digest: &str, ops: &[Operato
 
 fn file_digest(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(file_digest_of(&bytes))
-}
-
-fn file_digest_of(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("sha256:{:x}", Sha256::digest(bytes))
+    Ok(crate::plugin::component_digest(&bytes))
 }
 
 /// The stored version swapped into operator `i` in an earlier run, if the job file still names

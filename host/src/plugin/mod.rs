@@ -95,6 +95,13 @@ impl std::fmt::Display for BatchLabel {
 /// How often the epoch ticker advances; CPU deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// `sha256:<hex>` of a component's bytes: the name of a plugin version everywhere (offsets
+/// entries, `CHECKPOINT/plugins/`, the admin API, the code cache).
+pub fn component_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
 /// An error message from a plugin, cut to `max` bytes (at a character boundary) so that a
 /// plugin cannot make the host copy megabytes per dead-lettered row.
 pub(crate) fn cut_message(mut message: String, max: usize) -> String {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, OptLevel};
 
@@ -86,7 +85,7 @@ impl Runtime {
         let load_err = |message: String| PluginError::Load { plugin: path.to_path_buf(), message };
         let bytes = read_capped(path, limits.component_bytes).map_err(load_err)?;
         check_is_component(&bytes).map_err(load_err)?;
-        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let digest = super::component_digest(&bytes);
         let size = bytes.len();
         let started = Instant::now();
         let (tx, rx) = std::sync::mpsc::channel();
