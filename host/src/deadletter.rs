@@ -4,17 +4,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
+pub use crate::config::OnBadRecord;
 
-/// What the job does with a record it cannot process (`on_bad_record` in the job file).
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnBadRecord {
-    /// Stop the job with an error naming the record (Spark's FAILFAST).
-    #[default]
-    Fail,
-    /// Write the raw record and the reason to the dead-letter output and go on.
-    DeadLetter,
-}
 
 /// One record that could not be processed, kept whole with where it came from and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,8 @@
 pub mod admin;
 /// Writing a file so that readers see all of it or nothing.
 pub mod atomic_file;
+/// The job file's typed structs (a leaf: it imports nothing above it).
+pub mod config;
 /// The checkpoint directory: write-ahead offsets log, commits log, metadata.
 pub mod checkpoint;
 /// The `weir` command line.
@@ -20,8 +22,6 @@ pub mod deadletter;
 pub mod driver;
 /// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
 pub mod format;
-/// The job file: parsed once into typed structs, validated into a plan.
-pub mod job;
 /// Operators over Arrow batches.
 pub mod operator;
 /// The wasmtime runtime: components compiled once, instantiated cheaply, sandboxed and capped.

@@ -23,7 +23,7 @@ use rdkafka::ClientConfig;
 
 use crate::checkpoint::CheckpointError;
 use crate::driver::{Driver, RunSummary, Step};
-use crate::job::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
+use crate::config::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 

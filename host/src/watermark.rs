@@ -11,6 +11,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Schema, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
+pub use crate::config::MultipleWatermarkPolicy;
+
 use crate::format::timestamp::format_timestamp_micros;
 use crate::schema::timestamp_column;
 
@@ -58,16 +60,6 @@ impl EventTimeStats {
     }
 }
 
-/// How the global watermark follows the inputs' own watermarks (Spark's
-/// `spark.sql.streaming.multipleWatermarkPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MultipleWatermarkPolicy {
-    /// The slowest input decides (Spark's default): nothing an input may still send is late.
-    #[default]
-    Min,
-    /// The fastest input decides: windows close sooner, and a lagging input's rows may be late.
-    Max,
-}
 
 /// The global watermark after a batch: `policy` over the inputs' own watermarks, never below the
 /// `current` one. Without inputs it stays where it is.

@@ -31,11 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
-use crate::job::AdminConfig;
+use crate::config::AdminConfig;
 use crate::plugin::Runtime;
 
-/// The largest component the API takes by default (`[admin].max_upload`).
-pub const DEFAULT_MAX_UPLOAD: u64 = 64 << 20;
+pub use crate::config::DEFAULT_MAX_UPLOAD;
 
 /// What the API asks the driver to do, with where to send the answer.
 pub enum AdminRequest {

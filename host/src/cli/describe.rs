@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 
-use crate::job::*;
+use crate::config::*;
 use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::schema::to_ddl;
 
@@ -332,8 +332,8 @@ fn plugin_settings(m: &MapConfig) -> String {
 
 /// The plugin limits a job set to other values than their defaults (docs/sandbox.md), each as
 /// `, setting value`.
-fn other_limits(l: &crate::job::PluginLimits) -> String {
-    let d = crate::job::PluginLimits::default();
+fn other_limits(l: &crate::config::PluginLimits) -> String {
+    let d = crate::config::PluginLimits::default();
     let mut out = String::new();
     let mut add = |changed: bool, text: String| {
         if changed {
@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn plugin_limits_are_shown_only_where_the_job_changed_them() {
-        let mut l = crate::job::PluginLimits::default();
+        let mut l = crate::config::PluginLimits::default();
         assert_eq!(other_limits(&l), "");
         l.output_rows = 1000;
         l.emit_bytes = 64 << 20;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::checkpoint::Checkpoint;
 use crate::driver::Driver;
-use crate::job::Job;
+use crate::config::Job;
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 
@@ -268,7 +268,7 @@ fn run_job(
         }
         let probation_batches = job.admin.as_ref().map_or(10, |a| a.probation_batches);
         let max_upload = job.admin.as_ref().map_or(crate::admin::DEFAULT_MAX_UPLOAD, |a| a.max_upload);
-        job.admin = Some(crate::job::AdminConfig { listen, token, probation_batches, max_upload });
+        job.admin = Some(crate::config::AdminConfig { listen, token, probation_batches, max_upload });
     }
     let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
@@ -276,7 +276,7 @@ fn run_job(
     let scaled_out = job
         .sources
         .iter()
-        .any(|i| matches!(&i.source, crate::job::SourceConfig::Kafka(k) if k.consumer_group.is_some()));
+        .any(|i| matches!(&i.source, crate::config::SourceConfig::Kafka(k) if k.consumer_group.is_some()));
     let mut driver = if scaled_out { None } else { Some(Driver::new(job.clone(), &runtime, progress)?) };
     let stop = driver.as_ref().map_or_else(|| Arc::new(AtomicBool::new(false)), Driver::stop_handle);
     let stop_in_handler = stop.clone();

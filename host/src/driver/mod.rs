@@ -22,7 +22,7 @@ use crate::checkpoint::lock::CheckpointLock;
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, PluginVersion};
 use crate::deadletter::{BadRecord, BadRecords, DeadLetterOutput};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::job::{Job, LateRows, OperatorConfig, OutputMode, SinkKind, SourceConfig, StateStoreKind, Trigger};
+use crate::config::{Job, LateRows, OperatorConfig, OutputMode, SinkKind, SourceConfig, StateStoreKind, Trigger};
 use crate::operator::aggregate::{self, AggregateOperator};
 use crate::operator::dedup::{DedupOperator, DedupWatermark};
 use crate::operator::map::row_as_json;
@@ -223,7 +223,7 @@ impl Driver {
             .operators
             .iter()
             .map(|op| match op {
-                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. }) => {
+                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::config::StatefulConfig { plugin: m, .. }) => {
                     m.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
                 }
                 _ => String::new(),
@@ -374,7 +374,7 @@ impl Driver {
             .iter()
             .enumerate()
             .filter_map(|(i, op)| match op {
-                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. })
+                OperatorConfig::Map(m) | OperatorConfig::Stateful(crate::config::StatefulConfig { plugin: m, .. })
                     if m.watch =>
                 {
                     Some((i, m.plugin.clone()))
@@ -1319,7 +1319,7 @@ fn persist_active_swap(checkpoint: &Path, i: usize, digest: &str, ops: &[Operato
     let mut active: BTreeMap<String, serde_json::Value> =
         std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     let m = match ops.get(i) {
-        Some(OperatorConfig::Map(m)) | Some(OperatorConfig::Stateful(crate::job::StatefulConfig { plugin: m, .. })) => {
+        Some(OperatorConfig::Map(m)) | Some(OperatorConfig::Stateful(crate::config::StatefulConfig { plugin: m, .. })) => {
             m
         }
         _ => return Ok(()),

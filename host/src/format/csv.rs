@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use super::columns::{parse_text, Columns, Value};
 use super::DECODE_BATCH_ROWS;
 use crate::deadletter::{BadRecord, BadRecordError, BadRecords};
-use crate::job::CsvOptions;
+use crate::config::CsvOptions;
 
 /// Decodes CSV bytes (`origin` names the file in messages; line numbers count the header).
 pub fn decode_csv(

@@ -2,7 +2,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
-use crate::job::OnPluginError;
+use crate::config::OnPluginError;
 use crate::plugin::{MapperPlugin, PluginError};
 
 /// Runs a `mapper` plugin over each batch. When the plugin refuses a batch and names the input

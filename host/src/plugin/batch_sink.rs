@@ -16,7 +16,7 @@ use super::mapper::wit::Batch;
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
 use super::{BatchLabel, PluginError};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 mod bindings {
     wasmtime::component::bindgen!({

@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::mapper::wit::{Batch, ColumnData, ColumnValues, OutputBatch, OutputData};
 use super::{BatchLabel, PluginError};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 /// A result past a limit: what it asked for, the limit, and the setting that raises it.
 #[derive(Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::log::LogPrinter;
 use super::runtime::Runtime;
 use super::sandbox::{arm_deadline, new_store, PluginState};
 use super::{BatchLabel, PluginError};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 /// What differs between worlds: how an instance is made from its pre-instance, and its `init`.
 pub(super) trait World: Sized + Send + 'static {

@@ -15,21 +15,8 @@ use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+pub use crate::config::LogLimits;
 
-/// The limits of one plugin's log. Defaults: 100 lines per batch, 1 KiB per line, 64 KiB
-/// held per call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogLimits {
-    pub lines_per_batch: u32,
-    pub line_bytes: usize,
-    pub buffer_bytes: usize,
-}
-
-impl Default for LogLimits {
-    fn default() -> Self {
-        LogLimits { lines_per_batch: 100, line_bytes: 1024, buffer_bytes: 64 << 10 }
-    }
-}
 
 /// What the plugin wrote and has not been printed yet; shared by its stdout and stderr.
 #[derive(Default)]

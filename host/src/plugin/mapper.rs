@@ -11,7 +11,7 @@ use super::instance::{checked_export, Instances, World};
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
 use super::{BatchLabel, PluginError};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "mapper" });

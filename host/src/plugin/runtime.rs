@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, OptLevel};
 
 use super::cache::ComponentCache;
 use super::{PluginError, EPOCH_TICK};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 /// The process-wide wasmtime engine, the compiled-component cache, and the thread that advances
 /// the engine's epoch so that CPU deadlines fire. Create one per process and share it.

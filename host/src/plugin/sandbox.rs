@@ -7,7 +7,7 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiVie
 use super::limiter::StoreBudget;
 use super::log::PluginLog;
 use super::EPOCH_TICK;
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 /// Everything a plugin instance can reach: a WASI context that grants nothing (no preopened
 /// directories, no sockets, empty environment and arguments, stdin empty, stdout/stderr into

@@ -15,7 +15,7 @@ use super::mapper::wit::BatchError;
 use super::runtime::Runtime;
 use super::sandbox::PluginState;
 use super::{BatchLabel, PluginError};
-use crate::job::PluginLimits;
+use crate::config::PluginLimits;
 
 mod bindings {
     wasmtime::component::bindgen!({

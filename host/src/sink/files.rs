@@ -49,7 +49,7 @@ use super::{Sink, SinkError};
 use crate::atomic_file::{sync_dir, write_atomic};
 use crate::format::encode::{write_csv, write_json_lines};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::job::FileFormat;
+use crate::config::FileFormat;
 
 /// The commit-log directory inside the output directory.
 pub const LOG_DIR: &str = "_weir_log";

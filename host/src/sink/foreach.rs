@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::outputs::Outputs;
 use super::{Sink, SinkError};
-use crate::job::PluginSinkConfig;
+use crate::config::PluginSinkConfig;
 use crate::plugin::{BatchSinkPlugin, PluginError, Runtime};
 
 /// Calls per batch that file outputs can tell apart (their commit-log id is

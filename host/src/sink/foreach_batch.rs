@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::outputs::Outputs;
 use super::{Sink, SinkError};
-use crate::job::PluginSinkConfig;
+use crate::config::PluginSinkConfig;
 use crate::plugin::{BatchSinkPlugin, PluginError, Runtime};
 
 pub struct ForeachBatchSink {

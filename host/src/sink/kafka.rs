@@ -44,7 +44,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{Sink, SinkError};
 use crate::format::encode::write_json_lines;
-use crate::job::KafkaSinkConfig;
+use crate::config::KafkaSinkConfig;
 
 pub struct KafkaSink {
     config: KafkaSinkConfig,

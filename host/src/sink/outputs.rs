@@ -9,7 +9,7 @@ use super::console::ConsoleSink;
 use super::files::FileSink;
 use super::kafka::KafkaSink;
 use super::{Sink, SinkError};
-use crate::job::{NamedOutput, SinkKind};
+use crate::config::{NamedOutput, SinkKind};
 
 struct Output {
     name: String,
@@ -169,7 +169,7 @@ mod tests {
     use arrow::array::Int64Array;
 
     use super::*;
-    use crate::job::FileFormat;
+    use crate::config::FileFormat;
 
     fn outputs(dir: &std::path::Path, query: &str) -> Outputs {
         let declared = [NamedOutput {

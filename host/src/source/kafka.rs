@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{Source, SourceError};
 use crate::deadletter::BadRecords;
 use crate::format::json::decode_json_records;
-use crate::job::{KafkaSourceConfig, KafkaTopics, KafkaValueFormat, StartingOffsets};
+use crate::config::{KafkaSourceConfig, KafkaTopics, KafkaValueFormat, StartingOffsets};
 use crate::schema::parse_ddl;
 
 /// The records of one batch: per topic, per partition, `[start, end)`; and what was skipped

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Source, SourceError};
 use crate::deadletter::BadRecords;
 use crate::format::DECODE_BATCH_ROWS;
-use crate::job::RateSourceConfig;
+use crate::config::RateSourceConfig;
 use crate::schema::parse_ddl;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]

@@ -244,7 +244,7 @@ impl Union {
 mod tests {
     use super::*;
     use crate::deadletter::OnBadRecord;
-    use crate::job::{CsvOptions, FileFormat, FileSourceConfig};
+    use crate::config::{CsvOptions, FileFormat, FileSourceConfig};
     use crate::schema::parse_ddl;
     use crate::source::files::FileSource;
 

@@ -16,50 +16,8 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, TimeUnit, 
 
 use super::hll::{hash_bytes, hash_u64, Hll};
 use crate::schema::{find_column, type_name};
+pub use crate::config::{AggFn, FUNCTION_NAMES};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggFn {
-    Count,
-    Sum,
-    Avg,
-    Min,
-    Max,
-    First,
-    Last,
-    ApproxCountDistinct,
-}
-
-pub const FUNCTION_NAMES: &str =
-    "\"count\", \"sum\", \"avg\", \"min\", \"max\", \"first\", \"last\", \"approx_count_distinct\"";
-
-impl AggFn {
-    pub fn parse(name: &str) -> Option<AggFn> {
-        Some(match name {
-            "count" => AggFn::Count,
-            "sum" => AggFn::Sum,
-            "avg" | "mean" => AggFn::Avg,
-            "min" => AggFn::Min,
-            "max" => AggFn::Max,
-            "first" => AggFn::First,
-            "last" => AggFn::Last,
-            "approx_count_distinct" => AggFn::ApproxCountDistinct,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AggFn::Count => "count",
-            AggFn::Sum => "sum",
-            AggFn::Avg => "avg",
-            AggFn::Min => "min",
-            AggFn::Max => "max",
-            AggFn::First => "first",
-            AggFn::Last => "last",
-            AggFn::ApproxCountDistinct => "approx_count_distinct",
-        }
-    }
-}
 
 /// An aggregate bound to the input schema: which column it reads and what it outputs.
 #[derive(Debug, Clone)]

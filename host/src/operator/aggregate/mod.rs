@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 use self::function::{encode, merge, update, Acc, BoundAggregate, Column, Decoder, Overflow};
 use self::window::WindowKind;
 use super::{key_indices, StateOperatorProgress};
-use crate::job::{AggregateConfig, OutputMode};
+use crate::config::{AggregateConfig, OutputMode};
 use crate::schema::timestamp_column;
 use crate::state::{StateError, StateStore};
 

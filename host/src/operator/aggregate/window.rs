@@ -4,13 +4,8 @@
 //! and merge while they overlap or touch (an event exactly `gap` after the last one extends the
 //! session, as Spark's `session_window`).
 
-/// Durations in µs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowKind {
-    Tumbling { size: i64 },
-    Sliding { size: i64, slide: i64 },
-    Session { gap: i64 },
-}
+pub use crate::config::WindowKind;
+
 
 impl WindowKind {
     /// Calls `f(start)` for each fixed window (tumbling or sliding) that contains `t`, latest

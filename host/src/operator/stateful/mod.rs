@@ -28,7 +28,7 @@ use self::entry::{decode_stored, Clocks, Deadline, Domain, Entry};
 use super::map::row_as_json;
 use super::{key_indices, StateOperatorProgress};
 use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
-use crate::job::{OnPluginError, TimeoutMode};
+use crate::config::{OnPluginError, TimeoutMode};
 use crate::plugin::stateful::wit;
 use crate::plugin::stateful::GroupsCall;
 use crate::plugin::{BatchLabel, PluginError, StatefulPlugin};

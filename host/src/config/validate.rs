@@ -134,7 +134,7 @@ impl Validator<'_> {
         }
         let probation_batches = self.positive("admin.probation_batches", probation)?.unwrap_or(10);
         let max_upload = match max_upload {
-            None => crate::admin::DEFAULT_MAX_UPLOAD,
+            None => super::DEFAULT_MAX_UPLOAD,
             Some(m) => match parse_size(m).map_err(|e| self.err("admin.max_upload", e))? {
                 0 => return Err(self.err("admin.max_upload", "must be more than zero")),
                 n => n as u64,
@@ -769,7 +769,7 @@ impl Validator<'_> {
                     format!(
                         "unknown function {:?}; allowed: {}",
                         a.func,
-                        crate::operator::aggregate::function::FUNCTION_NAMES
+                        super::FUNCTION_NAMES
                     ),
                 )
             })?;

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 
-use crate::deadletter::OnBadRecord;
-pub use crate::operator::aggregate::function::AggFn;
-pub use crate::operator::aggregate::window::WindowKind;
-pub use crate::watermark::MultipleWatermarkPolicy;
+pub use values::{AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES};
 
 /// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
 pub mod kinds;
@@ -18,6 +15,8 @@ pub mod kinds;
 mod spec;
 /// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
 pub mod units;
+/// The values other modules give meaning to (kept here so that the config is a leaf).
+mod values;
 /// From spec to validated job.
 mod validate;
 
@@ -352,7 +351,7 @@ pub struct PluginLimits {
     /// `max_compile_time`: a component that takes longer to compile is refused.
     pub compile_time: Duration,
     /// `max_log_lines` and the fixed limits of the plugin's log.
-    pub log: crate::plugin::LogLimits,
+    pub log: LogLimits,
 }
 
 impl Default for PluginLimits {
@@ -368,7 +367,7 @@ impl Default for PluginLimits {
             error_bytes: 4096,
             component_bytes: 128 << 20,
             compile_time: Duration::from_secs(300),
-            log: crate::plugin::LogLimits::default(),
+            log: LogLimits::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use crate::deadletter::OnBadRecord;
+use super::OnBadRecord;
 
 /// The job file as written. Unknown fields are refused so a typo never silently falls back to a
 /// default.
