@@ -12,6 +12,8 @@ pub mod admin;
 pub mod atomic_file;
 /// The job file's typed structs (a leaf: it imports nothing above it).
 pub mod config;
+/// The job file's structs under the name they had before `config` (kept for code that names them so).
+pub use config as job;
 /// The checkpoint directory: write-ahead offsets log, commits log, metadata.
 pub mod checkpoint;
 /// The `weir` command line.
