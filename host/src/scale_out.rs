@@ -22,6 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use crate::checkpoint::CheckpointError;
+use crate::checkpoint::layout;
 use crate::driver::{Driver, RunSummary, Step};
 use crate::config::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
 use crate::plugin::Runtime;
@@ -49,12 +50,10 @@ pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
         k.topics = KafkaTopics::Assign(BTreeMap::from([(topic.to_string(), vec![partition])]));
         k.consumer_group = None;
     }
-    job.checkpoint = base.checkpoint.join("partitions").join(&task);
-    job.dead_letter = if base.dead_letter == base.checkpoint.join("dead_letter") {
-        job.checkpoint.join("dead_letter")
-    } else {
-        base.dead_letter.join(&task)
-    };
+    job.checkpoint = layout::partition_task(&base.checkpoint, &task);
+    // The checkpoint's own dead letters follow the task's checkpoint; a dead_letter_path gets a
+    // directory per task.
+    job.dead_letter = base.dead_letter.as_ref().map(|d| d.join(&task));
     let per_task = |kind: &mut SinkKind| match kind {
         SinkKind::Files { path, .. } => *path = path.join(&task),
         // A configured marker topic is shared by the tasks, one partition each; the default one
@@ -110,7 +109,7 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
         waiting.retain(|p, _| owned.contains(p));
         for part in owned.iter().filter(|p| !tasks.contains_key(*p)).cloned().collect::<Vec<_>>() {
             let tj = task_job(&job, &part.0, part.1);
-            let progress = ProgressReporter::new(Some(&tj.checkpoint.join("progress.jsonl")), quiet);
+            let progress = ProgressReporter::new(Some(&layout::progress(&tj.checkpoint)), quiet);
             let mut d = match Driver::new(tj, runtime, progress) {
                 Ok(d) => d,
                 // The member that had the partition has not stopped its task yet (it lets go

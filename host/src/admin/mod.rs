@@ -45,10 +45,7 @@ pub enum AdminRequest {
 /// The versions each plugin operator ran, shared with the driver (which appends to it).
 pub type History = Arc<Mutex<Vec<serde_json::Value>>>;
 
-/// The component file of a digest in the checkpoint.
-pub fn stored_plugin(checkpoint: &Path, digest: &str) -> PathBuf {
-    checkpoint.join("plugins").join(format!("{}.wasm", digest.replace(':', "-")))
-}
+pub use crate::checkpoint::layout::stored_plugin;
 
 /// Starts the API on its own thread; returns the address it listens on (the port may have been
 /// 0) and the requests it receives. The address is also written to `CHECKPOINT/admin-address`,
@@ -77,7 +74,7 @@ pub fn start(
             t
         }
     };
-    std::fs::write(checkpoint.join("admin-address"), addr.to_string())?;
+    std::fs::write(crate::checkpoint::layout::admin_address(checkpoint), addr.to_string())?;
     match &config.token {
         Some(_) => eprintln!("admin API listening on http://{addr} (token: [admin].token)"),
         None => eprintln!(

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 /// Where a generated token is kept.
 pub fn file(checkpoint: &Path) -> PathBuf {
-    checkpoint.join("admin-token")
+    crate::checkpoint::layout::admin_token(checkpoint)
 }
 
 /// A fresh token: 32 random bytes as 64 hex digits.

@@ -21,7 +21,7 @@ pub fn purge(checkpoint: &Checkpoint, history: &History, running: &BTreeSet<Stri
 /// store an upload, these are versions of earlier runs: candidates for [`purge_among`] even
 /// when this run's history does not name them.
 pub fn stored_digests(checkpoint: &Path) -> BTreeSet<String> {
-    let Ok(rd) = std::fs::read_dir(checkpoint.join("plugins")) else { return BTreeSet::new() };
+    let Ok(rd) = std::fs::read_dir(crate::checkpoint::layout::plugins_dir(checkpoint)) else { return BTreeSet::new() };
     rd.flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.strip_suffix(".wasm")?.to_string();
@@ -71,7 +71,7 @@ pub fn purge_among(
 
 /// The versions `plugins/active.json` keeps swapped in across restarts.
 fn active_digests(checkpoint: &Path) -> Vec<String> {
-    let file = checkpoint.join("plugins").join("active.json");
+    let file = crate::checkpoint::layout::active_swaps(checkpoint);
     let Some(active) = std::fs::read(file).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     else {
         return Vec::new();

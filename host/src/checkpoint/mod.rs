@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
 
+/// Where everything lives in a checkpoint directory.
+pub mod layout;
 /// One writer per checkpoint: the lock file held for the process's life.
 pub mod lock;
 

@@ -182,13 +182,13 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
     let _ = writeln!(o, "state store: {state_store}, {} batch versions kept", job.min_batches_to_retain);
     let bad = match job.on_bad_record {
         crate::deadletter::OnBadRecord::Fail => "stop the job".to_string(),
-        crate::deadletter::OnBadRecord::DeadLetter => format!("go to {}", job.dead_letter.display()),
+        crate::deadletter::OnBadRecord::DeadLetter => format!("go to {}", job.dead_letter_dir(crate::checkpoint::layout::dead_letter).display()),
     };
     let _ = writeln!(o, "bad records: {bad}");
     if let Some(a) = &job.admin {
         let token = match a.token {
             Some(_) => "the job file's [admin].token (not shown)".to_string(),
-            None => format!("generated at each start into {}", job.checkpoint.join("admin-token").display()),
+            None => format!("generated at each start into {}", crate::checkpoint::layout::admin_token(&job.checkpoint).display()),
         };
         let _ = writeln!(
             o,

@@ -183,8 +183,8 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
     } else {
         return Ok((job.to_string(), token));
     };
-    let addr = std::fs::read_to_string(checkpoint.join("admin-address")).with_context(|| {
-        format!("reading {}: is the job running with [admin] or --admin?", checkpoint.join("admin-address").display())
+    let addr = std::fs::read_to_string(crate::checkpoint::layout::admin_address(&checkpoint)).with_context(|| {
+        format!("reading {}: is the job running with [admin] or --admin?", crate::checkpoint::layout::admin_address(&checkpoint).display())
     })?;
     let token = token.or_else(|| crate::admin::token::read(&checkpoint));
     // Listening on every interface (0.0.0.0): ask on loopback, under the name the API accepts.
@@ -270,7 +270,7 @@ fn run_job(
         let max_upload = job.admin.as_ref().map_or(crate::admin::DEFAULT_MAX_UPLOAD, |a| a.max_upload);
         job.admin = Some(crate::config::AdminConfig { listen, token, probation_batches, max_upload });
     }
-    let progress_file = progress_file.unwrap_or_else(|| job.checkpoint.join("progress.jsonl"));
+    let progress_file = progress_file.unwrap_or_else(|| crate::checkpoint::layout::progress(&job.checkpoint));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
     let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
     let scaled_out = job

@@ -37,8 +37,9 @@ pub struct Job {
     pub checkpoint: PathBuf,
     pub trigger: Trigger,
     pub on_bad_record: OnBadRecord,
-    /// Where bad records go under `on_bad_record = "dead_letter"`.
-    pub dead_letter: PathBuf,
+    /// Where bad records go under `on_bad_record = "dead_letter"` (`dead_letter_path`); none:
+    /// the checkpoint's own directory for them.
+    pub dead_letter: Option<PathBuf>,
     pub state_store: StateStoreKind,
     /// How many batch versions of state are kept (Spark's `minBatchesToRetain`, default 100):
     /// a replay or restart can go back to any of them; older ones are deleted.
@@ -452,6 +453,11 @@ pub enum Trigger {
 }
 
 impl Job {
+    /// Where bad records go: `dead_letter_path`, else the checkpoint's own directory for them.
+    pub fn dead_letter_dir(&self, checkpoint_default: impl FnOnce(&Path) -> PathBuf) -> PathBuf {
+        self.dead_letter.clone().unwrap_or_else(|| checkpoint_default(&self.checkpoint))
+    }
+
     /// Loads and validates `path`.
     pub fn load(path: &Path) -> Result<Job, JobError> {
         load_job(path)

@@ -68,10 +68,7 @@ impl Validator<'_> {
         self.stateful_plan(&operators, watermark.as_ref(), sink.output_mode)?;
         let name =
             spec.name.unwrap_or_else(|| self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
-        let dead_letter = match spec.dead_letter_path {
-            Some(p) => PathBuf::from(p),
-            None => checkpoint.join("dead_letter"),
-        };
+        let dead_letter = spec.dead_letter_path.map(PathBuf::from);
         let state_store = match spec.state_store.as_deref() {
             None | Some("memory") => StateStoreKind::Memory,
             Some("rocksdb") => StateStoreKind::RocksDb,
@@ -1239,7 +1236,7 @@ trigger = { processing_time = "1 second" }
         assert!(matches!(&old_names.operators[0], OperatorConfig::Map(m) if m.limits.memory_bytes == 32 << 20));
         assert_eq!(m.config, "tax_rate=0.1");
         assert_eq!(j.trigger, Trigger::ProcessingTime(std::time::Duration::from_secs(1)));
-        assert_eq!(j.dead_letter, PathBuf::from("ckpt/dead_letter"));
+        assert_eq!(j.dead_letter_dir(crate::checkpoint::layout::dead_letter), PathBuf::from("ckpt/dead_letter"));
         assert_eq!(j.min_batches_to_retain, 100, "Spark's default");
         assert_eq!(m.on_error, OnPluginError::Fail);
         let r = job(&OK.replace("max_memory = \"32 MiB\"", "on_error = \"retry\"")).unwrap();

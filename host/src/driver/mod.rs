@@ -335,7 +335,7 @@ impl Driver {
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
         lock.keep();
         sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
-        let dead_letter = DeadLetterOutput::new(job.dead_letter.clone());
+        let dead_letter = DeadLetterOutput::new(job.dead_letter_dir(crate::checkpoint::layout::dead_letter));
         // A random UUID per start, as Spark's runId (the query id stays across restarts).
         let run_id = crate::random::uuid_v4().context("reading /dev/urandom for the runId")?;
         Ok(Driver {
