@@ -2,9 +2,11 @@
 //! sandboxed WebAssembly components.
 //!
 //! Data flows through the modules in this order:
-//! `source` reads rows (decoded by `format`), `operator` transforms them (user code through
-//! `plugin`), `sink` writes them; `driver` runs that as checkpointed micro-batches using
-//! `checkpoint`, and reports `progress`. `job` is the job file; `cli` the `weir` command.
+//! `config` (the job file's typed structs) → `plan` (schemas, Spark's checks, the graph of
+//! `source`s, `operator`s and the `sink`) → `engine` (runs the graph as checkpointed
+//! micro-batches over one `Operator` trait, using `checkpoint`, `state` and `plugin`, and
+//! reports `progress`); `swap` puts new plugin versions in between batches; `cli` is the
+//! `weir` command.
 
 /// The job's admin HTTP API: plugin hot swaps, rollback, history.
 pub mod admin;
@@ -20,12 +22,14 @@ pub mod checkpoint;
 pub mod cli;
 /// Records that could not be processed, kept with the reason instead of vanishing.
 pub mod deadletter;
-/// The micro-batch loop: trigger, plan offsets, run, commit.
-pub mod driver;
+/// The micro-batch loop over the planned graph: trigger, offsets, run, commit.
+pub mod engine;
 /// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
 pub mod format;
 /// Operators over Arrow batches.
 pub mod operator;
+/// From config to the graph the engine runs: schemas, Spark's checks, operators ready to open.
+pub mod plan;
 /// The wasmtime runtime: components compiled once, instantiated cheaply, sandboxed and capped.
 pub mod plugin;
 /// Per-batch progress records with Spark's `StreamingQueryProgress` field names.
@@ -36,6 +40,8 @@ pub mod random;
 pub mod scale_out;
 /// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
 pub mod schema;
+/// Hot swap of plugins between batches: versions kept, probation, rollback.
+pub mod swap;
 /// Where rows go: files with an exactly-once commit log, the console.
 pub mod sink;
 /// Where rows come from: a directory of files, the rate generator; several unioned.

@@ -23,7 +23,7 @@ use rdkafka::ClientConfig;
 
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::layout;
-use crate::driver::{Driver, RunSummary, Step};
+use crate::engine::{Engine, RunSummary, Step};
 use crate::config::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
@@ -85,7 +85,7 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).with_context(|| format!("kafka: subscribing to {}", topics.join(", ")))?;
     eprintln!("scale-out: joined consumer group {group:?} for {}", topics.join(", "));
-    let mut tasks: BTreeMap<(String, i32), Driver> = BTreeMap::new();
+    let mut tasks: BTreeMap<(String, i32), Engine> = BTreeMap::new();
     // Partitions assigned to us whose task checkpoint another process still holds: since when,
     // and when we last said so.
     let mut waiting: BTreeMap<(String, i32), (Instant, Option<Instant>)> = BTreeMap::new();
@@ -110,7 +110,7 @@ pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> a
         for part in owned.iter().filter(|p| !tasks.contains_key(*p)).cloned().collect::<Vec<_>>() {
             let tj = task_job(&job, &part.0, part.1);
             let progress = ProgressReporter::new(Some(&layout::progress(&tj.checkpoint)), quiet);
-            let mut d = match Driver::new(tj, runtime, progress) {
+            let mut d = match Engine::new(tj, runtime, progress) {
                 Ok(d) => d,
                 // The member that had the partition has not stopped its task yet (it lets go
                 // between two batches, when it sees the rebalance): wait for it, never write

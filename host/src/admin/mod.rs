@@ -17,7 +17,7 @@
 //!
 //! A swap is prepared here, off the batch loop: the component is stored in the checkpoint
 //! (`CHECKPOINT/plugins/<digest>.wasm`, so a replay after a crash can load the same version) and
-//! compiled into weir's compiled-code cache. The driver then loads it (from the cache), checks it
+//! compiled into weir's compiled-code cache. The engine then loads it (from the cache), checks it
 //! and swaps it in between two micro-batches, and answers.
 
 /// The HTTP/1.1 server, built to survive hostile clients.
@@ -36,13 +36,13 @@ use crate::plugin::Runtime;
 
 pub use crate::config::DEFAULT_MAX_UPLOAD;
 
-/// What the API asks the driver to do, with where to send the answer.
+/// What the API asks the engine to do, with where to send the answer.
 pub enum AdminRequest {
     Swap { operator: String, path: PathBuf, digest: String, reply: Sender<Result<serde_json::Value, String>> },
     Rollback { operator: String, reply: Sender<Result<serde_json::Value, String>> },
 }
 
-/// The versions each plugin operator ran, shared with the driver (which appends to it).
+/// The versions each plugin operator ran, shared with the engine (which appends to it).
 pub type History = Arc<Mutex<Vec<serde_json::Value>>>;
 
 pub use crate::checkpoint::layout::stored_plugin;
@@ -165,7 +165,7 @@ struct Api {
     tx: Mutex<Sender<AdminRequest>>,
     history: History,
     max_upload: u64,
-    /// One upload at a time is stored, compiled and handed to the driver.
+    /// One upload at a time is stored, compiled and handed to the engine.
     swapping: Mutex<()>,
 }
 
@@ -228,7 +228,7 @@ impl Api {
                     Err(e) => return error(e.status, e.message),
                 };
                 let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-                // Compiled now, here: the driver then finds it in the cache.
+                // Compiled now, here: the engine then finds it in the cache.
                 let (digest, path, stored_now) = match prepare(&self.checkpoint, self.runtime.as_ref(), &bytes) {
                     Ok(p) => p,
                     Err((status, e)) => return error(status, e),

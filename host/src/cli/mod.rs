@@ -9,13 +9,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::checkpoint::Checkpoint;
-use crate::driver::Driver;
+use crate::engine::Engine;
 use crate::config::Job;
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 
 /// `weir check`: the job as a user reads it.
-mod describe;
 
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Run Spark Structured Streaming-style jobs with WebAssembly plugins")]
@@ -134,7 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { job } => {
             let job = Job::load(&job)?;
-            print!("{}", describe::describe(&job)?);
+            print!("{}", crate::plan::describe::describe(&job)?);
             Ok(())
         }
         Command::Plugin(PluginCommand::Build { dir, out }) => {
@@ -277,8 +276,8 @@ fn run_job(
         .sources
         .iter()
         .any(|i| matches!(&i.source, crate::config::SourceConfig::Kafka(k) if k.consumer_group.is_some()));
-    let mut driver = if scaled_out { None } else { Some(Driver::new(job.clone(), &runtime, progress)?) };
-    let stop = driver.as_ref().map_or_else(|| Arc::new(AtomicBool::new(false)), Driver::stop_handle);
+    let mut engine = if scaled_out { None } else { Some(Engine::new(job.clone(), &runtime, progress)?) };
+    let stop = engine.as_ref().map_or_else(|| Arc::new(AtomicBool::new(false)), Engine::stop_handle);
     let stop_in_handler = stop.clone();
     let presses = Arc::new(AtomicUsize::new(0));
     ctrlc::set_handler(move || {
@@ -291,7 +290,7 @@ fn run_job(
         }
     })
     .context("installing the Ctrl-C and SIGTERM handler")?;
-    let summary = match driver.as_mut() {
+    let summary = match engine.as_mut() {
         Some(d) => d.run()?,
         None => crate::scale_out::run(job.clone(), &runtime, quiet, stop)?,
     };

@@ -22,7 +22,7 @@ mod validate;
 
 pub use validate::load_job;
 
-/// A job that passed validation: what the driver runs.
+/// A job that passed validation: what the engine runs.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// The job file it came from (for messages).

@@ -19,7 +19,10 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
+use anyhow::Context;
+
 use super::{key_indices, StateOperatorProgress};
+use crate::engine::operator::{state_progress, BatchContext, Operator};
 use crate::state::{StateError, StateStore};
 
 /// The job's watermark, as a dedup sees it.
@@ -59,6 +62,12 @@ pub struct DedupOperator {
     /// Keys put in the batch (Spark's `numUpdatedStateRows` for dedup counts every put, also of
     /// a key evicted again at the batch's end, which the store's net figure would not).
     put: u64,
+    /// Which `[[operator]]` this is, for messages (see [`DedupOperator::at`]).
+    index: usize,
+    /// Its input's columns, which it outputs unchanged.
+    schema: SchemaRef,
+    /// The `stateOperators[]` entry of the last batch.
+    last_progress: Option<serde_json::Value>,
 }
 
 impl DedupOperator {
@@ -85,7 +94,16 @@ impl DedupOperator {
             dropped_late: 0,
             dropped_duplicates: 0,
             put: 0,
+            index: 0,
+            schema: schema.clone(),
+            last_progress: None,
         })
+    }
+
+    /// The operator's position in the job file (`operator[i]` in messages).
+    pub fn at(mut self, index: usize) -> Self {
+        self.index = index;
+        self
     }
 
     /// Checks what [`DedupOperator::new`] checks, before the state store is opened, so that a
@@ -232,6 +250,47 @@ fn layout(
         _ => Expiry::Never,
     };
     Ok((idx, event_time, expiry))
+}
+
+impl Operator for DedupOperator {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn begin(&mut self, ctx: &mut BatchContext) -> anyhow::Result<()> {
+        let (id, index) = (ctx.batch_id, self.index);
+        DedupOperator::begin(self, id).with_context(|| format!("batch {id}: operator[{index}] (dedup): loading state"))
+    }
+
+    fn process(&mut self, ctx: &mut BatchContext, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        let (id, index) = (ctx.batch_id, self.index);
+        let (kept, late) = DedupOperator::process(self, input, ctx.late_watermark)
+            .with_context(|| format!("batch {id}: operator[{index}] (dedup): reading state"))?;
+        ctx.late_rows(&format!("operator[{index}] (dedup)"), input, &late);
+        Ok(vec![kept])
+    }
+
+    fn finish(&mut self, ctx: &mut BatchContext) -> anyhow::Result<Vec<RecordBatch>> {
+        let (id, index) = (ctx.batch_id, self.index);
+        let p = self
+            .end(ctx.watermark)
+            .with_context(|| format!("batch {id}: operator[{index}] (dedup): committing state"))?;
+        let custom = serde_json::json!({ "numDroppedDuplicateRows": self.dropped_duplicates() });
+        self.last_progress = Some(state_progress(self.progress_name(), &p, custom));
+        Ok(Vec::new())
+    }
+
+    fn progress(&self) -> Option<serde_json::Value> {
+        self.last_progress.clone()
+    }
+
+    fn wants_no_data_batch(&self, watermark_moved: bool, _now_micros: i64) -> bool {
+        watermark_moved && self.runs_on_watermark()
+    }
 }
 
 #[cfg(test)]

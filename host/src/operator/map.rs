@@ -2,8 +2,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
-use crate::config::OnPluginError;
-use crate::plugin::{MapperPlugin, PluginError};
+use crate::config::{MapConfig, OnPluginError, PluginLimits};
+use crate::engine::operator::{BatchContext, Operator, PluginSlot, PluginVersion};
+use crate::plugin::{MapperPlugin, PluginError, Runtime};
 
 /// Runs a `mapper` plugin over each batch. When the plugin refuses a batch and names the input
 /// row at fault, and the job routes bad records to the dead-letter output, that row is set
@@ -15,11 +16,20 @@ pub struct MapOperator {
     /// Which `[[operator]]` this is, for messages.
     index: usize,
     on_error: OnPluginError,
+    /// The plugin's `init` config and limits, to load another version (a hot swap).
+    config: String,
+    limits: PluginLimits,
 }
 
 impl MapOperator {
-    pub fn new(plugin: MapperPlugin, index: usize, on_error: OnPluginError) -> Self {
-        Self { plugin, index, on_error }
+    pub fn new(plugin: MapperPlugin, settings: &MapConfig) -> Self {
+        Self {
+            plugin,
+            index: settings.index,
+            on_error: settings.on_error,
+            config: settings.config.clone(),
+            limits: settings.limits,
+        }
     }
 
     fn origin(&self) -> String {
@@ -147,6 +157,68 @@ fn remove_row(batch: &RecordBatch, row: usize) -> RecordBatch {
     let head = batch.slice(0, row);
     let tail = batch.slice(row + 1, batch.num_rows() - row - 1);
     arrow::compute::concat_batches(&batch.schema(), [&head, &tail]).expect("slices of one batch share its schema")
+}
+
+impl Operator for MapOperator {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.plugin.output_schema()
+    }
+
+    fn process(&mut self, ctx: &mut BatchContext, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        Ok(vec![MapOperator::process(self, ctx.batch_id, input, ctx.bad)?])
+    }
+
+    fn plugin(&self) -> Option<&dyn PluginSlot> {
+        Some(self)
+    }
+
+    fn plugin_mut(&mut self) -> Option<&mut dyn PluginSlot> {
+        Some(self)
+    }
+}
+
+impl PluginSlot for MapOperator {
+    fn digest(&self) -> &str {
+        self.plugin.digest()
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.plugin.path()
+    }
+
+    fn state_version(&self) -> Option<u32> {
+        None
+    }
+
+    fn load(&self, runtime: &Runtime, path: &std::path::Path) -> Result<Box<dyn PluginVersion>, String> {
+        let p = MapperPlugin::load(runtime, path, &self.config, self.limits, self.plugin.input_schema())
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(p))
+    }
+
+    fn replace(&mut self, version: Box<dyn PluginVersion>) -> Box<dyn PluginVersion> {
+        let any: Box<dyn std::any::Any> = version;
+        let new = any.downcast::<MapperPlugin>().expect("a version this slot loaded, of the mapper world");
+        Box::new(self.replace_plugin(*new))
+    }
+}
+
+impl PluginVersion for MapperPlugin {
+    fn digest(&self) -> &str {
+        MapperPlugin::digest(self)
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        MapperPlugin::output_schema(self)
+    }
+
+    fn state_version(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The row as a JSON object of display strings: what the dead-letter output keeps of a record

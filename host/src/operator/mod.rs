@@ -1,4 +1,4 @@
-//! Operators: plain structs over Arrow batches, testable without a runtime. The driver owns
+//! Operators: plain structs over Arrow batches, testable without a runtime. The engine owns
 //! triggers and checkpoints; an operator only turns input batches into output batches.
 
 /// `aggregate`: groupBy(...).agg(...) over optional event-time windows, with state.

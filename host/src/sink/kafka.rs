@@ -143,7 +143,7 @@ impl KafkaSink {
     }
 
     fn live(&self) -> &Live {
-        self.live.as_ref().expect("the driver starts the sink before writing")
+        self.live.as_ref().expect("the engine starts the sink before writing")
     }
 
     /// The next batch id Kafka has not seen committed (0 when none was): one past this query's

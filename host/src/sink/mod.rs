@@ -1,5 +1,5 @@
 //! Sinks: where rows go. Every sink writes the output of a batch id at most once, however often
-//! the driver retries the batch after a crash: that, with the write-ahead offsets log, is what
+//! the engine retries the batch after a crash: that, with the write-ahead offsets log, is what
 //! makes the pipeline exactly-once.
 
 use arrow::record_batch::RecordBatch;
@@ -37,7 +37,7 @@ pub enum SinkError {
     Plugin(Box<crate::plugin::PluginError>),
 }
 
-/// What the driver needs from any sink.
+/// What the engine needs from any sink.
 pub trait Sink: Send {
     /// Shown in progress records (`sink.description`).
     fn description(&self) -> String;

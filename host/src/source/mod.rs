@@ -35,7 +35,7 @@ pub enum SourceError {
     Invalid(String),
 }
 
-/// What the driver needs from any source.
+/// What the engine needs from any source.
 pub trait Source: Send {
     /// Shown in progress records (`sources[].description`), as Spark's `FileStreamSource[path]`.
     fn description(&self) -> String;
@@ -56,7 +56,7 @@ pub trait Source: Send {
     }
 
     /// Plans the next batch after everything planned so far: the offset range it covers, or
-    /// `None` when there is no new data. `now_micros` is the driver's clock (injected for tests).
+    /// `None` when there is no new data. `now_micros` is the engine's clock (injected for tests).
     fn plan_next(&mut self, now_micros: i64) -> Result<Option<serde_json::Value>, SourceError>;
 
     /// Reads the rows of a range returned by `plan_next` (now or before a restart). The same range

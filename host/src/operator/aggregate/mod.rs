@@ -24,6 +24,7 @@ use self::function::{encode, merge, update, Acc, BoundAggregate, Column, Decoder
 use self::window::WindowKind;
 use super::{key_indices, StateOperatorProgress};
 use crate::config::{AggregateConfig, OutputMode};
+use crate::engine::operator::{state_progress, BatchContext, Operator};
 use crate::schema::timestamp_column;
 use crate::state::{StateError, StateStore};
 
@@ -78,6 +79,8 @@ struct OutRow {
 
 pub struct AggregateOperator {
     index: usize,
+    /// The `stateOperators[]` entry of the last batch.
+    last_progress: Option<serde_json::Value>,
     group: Vec<usize>,
     /// None when there are no group columns (one global group).
     converter: Option<(RowConverter, RowParser)>,
@@ -170,6 +173,7 @@ impl AggregateOperator {
         let drops_late = watermarked || (on_watermark && matches!(window, Some((_, WindowKind::Session { .. }))));
         Ok(AggregateOperator {
             index: cfg.index,
+            last_progress: None,
             group,
             converter,
             window,
@@ -640,5 +644,51 @@ mod tests {
             update(&mut accs[0], None, 0).unwrap();
         }
         assert_eq!(spans(&ordered), spans(&sessions));
+    }
+}
+
+impl Operator for AggregateOperator {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.output.clone()
+    }
+
+    fn begin(&mut self, ctx: &mut BatchContext) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let (id, index) = (ctx.batch_id, self.index);
+        AggregateOperator::begin(self, id)
+            .with_context(|| format!("batch {id}: operator[{index}] (aggregate): loading state"))
+    }
+
+    /// Takes the rows in; the result comes when the batch finishes.
+    fn process(&mut self, ctx: &mut BatchContext, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        use anyhow::Context;
+        let (id, index) = (ctx.batch_id, self.index);
+        let late = AggregateOperator::process(self, input, ctx.late_watermark)
+            .with_context(|| format!("batch {id}: operator[{index}] (aggregate): aggregating"))?;
+        ctx.late_rows(&format!("operator[{index}] (aggregate)"), input, &late);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self, ctx: &mut BatchContext) -> anyhow::Result<Vec<RecordBatch>> {
+        use anyhow::Context;
+        let (id, index) = (ctx.batch_id, self.index);
+        let (result, p) = self
+            .end(ctx.watermark)
+            .with_context(|| format!("batch {id}: operator[{index}] (aggregate): updating state"))?;
+        let custom = serde_json::json!({ "numRowsWithNullEventTime": self.null_event_time_rows() });
+        self.last_progress = Some(state_progress(self.progress_name(), &p, custom));
+        Ok(vec![result])
+    }
+
+    fn progress(&self) -> Option<serde_json::Value> {
+        self.last_progress.clone()
+    }
+
+    fn wants_no_data_batch(&self, watermark_moved: bool, _now_micros: i64) -> bool {
+        watermark_moved && self.bounded()
     }
 }

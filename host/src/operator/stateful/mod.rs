@@ -28,10 +28,11 @@ use self::entry::{decode_stored, Clocks, Deadline, Domain, Entry};
 use super::map::row_as_json;
 use super::{key_indices, StateOperatorProgress};
 use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
-use crate::config::{OnPluginError, TimeoutMode};
+use crate::config::{OnPluginError, PluginLimits, TimeoutMode};
+use crate::engine::operator::{state_progress, BatchContext, Operator, PluginSlot, PluginVersion};
 use crate::plugin::stateful::wit;
 use crate::plugin::stateful::GroupsCall;
-use crate::plugin::{BatchLabel, PluginError, StatefulPlugin};
+use crate::plugin::{BatchLabel, PluginError, Runtime, StatefulPlugin};
 use crate::state::{StateError, StateStore};
 
 /// Rows per `process-groups` call: a large batch goes in several calls, each within the
@@ -75,6 +76,10 @@ struct Group {
 pub struct StatefulOperator {
     index: usize,
     plugin: StatefulPlugin,
+    /// The plugin's `init` config and limits, to load another version (a hot swap).
+    settings: Option<(String, PluginLimits)>,
+    /// The `stateOperators[]` entry of the last batch.
+    last_progress: Option<serde_json::Value>,
     on_error: OnPluginError,
     mode: TimeoutMode,
     keys: Vec<usize>,
@@ -120,6 +125,8 @@ impl StatefulOperator {
         Ok(StatefulOperator {
             index,
             plugin,
+            settings: None,
+            last_progress: None,
             on_error,
             mode,
             keys,
@@ -139,6 +146,12 @@ impl StatefulOperator {
     }
 
     /// The schema of the key columns, in `group_by` order (what `output-schema` gets as `key`).
+    /// The plugin's `init` config and limits, which a swapped-in version gets too.
+    pub fn with_plugin_settings(mut self, config: &str, limits: PluginLimits) -> Self {
+        self.settings = Some((config.to_string(), limits));
+        self
+    }
+
     pub fn key_schema_of(schema: &SchemaRef, group_by: &[String]) -> Result<SchemaRef, String> {
         Ok(key_schema(schema, &key_indices(schema, group_by)?))
     }
@@ -629,4 +642,103 @@ fn timer_from_wit(t: wit::Timer) -> Deadline {
         wit::TimeDomain::EventTime => Domain::Event,
     };
     Deadline { domain, at: t.at }
+}
+
+impl Operator for StatefulOperator {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        StatefulOperator::output_schema(self)
+    }
+
+    fn begin(&mut self, ctx: &mut BatchContext) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let (id, index) = (ctx.batch_id, self.index);
+        StatefulOperator::begin(self, id)
+            .with_context(|| format!("batch {id}: operator[{index}] (stateful): loading state"))
+    }
+
+    /// Takes the rows in; the plugin is called per key when the batch finishes.
+    fn process(&mut self, ctx: &mut BatchContext, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        let late = StatefulOperator::process(self, input, ctx.late_watermark);
+        ctx.late_rows(&format!("operator[{}] (stateful)", self.index), input, &late);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self, ctx: &mut BatchContext) -> anyhow::Result<Vec<RecordBatch>> {
+        use anyhow::Context;
+        let (id, index) = (ctx.batch_id, self.index);
+        let (result, p) =
+            self.end(ctx.clocks, ctx.bad).with_context(|| format!("batch {id}: operator[{index}] (stateful)"))?;
+        let m = self.metrics();
+        let custom = serde_json::json!({
+            "numTimedOutGroups": m.timed_out_groups,
+            "numExpiredTimers": m.expired_timers,
+            "numRegisteredTimers": m.registered_timers,
+            "numDeletedTimers": m.deleted_timers,
+            "numValuesRemovedDueToTTLExpiry": m.removed_by_ttl,
+            "numStatesMigrated": m.migrated,
+        });
+        self.last_progress = Some(state_progress("flatMapGroupsWithState", &p, custom));
+        Ok(vec![result])
+    }
+
+    fn progress(&self) -> Option<serde_json::Value> {
+        self.last_progress.clone()
+    }
+
+    fn wants_no_data_batch(&self, watermark_moved: bool, now_micros: i64) -> bool {
+        (watermark_moved && self.evicts_by_watermark()) || self.processing_deadline_due(now_micros)
+    }
+
+    fn plugin(&self) -> Option<&dyn PluginSlot> {
+        Some(self)
+    }
+
+    fn plugin_mut(&mut self) -> Option<&mut dyn PluginSlot> {
+        Some(self)
+    }
+}
+
+impl PluginSlot for StatefulOperator {
+    fn digest(&self) -> &str {
+        self.plugin.digest()
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.plugin.path()
+    }
+
+    fn state_version(&self) -> Option<u32> {
+        Some(self.plugin.state_version())
+    }
+
+    fn load(&self, runtime: &Runtime, path: &std::path::Path) -> Result<Box<dyn PluginVersion>, String> {
+        let (config, limits) = self.settings.clone().unwrap_or_default();
+        let p = StatefulPlugin::load(runtime, path, &config, limits, &self.key_schema(), &self.input_schema())
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(p))
+    }
+
+    fn replace(&mut self, version: Box<dyn PluginVersion>) -> Box<dyn PluginVersion> {
+        let any: Box<dyn std::any::Any> = version;
+        let new = any.downcast::<StatefulPlugin>().expect("a version this slot loaded, of the stateful world");
+        Box::new(self.replace_plugin(*new))
+    }
+}
+
+impl PluginVersion for StatefulPlugin {
+    fn digest(&self) -> &str {
+        StatefulPlugin::digest(self)
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        StatefulPlugin::output_schema(self)
+    }
+
+    fn state_version(&self) -> Option<u32> {
+        Some(StatefulPlugin::state_version(self))
+    }
 }

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 
 use crate::config::*;
-use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
+use super::operators::{plan_operators, LazyRuntime};
 use crate::schema::to_ddl;
 
 /// The job's plan as text. Plugins are loaded (not run on data) to learn their output columns;
@@ -59,102 +58,15 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
             duration(w.delay)
         );
     }
-    let mut runtime: Option<Runtime> = None;
-    for op in &job.operators {
-        let input = schema.clone();
-        let (text, output, state) = match op {
-            OperatorConfig::Map(m) => {
-                let out = match &input {
-                    Some(i) => {
-                        let rt = runtime_of(&mut runtime)?;
-                        let p = MapperPlugin::load(rt, &m.plugin, &m.config, m.limits, i.clone())
-                            .with_context(|| format!("loading operator[{}]'s plugin", m.index))?;
-                        Some(p.output_schema())
-                    }
-                    None => None,
-                };
-                (format!("map, plugin {}{}", m.plugin.display(), plugin_settings(m)), out, None)
-            }
-            OperatorConfig::Stateful(st) => {
-                let m = &st.plugin;
-                let out = match &input {
-                    Some(i) => {
-                        let key = crate::operator::stateful::StatefulOperator::key_schema_of(i, &st.group_by)
-                            .map_err(|e| anyhow::anyhow!("`operator[{}].group_by`: {e}", m.index))?;
-                        let rt = runtime_of(&mut runtime)?;
-                        let p = StatefulPlugin::load(rt, &m.plugin, &m.config, m.limits, &key, i)
-                            .with_context(|| format!("loading operator[{}]'s plugin", m.index))?;
-                        Some(p.output_schema())
-                    }
-                    None => None,
-                };
-                let timeout = match st.timeout {
-                    TimeoutMode::None => "no timeouts",
-                    TimeoutMode::ProcessingTime => "processing-time timeouts and timers",
-                    TimeoutMode::EventTime => "event-time timeouts and timers (rows behind the watermark are late)",
-                };
-                (
-                    format!("stateful, plugin {}{}", m.plugin.display(), plugin_settings(m)),
-                    out,
-                    Some(format!("the plugin's, one value per {}; {timeout}", st.group_by.join(", "))),
-                )
-            }
-            OperatorConfig::Dedup(d) => {
-                let expiry = match &job.watermark {
-                    Some(w) if d.within_watermark => {
-                        format!("each key kept until the watermark passes its first row's `{}`", w.column)
-                    }
-                    Some(w) if d.keys.contains(&w.column) => {
-                        format!("a key is dropped once the watermark passes its `{}`", w.column)
-                    }
-                    _ => "every key kept forever (no watermark column among the keys)".to_string(),
-                };
-                let kind = if d.within_watermark { "dedup within the watermark" } else { "dedup" };
-                (format!("{kind} on {}", d.keys.join(", ")), input.clone(), Some(format!("the keys seen; {expiry}")))
-            }
-            OperatorConfig::Aggregate(a) => {
-                let out = match &input {
-                    Some(i) => Some(
-                        crate::operator::aggregate::plan(i, a)
-                            .map_err(|(f, e)| anyhow::anyhow!("`operator[{}].{f}`: {e}", a.index))?
-                            .3,
-                    ),
-                    None => None,
-                };
-                let calls: Vec<String> = a
-                    .aggregates
-                    .iter()
-                    .map(|c| format!("{}({}) as {}", c.func.name(), c.column.as_deref().unwrap_or("*"), c.name))
-                    .collect();
-                let by = match (&a.window, a.group_by.is_empty()) {
-                    (None, true) => String::new(),
-                    (None, false) => format!(" by {}", a.group_by.join(", ")),
-                    (Some(w), _) => {
-                        let keys = a.group_by.iter().map(|k| format!(", {k}")).collect::<String>();
-                        format!(" by {}{keys}", window(w))
-                    }
-                };
-                let state = if a.window.is_some() && job.watermark.is_some() {
-                    "one row per group and window, dropped once the watermark passes the window's end"
-                } else {
-                    "one row per group, kept forever"
-                };
-                (format!("aggregate{by}: {}", calls.join(", ")), out, Some(state.to_string()))
-            }
-        };
-        let index = match op {
-            OperatorConfig::Map(m) | OperatorConfig::Stateful(StatefulConfig { plugin: m, .. }) => m.index,
-            OperatorConfig::Dedup(d) => d.index,
-            OperatorConfig::Aggregate(a) => a.index,
-        };
-        let _ = writeln!(o, "operator[{index}]: {text}");
+    let mut runtime = LazyRuntime::new(None);
+    for op in plan_operators(job, schema, &mut runtime, &|m| m.plugin.clone())? {
+        let _ = writeln!(o, "operator[{}]: {}", op.index, op.text);
         let cols = |s: &Option<SchemaRef>| s.as_deref().map_or("(known once the first file arrives)".into(), to_ddl);
-        let _ = writeln!(o, "  in:    {}", cols(&input));
-        let _ = writeln!(o, "  out:   {}", cols(&output));
-        if let Some(state) = state {
+        let _ = writeln!(o, "  in:    {}", cols(&op.input));
+        let _ = writeln!(o, "  out:   {}", cols(&op.output));
+        if let Some(state) = &op.state {
             let _ = writeln!(o, "  state: {state}");
         }
-        schema = output;
     }
     let mode = match job.sink.output_mode {
         OutputMode::Append => "append",
@@ -201,14 +113,6 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
     Ok(out)
 }
 
-fn runtime_of(slot: &mut Option<Runtime>) -> anyhow::Result<&Runtime> {
-    if slot.is_none() {
-        *slot = Some(Runtime::new().context("starting the WebAssembly runtime")?);
-    }
-    Ok(slot.as_ref().expect("set just above"))
-}
-
-/// A source's description and its columns (`None`: a parquet directory with no file yet).
 fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
     Ok(match s {
         SourceConfig::Files(f) => {
@@ -307,7 +211,7 @@ fn sink(kind: &SinkKind) -> String {
     }
 }
 
-fn plugin_settings(m: &MapConfig) -> String {
+pub(super) fn plugin_settings(m: &MapConfig) -> String {
     let on_error = match m.on_error {
         OnPluginError::Fail => "stop the job".to_string(),
         OnPluginError::Retry(n) => format!("retry {n} times"),
@@ -351,7 +255,7 @@ fn other_limits(l: &crate::config::PluginLimits) -> String {
     out
 }
 
-fn window(w: &WindowConfig) -> String {
+pub(super) fn window(w: &WindowConfig) -> String {
     let d = |micros: i64| duration(Duration::from_micros(micros.max(0) as u64));
     match w.kind {
         WindowKind::Tumbling { size } => format!("window({}, {})", w.column, d(size)),

@@ -1,0 +1,455 @@
+//! The micro-batch loop: the only place that knows triggers and checkpoints. It runs the
+//! planned graph (sources unioned → operators in order → sink) over one [`Operator`] trait and
+//! never knows which kinds of operator, source or sink exist.
+//!
+//! For batch N: plan each source's next range, write `offsets/N` (write-ahead), read the union
+//! of the sources and run the operators, write bad records to the dead-letter output, write the
+//! sink's output for N (idempotent per batch id), write `commits/N`. On restart a batch with
+//! offsets and no commit is run again with the same offsets: with idempotent sinks that is
+//! exactly-once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::checkpoint::lock::CheckpointLock;
+use crate::checkpoint::{layout, Checkpoint, OffsetsEntry};
+use crate::config::{Job, StateStoreKind, Trigger};
+use crate::deadletter::DeadLetterOutput;
+use crate::plan::{open_sink, open_sources, plan_operators, LazyRuntime};
+use crate::plugin::Runtime;
+use crate::progress::ProgressReporter;
+use crate::sink::Sink;
+use crate::source::union::Union;
+use crate::state::memory::MemoryStateStore;
+use crate::state::rocksdb::RocksDbStateStore;
+use crate::state::StateStore;
+use crate::swap::{self, Graph, Swaps};
+use crate::watermark::Watermark;
+
+use self::operator::Operator;
+
+/// One batch through the graph: read, operators, dead letters, sink, commit, progress.
+mod batch;
+/// The interface every operator is run through.
+pub mod operator;
+
+/// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
+/// rarely arrive that fast, and listing a directory is not free).
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// What a run did, for the CLI's last line and for tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub batches: u64,
+    pub input_rows: u64,
+    pub output_rows: u64,
+}
+
+/// What one `step` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A batch ran.
+    Ran,
+    /// Nothing to do now; ask again later.
+    Idle,
+    /// The trigger has nothing more to do (once, available_now).
+    Done,
+}
+
+/// Where the run is, between steps.
+#[derive(Debug, Default)]
+struct Cursor {
+    summary: RunSummary,
+    next_id: u64,
+    /// The watermark of the last planned batch: the next batch's watermark for late rows.
+    prev_watermark: i64,
+    /// available_now: the clock at start.
+    frozen_now: Option<i64>,
+    new_batches: u64,
+}
+
+fn open_state_store(job: &Job, index: usize) -> anyhow::Result<Box<dyn StateStore>> {
+    let dir = layout::state_dir(&job.checkpoint, index);
+    Ok(match job.state_store {
+        StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, job.min_batches_to_retain)?),
+        StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, job.min_batches_to_retain)?),
+    })
+}
+
+/// A job wired up and ready to run: sources, operators, sink, checkpoint.
+pub struct Engine {
+    job: Job,
+    checkpoint: Checkpoint,
+    /// Held while the engine lives (a scale-out task's is released when its partition moves).
+    _lock: CheckpointLock,
+    sources: Union,
+    operators: Vec<Box<dyn Operator>>,
+    sink: Box<dyn Sink>,
+    watermark: Option<Watermark>,
+    dead_letter: DeadLetterOutput,
+    progress: ProgressReporter,
+    stop: Arc<AtomicBool>,
+    run_id: String,
+    last_trigger_start: Option<Instant>,
+    cursor: Cursor,
+    swaps: Swaps,
+}
+
+impl Engine {
+    /// Plans the job (sources, operators with their columns, sink) and opens it: nothing is
+    /// written before every part is known to fit.
+    pub fn new(job: Job, runtime: &Runtime, progress: ProgressReporter) -> anyhow::Result<Engine> {
+        // Before anything touches the checkpoint or the outputs: one writer per checkpoint.
+        let mut lock = CheckpointLock::acquire(&job.checkpoint)?;
+        let sources = open_sources(&job)?;
+        let watermark = match &job.watermark {
+            Some(w) => {
+                let delays: Vec<Duration> = job.sources.iter().map(|s| s.watermark_delay.unwrap_or(w.delay)).collect();
+                Some(
+                    Watermark::new(&w.column, &delays, w.policy, &sources.schema())
+                        .map_err(|e| anyhow::anyhow!("job file {}: `watermark.column`: {e}", job.file.display()))?,
+                )
+            }
+            None => None,
+        };
+        // A version swapped in while the job ran stays in after a restart, unless the job file
+        // now names another plugin than the one it replaced.
+        let checkpoint_dir = job.checkpoint.clone();
+        let plugin_path = move |m: &crate::config::MapConfig| {
+            swap::active_swap(&checkpoint_dir, m.index, &m.plugin).unwrap_or_else(|| m.plugin.clone())
+        };
+        let planned =
+            plan_operators(&job, Some(sources.schema()), &mut LazyRuntime::new(Some(runtime)), &plugin_path)?;
+        let mut plugins = BTreeMap::new();
+        let mut operators = Vec::with_capacity(planned.len());
+        for (i, p) in planned.into_iter().enumerate() {
+            if let Some(plugin) = &p.plugin {
+                plugins.insert(i, plugin.clone());
+            }
+            let store = if p.keeps_state() { Some(open_state_store(&job, p.index)?) } else { None };
+            operators.push(p.open(store)?);
+        }
+        let schema = operators.last().map_or_else(|| sources.schema(), |op| op.output_schema());
+        let mut sink = open_sink(&job, runtime, &schema)?;
+        let checkpoint = Checkpoint::open(&job.checkpoint)?;
+        lock.keep();
+        sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
+        let dead_letter = DeadLetterOutput::new(job.dead_letter_dir(layout::dead_letter));
+        // A random UUID per start, as Spark's runId (the query id stays across restarts).
+        let run_id = crate::random::uuid_v4().context("reading /dev/urandom for the runId")?;
+        Ok(Engine {
+            job,
+            checkpoint,
+            _lock: lock,
+            sources,
+            operators,
+            sink,
+            watermark,
+            dead_letter,
+            progress,
+            stop: Arc::new(AtomicBool::new(false)),
+            run_id,
+            last_trigger_start: None,
+            cursor: Cursor::default(),
+            swaps: Swaps::new(plugins),
+        })
+    }
+
+    /// Set it to stop after the batch in progress (Ctrl-C).
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    fn graph(&mut self) -> (Graph<'_>, &mut Swaps) {
+        (
+            Graph {
+                operators: &mut self.operators,
+                sink: self.sink.as_mut(),
+                checkpoint: &self.checkpoint,
+                next_batch: self.cursor.next_id,
+            },
+            &mut self.swaps,
+        )
+    }
+
+    /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
+    pub fn run(&mut self) -> anyhow::Result<RunSummary> {
+        self.start()?;
+        let watched = self.swaps.watched();
+        if self.job.admin.is_some() || !watched.is_empty() {
+            self.swaps.load_history(&self.checkpoint);
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.swaps.requests = Some(rx);
+            self.swaps.probation_batches = self.job.admin.as_ref().map_or(10, |a| a.probation_batches);
+            if let Some(admin) = self.job.admin.clone() {
+                crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone(), tx.clone())?;
+            }
+            for (i, file) in watched {
+                crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone());
+            }
+        }
+        while !self.stop.load(Ordering::Relaxed) {
+            let (mut graph, swaps) = self.graph();
+            swaps.serve(&mut graph);
+            let trigger_start = Instant::now();
+            let ran = match self.step()? {
+                Step::Ran => true,
+                Step::Idle => false,
+                Step::Done => break,
+            };
+            let interval = match self.job.trigger {
+                Trigger::ProcessingTime(d) => d,
+                _ => Duration::ZERO,
+            };
+            let wait = if ran { interval } else { interval.max(IDLE_POLL) };
+            self.sleep_until(trigger_start + wait);
+        }
+        self.progress.finish();
+        Ok(self.cursor.summary)
+    }
+
+    /// Restores the sources and the watermark from the checkpoint and replays a batch that was
+    /// planned but not committed (a crash mid-batch). Then `step` runs the next batches.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        let mut summary = RunSummary::default();
+        self.swaps.start(&self.operators, &self.checkpoint)?;
+        // Retention: the ranges of purged batches, folded, then the entries kept (those the
+        // folded ranges cover already, left by a crash mid-purge, are skipped).
+        let compact = self.checkpoint.sources_compact()?;
+        let through = compact.as_ref().map(|c| c.through_batch);
+        let planned: Vec<OffsetsEntry> =
+            self.checkpoint.offsets()?.into_iter().filter(|e| through.is_none_or(|t| e.batch_id > t)).collect();
+        let committed = self.checkpoint.last_commit()?;
+        // No-data batches (null ranges) read nothing: the source never planned them.
+        let ranges: Vec<serde_json::Value> = compact
+            .map(|c| c.ranges)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(planned.iter().filter(|e| !e.source.is_null()).map(|e| e.source.clone()))
+            .collect();
+        // The watermark of the last planned batch: the next batch's watermark for late rows.
+        let mut prev_watermark = planned.last().map_or(0, |e| e.watermark_micros);
+        self.sources.restore(&ranges).context("restoring the sources' positions from the checkpoint's offsets log")?;
+        if let Some(wm) = self.watermark.as_mut() {
+            // After a committed batch: the watermark its commit recorded for the next one, and
+            // each source's own. A batch pending replay runs with the one in its offsets entry
+            // (set in run_batch), from the sources' watermarks of the commit before it.
+            if let Some(last) = committed {
+                let commit = self.checkpoint.commit(last)?;
+                wm.restore(commit.next_watermark_micros);
+                // One source: its own watermark is the global one. Several: each by name; a
+                // source the commit does not know starts at the epoch (as every source does in
+                // Spark after a restart).
+                let single = self.sources.len() == 1;
+                let inputs: Vec<i64> = self
+                    .sources
+                    .keys()
+                    .map(|k| match commit.source_watermarks_micros.get(k) {
+                        Some(&micros) => micros,
+                        None if single => commit.next_watermark_micros,
+                        None => 0,
+                    })
+                    .collect();
+                wm.restore_inputs(&inputs);
+            }
+        }
+        let next_id = match (planned.last(), committed) {
+            (None, None) => 0,
+            (Some(last), c) if c == Some(last.batch_id) => last.batch_id + 1,
+            (Some(last), c) if c.map_or(last.batch_id == 0, |c| c + 1 == last.batch_id) => {
+                // Planned but never committed: a crash, or a failure (a plugin bug), mid-batch.
+                // Run it again on the same offsets. If some output already committed it, with
+                // the plugin versions that wrote that output, then back to the current ones;
+                // else with the current ones (the job file's, or the last swapped in), as Spark
+                // reruns a failed batch with the new code.
+                // Only a change of version needs the question (after a plain crash the
+                // running versions are the ones that planned the batch).
+                let current = swap::plugin_digests(&self.operators);
+                let entry = if current == last.plugins
+                    || self
+                        .sink
+                        .committed(last.batch_id)
+                        .with_context(|| format!("asking the sink whether batch {} is committed", last.batch_id))?
+                {
+                    last.clone()
+                } else {
+                    let entry = OffsetsEntry { plugins: current, ..last.clone() };
+                    self.checkpoint.write_offsets(&entry)?;
+                    eprintln!(
+                        "batch {}: no output has committed it, so it runs again with the job's current plugin versions",
+                        entry.batch_id
+                    );
+                    entry
+                };
+                let (mut graph, swaps) = self.graph();
+                let current = swaps.use_versions_of(&mut graph, &entry)?;
+                self.run_batch(&entry, &mut summary)?;
+                for (i, version) in current {
+                    swap::put_version(&mut self.operators, i, version);
+                }
+                prev_watermark = entry.watermark_micros;
+                entry.batch_id + 1
+            }
+            (last, c) => {
+                let name = |b: Option<u64>| b.map_or("no batch".to_string(), |b| format!("batch {b}"));
+                anyhow::bail!(
+                    "checkpoint {}: the offsets log ends at {} but the commits log at {}; only the last planned batch may lack a commit, so the checkpoint was changed by hand or by another program. Restore it, or use a new checkpoint directory (the job then reprocesses its input)",
+                    self.checkpoint.dir().display(),
+                    name(last.map(|l| l.batch_id)),
+                    name(c)
+                )
+            }
+        };
+        // available_now: everything there at start, then stop; the rate source counts "there" by
+        // the clock at start.
+        let frozen_now = matches!(self.job.trigger, Trigger::AvailableNow).then(now_micros);
+        match self.job.trigger {
+            Trigger::AvailableNow => self.sources.snapshot_available_now()?,
+            Trigger::Once => self.sources.ignore_trigger_limits(),
+            Trigger::ProcessingTime(_) => {}
+        }
+        self.cursor = Cursor { summary, next_id, prev_watermark, frozen_now, new_batches: 0 };
+        Ok(())
+    }
+
+    /// Plans the next batch and runs it, if there is one (new data, or a no-data batch due).
+    pub fn step(&mut self) -> anyhow::Result<Step> {
+        if self.job.trigger == Trigger::Once && self.cursor.new_batches == 1 {
+            return Ok(Step::Done);
+        }
+        let prev_watermark = self.cursor.prev_watermark;
+        // A batch when any source has new data; the others add nothing to it.
+        let planned_range = match self.sources.plan_next(self.cursor.frozen_now.unwrap_or_else(now_micros))? {
+            Some(range) => Some(range),
+            // Spark's no-data batch: no new rows, but the watermark moved, so windows close
+            // and state expires now rather than when the next row arrives.
+            None if self.no_data_batch_due(prev_watermark) => Some(serde_json::Value::Null),
+            None => None,
+        };
+        match planned_range {
+            Some(range) => {
+                let entry = OffsetsEntry {
+                    batch_id: self.cursor.next_id,
+                    timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                    source: range,
+                    watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
+                    late_watermark_micros: prev_watermark,
+                    plugins: swap::plugin_digests(&self.operators),
+                };
+                self.checkpoint.write_offsets(&entry)?;
+                let mut summary = self.cursor.summary;
+                if let Err(e) = self.run_batch(&entry, &mut summary) {
+                    // A version on probation that fails goes back to the one it replaced, and
+                    // the batch runs again with it.
+                    let Some(op) = self.swaps.failed_on_probation(&self.operators, &e) else { return Err(e) };
+                    let (mut graph, swaps) = self.graph();
+                    let event = swaps.roll_back(&mut graph, op, &format!("{e:#}"))?;
+                    eprintln!("warning: {}", event["message"].as_str().unwrap_or_default());
+                    let entry = OffsetsEntry { plugins: swap::plugin_digests(&self.operators), ..entry.clone() };
+                    self.checkpoint.write_offsets(&entry)?;
+                    self.run_batch(&entry, &mut summary)?;
+                }
+                self.swaps.end_of_probation_batch(self.checkpoint.dir());
+                self.swaps.purge_stored_plugins(
+                    &self.operators,
+                    &self.checkpoint,
+                    entry.batch_id,
+                    self.job.min_batches_to_retain,
+                );
+                self.purge_logs(entry.batch_id);
+                self.cursor.summary = summary;
+                self.cursor.prev_watermark = entry.watermark_micros;
+                self.cursor.next_id += 1;
+                self.cursor.new_batches += 1;
+                Ok(Step::Ran)
+            }
+            None if matches!(self.job.trigger, Trigger::Once | Trigger::AvailableNow) => Ok(Step::Done),
+            None => Ok(Step::Idle),
+        }
+    }
+
+    /// What the run did so far.
+    pub fn summary(&self) -> RunSummary {
+        self.cursor.summary
+    }
+
+    /// Ends the progress output (a run's last step).
+    pub fn finish(&mut self) {
+        self.progress.finish();
+    }
+
+    /// Retention, every `min_batches_to_retain` batches (at least 10, at most 100): the
+    /// offsets and commits entries and the dead letters (in the checkpoint) of batches more
+    /// than `min_batches_to_retain` behind are deleted, the sources' ranges folded first into
+    /// `offsets/<B>.compact`. A failure is a warning: the logs only grow until the next try.
+    fn purge_logs(&mut self, batch_id: u64) {
+        let keep = self.job.min_batches_to_retain.max(1);
+        if (batch_id + 1) % keep.clamp(10, 100) != 0 || batch_id + 1 <= keep {
+            return;
+        }
+        let threshold = batch_id + 1 - keep;
+        if let Err(e) = self.purge_logs_before(threshold) {
+            eprintln!(
+                "warning: deleting the checkpoint entries of batches before {threshold} from {}: {e:#}",
+                self.checkpoint.dir().display()
+            );
+        }
+    }
+
+    fn purge_logs_before(&mut self, threshold: u64) -> anyhow::Result<()> {
+        let compact = self.checkpoint.sources_compact()?;
+        let from = compact.as_ref().map_or(0, |c| c.through_batch + 1);
+        if from >= threshold {
+            return Ok(());
+        }
+        let mut ranges = compact.map(|c| c.ranges).unwrap_or_default();
+        ranges.extend(
+            self.checkpoint
+                .offsets()?
+                .into_iter()
+                .filter(|e| (from..threshold).contains(&e.batch_id) && !e.source.is_null())
+                .map(|e| e.source),
+        );
+        let folded = self.sources.compact(&ranges).context("folding the sources' ranges of old batches")?;
+        self.checkpoint.purge_before(threshold, folded)?;
+        // Dead letters in the checkpoint go with their batches; a dead_letter_path the job
+        // file sets elsewhere is the user's to keep.
+        if self.dead_letter.dir().starts_with(self.checkpoint.dir()) {
+            self.dead_letter
+                .purge_before(threshold)
+                .with_context(|| format!("deleting old dead letters in {}", self.dead_letter.dir().display()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether an operator has work without new rows: the watermark moved past the last
+    /// batch's and it evicts by it, or a processing-time deadline is due.
+    fn no_data_batch_due(&self, last_batch_watermark: i64) -> bool {
+        let now = now_micros();
+        let moved = self.watermark.as_ref().is_some_and(|wm| wm.current() > last_batch_watermark);
+        self.operators.iter().any(|op| op.wants_no_data_batch(moved, now))
+    }
+
+    /// Sleeps in short slices so that a stop request is seen promptly.
+    fn sleep_until(&self, deadline: Instant) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

@@ -1,0 +1,37 @@
+//! The job's sink, made for the columns the last operator outputs: the one place that knows the
+//! kinds of sink.
+
+use anyhow::Context;
+use arrow::datatypes::SchemaRef;
+
+use crate::config::{Job, SinkKind};
+use crate::plugin::Runtime;
+use crate::sink::foreach::ForeachSink;
+use crate::sink::kafka::KafkaSink;
+use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
+
+/// Makes the sink and checks it takes `schema` (partition columns, Kafka's columns, a plugin's
+/// `init`). Nothing is written yet: the engine starts it once the checkpoint is open.
+pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match &job.sink.kind {
+        SinkKind::Files { format, path, partition_by } => Box::new(
+            FileSink::new(*format, path, partition_by, schema.clone())
+                .context("starting the sink (check sink.partition_by)")?
+                .with_min_batches_to_retain(job.min_batches_to_retain),
+        ),
+        SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
+        SinkKind::ForeachBatch(f) => Box::new(
+            ForeachBatchSink::new(runtime, f, schema.clone())
+                .context("starting the sink (format = \"foreach_batch\")")?
+                .with_min_batches_to_retain(job.min_batches_to_retain),
+        ),
+        SinkKind::Foreach(f) => Box::new(
+            ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,
+        ),
+        SinkKind::Kafka(k) => {
+            KafkaSink::check_columns(k, schema)
+                .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
+            Box::new(KafkaSink::new(k))
+        }
+    })
+}

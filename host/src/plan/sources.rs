@@ -1,0 +1,34 @@
+//! The job's streaming inputs, opened and unioned: the one place that knows the kinds of source.
+
+use anyhow::Context;
+
+use crate::config::{Job, SourceConfig};
+use crate::source::union::{Input, Union};
+use crate::source::{files::FileSource, kafka::KafkaSource, rate::RateSource, Source};
+
+/// Opens every source of the job and checks they can be unioned (one schema). Checked before
+/// any state or checkpoint exists: a refused job leaves nothing behind.
+pub fn open_sources(job: &Job) -> anyhow::Result<Union> {
+    let several = job.sources.len() > 1;
+    let mut inputs = Vec::with_capacity(job.sources.len());
+    for input in &job.sources {
+        let source: Box<dyn Source> = match &input.source {
+            SourceConfig::Files(cfg) => {
+                let s = FileSource::new(cfg);
+                Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
+            }
+            SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+            SourceConfig::Kafka(cfg) => {
+                let s = KafkaSource::new(cfg);
+                Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
+            }
+        };
+        inputs.push(Input {
+            key: input.name.clone().unwrap_or_else(|| input.field.clone()),
+            label: input.label(),
+            field: input.field.clone(),
+            source,
+        });
+    }
+    Union::new(inputs).map_err(|(field, e)| anyhow::anyhow!("job file {}: `{field}`: {e}", job.file.display()))
+}
