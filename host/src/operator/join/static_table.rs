@@ -1,0 +1,355 @@
+//! Static tables (`[[source]] static = true`): a directory of json/csv/parquet files read as one
+//! table, versioned by the digests of its files so that every batch can record the version it
+//! joined and a replay can join against exactly that version, even after the files changed.
+//!
+//! The engine's order at a batch that (re)reads the table: [`scan`] the directory, [`snapshot`]
+//! the version into the checkpoint (copies of new files, by digest), write the batch's offsets
+//! entry naming the version, then [`load`] it from the snapshot. A replay skips the scan and loads
+//! the version its offsets entry names. [`purge`] removes copies that no retained batch names.
+//!
+//! [`snapshot`]: TableSnapshots::snapshot
+//! [`load`]: TableSnapshots::load
+//! [`purge`]: TableSnapshots::purge
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::atomic_file::write_atomic;
+use crate::deadletter::BadRecords;
+use crate::format::{csv::decode_csv, json::decode_json_lines, parquet};
+use crate::job::{CsvOptions, FileFormat};
+use crate::source::SourceError;
+
+/// One file of a table version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFile {
+    /// The file's name in the table's directory.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The lowercase hex SHA-256 of its content; also the name of its copy in the snapshot store.
+    pub sha256: String,
+}
+
+/// A version of a static table: its files, sorted by name. Recorded in each batch's offsets
+/// entry; two versions are the same table exactly when they are equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableVersion {
+    pub files: Vec<TableFile>,
+}
+
+/// What can go wrong reading a static table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A file or directory cannot be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's content is not what the scan digested: it was being written or replaced.
+    #[error(
+        "static table file {path} changed after the table was scanned (it has {bytes} bytes, digest {sha256}); \
+         rescan the table (the next batch does) and replace table files by writing a new file and renaming \
+         it over the old one"
+    )]
+    Changed { path: String, bytes: u64, sha256: String },
+    /// The table does not fit the job (no schema, a corrupt stored copy, a bad file).
+    #[error("{0}")]
+    Invalid(String),
+    /// A decoder's error: a bad record under `on_bad_record = "fail"`, a parquet file that does
+    /// not match the schema.
+    #[error(transparent)]
+    Decode(#[from] SourceError),
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> TableError {
+    move |source| TableError::Io { context, source }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// A file's size and modification time: when both are unchanged, its digest is reused.
+type FileStamp = (u64, Option<SystemTime>);
+
+/// Scans table directories, remembering each file's digest by (name, size, mtime) so that a
+/// rescan at every batch reads only the files that changed. A file rewritten in place with the
+/// same size within the file system's mtime resolution is not noticed until its mtime or size
+/// differs; replace files by rename (a new mtime) to be safe.
+#[derive(Debug, Default)]
+pub struct TableScanner {
+    digests: HashMap<String, (FileStamp, String)>,
+}
+
+impl TableScanner {
+    pub fn new() -> TableScanner {
+        TableScanner::default()
+    }
+
+    /// The table's current version: every regular file of `dir` whose name does not start with
+    /// `.` or `_` (the file source's rule: hidden and in-progress files), sorted by name.
+    pub fn scan(&mut self, dir: &Path) -> Result<TableVersion, TableError> {
+        let listing = format!("listing static table directory {}", dir.display());
+        let mut files = Vec::new();
+        let mut seen = HashSet::new();
+        for entry in std::fs::read_dir(dir).map_err(io(listing.clone()))? {
+            let entry = entry.map_err(io(listing.clone()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let path = entry.path();
+            let meta = std::fs::metadata(&path).map_err(io(format!("reading {}", path.display())))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let stamp: FileStamp = (meta.len(), meta.modified().ok());
+            let sha256 = match self.digests.get(&name) {
+                Some((s, sha)) if *s == stamp && stamp.1.is_some() => sha.clone(),
+                _ => {
+                    let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
+                    let sha = sha256_hex(&bytes);
+                    // The size read is the one recorded: a file growing meanwhile is caught by the
+                    // snapshot's digest check.
+                    let stamp = (bytes.len() as u64, stamp.1);
+                    self.digests.insert(name.clone(), (stamp, sha.clone()));
+                    sha
+                }
+            };
+            let bytes = self.digests[&name].0 .0;
+            seen.insert(name.clone());
+            files.push(TableFile { name, bytes, sha256 });
+        }
+        self.digests.retain(|name, _| seen.contains(name));
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(TableVersion { files })
+    }
+}
+
+/// The table's current version, every file digested (see [`TableScanner`] to digest only the
+/// files that changed since the last scan).
+pub fn scan(dir: &Path) -> Result<TableVersion, TableError> {
+    TableScanner::new().scan(dir)
+}
+
+/// Copies of table files in the checkpoint, one per distinct content, named by SHA-256: what a
+/// replay reads when the table's directory has moved on.
+#[derive(Debug, Clone)]
+pub struct TableSnapshots {
+    dir: PathBuf,
+}
+
+impl TableSnapshots {
+    /// A store in `dir` (the checkpoint's directory for this table), created on first snapshot.
+    pub fn new(dir: impl Into<PathBuf>) -> TableSnapshots {
+        TableSnapshots { dir: dir.into() }
+    }
+
+    /// Where the copy of `file` is kept.
+    pub fn path(&self, file: &TableFile) -> PathBuf {
+        self.dir.join(&file.sha256)
+    }
+
+    /// Copies every file of `version` not yet stored from `source_dir` into the store (written
+    /// whole then renamed, so a crash leaves no partial copy). The copied bytes are digested: a
+    /// file that changed since the scan is refused with [`TableError::Changed`] and nothing of it
+    /// is stored.
+    pub fn snapshot(&self, source_dir: &Path, version: &TableVersion) -> Result<(), TableError> {
+        for file in &version.files {
+            let target = self.path(file);
+            if target.is_file() {
+                continue;
+            }
+            let source = source_dir.join(&file.name);
+            let bytes = std::fs::read(&source).map_err(io(format!(
+                "reading static table file {} (a file listed by the scan must stay until it is copied)",
+                source.display()
+            )))?;
+            let sha256 = sha256_hex(&bytes);
+            if sha256 != file.sha256 || bytes.len() as u64 != file.bytes {
+                return Err(TableError::Changed {
+                    path: source.display().to_string(),
+                    bytes: bytes.len() as u64,
+                    sha256,
+                });
+            }
+            write_atomic(&target, &bytes).map_err(io(format!(
+                "storing a copy of static table file {} as {}",
+                source.display(),
+                target.display()
+            )))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `version` from the stored copies, every file checked against its digest, decoded
+    /// with `schema` (required for json and csv; for parquet without one, the first file's
+    /// schema). Returns the schema and the rows in file order. Bad json/csv records go to `bad`
+    /// under its policy, named by the table file's name and line.
+    pub fn load(
+        &self,
+        version: &TableVersion,
+        format: FileFormat,
+        schema: Option<&SchemaRef>,
+        csv: CsvOptions,
+        bad: &mut BadRecords,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), TableError> {
+        let schema = match (schema, format, version.files.first()) {
+            (Some(s), _, _) => s.clone(),
+            (None, FileFormat::Parquet, Some(first)) => {
+                self.read_checked(first)?;
+                parquet::parquet_schema(&self.path(first)).map_err(|e| self.named(first, e))?
+            }
+            (None, _, _) => return Err(missing_schema(format, "the static table")),
+        };
+        let mut out = Vec::new();
+        for file in &version.files {
+            let bytes = self.read_checked(file)?;
+            let batches = match format {
+                FileFormat::Parquet => {
+                    drop(bytes);
+                    parquet::read_parquet(&self.path(file), Some(&schema)).map_err(|e| self.named(file, e))?
+                }
+                FileFormat::Json => decode_json_lines(&file.name, &bytes, &schema, bad).map_err(SourceError::from)?,
+                FileFormat::Csv => decode_csv(&file.name, &bytes, &schema, csv, bad).map_err(SourceError::from)?,
+            };
+            out.extend(batches);
+        }
+        Ok((schema, out))
+    }
+
+    /// The stored copy of `file`, refused if its content is not the recorded one.
+    fn read_checked(&self, file: &TableFile) -> Result<Vec<u8>, TableError> {
+        let path = self.path(file);
+        let bytes = std::fs::read(&path).map_err(io(format!(
+            "reading the stored copy of static table file {} ({}); was the checkpoint's table store deleted? \
+             the batch cannot be replayed without it",
+            file.name,
+            path.display()
+        )))?;
+        if sha256_hex(&bytes) != file.sha256 {
+            return Err(TableError::Invalid(format!(
+                "the stored copy of static table file {} ({}) does not have its recorded digest: the checkpoint \
+                 is corrupt; restore it from a backup or start with a new checkpoint",
+                file.name,
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// A parquet decoder's message names the stored copy; say which table file it is.
+    fn named(&self, file: &TableFile, e: SourceError) -> TableError {
+        match e {
+            SourceError::Invalid(msg) => {
+                TableError::Invalid(format!("static table file {} (stored copy): {msg}", file.name))
+            }
+            other => TableError::Decode(other),
+        }
+    }
+
+    /// Deletes the stored copies that none of `keep` names (and temporary files a crash left);
+    /// returns how many files were deleted. Not to be run during a [`TableSnapshots::snapshot`].
+    pub fn purge(&self, keep: &[TableVersion]) -> Result<usize, TableError> {
+        let kept: HashSet<&str> = keep.iter().flat_map(|v| v.files.iter().map(|f| f.sha256.as_str())).collect();
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(format!("listing {}", self.dir.display()))(e)),
+        };
+        let mut deleted = 0;
+        for entry in rd {
+            let entry = entry.map_err(io(format!("listing {}", self.dir.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stored = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let leftover = name.starts_with('.') && name.ends_with(".tmp");
+            if (stored && !kept.contains(name.as_str())) || leftover {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(io(format!("deleting {}", path.display())))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// When a static table is re-read (`refresh` in the job file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    /// Read once when the query starts (Spark's behaviour for a static DataFrame of files).
+    Never,
+    /// Rescanned at every batch; re-read when a file was added, removed or changed.
+    #[default]
+    OnChange,
+    /// Rescanned at the first batch at least this long after the previous scan.
+    Every(Duration),
+}
+
+/// Decides, batch by batch, whether the table is rescanned. The clock is the caller's (the
+/// batch's planning time), so tests never wait.
+#[derive(Debug, Clone)]
+pub struct RefreshPolicy {
+    refresh: Refresh,
+    /// When the table was last scanned in this run (µs since the epoch).
+    last_scan_micros: Option<i64>,
+}
+
+impl RefreshPolicy {
+    pub fn new(refresh: Refresh) -> RefreshPolicy {
+        RefreshPolicy { refresh, last_scan_micros: None }
+    }
+
+    /// Whether a new batch planned at `now_micros` rescans the table. The first batch of a run
+    /// always does; replays never call this (they join the version their offsets entry names).
+    pub fn due(&self, now_micros: i64) -> bool {
+        let Some(last) = self.last_scan_micros else {
+            return true;
+        };
+        match self.refresh {
+            Refresh::Never => false,
+            Refresh::OnChange => true,
+            Refresh::Every(interval) => {
+                now_micros.saturating_sub(last) >= i64::try_from(interval.as_micros()).unwrap_or(i64::MAX)
+            }
+        }
+    }
+
+    /// Records a scan at `now_micros`.
+    pub fn scanned(&mut self, now_micros: i64) {
+        self.last_scan_micros = Some(now_micros);
+    }
+}
+
+/// The schema a version would be read with, for planning: the declared one, or for parquet the
+/// first file's (read from `dir`, the table's own directory).
+pub fn table_schema(
+    dir: &Path,
+    version: &TableVersion,
+    format: FileFormat,
+    declared: Option<&SchemaRef>,
+) -> Result<SchemaRef, TableError> {
+    match (declared, format, version.files.first()) {
+        (Some(s), _, _) => Ok(s.clone()),
+        (None, FileFormat::Parquet, Some(first)) => Ok(parquet::parquet_schema(&dir.join(&first.name))?),
+        (None, _, _) => Err(missing_schema(format, &dir.display().to_string())),
+    }
+}
+
+/// No schema declared and none to infer: say what to declare.
+fn missing_schema(format: FileFormat, table: &str) -> TableError {
+    TableError::Invalid(match format {
+        FileFormat::Parquet => {
+            format!("no schema declared and no parquet file in {table} to infer it from; declare the source's `schema`")
+        }
+        _ => format!("a {} static table needs a declared `schema` (only parquet can go without)", format.extension()),
+    })
+}
