@@ -13,3 +13,9 @@ pub mod spec;
 pub mod static_table;
 /// A stream joined to a static table, batch by batch.
 pub mod stream_static;
+/// One side's buffered rows of a stream-stream join, with Spark's `matched` flag.
+pub mod stream_state;
+/// A stream joined to a stream: Spark's symmetric hash join.
+pub mod stream_stream;
+/// The range condition between the sides' event times, and each side's state watermark.
+pub mod time_range;

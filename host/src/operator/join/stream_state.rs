@@ -17,7 +17,7 @@
 //! keeps a (time, key) index in an ordered column family instead; `StateStore` has no ordered
 //! range reads, so that is left for when it does.
 
-use super::super::super::state::{StateError, StateStore};
+use crate::state::{StateError, StateStore};
 
 /// The key under which rows with a null join key are kept.
 pub const NULL_KEY: &[u8] = b"";
