@@ -79,7 +79,7 @@ impl HashIndex {
             total += c;
             starts.push(total);
         }
-        // Fill each group from its start, in row order; `counts` becomes the next free slot.
+        // Fill each group from its start, in row order; `next` is each group's next free slot.
         let mut next: Vec<u32> = starts[..counts.len()].to_vec();
         let mut rows = vec![0u32; total as usize];
         for (row, &g) in group_of.iter().enumerate() {

@@ -353,3 +353,262 @@ fn missing_schema(format: FileFormat, table: &str) -> TableError {
         _ => format!("a {} static table needs a declared `schema` (only parquet can go without)", format.extension()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::deadletter::OnBadRecord;
+
+    const T1: &str = "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\",\"n\":2}\n";
+    const T1_SHA: &str = "8b1528309e5fa0d937fdf47dfa1645cd6a9ef80ee7f883e44c223ad37b39a0e4";
+    const T2: &str = "{\"k\":\"a\",\"n\":10}\n";
+    const T2_SHA: &str = "641b935f3167293329d1df7165e1d4a33b774d42e2fbf3bf2ff654fb66f4c0bc";
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]))
+    }
+
+    /// The rows as `k=n` strings, in order.
+    fn rows(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in batches {
+            let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                out.push(format!("{}={}", k.value(i), n.value(i)));
+            }
+        }
+        out
+    }
+
+    fn load_json(store: &TableSnapshots, version: &TableVersion) -> Vec<String> {
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let (s, batches) =
+            store.load(version, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
+        assert_eq!(s, schema());
+        rows(&batches)
+    }
+
+    #[test]
+    fn scan_lists_regular_files_by_name_with_sizes_and_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("t2.json"), T2).unwrap();
+        fs::write(dir.path().join("t1.json"), T1).unwrap();
+        fs::write(dir.path().join(".t3.json.tmp"), "hidden").unwrap();
+        fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let version = scan(dir.path()).unwrap();
+        assert_eq!(
+            version,
+            TableVersion {
+                files: vec![
+                    TableFile { name: "t1.json".into(), bytes: 32, sha256: T1_SHA.into() },
+                    TableFile { name: "t2.json".into(), bytes: 17, sha256: T2_SHA.into() },
+                ]
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&version).unwrap(),
+            format!(
+                "{{\"files\":[{{\"name\":\"t1.json\",\"bytes\":32,\"sha256\":\"{T1_SHA}\"}},\
+                 {{\"name\":\"t2.json\",\"bytes\":17,\"sha256\":\"{T2_SHA}\"}}]}}"
+            )
+        );
+        let back: TableVersion = serde_json::from_str(&serde_json::to_string(&version).unwrap()).unwrap();
+        assert_eq!(back, version);
+    }
+
+    #[test]
+    fn a_cached_scan_sees_a_replaced_file_and_a_removed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("t.json"), T1).unwrap();
+        fs::write(dir.path().join("u.json"), T2).unwrap();
+        let mut scanner = TableScanner::new();
+        assert_eq!(scanner.scan(dir.path()).unwrap().files[0].sha256, T1_SHA);
+        // Replaced by rename (the safe way): another size, a new mtime.
+        fs::write(dir.path().join(".t.json.new"), T2).unwrap();
+        fs::rename(dir.path().join(".t.json.new"), dir.path().join("t.json")).unwrap();
+        fs::remove_file(dir.path().join("u.json")).unwrap();
+        assert_eq!(
+            scanner.scan(dir.path()).unwrap(),
+            TableVersion { files: vec![TableFile { name: "t.json".into(), bytes: 17, sha256: T2_SHA.into() }] }
+        );
+    }
+
+    #[test]
+    fn a_snapshot_still_loads_the_old_rows_after_the_source_file_changed() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path().join("tables/users"));
+        fs::write(table.path().join("t.json"), T1).unwrap();
+        let v1 = scan(table.path()).unwrap();
+        store.snapshot(table.path(), &v1).unwrap();
+        assert!(ckpt.path().join("tables/users").join(T1_SHA).is_file());
+
+        fs::write(table.path().join("t.json"), T2).unwrap();
+        let v2 = scan(table.path()).unwrap();
+        assert_ne!(v1, v2);
+        store.snapshot(table.path(), &v2).unwrap();
+        // A replay of the earlier batch joins the old rows; the next batch the new ones.
+        assert_eq!(load_json(&store, &v1), ["a=1", "b=2"]);
+        assert_eq!(load_json(&store, &v2), ["a=10"]);
+
+        // Keeping only v2 deletes v1's copy; v2 still loads.
+        assert_eq!(store.purge(std::slice::from_ref(&v2)).unwrap(), 1);
+        assert!(!ckpt.path().join("tables/users").join(T1_SHA).exists());
+        assert_eq!(load_json(&store, &v2), ["a=10"]);
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let err = store.load(&v1, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap_err();
+        assert!(err.to_string().starts_with("reading the stored copy of static table file t.json ("), "{err}");
+    }
+
+    #[test]
+    fn a_file_changed_between_scan_and_copy_is_refused_and_not_stored() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path());
+        fs::write(table.path().join("t.json"), T1).unwrap();
+        let v1 = scan(table.path()).unwrap();
+        fs::write(table.path().join("t.json"), T2).unwrap();
+        let err = store.snapshot(table.path(), &v1).unwrap_err();
+        assert!(matches!(&err, TableError::Changed { bytes: 17, sha256, .. } if sha256 == T2_SHA), "{err}");
+        assert!(
+            err.to_string().ends_with(&format!(
+                "/t.json changed after the table was scanned (it has 17 bytes, digest {T2_SHA}); rescan the table \
+                 (the next batch does) and replace table files by writing a new file and renaming it over the old one"
+            )),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(ckpt.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_corrupt_stored_copy_is_refused() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path());
+        fs::write(table.path().join("t.json"), T1).unwrap();
+        let v1 = scan(table.path()).unwrap();
+        store.snapshot(table.path(), &v1).unwrap();
+        fs::write(ckpt.path().join(T1_SHA), T2).unwrap();
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let err = store.load(&v1, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap_err();
+        assert!(err.to_string().contains("does not have its recorded digest: the checkpoint is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn purge_keeps_every_named_copy_and_leaves_other_files() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path());
+        fs::write(table.path().join("a.json"), T1).unwrap();
+        fs::write(table.path().join("b.json"), T2).unwrap();
+        let both = scan(table.path()).unwrap();
+        store.snapshot(table.path(), &both).unwrap();
+        fs::write(ckpt.path().join(format!(".{T1_SHA}.123.tmp")), "partial").unwrap();
+        fs::write(ckpt.path().join("README"), "not ours").unwrap();
+        let only_b = TableVersion { files: vec![both.files[1].clone()] };
+        assert_eq!(store.purge(&[only_b.clone(), only_b]).unwrap(), 2);
+        let mut left: Vec<String> =
+            fs::read_dir(ckpt.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec!["641b935f3167293329d1df7165e1d4a33b774d42e2fbf3bf2ff654fb66f4c0bc", "README"]);
+        // A store never written to purges nothing.
+        assert_eq!(TableSnapshots::new(ckpt.path().join("none")).purge(&[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn csv_and_parquet_tables_load_in_file_order() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path());
+        fs::write(table.path().join("1.csv"), "k,n\nx,1\n").unwrap();
+        fs::write(table.path().join("2.csv"), "k,n\ny,2\nz,3\n").unwrap();
+        let v = scan(table.path()).unwrap();
+        store.snapshot(table.path(), &v).unwrap();
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let (_, batches) = store.load(&v, FileFormat::Csv, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
+        assert_eq!(rows(&batches), ["x=1", "y=2", "z=3"]);
+        let err = store.load(&v, FileFormat::Csv, None, CsvOptions::default(), &mut bad).unwrap_err();
+        assert_eq!(err.to_string(), "a csv static table needs a declared `schema` (only parquet can go without)");
+
+        // Parquet without a declared schema: the first file's.
+        let ptable = tempfile::tempdir().unwrap();
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![Arc::new(StringArray::from(vec!["p"])), Arc::new(Int64Array::from(vec![7]))],
+        )
+        .unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(
+            fs::File::create(ptable.path().join("p.parquet")).unwrap(),
+            schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let v = scan(ptable.path()).unwrap();
+        assert_eq!(table_schema(ptable.path(), &v, FileFormat::Parquet, None).unwrap().fields().len(), 2);
+        store.snapshot(ptable.path(), &v).unwrap();
+        let (s, batches) = store.load(&v, FileFormat::Parquet, None, CsvOptions::default(), &mut bad).unwrap();
+        assert_eq!(s.field(0).name(), "k");
+        assert_eq!(rows(&batches), ["p=7"]);
+        let empty = TableVersion::default();
+        assert!(store.load(&empty, FileFormat::Parquet, None, CsvOptions::default(), &mut bad).is_err());
+        let (_, none) = store.load(&empty, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
+        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+        assert!(batches[0].column(0).null_count() == 0);
+    }
+
+    #[test]
+    fn a_bad_record_in_a_table_names_the_table_file_and_line() {
+        let table = tempfile::tempdir().unwrap();
+        let ckpt = tempfile::tempdir().unwrap();
+        let store = TableSnapshots::new(ckpt.path());
+        fs::write(table.path().join("users.json"), "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\",\"n\":\"two\"}\n").unwrap();
+        let v = scan(table.path()).unwrap();
+        store.snapshot(table.path(), &v).unwrap();
+        let mut fail = BadRecords::new(OnBadRecord::Fail);
+        let err = store.load(&v, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut fail).unwrap_err();
+        assert!(err.to_string().starts_with("bad record in users.json line 2: "), "{err}");
+        let mut dead = BadRecords::new(OnBadRecord::DeadLetter);
+        let (_, batches) = store.load(&v, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut dead).unwrap();
+        assert_eq!(rows(&batches), ["a=1"]);
+        assert_eq!(
+            dead.take().iter().map(|r| (r.origin.clone(), r.line)).collect::<Vec<_>>(),
+            [("users.json".to_string(), Some(2))]
+        );
+    }
+
+    #[test]
+    fn refresh_policy_decisions() {
+        let minute = 60_000_000;
+        let mut never = RefreshPolicy::new(Refresh::Never);
+        assert!(never.due(0), "the first batch of a run reads the table");
+        never.scanned(0);
+        assert!(!never.due(1000 * minute));
+
+        let mut on_change = RefreshPolicy::new(Refresh::OnChange);
+        assert!(on_change.due(0));
+        on_change.scanned(0);
+        assert!(on_change.due(0), "rescanned at every batch");
+        assert!(on_change.due(1));
+
+        let mut every = RefreshPolicy::new(Refresh::Every(Duration::from_secs(600)));
+        assert!(every.due(5 * minute));
+        every.scanned(5 * minute);
+        assert!(!every.due(5 * minute));
+        assert!(!every.due(15 * minute - 1));
+        assert!(every.due(15 * minute), "exactly the interval later");
+        assert!(!every.due(4 * minute), "a clock that went back does not rescan");
+        every.scanned(15 * minute);
+        assert!(!every.due(20 * minute));
+        assert_eq!(Refresh::default(), Refresh::OnChange);
+    }
+}
