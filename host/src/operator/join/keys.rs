@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema};
+use arrow::datatypes::{DataType, Float64Type, Schema};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -147,21 +147,13 @@ impl KeyEncoder {
     }
 }
 
-/// `-0.0` as `0.0` and every NaN as one NaN, so that equal keys in SQL have equal bytes.
+/// `-0.0` as `0.0` and every NaN as one NaN, so that equal keys in SQL have equal bytes (weir's
+/// only floating type is `double`: parquet floats are read as doubles).
 fn normalize_floats(column: ArrayRef) -> ArrayRef {
     match column.data_type() {
         DataType::Float64 => Arc::new(column.as_primitive::<Float64Type>().unary::<_, Float64Type>(|v| {
             if v.is_nan() {
                 f64::NAN
-            } else if v == 0.0 {
-                0.0
-            } else {
-                v
-            }
-        })),
-        DataType::Float32 => Arc::new(column.as_primitive::<Float32Type>().unary::<_, Float32Type>(|v| {
-            if v.is_nan() {
-                f32::NAN
             } else if v == 0.0 {
                 0.0
             } else {

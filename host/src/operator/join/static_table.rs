@@ -359,8 +359,9 @@ mod tests {
     use std::fs;
     use std::sync::Arc;
 
-    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+    use tempfile::TempDir;
 
     use super::*;
     use crate::deadletter::OnBadRecord;
@@ -372,6 +373,56 @@ mod tests {
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]))
+    }
+
+    /// A table directory and a snapshot store in a checkpoint directory of its own.
+    struct Fixture {
+        table: TempDir,
+        ckpt: TempDir,
+        store: TableSnapshots,
+    }
+
+    fn fixture(files: &[(&str, &str)]) -> Fixture {
+        let (table, ckpt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = TableSnapshots::new(ckpt.path().join("users"));
+        let f = Fixture { table, ckpt, store };
+        for (name, text) in files {
+            f.write(name, text);
+        }
+        f
+    }
+
+    impl Fixture {
+        fn write(&self, name: &str, text: &str) {
+            fs::write(self.table.path().join(name), text).unwrap();
+        }
+
+        fn stored(&self) -> PathBuf {
+            self.ckpt.path().join("users")
+        }
+
+        /// Scans the table and snapshots the version, as the engine does at a batch.
+        fn scan_and_snapshot(&self) -> TableVersion {
+            let v = scan(self.table.path()).unwrap();
+            self.store.snapshot(self.table.path(), &v).unwrap();
+            v
+        }
+
+        fn load(
+            &self,
+            v: &TableVersion,
+            format: FileFormat,
+            schema: Option<&SchemaRef>,
+        ) -> Result<(SchemaRef, Vec<RecordBatch>), TableError> {
+            self.store.load(v, format, schema, CsvOptions::default(), &mut BadRecords::new(OnBadRecord::Fail))
+        }
+
+        /// The rows of a json version, as `k=n` strings.
+        fn json_rows(&self, v: &TableVersion) -> Vec<String> {
+            let (s, batches) = self.load(v, FileFormat::Json, Some(&schema())).unwrap();
+            assert_eq!(s, schema());
+            rows(&batches)
+        }
     }
 
     /// The rows as `k=n` strings, in order.
@@ -387,23 +438,11 @@ mod tests {
         out
     }
 
-    fn load_json(store: &TableSnapshots, version: &TableVersion) -> Vec<String> {
-        let mut bad = BadRecords::new(OnBadRecord::Fail);
-        let (s, batches) =
-            store.load(version, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
-        assert_eq!(s, schema());
-        rows(&batches)
-    }
-
     #[test]
     fn scan_lists_regular_files_by_name_with_sizes_and_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("t2.json"), T2).unwrap();
-        fs::write(dir.path().join("t1.json"), T1).unwrap();
-        fs::write(dir.path().join(".t3.json.tmp"), "hidden").unwrap();
-        fs::write(dir.path().join("_SUCCESS"), "").unwrap();
-        fs::create_dir(dir.path().join("sub")).unwrap();
-        let version = scan(dir.path()).unwrap();
+        let f = fixture(&[("t2.json", T2), ("t1.json", T1), (".t3.json.tmp", "hidden"), ("_SUCCESS", "")]);
+        fs::create_dir(f.table.path().join("sub")).unwrap();
+        let version = scan(f.table.path()).unwrap();
         assert_eq!(
             version,
             TableVersion {
@@ -426,57 +465,45 @@ mod tests {
 
     #[test]
     fn a_cached_scan_sees_a_replaced_file_and_a_removed_one() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("t.json"), T1).unwrap();
-        fs::write(dir.path().join("u.json"), T2).unwrap();
+        let f = fixture(&[("t.json", T1), ("u.json", T2)]);
         let mut scanner = TableScanner::new();
-        assert_eq!(scanner.scan(dir.path()).unwrap().files[0].sha256, T1_SHA);
+        assert_eq!(scanner.scan(f.table.path()).unwrap().files[0].sha256, T1_SHA);
         // Replaced by rename (the safe way): another size, a new mtime.
-        fs::write(dir.path().join(".t.json.new"), T2).unwrap();
-        fs::rename(dir.path().join(".t.json.new"), dir.path().join("t.json")).unwrap();
-        fs::remove_file(dir.path().join("u.json")).unwrap();
+        f.write(".t.json.new", T2);
+        fs::rename(f.table.path().join(".t.json.new"), f.table.path().join("t.json")).unwrap();
+        fs::remove_file(f.table.path().join("u.json")).unwrap();
         assert_eq!(
-            scanner.scan(dir.path()).unwrap(),
+            scanner.scan(f.table.path()).unwrap(),
             TableVersion { files: vec![TableFile { name: "t.json".into(), bytes: 17, sha256: T2_SHA.into() }] }
         );
     }
 
     #[test]
     fn a_snapshot_still_loads_the_old_rows_after_the_source_file_changed() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path().join("tables/users"));
-        fs::write(table.path().join("t.json"), T1).unwrap();
-        let v1 = scan(table.path()).unwrap();
-        store.snapshot(table.path(), &v1).unwrap();
-        assert!(ckpt.path().join("tables/users").join(T1_SHA).is_file());
-
-        fs::write(table.path().join("t.json"), T2).unwrap();
-        let v2 = scan(table.path()).unwrap();
+        let f = fixture(&[("t.json", T1)]);
+        let v1 = f.scan_and_snapshot();
+        assert!(f.stored().join(T1_SHA).is_file());
+        f.write("t.json", T2);
+        let v2 = f.scan_and_snapshot();
         assert_ne!(v1, v2);
-        store.snapshot(table.path(), &v2).unwrap();
         // A replay of the earlier batch joins the old rows; the next batch the new ones.
-        assert_eq!(load_json(&store, &v1), ["a=1", "b=2"]);
-        assert_eq!(load_json(&store, &v2), ["a=10"]);
+        assert_eq!(f.json_rows(&v1), ["a=1", "b=2"]);
+        assert_eq!(f.json_rows(&v2), ["a=10"]);
 
-        // Keeping only v2 deletes v1's copy; v2 still loads.
-        assert_eq!(store.purge(std::slice::from_ref(&v2)).unwrap(), 1);
-        assert!(!ckpt.path().join("tables/users").join(T1_SHA).exists());
-        assert_eq!(load_json(&store, &v2), ["a=10"]);
-        let mut bad = BadRecords::new(OnBadRecord::Fail);
-        let err = store.load(&v1, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap_err();
+        // Keeping only v2 deletes v1's copy; v2 still loads, v1 no longer.
+        assert_eq!(f.store.purge(std::slice::from_ref(&v2)).unwrap(), 1);
+        assert!(!f.stored().join(T1_SHA).exists());
+        assert_eq!(f.json_rows(&v2), ["a=10"]);
+        let err = f.load(&v1, FileFormat::Json, Some(&schema())).unwrap_err();
         assert!(err.to_string().starts_with("reading the stored copy of static table file t.json ("), "{err}");
     }
 
     #[test]
     fn a_file_changed_between_scan_and_copy_is_refused_and_not_stored() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path());
-        fs::write(table.path().join("t.json"), T1).unwrap();
-        let v1 = scan(table.path()).unwrap();
-        fs::write(table.path().join("t.json"), T2).unwrap();
-        let err = store.snapshot(table.path(), &v1).unwrap_err();
+        let f = fixture(&[("t.json", T1)]);
+        let v1 = scan(f.table.path()).unwrap();
+        f.write("t.json", T2);
+        let err = f.store.snapshot(f.table.path(), &v1).unwrap_err();
         assert!(matches!(&err, TableError::Changed { bytes: 17, sha256, .. } if sha256 == T2_SHA), "{err}");
         assert!(
             err.to_string().ends_with(&format!(
@@ -485,105 +512,83 @@ mod tests {
             )),
             "{err}"
         );
-        assert_eq!(fs::read_dir(ckpt.path()).unwrap().count(), 0);
+        assert!(!f.stored().exists());
     }
 
     #[test]
     fn a_corrupt_stored_copy_is_refused() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path());
-        fs::write(table.path().join("t.json"), T1).unwrap();
-        let v1 = scan(table.path()).unwrap();
-        store.snapshot(table.path(), &v1).unwrap();
-        fs::write(ckpt.path().join(T1_SHA), T2).unwrap();
-        let mut bad = BadRecords::new(OnBadRecord::Fail);
-        let err = store.load(&v1, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap_err();
+        let f = fixture(&[("t.json", T1)]);
+        let v1 = f.scan_and_snapshot();
+        fs::write(f.stored().join(T1_SHA), T2).unwrap();
+        let err = f.load(&v1, FileFormat::Json, Some(&schema())).unwrap_err();
         assert!(err.to_string().contains("does not have its recorded digest: the checkpoint is corrupt"), "{err}");
     }
 
     #[test]
     fn purge_keeps_every_named_copy_and_leaves_other_files() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path());
-        fs::write(table.path().join("a.json"), T1).unwrap();
-        fs::write(table.path().join("b.json"), T2).unwrap();
-        let both = scan(table.path()).unwrap();
-        store.snapshot(table.path(), &both).unwrap();
-        fs::write(ckpt.path().join(format!(".{T1_SHA}.123.tmp")), "partial").unwrap();
-        fs::write(ckpt.path().join("README"), "not ours").unwrap();
+        let f = fixture(&[("a.json", T1), ("b.json", T2)]);
+        let both = f.scan_and_snapshot();
+        fs::write(f.stored().join(format!(".{T1_SHA}.123.tmp")), "partial").unwrap();
+        fs::write(f.stored().join("README"), "not ours").unwrap();
         let only_b = TableVersion { files: vec![both.files[1].clone()] };
-        assert_eq!(store.purge(&[only_b.clone(), only_b]).unwrap(), 2);
+        assert_eq!(f.store.purge(&[only_b.clone(), only_b]).unwrap(), 2);
         let mut left: Vec<String> =
-            fs::read_dir(ckpt.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            fs::read_dir(f.stored()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         left.sort();
-        assert_eq!(left, vec!["641b935f3167293329d1df7165e1d4a33b774d42e2fbf3bf2ff654fb66f4c0bc", "README"]);
+        assert_eq!(left, [T2_SHA, "README"]);
         // A store never written to purges nothing.
-        assert_eq!(TableSnapshots::new(ckpt.path().join("none")).purge(&[]).unwrap(), 0);
+        assert_eq!(TableSnapshots::new(f.ckpt.path().join("none")).purge(&[]).unwrap(), 0);
     }
 
     #[test]
-    fn csv_and_parquet_tables_load_in_file_order() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path());
-        fs::write(table.path().join("1.csv"), "k,n\nx,1\n").unwrap();
-        fs::write(table.path().join("2.csv"), "k,n\ny,2\nz,3\n").unwrap();
-        let v = scan(table.path()).unwrap();
-        store.snapshot(table.path(), &v).unwrap();
-        let mut bad = BadRecords::new(OnBadRecord::Fail);
-        let (_, batches) = store.load(&v, FileFormat::Csv, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
-        assert_eq!(rows(&batches), ["x=1", "y=2", "z=3"]);
-        let err = store.load(&v, FileFormat::Csv, None, CsvOptions::default(), &mut bad).unwrap_err();
-        assert_eq!(err.to_string(), "a csv static table needs a declared `schema` (only parquet can go without)");
+    fn csv_tables_load_in_file_order_and_need_a_schema() {
+        let f = fixture(&[("1.csv", "k,n\nx,1\n"), ("2.csv", "k,n\ny,2\nz,3\n")]);
+        let v = f.scan_and_snapshot();
+        assert_eq!(rows(&f.load(&v, FileFormat::Csv, Some(&schema())).unwrap().1), ["x=1", "y=2", "z=3"]);
+        assert_eq!(
+            f.load(&v, FileFormat::Csv, None).unwrap_err().to_string(),
+            "a csv static table needs a declared `schema` (only parquet can go without)"
+        );
+        let (_, none) = f.load(&TableVersion::default(), FileFormat::Json, Some(&schema())).unwrap();
+        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    }
 
-        // Parquet without a declared schema: the first file's.
-        let ptable = tempfile::tempdir().unwrap();
+    #[test]
+    fn a_parquet_table_without_a_schema_is_read_with_its_first_files() {
+        let f = fixture(&[]);
         let batch = RecordBatch::try_new(
             schema(),
             vec![Arc::new(StringArray::from(vec!["p"])), Arc::new(Int64Array::from(vec![7]))],
         )
         .unwrap();
-        let mut w = ::parquet::arrow::ArrowWriter::try_new(
-            fs::File::create(ptable.path().join("p.parquet")).unwrap(),
-            schema(),
-            None,
-        )
-        .unwrap();
+        let file = fs::File::create(f.table.path().join("p.parquet")).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, schema(), None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
-        let v = scan(ptable.path()).unwrap();
-        assert_eq!(table_schema(ptable.path(), &v, FileFormat::Parquet, None).unwrap().fields().len(), 2);
-        store.snapshot(ptable.path(), &v).unwrap();
-        let (s, batches) = store.load(&v, FileFormat::Parquet, None, CsvOptions::default(), &mut bad).unwrap();
-        assert_eq!(s.field(0).name(), "k");
+        let v = f.scan_and_snapshot();
+        assert_eq!(table_schema(f.table.path(), &v, FileFormat::Parquet, None).unwrap(), schema());
+        let (s, batches) = f.load(&v, FileFormat::Parquet, None).unwrap();
+        assert_eq!(s, schema());
         assert_eq!(rows(&batches), ["p=7"]);
-        let empty = TableVersion::default();
-        assert!(store.load(&empty, FileFormat::Parquet, None, CsvOptions::default(), &mut bad).is_err());
-        let (_, none) = store.load(&empty, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut bad).unwrap();
-        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
-        assert!(batches[0].column(0).null_count() == 0);
+        assert_eq!(
+            f.load(&TableVersion::default(), FileFormat::Parquet, None).unwrap_err().to_string(),
+            "no schema declared and no parquet file in the static table to infer it from; declare the source's \
+             `schema`"
+        );
     }
 
     #[test]
     fn a_bad_record_in_a_table_names_the_table_file_and_line() {
-        let table = tempfile::tempdir().unwrap();
-        let ckpt = tempfile::tempdir().unwrap();
-        let store = TableSnapshots::new(ckpt.path());
-        fs::write(table.path().join("users.json"), "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\",\"n\":\"two\"}\n").unwrap();
-        let v = scan(table.path()).unwrap();
-        store.snapshot(table.path(), &v).unwrap();
-        let mut fail = BadRecords::new(OnBadRecord::Fail);
-        let err = store.load(&v, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut fail).unwrap_err();
+        let f = fixture(&[("users.json", "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\",\"n\":\"two\"}\n")]);
+        let v = f.scan_and_snapshot();
+        let err = f.load(&v, FileFormat::Json, Some(&schema())).unwrap_err();
         assert!(err.to_string().starts_with("bad record in users.json line 2: "), "{err}");
         let mut dead = BadRecords::new(OnBadRecord::DeadLetter);
-        let (_, batches) = store.load(&v, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut dead).unwrap();
+        let (_, batches) =
+            f.store.load(&v, FileFormat::Json, Some(&schema()), CsvOptions::default(), &mut dead).unwrap();
         assert_eq!(rows(&batches), ["a=1"]);
-        assert_eq!(
-            dead.take().iter().map(|r| (r.origin.clone(), r.line)).collect::<Vec<_>>(),
-            [("users.json".to_string(), Some(2))]
-        );
+        let where_: Vec<(String, Option<u64>)> = dead.take().into_iter().map(|r| (r.origin, r.line)).collect();
+        assert_eq!(where_, [("users.json".to_string(), Some(2))]);
     }
 
     #[test]
