@@ -55,7 +55,8 @@ pub fn common_key_type(left: &DataType, right: &DataType) -> Option<DataType> {
 
 /// Finds the key columns on both sides and their comparison types. Refuses an empty key list, a
 /// `USING` name listed twice, a missing column (listing the side's columns) and key types that
-/// differ (other than `int` vs `bigint`).
+/// differ (other than `int` vs `bigint`). Names match exactly, as everywhere in weir (Spark
+/// resolves them case-insensitively unless `spark.sql.caseSensitive` is set).
 pub fn resolve_keys(left: &Schema, right: &Schema, keys: &JoinKeys) -> Result<ResolvedKeys, String> {
     if keys.is_empty() {
         return Err("a join needs at least one key: set `on`, e.g. on = [\"user_id\"] or \

@@ -1,14 +1,17 @@
 //! A join's output columns, as Spark's analyzer computes them, and the assembly of output batches
 //! from the rows each side contributes.
 //!
-//! `USING` joins (`on = ["k"]`), as Spark's `NaturalAndUsingJoinResolution`
-//! (`computeOutputAndHiddenOutput`; `commonNaturalJoinProcessing` in `Analyzer.scala` before 4.x):
+//! `USING` joins (`on = ["k"]`), as Spark's `NaturalAndUsingJoinResolution.computeOutputAndHiddenOutput`
+//! (sql/catalyst/.../analysis/NaturalAndUsingJoinResolution.scala on Spark's master; the same
+//! order as `commonNaturalJoinProcessing` in `Analyzer.scala` of Spark 3.x):
 //! - inner: left keys, left's other columns, right's other columns;
 //! - left_outer: the same, right's columns nullable;
 //! - left_semi / left_anti: left keys, left's other columns;
 //! - right_outer: right keys, left's other columns (nullable), right's other columns;
-//! - full_outer: `coalesce(left key, right key)` named as the left key (nullable; its type the
-//!   common key type), then both sides' other columns, all nullable.
+//! - full_outer: `coalesce(left key, right key)` named as the left key, then both sides' other
+//!   columns, all nullable. The key is nullable too, as on master (both arguments of the coalesce
+//!   are made nullable there; Spark 3.x left it non-null when both keys were), and of the common
+//!   key type (`bigint` for `int` against `bigint`, as Spark's coercion of `coalesce`).
 //!
 //! Pair joins (`on = [{ left = "a", right = "b" }]`) keep every column, as Spark's `Join.output`:
 //! all left columns then all right columns (semi/anti: left only), the side that may be missing
