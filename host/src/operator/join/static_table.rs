@@ -149,7 +149,9 @@ pub struct TableSnapshots {
 }
 
 impl TableSnapshots {
-    /// A store in `dir` (the checkpoint's directory for this table), created on first snapshot.
+    /// A store in `dir`, created on first snapshot. One directory per table (e.g.
+    /// `<checkpoint>/tables/<source name>`): [`TableSnapshots::purge`] deletes every copy its
+    /// `keep` list does not name, so tables sharing a directory would purge each other's copies.
     pub fn new(dir: impl Into<PathBuf>) -> TableSnapshots {
         TableSnapshots { dir: dir.into() }
     }
