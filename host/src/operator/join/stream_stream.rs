@@ -471,3 +471,471 @@ pub fn progress_json(p: &StateOperatorProgress) -> serde_json::Value {
         "customMetrics": {},
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+
+    use super::super::spec::JoinKeys;
+    use super::*;
+    use crate::schema::parse_ddl;
+    use crate::state::memory::MemoryStateStore;
+    use crate::state::rocksdb::RocksDbStateStore;
+
+    const MIN: i64 = 60_000_000;
+    const MS: i64 = 1000;
+
+    /// (key, event time in µs, value): a row of either side.
+    type Row<'a> = (Option<&'a str>, i64, &'a str);
+
+    fn left_schema() -> SchemaRef {
+        parse_ddl("k string, lt timestamp, lv string").unwrap()
+    }
+
+    fn right_schema() -> SchemaRef {
+        parse_ddl("k string, rt timestamp, rv string").unwrap()
+    }
+
+    fn batch(schema: SchemaRef, rows: &[Row]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(
+                    TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Every row of `b` as `k|lt|lv|rt|rv`: strings as they are, times in minutes (µs when not
+    /// whole minutes), `-` for null.
+    fn render(b: &RecordBatch) -> Vec<String> {
+        (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            "-".to_string()
+                        } else if let Some(s) = c.as_string_opt::<i32>() {
+                            s.value(r).to_string()
+                        } else {
+                            let t = c.as_primitive::<TimestampMicrosecondType>().value(r);
+                            if t % MIN == 0 {
+                                (t / MIN).to_string()
+                            } else {
+                                format!("{t}us")
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    fn spec(t: JoinType) -> JoinSpec {
+        JoinSpec { join_type: t, keys: JoinKeys::Using(vec!["k".into()]), left_prefix: None, right_prefix: None }
+    }
+
+    /// `impression + 0 <= click <= impression + 1 hour`: left = clicks, right = impressions.
+    fn hour_range() -> Option<TimeRange> {
+        Some(TimeRange::inclusive(1, 1, 0, 60 * MIN))
+    }
+
+    type Open = fn(&std::path::Path) -> Box<dyn StateStore>;
+
+    fn memory(dir: &std::path::Path) -> Box<dyn StateStore> {
+        Box::new(MemoryStateStore::open(dir, 10).unwrap())
+    }
+
+    fn rocksdb(dir: &std::path::Path) -> Box<dyn StateStore> {
+        Box::new(RocksDbStateStore::open(dir, 10).unwrap())
+    }
+
+    struct Harness {
+        join: StreamStreamJoin,
+        _dirs: (tempfile::TempDir, tempfile::TempDir),
+    }
+
+    fn harness(t: JoinType, open: Open) -> Harness {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let join = StreamStreamJoin::new(
+            &spec(t),
+            left_schema(),
+            right_schema(),
+            hour_range(),
+            Some(1),
+            Some(1),
+            open(dirs.0.path()),
+            open(dirs.1.path()),
+        )
+        .unwrap();
+        Harness { join, _dirs: dirs }
+    }
+
+    /// What one batch did.
+    #[derive(Debug, PartialEq)]
+    struct Step {
+        /// Rows joined while the input was processed, in output order.
+        joined: Vec<String>,
+        /// Rows emitted at the end of the batch (sorted).
+        evicted: Vec<String>,
+        late_left: Vec<u32>,
+        late_right: Vec<u32>,
+        /// numRowsTotal, numRowsUpdated, numRowsRemoved, numRowsDroppedByWatermark.
+        counts: [u64; 4],
+    }
+
+    impl Harness {
+        /// Batch `id` with the watermarks in minutes.
+        fn run(&mut self, id: u64, late: i64, eviction: i64, left: &[Row], right: &[Row]) -> Step {
+            self.run_micros(id, late * MIN, eviction * MIN, left, right)
+        }
+
+        fn run_micros(&mut self, id: u64, late: i64, eviction: i64, left: &[Row], right: &[Row]) -> Step {
+            self.join.begin(id, late, eviction).unwrap();
+            let (l, late_left) = self.join.process(Side::Left, &batch(left_schema(), left)).unwrap();
+            let (r, late_right) = self.join.process(Side::Right, &batch(right_schema(), right)).unwrap();
+            let (e, json) = self.join.finish().unwrap();
+            assert_eq!(l.schema(), self.join.schema());
+            assert_eq!(e.schema(), self.join.schema());
+            let mut joined = render(&l);
+            joined.extend(render(&r));
+            let mut evicted = render(&e);
+            evicted.sort();
+            let n = |f: &str| json[f].as_u64().unwrap();
+            assert_eq!(json["operatorName"], "symmetricHashJoin");
+            assert!(json["memoryUsedBytes"].as_u64().is_some());
+            Step {
+                joined,
+                evicted,
+                late_left,
+                late_right,
+                counts: [n("numRowsTotal"), n("numRowsUpdated"), n("numRowsRemoved"), n("numRowsDroppedByWatermark")],
+            }
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn step(joined: &[&str], evicted: &[&str], late: (&[u32], &[u32]), counts: [u64; 4]) -> Step {
+        Step {
+            joined: strings(joined),
+            evicted: strings(evicted),
+            late_left: late.0.to_vec(),
+            late_right: late.1.to_vec(),
+            counts,
+        }
+    }
+
+    /// The inner join worked by hand in four batches (times in minutes, watermarks: late /
+    /// eviction). State watermarks: left = W − 1 ms, right = W − 60 min − 1 ms.
+    fn inner_batches(h: &mut Harness) -> Vec<Step> {
+        let a = Some("a");
+        let b = Some("b");
+        let c = Some("c");
+        vec![
+            // 0: l1 is buffered before the right rows come; r1 joins it (a pair within one
+            // batch, once); r2 is out of range, r3 has no partner.
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1")], &[(a, 5 * MIN, "r1"), (a, 20 * MIN, "r2"), (b, 10 * MIN, "r3")]),
+            // 1: l2 joins r1 and r2 of batch 0; l3 joins r3 at the range's upper end (70 =
+            // 10 + 60); r4 is past every buffered left row. Left rows at or behind 29:59.999 go.
+            h.run(1, 0, 30, &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")], &[(a, 40 * MIN, "r4")]),
+            // 2: 30 and 29 are late (at or behind 30); l5 joins r4; r6, r7 join nothing. Left
+            // rows to 89:59.999 and right rows to 29:59.999 go.
+            h.run(
+                2,
+                30,
+                90,
+                &[(a, 30 * MIN, "late"), (a, 95 * MIN, "l5")],
+                &[(a, 29 * MIN, "late"), (a, 100 * MIN, "r6"), (b, 80 * MIN, "r7")],
+            ),
+            // 3: r9 joins l9 of the same batch, and is not buffered: the right state watermark
+            // (139:59.999) already passes it (Spark's rule). Everything goes.
+            h.run(3, 90, 200, &[(c, 120 * MIN, "l9")], &[(c, 100 * MIN, "r9")]),
+        ]
+    }
+
+    fn inner_expected() -> Vec<Step> {
+        vec![
+            step(&["a|10|l1|5|r1"], &[], (&[], &[]), [4, 4, 0, 0]),
+            step(&["a|25|l2|5|r1", "a|25|l2|20|r2", "b|70|l3|10|r3"], &[], (&[], &[]), [5, 3, 2, 0]),
+            step(&["a|95|l5|40|r4"], &[], (&[0], &[0]), [4, 3, 4, 2]),
+            step(&["c|120|l9|100|r9"], &[], (&[], &[]), [0, 1, 5, 0]),
+        ]
+    }
+
+    #[test]
+    fn inner_join_with_a_range_emits_each_pair_once_across_batches_and_evicts_by_state_watermark() {
+        let mut h = harness(JoinType::Inner, memory);
+        assert_eq!(inner_batches(&mut h), inner_expected());
+    }
+
+    #[test]
+    fn inner_join_gives_the_same_on_rocksdb() {
+        let mut h = harness(JoinType::Inner, rocksdb);
+        assert_eq!(inner_batches(&mut h), inner_expected());
+    }
+
+    #[test]
+    fn a_replayed_batch_starts_from_the_batch_before_and_gives_the_same_output() {
+        let mut h = harness(JoinType::Inner, memory);
+        let want = inner_expected();
+        let a = Some("a");
+        let b = Some("b");
+        let c = Some("c");
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1")], &[(a, 5 * MIN, "r1"), (a, 20 * MIN, "r2"), (b, 10 * MIN, "r3")]),
+            want[0]
+        );
+        // Batch 1 fails half-way (nothing committed) ...
+        h.join.begin(1, 0, 30 * MIN).unwrap();
+        h.join.process(Side::Left, &batch(left_schema(), &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")])).unwrap();
+        // ... and runs again from batch 0's state.
+        let step1 = h.run(1, 0, 30, &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")], &[(a, 40 * MIN, "r4")]);
+        assert_eq!(step1, want[1]);
+        let batch2 = |h: &mut Harness| {
+            h.run(
+                2,
+                30,
+                90,
+                &[(a, 30 * MIN, "late"), (a, 95 * MIN, "l5")],
+                &[(a, 29 * MIN, "late"), (a, 100 * MIN, "r6"), (b, 80 * MIN, "r7")],
+            )
+        };
+        assert_eq!(batch2(&mut h), want[2]);
+        // Batch 2 committed its state, but say the checkpoint did not: it runs again.
+        assert_eq!(batch2(&mut h), want[2]);
+        assert_eq!(h.run(3, 90, 200, &[(c, 120 * MIN, "l9")], &[(c, 100 * MIN, "r9")]), want[3]);
+    }
+
+    /// Left outer: a left row waits until the left state watermark (W − 1 ms) passes it, then
+    /// comes out null-padded unless something joined it.
+    fn left_outer_batches(h: &mut Harness) -> Vec<Step> {
+        let a = Some("a");
+        let b = Some("b");
+        vec![
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2"), (None, 10 * MIN, "l3")], &[(a, 5 * MIN, "r1")]),
+            // A no-data batch at watermark 10: the state watermark is 9:59.999, nothing goes.
+            h.run(1, 0, 10, &[], &[]),
+            // One ms later the rows at 10 go: l1 silently (matched), l2 and the null-key l3
+            // null-padded. b at 9 would have joined l2 but is late; the null-key right row is
+            // dropped before the join (it could match nothing), not counted as late.
+            h.run_micros(2, 10 * MIN, 10 * MIN + MS, &[], &[(b, 9 * MIN, "late"), (None, 50 * MIN, "rn")]),
+        ]
+    }
+
+    fn left_outer_expected() -> Vec<Step> {
+        vec![
+            step(&["a|10|l1|5|r1"], &[], (&[], &[]), [4, 4, 0, 0]),
+            step(&[], &[], (&[], &[]), [4, 0, 0, 0]),
+            // Spark does not count the outer side's evicted rows as removed.
+            step(&[], &["-|10|l3|-|-", "b|10|l2|-|-"], (&[], &[0]), [1, 0, 0, 1]),
+        ]
+    }
+
+    #[test]
+    fn left_outer_emits_an_unmatched_left_row_in_the_batch_its_state_watermark_passes_it() {
+        let mut h = harness(JoinType::LeftOuter, memory);
+        assert_eq!(left_outer_batches(&mut h), left_outer_expected());
+    }
+
+    #[test]
+    fn left_outer_gives_the_same_on_rocksdb() {
+        let mut h = harness(JoinType::LeftOuter, rocksdb);
+        assert_eq!(left_outer_batches(&mut h), left_outer_expected());
+    }
+
+    #[test]
+    fn right_outer_emits_unmatched_right_rows_also_those_the_state_watermark_passes_on_arrival() {
+        let mut h = harness(JoinType::RightOuter, memory);
+        let (a, b, c, d) = (Some("a"), Some("b"), Some("c"), Some("d"));
+        // Right outer `USING (k)`: the key comes from the right side.
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 30 * MIN, "l1")], &[(a, MIN, "r1"), (b, MIN, "r2")]),
+            step(&["a|30|l1|1|r1"], &[], (&[], &[]), [3, 3, 0, 0])
+        );
+        // At 60 the right state watermark is −0:00.001: the rows at 1 stay; the left one (59:59.999)
+        // goes, counted as removed (the left side is not the outer one).
+        assert_eq!(h.run(1, 0, 60, &[], &[]), step(&[], &[], (&[], &[]), [2, 0, 1, 0]));
+        // At 200 the right state watermark is 139:59.999: r3 (100) is behind it on arrival, yet
+        // buffered since it must come out unmatched, and comes out in this batch with r2; l2
+        // goes too. The right rows that go are not counted as removed (Spark's outer side).
+        assert_eq!(
+            h.run(2, 60, 200, &[(d, 150 * MIN, "l2")], &[(c, 100 * MIN, "r3")]),
+            step(&[], &["b|-|-|1|r2", "c|-|-|100|r3"], (&[], &[]), [0, 2, 1, 0])
+        );
+    }
+
+    #[test]
+    fn full_outer_emits_both_sides_unmatched_rows_and_null_keys_never_match() {
+        let mut h = harness(JoinType::FullOuter, memory);
+        let (a, b, c) = (Some("a"), Some("b"), Some("c"));
+        assert_eq!(
+            h.run(
+                0,
+                0,
+                0,
+                &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2"), (None, 10 * MIN, "l3")],
+                &[(a, MIN, "r1"), (c, MIN, "r2"), (None, MIN, "r3")]
+            ),
+            step(&["a|10|l1|1|r1"], &[], (&[], &[]), [6, 6, 0, 0])
+        );
+        // Left rows to 61:59.999 and right rows to 1:59.999 go; the full outer USING key is
+        // coalesce(left k, right k). Spark reports no removed rows for a full outer join.
+        assert_eq!(
+            h.run(1, 0, 62, &[], &[]),
+            step(&[], &["-|-|-|1|r3", "-|10|l3|-|-", "b|10|l2|-|-", "c|-|-|1|r2"], (&[], &[]), [0, 0, 0, 0])
+        );
+    }
+
+    #[test]
+    fn left_semi_emits_a_left_row_once_at_its_first_match() {
+        let mut h = harness(JoinType::LeftSemi, memory);
+        let a = Some("a");
+        let b = Some("b");
+        // r1 joins l1 (emitted, marked matched); r2 would too, but l1 is matched already.
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2")], &[(a, MIN, "r1"), (a, 5 * MIN, "r2")]),
+            step(&["a|10|l1"], &[], (&[], &[]), [4, 4, 0, 0])
+        );
+        // l3 matches buffered r1 at once and is not buffered; r3 finds only the matched l1.
+        assert_eq!(
+            h.run(1, 0, 0, &[(a, 20 * MIN, "l3")], &[(a, 8 * MIN, "r3")]),
+            step(&["a|20|l3"], &[], (&[], &[]), [5, 1, 0, 0])
+        );
+        // Left rows to 29:59.999 go, counted (no side of a semi join is an outer one).
+        assert_eq!(h.run(2, 0, 30, &[], &[]), step(&[], &[], (&[], &[]), [3, 0, 2, 0]));
+    }
+
+    #[test]
+    fn inner_join_drops_null_keys_and_null_times_before_the_join_without_counting_them() {
+        let mut h = harness(JoinType::Inner, memory);
+        let a = Some("a");
+        h.join.begin(0, 5 * MIN, 5 * MIN).unwrap();
+        let mut left = batch(left_schema(), &[(None, 10 * MIN, "x"), (a, 10 * MIN, "y"), (a, 1 * MIN, "late")]);
+        // Null the time of row 1.
+        let times = TimestampMicrosecondArray::from(vec![Some(10 * MIN), None, Some(MIN)]).with_timezone("UTC");
+        left =
+            RecordBatch::try_new(left.schema(), vec![left.column(0).clone(), Arc::new(times), left.column(2).clone()])
+                .unwrap();
+        let (out, late) = h.join.process(Side::Left, &left).unwrap();
+        assert_eq!((out.num_rows(), late), (0, vec![2]));
+        let (_, json) = h.join.finish().unwrap();
+        assert_eq!((json["numRowsTotal"].as_u64(), json["numRowsDroppedByWatermark"].as_u64()), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn a_watermarked_join_key_evicts_at_the_watermark_itself() {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let l = parse_ddl("k string, w timestamp, lv string").unwrap();
+        let r = parse_ddl("k string, w timestamp, rv string").unwrap();
+        let s = JoinSpec {
+            join_type: JoinType::LeftOuter,
+            keys: JoinKeys::Using(vec!["k".into(), "w".into()]),
+            left_prefix: None,
+            right_prefix: None,
+        };
+        let mut j = StreamStreamJoin::new(
+            &s,
+            l.clone(),
+            r.clone(),
+            None,
+            Some(1),
+            Some(1),
+            memory(dirs.0.path()),
+            memory(dirs.1.path()),
+        )
+        .unwrap();
+        assert_eq!(j.state_watermarks().left, Eviction::Key { key: 1 });
+        j.begin(0, 0, 0).unwrap();
+        j.process(Side::Left, &batch(l.clone(), &[(Some("a"), 10 * MIN, "l1"), (Some("a"), 20 * MIN, "l2")])).unwrap();
+        let (out, _) = j.process(Side::Right, &batch(r.clone(), &[(Some("a"), 20 * MIN, "r1")])).unwrap();
+        assert_eq!(render(&out), ["a|20|l2|r1"]);
+        j.finish().unwrap();
+        // Key state watermark = the watermark: the key at 10 goes at watermark 10 (no 1 ms).
+        j.begin(1, 0, 10 * MIN).unwrap();
+        let (out, json) = j.finish().unwrap();
+        assert_eq!(render(&out), ["a|10|l1|-"]);
+        assert_eq!(json["numRowsTotal"], 2);
+        assert_eq!(j.output_watermark(10 * MIN), 10 * MIN);
+    }
+
+    #[test]
+    fn a_left_piece_after_a_right_piece_of_the_same_batch_is_refused() {
+        let mut h = harness(JoinType::Inner, memory);
+        h.join.begin(0, 0, 0).unwrap();
+        h.join.process(Side::Right, &batch(right_schema(), &[])).unwrap();
+        let e = h.join.process(Side::Left, &batch(left_schema(), &[])).unwrap_err();
+        assert!(e.to_string().contains("a left piece came after a right piece"), "{e}");
+    }
+
+    fn refusal(t: JoinType, range: Option<TimeRange>, lwm: Option<usize>, rwm: Option<usize>) -> Result<(), String> {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        StreamStreamJoin::new(
+            &spec(t),
+            left_schema(),
+            right_schema(),
+            range,
+            lwm,
+            rwm,
+            memory(dirs.0.path()),
+            memory(dirs.1.path()),
+        )
+        .map(|_| ())
+    }
+
+    #[test]
+    fn spark_refuses_left_anti_and_outer_or_semi_joins_nothing_bounds() {
+        assert_eq!(
+            refusal(JoinType::LeftAnti, hour_range(), Some(1), Some(1)).unwrap_err(),
+            "LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported (Spark's rule); a \
+             left_anti join needs a static table on the right (a [[source]] with static = true)"
+        );
+        assert_eq!(
+            refusal(JoinType::LeftOuter, None, Some(1), Some(1)).unwrap_err(),
+            "Stream-stream LeftOuter join between two streaming DataFrame/Datasets is not supported without a \
+             watermark in the join keys, or a watermark on the nullable side and an appropriate range condition \
+             (Spark's rule: a left_outer join must know when a left row can no longer match); give the join a \
+             time_range whose right column is the right input's watermark column, or join on the watermark column"
+        );
+        // The right side has no watermark: nothing bounds how long a left row waits.
+        assert!(refusal(JoinType::LeftSemi, hour_range(), Some(1), None)
+            .unwrap_err()
+            .starts_with("Stream-stream LeftSemi join between two streaming DataFrame/Datasets is not supported"));
+        assert!(refusal(JoinType::RightOuter, hour_range(), None, Some(1)).unwrap_err().contains(
+            "a right_outer join must know when a right row can no longer match); give the join a time_range whose \
+             left column is the left input's watermark column"
+        ));
+        // Spark accepts a full outer join when either side is bounded, and an inner join always.
+        assert!(refusal(JoinType::FullOuter, hour_range(), None, Some(1)).is_ok());
+        assert!(refusal(JoinType::Inner, None, None, None).is_ok());
+        assert!(refusal(JoinType::RightOuter, hour_range(), Some(1), None).is_ok());
+        assert_eq!(
+            check_output_mode("update").unwrap_err(),
+            "Join between two streaming DataFrames/Datasets is not supported in Update output mode, only in Append \
+             output mode (Spark's rule); set output_mode = \"append\""
+        );
+        assert!(check_output_mode("append").is_ok());
+        assert_eq!(
+            refusal(JoinType::Inner, Some(TimeRange::inclusive(2, 1, 0, MIN)), Some(1), Some(1)).unwrap_err(),
+            "time_range left column `lv` is string, but a time range compares timestamps; name a timestamp column \
+             of the left input"
+        );
+    }
+
+    #[test]
+    fn the_join_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        send(&harness(JoinType::Inner, memory).join);
+    }
+}
