@@ -499,6 +499,23 @@ mod tests {
         );
     }
 
+    /// The Spark part of every refusal is a message line Spark 4.3 printed (captured by
+    /// tests/joins/spark_refusals.py).
+    #[test]
+    fn refusals_quote_the_messages_spark_printed() {
+        let captured = include_str!("../../../../tests/joins/spark_refusals.txt");
+        let mut refused = 0;
+        for t in JoinType::ALL {
+            for side in [Side::Left, Side::Right] {
+                let Err(message) = check_stream_static(t, side) else { continue };
+                let spark = message.split("; with the stream").next().unwrap();
+                assert!(captured.lines().any(|l| l == spark), "Spark never printed: {spark}");
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 6);
+    }
+
     #[test]
     fn a_join_refuses_to_run_without_a_table_or_with_a_foreign_index() {
         let (stream, table) = (events(), users());
