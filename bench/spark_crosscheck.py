@@ -4,32 +4,69 @@ what Spark outputs per batch: a dev tool to check hand-worked expected outputs a
 
   .spark-venv/bin/python bench/spark_crosscheck.py JOB.toml BATCHES_DIR [--cores 1] [--verbose]
 
-BATCHES_DIR holds subdirectories 0/, 1/, 2/, ... each with input files (json lines, csv or parquet,
-as the job's [source] format says; names starting with '.' or '_' are skipped). The files of batch
-k are merged into one file, and the query runs with maxFilesPerTrigger=1 and
-trigger(availableNow=True), so batch k is exactly one Spark data micro-batch, in order; Spark's
-no-data batches (run when the watermark moves) are shown too. The job's [source].path and the
+One source (`[source]`): BATCHES_DIR holds subdirectories 0/, 1/, 2/, ... each with input files
+(json lines, csv or parquet, as the job's [source] format says; names starting with '.' or '_' are
+skipped).
+
+Several sources (`[[source]]`, each with a `name`): BATCHES_DIR/<name>/ per source.
+  - a streaming source reads BATCHES_DIR/<name>/0/, 1/, ...; batch k of EVERY streaming source is
+    Spark micro-batch k (lock-step). A source with no rows in batch k needs an empty file there
+    (e.g. <name>/k/empty.json, 0 bytes: git keeps no empty directory); a source with fewer batch
+    directories than another simply adds nothing to the later batches.
+  - a `static = true` source is a table: every file directly in BATCHES_DIR/<name>/, read once with
+    spark.read (format and schema of the job), as Spark reads a static DataFrame.
+  Streaming sources not named by a join (`left =` / `right =`) are unioned into "the stream so
+  far"; each streaming source gets withWatermark(watermark_column, watermark_delay) from its own
+  keys, else from [watermark] (column, delay); `multiple_watermark_policy` is Spark's
+  spark.sql.streaming.multipleWatermarkPolicy. Each progress line then also holds "sources":
+  numInputRows per source (Spark counts the rows its file scan returns: after the filters it pushes
+  into the scan, e.g. the `user_id IS NOT NULL` an inner join infers, so rows with a null key are
+  not counted there). The run checks in Spark's checkpoint (the file sources' logs, which name the
+  files of each micro-batch) that batch k of every source was read in micro-batch k, and fails
+  otherwise.
+
+The files of one source's batch k are merged into one file, and the query runs with
+maxFilesPerTrigger=1 and trigger(availableNow=True), so batch k is exactly one Spark data
+micro-batch, in order; Spark's no-data batches (run when the watermark moves, only after the last
+data batch since data is always available before) are shown too. The job's source paths and the
 [sink] (format, path, checkpoint, trigger) are ignored: output is captured with foreachBatch.
 
 Prints, for every Spark micro-batch:
   batch <id>
   progress {"numInputRows": ..., "watermark": ..., "numRowsDroppedByWatermark": ..., "numRowsTotal": ...}
-  <one JSON object per output row, sorted by window_start, window_end, group columns>
+  <one JSON object per output row, sorted>
 Timestamps are UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'. The stateOperators figures are those of the
-first stateful operator (stateOperators[0]); --verbose prints every operator's progress.
+first stateful operator in Spark's plan, top down (stateOperators[0]: after a join and an
+aggregation, the aggregation's); --verbose prints every operator's progress (a symmetricHashJoin
+with all its customMetrics).
 
-Operators translated: aggregate (groupBy/window/session_window + agg) and dedup (dropDuplicates,
-or dropDuplicatesWithinWatermark with within_watermark = true); a map plugin has no translation.
-Rows without a sort key (dedup output) are sorted by their JSON text.
+Operators translated: aggregate (groupBy/window/session_window + agg), dedup (dropDuplicates, or
+dropDuplicatesWithinWatermark with within_watermark = true) and join (below); a map plugin has no
+translation. Aggregate output is sorted by window_start, window_end, group columns; join output by
+its columns in order (nulls last); other rows (dedup output) by their JSON text.
+
+A join (`[[operator]] kind = "join"`, syntax of tests/joins/README.md) becomes
+left.join(right, on=[...], how=type) for USING keys (`on = ["k"]`, Spark's own output columns),
+and otherwise a join on a condition: the key pairs (`on = [{ left = "a", right = "b" }]`, all left
+columns then all right columns) and `time_range = { left, right, from, to }` as
+`right + INTERVAL from <= left AND left <= right + INTERVAL to`; USING keys with a time_range give
+the USING output columns (left key; right key for right_outer; coalesce for full_outer).
+`left_prefix` / `right_prefix` rename every column of that side except USING keys before the
+join; key pairs and time_range name the columns as the sources have them (before prefixes).
 """
 import argparse, datetime as dt, json, os, shutil, sys, tempfile, time, tomllib
+
+JOIN_TYPES = ("inner", "left_outer", "right_outer", "full_outer", "left_semi", "left_anti")
 
 
 def die(msg):
     sys.exit(f"spark_crosscheck: {msg}")
 
 
-def batch_dirs(root):
+def batch_dirs(root, allow_empty=False):
+    """The input files of each batch directory root/0, root/1, ... in order."""
+    if not os.path.isdir(root):
+        die(f"{root}: no such directory (expected batch subdirectories 0/, 1/, ...)")
     ks = sorted(int(d) for d in os.listdir(root) if d.isdigit() and os.path.isdir(os.path.join(root, d)))
     if not ks:
         die(f"{root}: no batch subdirectories 0/, 1/, ...")
@@ -41,7 +78,9 @@ def batch_dirs(root):
         files = sorted(f for f in os.listdir(d)
                        if not f.startswith((".", "_")) and os.path.isfile(os.path.join(d, f)))
         if not files:
-            die(f"{d}: no input files (an empty directory would not be a Spark batch)")
+            hint = (" (for a batch without rows of this source, put an empty file there, e.g. "
+                    f"{d}/empty.json)") if allow_empty else ""
+            die(f"{d}: no input files (an empty directory would not be a Spark batch){hint}")
         out.append([os.path.join(d, f) for f in files])
     return out
 
@@ -66,6 +105,15 @@ def merge_batch(fmt, files, dest, csv_header):
         pq.write_table(pa.concat_tables([pq.read_table(f) for f in files]), dest)
     else:
         die(f"source format {fmt!r} is not supported (json, csv, parquet)")
+
+
+def count_rows(fmt, path, csv_header):
+    """Rows of one merged batch file, as Spark should count them (the lock-step check)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows
+    lines = [ln for ln in open(path).read().splitlines() if ln.strip()]
+    return len(lines) - (1 if fmt == "csv" and csv_header and lines else 0)
 
 
 def fmt_ts(v):
@@ -98,24 +146,164 @@ def progress_wm(s):
     return t.isoformat(sep=" ")
 
 
-def build_query(spark, job, F, input_dir, fmt):
-    src = job.get("source", {})
-    reader = spark.readStream.format(fmt).option("maxFilesPerTrigger", 1)
-    if "schema" in src:
-        reader = reader.schema(src["schema"])
-    elif fmt != "parquet":
-        die("[source].schema is required for json and csv")
-    if fmt == "csv":
-        reader = reader.option("header", str(src.get("header", True)).lower())
-        reader = reader.option("sep", src.get("delimiter", ","))
-    df = reader.load(input_dir)
+class Source:
+    """One input of the job: its spec, and where its (merged) files are for Spark."""
 
-    wm = job.get("watermark")
-    if wm is not None:
-        df = df.withWatermark(wm["column"], wm["delay"])
+    def __init__(self, name, spec):
+        self.name, self.spec = name, spec
+        self.fmt = spec.get("format", "json")
+        self.static = bool(spec.get("static", False))
+        self.header = bool(spec.get("header", True))
+        if self.fmt not in ("json", "csv", "parquet"):
+            die(f"source {name!r}: format {self.fmt!r}: only json, csv, parquet are translated")
+        if "schema" not in spec and self.fmt != "parquet":
+            die(f"source {name!r}: schema is required for json and csv")
+        self.spark_dir = None    # the directory Spark reads
+        self.batch_rows = []     # rows of batch k (streaming sources)
+
+    def reader(self, r):
+        r = r.format(self.fmt)
+        if "schema" in self.spec:
+            r = r.schema(self.spec["schema"])
+        if self.fmt == "csv":
+            r = r.option("header", str(self.header).lower()).option("sep", self.spec.get("delimiter", ","))
+        return r
+
+
+def stage_inputs(sources, batches_root, work, legacy):
+    """Copies each source's input into `work`: batch k of a stream as its k-th file (oldest mtime
+    first, one file per trigger), a static table as its files."""
+    now = time.time()
+    for s in sources:
+        s.spark_dir = os.path.join(work, "in", s.name)
+        os.makedirs(s.spark_dir)
+        src_dir = batches_root if legacy else os.path.join(batches_root, s.name)
+        if s.static:
+            if not os.path.isdir(src_dir):
+                die(f"static source {s.name!r}: no table directory {src_dir}")
+            files = sorted(f for f in os.listdir(src_dir)
+                           if not f.startswith((".", "_")) and os.path.isfile(os.path.join(src_dir, f)))
+            if not files:
+                die(f"static source {s.name!r}: no files in {src_dir}")
+            for f in files:
+                shutil.copy(os.path.join(src_dir, f), os.path.join(s.spark_dir, f))
+            continue
+        for k, files in enumerate(batch_dirs(src_dir, allow_empty=not legacy)):
+            dest = os.path.join(s.spark_dir, f"batch-{k:06d}.{s.fmt}")
+            merge_batch(s.fmt, files, dest, s.header)
+            t = now - 3600 + k  # strictly increasing mtimes: Spark takes files oldest first
+            os.utime(dest, (t, t))
+            s.batch_rows.append(count_rows(s.fmt, dest, s.header))
+
+
+def with_watermark(df, job, spec):
+    default = job.get("watermark") or {}
+    column = spec.get("watermark_column", default.get("column"))
+    delay = spec.get("watermark_delay", default.get("delay"))
+    if column is None and delay is None:
+        return df
+    if column is None or delay is None:
+        die(f"source {spec.get('name')!r}: a watermark needs a column and a delay "
+            "(watermark_column / watermark_delay, or [watermark] column / delay)")
+    return df.withWatermark(column, delay)
+
+
+def interval(text, where):
+    t = str(text).strip()
+    if not t or "'" in t or ";" in t:
+        die(f"{where}: {text!r} is not an interval like \"10 minutes\"")
+    return f"INTERVAL {t}"
+
+
+def build_join(F, i, op, stream, other):
+    """`stream JOIN other` (or `other JOIN stream` with `left =`) as the job's join operator says."""
+    if ("left" in op) == ("right" in op):
+        die(f"operator {i}: a join names its other input with exactly one of `left =` / `right =`")
+    left, right = (stream, other) if "right" in op else (other, stream)
+    how = op.get("type", "inner")
+    if how not in JOIN_TYPES:
+        die(f"operator {i}: join type {how!r}; allowed: {', '.join(JOIN_TYPES)}")
+    on = op.get("on") or []
+    using = [k for k in on if isinstance(k, str)]
+    pairs = [(k["left"], k["right"]) for k in on if isinstance(k, dict)]
+    if not on or (using and pairs):
+        die(f"operator {i}: `on` is a list of USING column names or of {{ left, right }} pairs, not both")
+    lp, rp = op.get("left_prefix", ""), op.get("right_prefix", "")
+
+    def prefixed(df, p):
+        return df.withColumnsRenamed({c: p + c for c in df.columns if c not in using}) if p else df
+
+    def lname(c):
+        return c if c in using else lp + c
+
+    def rname(c):
+        return c if c in using else rp + c
+
+    left, right = prefixed(left, lp), prefixed(right, rp)
+    tr = op.get("time_range")
+    if using and tr is None:
+        out = left.join(right, on=using, how=how)  # Spark's own USING join
+    else:
+        lcols, rcols = list(left.columns), list(right.columns)
+        L, R = left.alias("_l"), right.alias("_r")
+        cond = [F.col(f"_l.`{k}`") == F.col(f"_r.`{k}`") for k in using]
+        cond += [F.col(f"_l.`{lname(a)}`") == F.col(f"_r.`{rname(b)}`") for a, b in pairs]
+        if tr is not None:
+            tl, trr = lname(tr["left"]), rname(tr["right"])
+            lo = interval(tr.get("from"), f"operator {i}: time_range.from")
+            hi = interval(tr.get("to"), f"operator {i}: time_range.to")
+            cond.append(F.expr(f"_r.`{trr}` + {lo} <= _l.`{tl}`"))
+            cond.append(F.expr(f"_l.`{tl}` <= _r.`{trr}` + {hi}"))
+        c = cond[0]
+        for x in cond[1:]:
+            c = c & x
+        out = L.join(R, on=c, how=how)
+        if how in ("left_semi", "left_anti"):
+            pass
+        elif using:
+            if how == "full_outer":
+                keys = [F.coalesce(F.col(f"_l.`{k}`"), F.col(f"_r.`{k}`")).alias(k) for k in using]
+            else:
+                side = "_r" if how == "right_outer" else "_l"
+                keys = [F.col(f"{side}.`{k}`").alias(k) for k in using]
+            out = out.select(*keys, *[F.col(f"_l.`{x}`").alias(x) for x in lcols if x not in using],
+                             *[F.col(f"_r.`{x}`").alias(x) for x in rcols if x not in using])
+        else:
+            out = out.select(*[F.col(f"_l.`{x}`").alias(x) for x in lcols],
+                             *[F.col(f"_r.`{x}`").alias(x) for x in rcols])
+    seen = set()
+    for c in out.columns:
+        if c in seen:
+            die(f"operator {i}: the join output has two columns named {c!r}; "
+                "set right_prefix or left_prefix")
+        seen.add(c)
+    return out
+
+
+def build_query(spark, job, F, sources):
+    frames = {}
+    for s in sources:
+        if s.static:
+            frames[s.name] = s.reader(spark.read).load(s.spark_dir)
+        else:
+            df = s.reader(spark.readStream).option("maxFilesPerTrigger", 1).load(s.spark_dir)
+            frames[s.name] = with_watermark(df, job, s.spec)
+
+    operators = job.get("operator", [])
+    joined = {op.get("left", op.get("right")) for op in operators if op.get("kind") == "join"}
+    for n in joined:
+        if n not in frames:
+            die(f"a join names source {n!r}, which the job does not have "
+                f"(sources: {', '.join(frames)})")
+    main = [frames[s.name] for s in sources if not s.static and s.name not in joined]
+    if not main:
+        die("no streaming source is left for the stream (every streaming source is named by a join)")
+    df = main[0]
+    for other in main[1:]:
+        df = df.union(other)
 
     sort_cols = []
-    for i, op in enumerate(job.get("operator", [])):
+    for i, op in enumerate(operators):
         kind = op.get("kind")
         if kind == "dedup":
             # within_watermark = true is Spark 3.5's dropDuplicatesWithinWatermark.
@@ -123,6 +311,10 @@ def build_query(spark, job, F, input_dir, fmt):
                 df = df.dropDuplicatesWithinWatermark(list(op["keys"]))
             else:
                 df = df.dropDuplicates(list(op["keys"]))
+            sort_cols = []
+        elif kind == "join":
+            df = build_join(F, i, op, df, frames[op.get("left", op.get("right"))])
+            sort_cols = list(df.columns)
         elif kind == "aggregate":
             group_by = list(op.get("group_by", []))
             win = op.get("window")
@@ -167,6 +359,62 @@ def build_query(spark, job, F, input_dir, fmt):
     return df, sort_cols
 
 
+def job_sources(job):
+    """The job's sources and whether it is the one-source layout (BATCHES_DIR/0, 1, ...)."""
+    src = job.get("source", {})
+    if isinstance(src, dict):
+        return [Source(src.get("name", "source"), src)], True
+    names = [s.get("name") for s in src]
+    if any(n is None for n in names):
+        die("every [[source]] needs a name (its input is BATCHES_DIR/<name>/)")
+    if len(set(names)) != len(names):
+        die(f"source names must differ: {names}")
+    return [Source(n, s) for n, s in zip(names, src)], False
+
+
+def file_batches(ckpt):
+    """{file path: the micro-batch that read it}, from the file sources' metadata logs in the
+    checkpoint (ckpt/sources/<i>/<batch>, a "v1" line then one JSON entry per file)."""
+    out = {}
+    root = os.path.join(ckpt, "sources")
+    for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        for f in sorted(os.listdir(os.path.join(root, d))):
+            if f.startswith("."):
+                continue
+            for ln in open(os.path.join(root, d, f)).read().splitlines()[1:]:
+                if ln.strip():
+                    e = json.loads(ln)
+                    out[os.path.normpath(e["path"].removeprefix("file://"))] = e["batchId"]
+    return out
+
+
+def lockstep_errors(sources, read_in):
+    """Where batch k's file of a streaming source was not read in micro-batch k."""
+    errors = []
+    for s in sources:
+        for k in range(0 if s.static else len(s.batch_rows)):
+            f = os.path.normpath(os.path.join(s.spark_dir, f"batch-{k:06d}.{s.fmt}"))
+            got = read_in.get(f)
+            if got != k:
+                errors.append(f"source {s.name!r}: its batch {k} was read in micro-batch {got}")
+    return errors
+
+
+def source_rows(p, sources):
+    """numInputRows per source name, from a progress record's sources[] (matched by path)."""
+    out = {}
+    for s in sources:
+        if s.static:
+            continue
+        n = 0
+        for ps in p.get("sources") or []:
+            d = ps.get("description", "")
+            if d.rstrip("]").endswith("/in/" + s.name):
+                n = ps.get("numInputRows")
+        out[s.name] = n
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("job")
@@ -177,42 +425,37 @@ def main():
 
     with open(a.job, "rb") as fh:
         job = tomllib.load(fh)
-    src = job.get("source", {})
-    fmt = src.get("format", "json")
-    if fmt not in ("json", "csv", "parquet"):
-        die(f"[source].format {fmt!r}: only json, csv, parquet are translated")
+    sources, legacy = job_sources(job)
     mode = job.get("sink", {}).get("output_mode", "append")
     if mode not in ("append", "update", "complete"):
         die(f"[sink].output_mode {mode!r}")
-    batches = batch_dirs(a.batches)
 
     os.environ["TZ"] = "UTC"  # collect() turns timestamps into naive datetimes in the local zone
     time.tzset()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     work = tempfile.mkdtemp(prefix="weir-crosscheck-")
-    input_dir, ckpt = os.path.join(work, "in"), os.path.join(work, "ckpt")
-    os.makedirs(input_dir)
-    ext = {"json": "json", "csv": "csv", "parquet": "parquet"}[fmt]
-    now = time.time()
-    for k, files in enumerate(batches):
-        dest = os.path.join(input_dir, f"batch-{k:06d}.{ext}")
-        merge_batch(fmt, files, dest, bool(src.get("header", True)))
-        t = now - 3600 + k  # strictly increasing mtimes: Spark takes files oldest first
-        os.utime(dest, (t, t))
+    ckpt = os.path.join(work, "ckpt")
+    try:
+        stage_inputs(sources, a.batches, work, legacy)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
     from pyspark.sql import SparkSession, functions as F
-    spark = (SparkSession.builder.master(f"local[{a.cores}]")
-             .appName("weir-crosscheck")
-             .config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", str(a.cores))
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-             .config("spark.sql.streaming.numRecentProgressUpdates", "100000")
-             .getOrCreate())
+    builder = (SparkSession.builder.master(f"local[{a.cores}]")
+               .appName("weir-crosscheck")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", str(a.cores))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+               .config("spark.sql.streaming.numRecentProgressUpdates", "100000"))
+    if "multiple_watermark_policy" in job:
+        builder = builder.config("spark.sql.streaming.multipleWatermarkPolicy", job["multiple_watermark_policy"])
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        df, sort_cols = build_query(spark, job, F, input_dir, fmt)
+        df, sort_cols = build_query(spark, job, F, sources)
         captured = {}
 
         def sink(bdf, batch_id):
@@ -225,6 +468,7 @@ def main():
             die(f"query failed: {q.exception()}")
         # PySpark 4 gives StreamingQueryProgress objects (a dict subclass) with the JVM's JSON in .json
         progress = [json.loads(p.json) if hasattr(type(p), "json") else p for p in q.recentProgress]
+        lockstep = [] if legacy else lockstep_errors(sources, file_batches(ckpt))
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -242,6 +486,8 @@ def main():
         ops = p.get("stateOperators") or []
         info = {"numInputRows": p.get("numInputRows"),
                 "watermark": progress_wm((p.get("eventTime") or {}).get("watermark"))}
+        if not legacy:
+            info["sources"] = source_rows(p, sources)
         if ops:
             info["numRowsDroppedByWatermark"] = ops[0].get("numRowsDroppedByWatermark")
             info["numRowsTotal"] = ops[0].get("numRowsTotal")
@@ -252,7 +498,9 @@ def main():
                 shown = {k: o.get(k) for k in ("operatorName", "numRowsTotal", "numRowsUpdated",
                                                "numRowsRemoved", "numRowsDroppedByWatermark")}
                 custom = o.get("customMetrics") or {}
-                if "numDroppedDuplicateRows" in custom:  # dedup's own custom metric
+                if o.get("operatorName") == "symmetricHashJoin":
+                    shown["customMetrics"] = dict(sorted(custom.items()))
+                elif "numDroppedDuplicateRows" in custom:  # dedup's own custom metric
                     shown["numDroppedDuplicateRows"] = custom["numDroppedDuplicateRows"]
                 print(f"stateOperator[{j}] " + json.dumps(shown))
         cols, rows = captured.get(bid, ([], []))
@@ -264,6 +512,8 @@ def main():
         cols, rows = captured[bid]
         for r in sorted(rows, key=key):
             print(json.dumps({c: jsonable(r[c]) for c in cols}))
+    if lockstep:
+        die("the sources were not read in lock-step:\n  " + "\n  ".join(lockstep))
 
 
 if __name__ == "__main__":

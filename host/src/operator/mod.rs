@@ -5,6 +5,8 @@
 pub mod aggregate;
 /// `dedup`: dropDuplicates over key columns, with state in a state store.
 pub mod dedup;
+/// `join`: stream-static and stream-stream equi-joins, with Spark's output columns and refusals.
+pub mod join;
 /// `map`: a `mapper` plugin over every batch.
 pub mod map;
 /// `stateful`: a `stateful` plugin over the rows of each key, with state, timeouts and timers.

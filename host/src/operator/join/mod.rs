@@ -1,0 +1,21 @@
+//! Joins: the typed description of a join, its output columns, key encoding, and the kernels that
+//! join Arrow batches. Plain structs over batches; the engine owns inputs, state and checkpoints.
+
+/// A static table as a broadcast hash index: join-key bytes → the table's row numbers.
+pub mod hash_index;
+/// Key columns encoded as comparable bytes, one `Option` per row (`None` when a key is null).
+pub mod keys;
+/// Which columns a join outputs, in Spark's order, and from which side each comes.
+pub mod output;
+/// The typed join description the job file's `kind = "join"` operator becomes.
+pub mod spec;
+/// Static tables: versions (file digests), content-addressed snapshots, refresh decisions.
+pub mod static_table;
+/// A stream joined to a static table, batch by batch.
+pub mod stream_static;
+/// One side's buffered rows of a stream-stream join, with Spark's `matched` flag.
+pub mod stream_state;
+/// A stream joined to a stream: Spark's symmetric hash join.
+pub mod stream_stream;
+/// The range condition between the sides' event times, and each side's state watermark.
+pub mod time_range;

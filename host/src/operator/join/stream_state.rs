@@ -1,0 +1,358 @@
+//! One side's buffered rows of a stream-stream join, on a [`StateStore`]: a multi-map from join
+//! key to the side's past rows, each with Spark's `matched` flag (state format 2 of
+//! `SymmetricHashJoinStateManager`). Laid out as Spark's two stores in one:
+//! - `n<key>` → the number of rows of the key (u32 LE), Spark's `keyToNumValues`;
+//! - `v<key><index u32 BE>` → one row, Spark's `keyWithIndexToValue`: a flags byte (bit 0
+//!   matched, bit 1 has an eviction time, bit 2 has a range time), the eviction time (i64 LE), the
+//!   range-condition time (i64 LE), then the whole row in Arrow's row format;
+//! - `m` → the side's row count (u64 LE) and a lower bound of the buffered eviction times
+//!   (flag byte, i64 LE), so that a batch whose state watermark is below every buffered row does
+//!   not scan the store.
+//!
+//! Rows whose key has a null are kept under the empty key (no encoded key is empty), which is
+//! never looked up: they match nothing and leave only by eviction.
+//!
+//! Eviction scans the whole store when the state watermark has reached the oldest buffered row,
+//! as Spark's state format 2 does (`removeByValueCondition` walks every key). Spark 4.1's format 4
+//! keeps a (time, key) index in an ordered column family instead; `StateStore` has no ordered
+//! range reads, so that is left for when it does.
+
+use crate::state::{StateError, StateStore};
+
+/// The key under which rows with a null join key are kept.
+pub const NULL_KEY: &[u8] = b"";
+
+const META: &[u8] = b"m";
+const COUNT: u8 = b'n';
+const VALUE: u8 = b'v';
+
+const MATCHED: u8 = 1;
+const HAS_EVICT: u8 = 2;
+const HAS_RANGE: u8 = 4;
+
+/// One buffered row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffered {
+    /// Its position among the key's rows (changes when rows before it are evicted).
+    pub index: u32,
+    /// Whether some row of the other side has joined it (Spark's `matched`): an outer row that
+    /// was matched is not emitted null-padded when it leaves.
+    pub matched: bool,
+    /// When it leaves: at a state watermark at or past this time (µs); never when `None`.
+    pub evict_at: Option<i64>,
+    /// Its range-condition column (µs), when the join has a range condition.
+    pub range_time: Option<i64>,
+    /// The whole row, in the side's Arrow row format.
+    pub row: Vec<u8>,
+}
+
+/// A row that left the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    pub matched: bool,
+    pub row: Vec<u8>,
+}
+
+/// What one side's state held and did in a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideMetrics {
+    /// Rows buffered after the batch (Spark's `numKeys` of `keyWithIndexToValue`).
+    pub rows: u64,
+    /// Rows appended in the batch.
+    pub appended: u64,
+    /// Rows evicted in the batch.
+    pub evicted: u64,
+    /// The store's bytes.
+    pub memory_used_bytes: u64,
+}
+
+/// The side's `m` entry: its row count and the lowest eviction time buffered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Meta {
+    rows: u64,
+    /// A lower bound of the eviction times of the buffered rows (`None`: no row has one).
+    oldest: Option<i64>,
+}
+
+impl Meta {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.rows.to_le_bytes().to_vec();
+        out.push(self.oldest.is_some() as u8);
+        out.extend_from_slice(&self.oldest.unwrap_or(0).to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Meta> {
+        if bytes.len() != 17 {
+            return None;
+        }
+        let rows = u64::from_le_bytes(bytes[0..8].try_into().ok()?);
+        let oldest = (bytes[8] == 1).then(|| i64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes")));
+        Some(Meta { rows, oldest })
+    }
+}
+
+/// One side's join state.
+pub struct SideState {
+    store: Box<dyn StateStore>,
+    /// Which side, for messages.
+    name: &'static str,
+    meta: Meta,
+    appended: u64,
+    evicted: u64,
+}
+
+fn count_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(COUNT);
+    k.extend_from_slice(key);
+    k
+}
+
+fn value_key(key: &[u8], index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 5);
+    k.push(VALUE);
+    k.extend_from_slice(key);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn encode_value(matched: bool, evict_at: Option<i64>, range_time: Option<i64>, row: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + row.len());
+    out.push(
+        if matched { MATCHED } else { 0 }
+            | if evict_at.is_some() { HAS_EVICT } else { 0 }
+            | if range_time.is_some() { HAS_RANGE } else { 0 },
+    );
+    out.extend_from_slice(&evict_at.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&range_time.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(row);
+    out
+}
+
+/// (matched, evict_at, range_time, row) of a stored value.
+fn decode_value(bytes: &[u8]) -> Option<(bool, Option<i64>, Option<i64>, &[u8])> {
+    if bytes.len() < 17 {
+        return None;
+    }
+    let flags = bytes[0];
+    let evict = i64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
+    let range = i64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
+    Some((
+        flags & MATCHED != 0,
+        (flags & HAS_EVICT != 0).then_some(evict),
+        (flags & HAS_RANGE != 0).then_some(range),
+        &bytes[17..],
+    ))
+}
+
+impl SideState {
+    /// The state of one side (`name`: "left" or "right", for messages) on `store`.
+    pub fn new(store: Box<dyn StateStore>, name: &'static str) -> SideState {
+        SideState { store, name, meta: Meta::default(), appended: 0, evicted: 0 }
+    }
+
+    fn corrupt(&self, what: String) -> StateError {
+        StateError::Corrupt {
+            dir: std::path::PathBuf::from(format!("<{} side of a stream-stream join>", self.name)),
+            message: what,
+        }
+    }
+
+    /// Starts batch `batch_id` from the state committed by the batch before.
+    pub fn begin(&mut self, batch_id: u64) -> Result<(), StateError> {
+        self.store.begin(batch_id)?;
+        self.appended = 0;
+        self.evicted = 0;
+        self.meta = match self.store.get(META)? {
+            None => Meta::default(),
+            Some(b) => {
+                Meta::decode(&b).ok_or_else(|| self.corrupt(format!("join state entry `m` has {} bytes", b.len())))?
+            }
+        };
+        Ok(())
+    }
+
+    fn count(&self, key: &[u8]) -> Result<u32, StateError> {
+        match self.store.get(&count_key(key))? {
+            None => Ok(0),
+            Some(b) => b
+                .as_slice()
+                .try_into()
+                .map(u32::from_le_bytes)
+                .map_err(|_| self.corrupt(format!("a join state row count has {} bytes", b.len()))),
+        }
+    }
+
+    fn value(&self, key: &[u8], index: u32) -> Result<Buffered, StateError> {
+        let bytes = self
+            .store
+            .get(&value_key(key, index))?
+            .ok_or_else(|| self.corrupt(format!("join state row {index} of a key with more rows is missing")))?;
+        let (matched, evict_at, range_time, row) = decode_value(&bytes)
+            .ok_or_else(|| self.corrupt(format!("join state row {index} has {} bytes", bytes.len())))?;
+        Ok(Buffered { index, matched, evict_at, range_time, row: row.to_vec() })
+    }
+
+    /// The rows buffered under `key`, in index order.
+    pub fn get(&self, key: &[u8]) -> Result<Vec<Buffered>, StateError> {
+        (0..self.count(key)?).map(|i| self.value(key, i)).collect()
+    }
+
+    /// Sets the `matched` flag of a row `get` returned.
+    pub fn mark_matched(&mut self, key: &[u8], row: &Buffered) {
+        self.store.put(&value_key(key, row.index), &encode_value(true, row.evict_at, row.range_time, &row.row));
+    }
+
+    /// Buffers `row` under `key` (Spark's `append`).
+    pub fn append(
+        &mut self,
+        key: &[u8],
+        row: &[u8],
+        evict_at: Option<i64>,
+        range_time: Option<i64>,
+        matched: bool,
+    ) -> Result<(), StateError> {
+        let n = self.count(key)?;
+        self.store.put(&value_key(key, n), &encode_value(matched, evict_at, range_time, row));
+        self.store.put(&count_key(key), &(n + 1).to_le_bytes());
+        self.meta.rows += 1;
+        if let Some(t) = evict_at {
+            self.meta.oldest = Some(self.meta.oldest.map_or(t, |o| o.min(t)));
+        }
+        self.appended += 1;
+        Ok(())
+    }
+
+    /// Removes and returns every row whose eviction time is at or behind `threshold`. Scans the
+    /// store only when some buffered row can be that old.
+    pub fn evict(&mut self, threshold: i64) -> Result<Vec<Evicted>, StateError> {
+        match self.meta.oldest {
+            Some(oldest) if oldest <= threshold => {}
+            _ => return Ok(Vec::new()),
+        }
+        // (key, index, row) of every row to evict, and the oldest time that stays.
+        let mut gone: Vec<(Vec<u8>, u32, Evicted)> = Vec::new();
+        let mut oldest: Option<i64> = None;
+        let mut damaged: Option<String> = None;
+        self.store.for_each(&mut |k, v| {
+            if k.first() != Some(&VALUE) || k.len() < 5 {
+                return;
+            }
+            let Some((matched, evict_at, _, row)) = decode_value(v) else {
+                damaged.get_or_insert_with(|| format!("a join state row has {} bytes", v.len()));
+                return;
+            };
+            match evict_at {
+                Some(t) if t <= threshold => {
+                    let (key, index) = k[1..].split_at(k.len() - 5);
+                    let index = u32::from_be_bytes(index.try_into().expect("4 bytes"));
+                    gone.push((key.to_vec(), index, Evicted { matched, row: row.to_vec() }));
+                }
+                Some(t) => oldest = Some(oldest.map_or(t, |o: i64| o.min(t))),
+                None => {}
+            }
+        })?;
+        if let Some(d) = damaged {
+            return Err(self.corrupt(d));
+        }
+        // Per key, the rows that stay fill the holes below the new count (Spark swaps the last
+        // row into each hole), and the entries from the new count up go.
+        gone.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut out = Vec::with_capacity(gone.len());
+        let mut i = 0;
+        while i < gone.len() {
+            let key = gone[i].0.clone();
+            let mut holes: Vec<u32> = Vec::new();
+            while i < gone.len() && gone[i].0 == key {
+                holes.push(gone[i].1);
+                i += 1;
+            }
+            let n = self.count(&key)?;
+            let left = n - holes.len() as u32;
+            let mut low_holes = holes.iter().copied().filter(|&h| h < left);
+            for from in (left..n).filter(|j| !holes.contains(j)) {
+                let to = low_holes.next().expect("as many rows staying above the count as holes below it");
+                let bytes = self.store.get(&value_key(&key, from))?.expect("the row was counted");
+                self.store.put(&value_key(&key, to), &bytes);
+            }
+            for j in left..n {
+                self.store.remove(&value_key(&key, j));
+            }
+            if left == 0 {
+                self.store.remove(&count_key(&key));
+            } else {
+                self.store.put(&count_key(&key), &left.to_le_bytes());
+            }
+        }
+        for (_, _, e) in gone {
+            out.push(e);
+        }
+        self.meta.rows -= out.len() as u64;
+        self.meta.oldest = oldest;
+        self.evicted += out.len() as u64;
+        Ok(out)
+    }
+
+    /// Makes the batch's changes durable and returns what the side holds and did.
+    pub fn commit(&mut self) -> Result<SideMetrics, StateError> {
+        self.store.put(META, &self.meta.encode());
+        let m = self.store.commit()?;
+        Ok(SideMetrics {
+            rows: self.meta.rows,
+            appended: self.appended,
+            evicted: self.evicted,
+            memory_used_bytes: m.memory_used_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::memory::MemoryStateStore;
+
+    fn open(dir: &std::path::Path) -> SideState {
+        SideState::new(Box::new(MemoryStateStore::open(dir, 5).unwrap()), "left")
+    }
+
+    fn rows(s: &SideState, key: &[u8]) -> Vec<(String, bool)> {
+        s.get(key).unwrap().into_iter().map(|b| (String::from_utf8(b.row).unwrap(), b.matched)).collect()
+    }
+
+    #[test]
+    fn eviction_fills_holes_keeps_the_rest_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.begin(0).unwrap();
+        for (row, t) in [("a0", 5), ("a1", 1), ("a2", 9), ("a3", 2), ("a4", 7)] {
+            s.append(b"a", row.as_bytes(), Some(t), None, false).unwrap();
+        }
+        s.append(b"b", b"b0", Some(1), None, false).unwrap();
+        s.append(NULL_KEY, b"n0", None, None, false).unwrap();
+        let m = s.commit().unwrap();
+        assert_eq!((m.rows, m.appended, m.evicted), (7, 7, 0));
+
+        s.begin(1).unwrap();
+        let first = s.get(b"a").unwrap();
+        s.mark_matched(b"a", &first[3]);
+        let mut gone: Vec<(String, bool)> =
+            s.evict(2).unwrap().into_iter().map(|e| (String::from_utf8(e.row).unwrap(), e.matched)).collect();
+        gone.sort();
+        assert_eq!(gone, vec![("a1".into(), false), ("a3".into(), true), ("b0".into(), false)]);
+        // a1 (index 1) and a3 (index 3) left 3 rows: a4 fills hole 1, a3's hole is past the count.
+        assert_eq!(rows(&s, b"a"), vec![("a0".into(), false), ("a4".into(), false), ("a2".into(), false)]);
+        assert_eq!(s.count(b"b").unwrap(), 0);
+        assert_eq!(rows(&s, NULL_KEY), vec![("n0".into(), false)]);
+        // Nothing buffered is older than 5 now: a state watermark of 4 does not scan.
+        assert_eq!(s.meta.oldest, Some(5));
+        assert!(s.evict(4).unwrap().is_empty());
+        let m = s.commit().unwrap();
+        assert_eq!((m.rows, m.appended, m.evicted), (4, 0, 3));
+
+        // A retry of batch 1 starts from batch 0's rows and oldest time again.
+        s.begin(1).unwrap();
+        assert_eq!(s.meta, Meta { rows: 7, oldest: Some(1) });
+        assert_eq!(s.get(b"a").unwrap().len(), 5);
+    }
+}

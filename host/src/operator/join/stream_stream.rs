@@ -1,0 +1,941 @@
+//! A stream joined to a stream: Spark's symmetric hash join (`StreamingSymmetricHashJoinExec`,
+//! state format 2), batch by batch.
+//!
+//! Each side buffers its rows ([`SideState`]) so that rows of the other side arriving later can
+//! still join them. Within a batch every left piece is processed before any right piece, as Spark
+//! does: a left row joins the right rows buffered by earlier batches and is buffered; a right row
+//! joins every buffered left row, this batch's included, so each pair is emitted exactly once.
+//! A buffered row records whether anything joined it (`matched`); when the side's state
+//! watermark passes it at the end of a batch it leaves, and an outer side's unmatched rows are
+//! emitted null-padded then. Left semi joins emit a left row once, at its first match.
+//!
+//! Rows whose key (or range-condition time) is null match nothing. On a side whose rows must all
+//! come out (the outer side of an outer join) they are buffered and emitted unmatched when they
+//! leave; on the other sides they are dropped before the join, as the `isnotnull` filters Spark's
+//! optimizer infers from the join condition drop them.
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+
+use super::keys::KeyEncoder;
+use super::output::{output_schema, OutputLayout};
+use super::spec::{JoinSpec, JoinType, Side};
+use super::stream_state::{SideMetrics, SideState, NULL_KEY};
+use super::time_range::{event_times, Eviction, StateWatermarks, TimeRange, WatermarkInputs};
+use crate::operator::StateOperatorProgress;
+use crate::schema::type_name;
+use crate::state::{StateError, StateMetrics, StateStore};
+
+/// Why a batch of a stream-stream join failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamJoinError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("stream-stream join: {0} (a bug in weir: please report it with the job file)")]
+    Arrow(#[from] ArrowError),
+    /// The engine called the join out of order (a bug in weir's engine).
+    #[error("stream-stream join: {0} (a bug in weir's engine: please report it with the job file)")]
+    Order(String),
+}
+
+/// Spark's refusal of stream-stream joins in another output mode than append
+/// (`UnsupportedOperationChecker`); `mode` as the job names it (`append`, `update`, `complete`).
+pub fn check_output_mode(mode: &str) -> Result<(), String> {
+    if mode.eq_ignore_ascii_case("append") {
+        return Ok(());
+    }
+    let mut spark = mode.to_ascii_lowercase();
+    if let Some(first) = spark.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    Err(format!(
+        "Join between two streaming DataFrames/Datasets is not supported in {spark} output mode, only in Append \
+         output mode (Spark's rule); set output_mode = \"append\""
+    ))
+}
+
+/// One input of the join.
+struct Input {
+    schema: SchemaRef,
+    /// Key columns, in key order.
+    keys: Vec<usize>,
+    /// The job's watermark column in this input, when it has it: rows at or behind the previous
+    /// batch's watermark are late.
+    watermark: Option<usize>,
+    /// Whole rows as bytes, for the state.
+    converter: RowConverter,
+    state: SideState,
+}
+
+/// A stream-stream join: both sides' state, and what the current batch has done.
+pub struct StreamStreamJoin {
+    join_type: JoinType,
+    layout: OutputLayout,
+    encoder: KeyEncoder,
+    range: Option<TimeRange>,
+    watermarks: StateWatermarks,
+    left: Input,
+    right: Input,
+    /// The batch in progress, with its two watermarks (µs): rows at or behind `late` are late;
+    /// state is evicted at the state watermarks solved from `eviction`.
+    batch: Option<BatchWatermarks>,
+    /// A right piece was processed in this batch: no left piece may follow.
+    right_started: bool,
+    dropped_late: u64,
+    progress: StateOperatorProgress,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BatchWatermarks {
+    late: i64,
+    eviction: i64,
+}
+
+fn spark_watermark_refusal(join_type: JoinType) -> String {
+    format!(
+        "Stream-stream {} join between two streaming DataFrame/Datasets is not supported without a watermark in \
+         the join keys, or a watermark on the nullable side and an appropriate range condition",
+        join_type.spark_name()
+    )
+}
+
+fn is_event_time(t: &DataType) -> bool {
+    match t {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => true,
+        DataType::Struct(f) => {
+            f.len() >= 2 && matches!(f[1].data_type(), DataType::Timestamp(TimeUnit::Microsecond, _))
+        }
+        _ => false,
+    }
+}
+
+impl StreamStreamJoin {
+    /// A join of `spec` between streams of `left_schema` and `right_schema`, with an optional
+    /// range condition (`time_range`, column indices into each side), each side's watermark
+    /// column (the job's watermark column, when that side's input has it) and one state store
+    /// per side. Refuses, with Spark's words (`UnsupportedOperationChecker`), a left anti join
+    /// and an outer or semi join that no watermark could ever let emit or forget a row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        spec: &JoinSpec,
+        left_schema: SchemaRef,
+        right_schema: SchemaRef,
+        time_range: Option<TimeRange>,
+        left_wm_col: Option<usize>,
+        right_wm_col: Option<usize>,
+        left_store: Box<dyn StateStore>,
+        right_store: Box<dyn StateStore>,
+    ) -> Result<StreamStreamJoin, String> {
+        let t = spec.join_type;
+        if t == JoinType::LeftAnti {
+            return Err("LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported (Spark's \
+                        rule); a left_anti join needs a static table on the right (a [[source]] with static = true)"
+                .to_string());
+        }
+        let layout = output_schema(&left_schema, &right_schema, spec)?;
+        if let Some(r) = &time_range {
+            r.check(&left_schema, &right_schema)?;
+        }
+        for (side, schema, col) in [(Side::Left, &left_schema, left_wm_col), (Side::Right, &right_schema, right_wm_col)]
+        {
+            if let Some(c) = col {
+                let field = schema.fields().get(c).ok_or_else(|| {
+                    format!("the {side} watermark column {c} is not in the join's {side} input (a bug in the join's planning)")
+                })?;
+                if !is_event_time(field.data_type()) {
+                    return Err(format!(
+                        "the watermark column `{}` of the join's {side} input is {}; a watermark column is a timestamp",
+                        field.name(),
+                        type_name(field.data_type())
+                    ));
+                }
+            }
+        }
+        let inputs = WatermarkInputs {
+            left_keys: &layout.keys.left,
+            right_keys: &layout.keys.right,
+            left_watermark: left_wm_col,
+            right_watermark: right_wm_col,
+            range: time_range.as_ref(),
+        };
+        let in_keys = inputs.watermark_key().is_some();
+        let valid_range = match t {
+            JoinType::LeftOuter | JoinType::LeftSemi => inputs.value_bound(Side::Left).is_some(),
+            JoinType::RightOuter => inputs.value_bound(Side::Right).is_some(),
+            JoinType::FullOuter => {
+                inputs.value_bound(Side::Left).is_some() || inputs.value_bound(Side::Right).is_some()
+            }
+            JoinType::Inner | JoinType::LeftAnti => true,
+        };
+        if !in_keys && !valid_range {
+            let (side, other) = match t {
+                JoinType::RightOuter => (Side::Right, Side::Left),
+                _ => (Side::Left, Side::Right),
+            };
+            return Err(format!(
+                "{} (Spark's rule: a {} join must know when a {side} row can no longer match); give the join a \
+                 time_range whose {other} column is the {other} input's watermark column, or join on the watermark \
+                 column",
+                spark_watermark_refusal(t),
+                t.as_str()
+            ));
+        }
+        let watermarks = inputs.solve();
+        let converter = |schema: &SchemaRef, side: Side| {
+            RowConverter::new(schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
+                .map_err(|e| format!("the join's {side} input cannot be buffered: {e}"))
+        };
+        let encoder = KeyEncoder::new(layout.keys.types.clone()).map_err(|e| format!("join keys: {e}"))?;
+        Ok(StreamStreamJoin {
+            join_type: t,
+            encoder,
+            range: time_range,
+            watermarks,
+            left: Input {
+                keys: layout.keys.left.clone(),
+                watermark: left_wm_col,
+                converter: converter(&left_schema, Side::Left)?,
+                schema: left_schema,
+                state: SideState::new(left_store, "left"),
+            },
+            right: Input {
+                keys: layout.keys.right.clone(),
+                watermark: right_wm_col,
+                converter: converter(&right_schema, Side::Right)?,
+                schema: right_schema,
+                state: SideState::new(right_store, "right"),
+            },
+            layout,
+            batch: None,
+            right_started: false,
+            dropped_late: 0,
+            progress: StateOperatorProgress::default(),
+        })
+    }
+
+    /// The output's schema (left columns then right ones, `USING` keys merged).
+    pub fn schema(&self) -> SchemaRef {
+        self.layout.schema.clone()
+    }
+
+    /// How each side's rows leave the state.
+    pub fn state_watermarks(&self) -> StateWatermarks {
+        self.watermarks
+    }
+
+    /// Whether a moving watermark alone gives the join work (then a no-data batch runs), as
+    /// Spark's `shouldRunAnotherBatch`.
+    pub fn evicts_by_watermark(&self) -> bool {
+        self.watermarks.evicts()
+    }
+
+    /// The watermark for the operators after the join, given its input watermark (Spark's
+    /// `produceOutputWatermark`).
+    pub fn output_watermark(&self, input_watermark: i64) -> i64 {
+        self.watermarks.output_watermark(input_watermark)
+    }
+
+    /// The last finished batch's figures.
+    pub fn progress(&self) -> StateOperatorProgress {
+        self.progress
+    }
+
+    /// Starts batch `batch_id` from the state the batch before committed. `late_watermark`: the
+    /// watermark of the batch before (µs; rows at or behind it are late); `eviction_watermark`:
+    /// this batch's (µs; the state watermarks are solved from it). Both as Spark 3.5's
+    /// `eventTimeWatermarkForLateEvents` / `ForEviction`.
+    pub fn begin(
+        &mut self,
+        batch_id: u64,
+        late_watermark: i64,
+        eviction_watermark: i64,
+    ) -> Result<(), StreamJoinError> {
+        self.batch = None;
+        self.left.state.begin(batch_id)?;
+        self.right.state.begin(batch_id)?;
+        self.batch = Some(BatchWatermarks { late: late_watermark, eviction: eviction_watermark });
+        self.right_started = false;
+        self.dropped_late = 0;
+        Ok(())
+    }
+
+    /// Joins a piece of one side's input: the output rows it produces now, and the indices of
+    /// its rows dropped as late (event time at or behind the late watermark; counted as
+    /// `numRowsDroppedByWatermark`). Every left piece of a batch comes before its right pieces.
+    pub fn process(&mut self, side: Side, batch: &RecordBatch) -> Result<(RecordBatch, Vec<u32>), StreamJoinError> {
+        let wms = self.batch.ok_or_else(|| StreamJoinError::Order("a piece came outside a batch".into()))?;
+        match side {
+            Side::Right => self.right_started = true,
+            Side::Left if self.right_started => {
+                return Err(StreamJoinError::Order(
+                    "a left piece came after a right piece of the same batch (Spark joins all the left input first)"
+                        .into(),
+                ))
+            }
+            Side::Left => {}
+        }
+        let t = self.join_type;
+        let range = self.range;
+        let eviction = self.watermarks.side(side);
+        let threshold = self.watermarks.threshold(side, wms.eviction);
+        let (this, other) = match side {
+            Side::Left => (&mut self.left, &mut self.right),
+            Side::Right => (&mut self.right, &mut self.left),
+        };
+        if batch.schema().fields() != this.schema.fields() {
+            return Err(StreamJoinError::Order(format!(
+                "a {side} piece has columns ({}) that are not the {side} input's ({})",
+                crate::schema::to_ddl(&batch.schema()),
+                crate::schema::to_ddl(&this.schema)
+            )));
+        }
+        let rows = this.converter.convert_columns(batch.columns())?;
+        let keys = self.encoder.encode(batch, &this.keys)?;
+        let column_times = |c: usize| -> Result<Vec<Option<i64>>, StreamJoinError> {
+            event_times(batch.column(c))
+                .map_err(|e| StreamJoinError::Order(format!("{side} column `{}` {e}", batch.schema().field(c).name())))
+        };
+        let late_times = this.watermark.map(&column_times).transpose()?;
+        let evict_times = match eviction {
+            Eviction::Never => None,
+            Eviction::Key { key } => Some(column_times(this.keys[key])?),
+            Eviction::Value { column, .. } => Some(column_times(column)?),
+        };
+        let range_times = range.map(|r| column_times(if side == Side::Left { r.left } else { r.right })).transpose()?;
+        let keeps_all = match side {
+            Side::Left => matches!(t, JoinType::LeftOuter | JoinType::FullOuter),
+            Side::Right => matches!(t, JoinType::RightOuter | JoinType::FullOuter),
+        };
+        let semi = t == JoinType::LeftSemi;
+
+        // Output row n: this piece's row `this_rows[n]` with buffered row `other_rows[n]` of the
+        // other side (an index into `pool`).
+        let mut this_rows: Vec<Option<u32>> = Vec::new();
+        let mut other_rows: Vec<Option<u32>> = Vec::new();
+        let mut pool: Vec<Vec<u8>> = Vec::new();
+        let mut late = Vec::new();
+        for r in 0..batch.num_rows() {
+            let key = keys.get(r);
+            let range_time = range_times.as_ref().and_then(|t| t[r]);
+            if !keeps_all && (key.is_none() || (range.is_some() && range_time.is_none())) {
+                continue;
+            }
+            if late_times.as_ref().and_then(|t| t[r]).is_some_and(|t| t <= wms.late) {
+                late.push(r as u32);
+                continue;
+            }
+            let mut matched = false;
+            if let Some(key) = key {
+                for candidate in other.state.get(key)? {
+                    if semi && side == Side::Right && candidate.matched {
+                        continue;
+                    }
+                    if let Some(rg) = &range {
+                        let ok = match side {
+                            Side::Left => rg.matches(range_time, candidate.range_time),
+                            Side::Right => rg.matches(candidate.range_time, range_time),
+                        };
+                        if !ok {
+                            continue;
+                        }
+                    }
+                    matched = true;
+                    if !candidate.matched {
+                        other.state.mark_matched(key, &candidate);
+                    }
+                    if semi && side == Side::Left {
+                        // Spark asks only whether a match exists.
+                        break;
+                    }
+                    if semi {
+                        this_rows.push(None);
+                    } else {
+                        this_rows.push(Some(r as u32));
+                    }
+                    other_rows.push(Some(pool.len() as u32));
+                    pool.push(candidate.row);
+                }
+            }
+            if semi && side == Side::Left && matched {
+                this_rows.push(Some(r as u32));
+                other_rows.push(None);
+            }
+            let evict_at = evict_times.as_ref().and_then(|t| t[r]);
+            let buffer = match side {
+                Side::Left => !(semi && matched),
+                // Spark: a right row the state watermark already passes can meet no later left
+                // row (this batch's left rows came first), unless it must come out unmatched.
+                Side::Right => {
+                    let evicted_now = matches!((threshold, evict_at), (Some(th), Some(at)) if at <= th);
+                    !evicted_now || (!matched && matches!(t, JoinType::RightOuter | JoinType::FullOuter))
+                }
+            };
+            if buffer {
+                this.state.append(key.unwrap_or(NULL_KEY), rows.row(r).data(), evict_at, range_time, matched)?;
+            }
+        }
+        self.dropped_late += late.len() as u64;
+        let pooled = decode(if side == Side::Left { &self.right } else { &self.left }, &pool)?;
+        let (this_rows, other_rows) = (UInt32Array::from(this_rows), UInt32Array::from(other_rows));
+        let out = match side {
+            Side::Left => self.layout.assemble(batch, &this_rows, &pooled, &other_rows)?,
+            Side::Right => self.layout.assemble(&pooled, &other_rows, batch, &this_rows)?,
+        };
+        Ok((out, late))
+    }
+
+    /// Ends the batch: evicts each side's rows at or behind its state watermark, emits the
+    /// unmatched ones of an outer side null-padded (left ones first), commits both sides, and
+    /// returns those rows with the batch's `stateOperators[]` entry (Spark's
+    /// `symmetricHashJoin`).
+    pub fn finish(&mut self) -> Result<(RecordBatch, serde_json::Value), StreamJoinError> {
+        let wms = self.batch.ok_or_else(|| StreamJoinError::Order("finish came outside a batch".into()))?;
+        let t = self.join_type;
+        let evict = |input: &mut Input, side: Side, w: &StateWatermarks| -> Result<_, StreamJoinError> {
+            Ok(match w.threshold(side, wms.eviction) {
+                Some(th) => input.state.evict(th)?,
+                None => Vec::new(),
+            })
+        };
+        let left_gone = evict(&mut self.left, Side::Left, &self.watermarks)?;
+        let right_gone = evict(&mut self.right, Side::Right, &self.watermarks)?;
+        // Spark counts as removed only what its cleanup pass removes, not the outer side's rows
+        // it removes while emitting them (so a full outer join reports none).
+        let (left_outer, right_outer) = match t {
+            JoinType::LeftOuter => (true, false),
+            JoinType::RightOuter => (false, true),
+            JoinType::FullOuter => (true, true),
+            _ => (false, false),
+        };
+        let removed = if left_outer { 0 } else { left_gone.len() } + if right_outer { 0 } else { right_gone.len() };
+        let unmatched = |gone: Vec<super::stream_state::Evicted>, outer: bool| -> Vec<Vec<u8>> {
+            if outer {
+                gone.into_iter().filter(|e| !e.matched).map(|e| e.row).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let (left_rows, right_rows) = (unmatched(left_gone, left_outer), unmatched(right_gone, right_outer));
+        let (nl, nr) = (left_rows.len() as u32, right_rows.len() as u32);
+        let lb = decode(&self.left, &left_rows)?;
+        let rb = decode(&self.right, &right_rows)?;
+        let li = UInt32Array::from((0..nl).map(Some).chain((0..nr).map(|_| None)).collect::<Vec<_>>());
+        let ri = UInt32Array::from((0..nl).map(|_| None).chain((0..nr).map(Some)).collect::<Vec<_>>());
+        let out = self.layout.assemble(&lb, &li, &rb, &ri)?;
+
+        let l = self.left.state.commit()?;
+        let r = self.right.state.commit()?;
+        self.batch = None;
+        self.progress = progress(&l, &r, removed as u64, self.dropped_late);
+        Ok((out, progress_json(&self.progress)))
+    }
+}
+
+/// The rows `rows` (a side's row format) as a batch of that side's schema.
+fn decode(input: &Input, rows: &[Vec<u8>]) -> Result<RecordBatch, ArrowError> {
+    if rows.is_empty() {
+        return Ok(RecordBatch::new_empty(input.schema.clone()));
+    }
+    let parser = input.converter.parser();
+    let columns: Vec<ArrayRef> = input.converter.convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+    RecordBatch::try_new(input.schema.clone(), columns)
+}
+
+fn progress(left: &SideMetrics, right: &SideMetrics, removed: u64, dropped_late: u64) -> StateOperatorProgress {
+    StateOperatorProgress {
+        metrics: StateMetrics {
+            num_rows_total: left.rows + right.rows,
+            num_rows_updated: left.appended + right.appended,
+            num_rows_removed: removed,
+            memory_used_bytes: left.memory_used_bytes + right.memory_used_bytes,
+        },
+        num_rows_dropped_by_watermark: dropped_late,
+    }
+}
+
+/// Spark's `stateOperators[]` entry of a stream-stream join. One partition; weir keeps one store
+/// per side (Spark four per partition: two per side).
+pub fn progress_json(p: &StateOperatorProgress) -> serde_json::Value {
+    serde_json::json!({
+        "operatorName": "symmetricHashJoin",
+        "numRowsTotal": p.metrics.num_rows_total,
+        "numRowsUpdated": p.metrics.num_rows_updated,
+        "numRowsRemoved": p.metrics.num_rows_removed,
+        "memoryUsedBytes": p.metrics.memory_used_bytes,
+        "numRowsDroppedByWatermark": p.num_rows_dropped_by_watermark,
+        "numShufflePartitions": 1,
+        "numStateStoreInstances": 2,
+        "customMetrics": {},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+
+    use super::super::spec::JoinKeys;
+    use super::*;
+    use crate::schema::parse_ddl;
+    use crate::state::memory::MemoryStateStore;
+    use crate::state::rocksdb::RocksDbStateStore;
+
+    const MIN: i64 = 60_000_000;
+    const MS: i64 = 1000;
+
+    /// (key, event time in µs, value): a row of either side.
+    type Row<'a> = (Option<&'a str>, i64, &'a str);
+
+    fn left_schema() -> SchemaRef {
+        parse_ddl("k string, lt timestamp, lv string").unwrap()
+    }
+
+    fn right_schema() -> SchemaRef {
+        parse_ddl("k string, rt timestamp, rv string").unwrap()
+    }
+
+    fn batch(schema: SchemaRef, rows: &[Row]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(
+                    TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Every row of `b` as `k|lt|lv|rt|rv`: strings as they are, times in minutes (µs when not
+    /// whole minutes), `-` for null.
+    fn render(b: &RecordBatch) -> Vec<String> {
+        (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            "-".to_string()
+                        } else if let Some(s) = c.as_string_opt::<i32>() {
+                            s.value(r).to_string()
+                        } else {
+                            let t = c.as_primitive::<TimestampMicrosecondType>().value(r);
+                            if t % MIN == 0 {
+                                (t / MIN).to_string()
+                            } else {
+                                format!("{t}us")
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    fn spec(t: JoinType) -> JoinSpec {
+        JoinSpec { join_type: t, keys: JoinKeys::Using(vec!["k".into()]), left_prefix: None, right_prefix: None }
+    }
+
+    /// `impression + 0 <= click <= impression + 1 hour`: left = clicks, right = impressions.
+    fn hour_range() -> Option<TimeRange> {
+        Some(TimeRange::inclusive(1, 1, 0, 60 * MIN))
+    }
+
+    type Open = fn(&std::path::Path) -> Box<dyn StateStore>;
+
+    fn memory(dir: &std::path::Path) -> Box<dyn StateStore> {
+        Box::new(MemoryStateStore::open(dir, 10).unwrap())
+    }
+
+    fn rocksdb(dir: &std::path::Path) -> Box<dyn StateStore> {
+        Box::new(RocksDbStateStore::open(dir, 10).unwrap())
+    }
+
+    struct Harness {
+        join: StreamStreamJoin,
+        _dirs: (tempfile::TempDir, tempfile::TempDir),
+    }
+
+    fn harness(t: JoinType, open: Open) -> Harness {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let join = StreamStreamJoin::new(
+            &spec(t),
+            left_schema(),
+            right_schema(),
+            hour_range(),
+            Some(1),
+            Some(1),
+            open(dirs.0.path()),
+            open(dirs.1.path()),
+        )
+        .unwrap();
+        Harness { join, _dirs: dirs }
+    }
+
+    /// What one batch did.
+    #[derive(Debug, PartialEq)]
+    struct Step {
+        /// Rows joined while the input was processed, in output order.
+        joined: Vec<String>,
+        /// Rows emitted at the end of the batch (sorted).
+        evicted: Vec<String>,
+        late_left: Vec<u32>,
+        late_right: Vec<u32>,
+        /// numRowsTotal, numRowsUpdated, numRowsRemoved, numRowsDroppedByWatermark.
+        counts: [u64; 4],
+    }
+
+    impl Harness {
+        /// Batch `id` with the watermarks in minutes.
+        fn run(&mut self, id: u64, late: i64, eviction: i64, left: &[Row], right: &[Row]) -> Step {
+            self.run_micros(id, late * MIN, eviction * MIN, left, right)
+        }
+
+        fn run_micros(&mut self, id: u64, late: i64, eviction: i64, left: &[Row], right: &[Row]) -> Step {
+            self.join.begin(id, late, eviction).unwrap();
+            let (l, late_left) = self.join.process(Side::Left, &batch(left_schema(), left)).unwrap();
+            let (r, late_right) = self.join.process(Side::Right, &batch(right_schema(), right)).unwrap();
+            let (e, json) = self.join.finish().unwrap();
+            assert_eq!(l.schema(), self.join.schema());
+            assert_eq!(e.schema(), self.join.schema());
+            let mut joined = render(&l);
+            joined.extend(render(&r));
+            let mut evicted = render(&e);
+            evicted.sort();
+            let n = |f: &str| json[f].as_u64().unwrap();
+            assert_eq!(json["operatorName"], "symmetricHashJoin");
+            assert!(json["memoryUsedBytes"].as_u64().is_some());
+            Step {
+                joined,
+                evicted,
+                late_left,
+                late_right,
+                counts: [n("numRowsTotal"), n("numRowsUpdated"), n("numRowsRemoved"), n("numRowsDroppedByWatermark")],
+            }
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn step(joined: &[&str], evicted: &[&str], late: (&[u32], &[u32]), counts: [u64; 4]) -> Step {
+        Step {
+            joined: strings(joined),
+            evicted: strings(evicted),
+            late_left: late.0.to_vec(),
+            late_right: late.1.to_vec(),
+            counts,
+        }
+    }
+
+    /// The inner join worked by hand in four batches (times in minutes, watermarks: late /
+    /// eviction). State watermarks: left = W − 1 ms, right = W − 60 min − 1 ms.
+    fn inner_batches(h: &mut Harness) -> Vec<Step> {
+        let a = Some("a");
+        let b = Some("b");
+        let c = Some("c");
+        vec![
+            // 0: l1 is buffered before the right rows come; r1 joins it (a pair within one
+            // batch, once); r2 is out of range, r3 has no partner.
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1")], &[(a, 5 * MIN, "r1"), (a, 20 * MIN, "r2"), (b, 10 * MIN, "r3")]),
+            // 1: l2 joins r1 and r2 of batch 0; l3 joins r3 at the range's upper end (70 =
+            // 10 + 60); r4 is past every buffered left row. Left rows at or behind 29:59.999 go.
+            h.run(1, 0, 30, &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")], &[(a, 40 * MIN, "r4")]),
+            // 2: 30 and 29 are late (at or behind 30); l5 joins r4; r6, r7 join nothing. Left
+            // rows to 89:59.999 and right rows to 29:59.999 go.
+            h.run(
+                2,
+                30,
+                90,
+                &[(a, 30 * MIN, "late"), (a, 95 * MIN, "l5")],
+                &[(a, 29 * MIN, "late"), (a, 100 * MIN, "r6"), (b, 80 * MIN, "r7")],
+            ),
+            // 3: r9 joins l9 of the same batch, and is not buffered: the right state watermark
+            // (139:59.999) already passes it (Spark's rule). Everything goes.
+            h.run(3, 90, 200, &[(c, 120 * MIN, "l9")], &[(c, 100 * MIN, "r9")]),
+        ]
+    }
+
+    fn inner_expected() -> Vec<Step> {
+        vec![
+            step(&["a|10|l1|5|r1"], &[], (&[], &[]), [4, 4, 0, 0]),
+            step(&["a|25|l2|5|r1", "a|25|l2|20|r2", "b|70|l3|10|r3"], &[], (&[], &[]), [5, 3, 2, 0]),
+            step(&["a|95|l5|40|r4"], &[], (&[0], &[0]), [4, 3, 4, 2]),
+            step(&["c|120|l9|100|r9"], &[], (&[], &[]), [0, 1, 5, 0]),
+        ]
+    }
+
+    #[test]
+    fn inner_join_with_a_range_emits_each_pair_once_across_batches_and_evicts_by_state_watermark() {
+        let mut h = harness(JoinType::Inner, memory);
+        assert_eq!(inner_batches(&mut h), inner_expected());
+    }
+
+    #[test]
+    fn inner_join_gives_the_same_on_rocksdb() {
+        let mut h = harness(JoinType::Inner, rocksdb);
+        assert_eq!(inner_batches(&mut h), inner_expected());
+    }
+
+    #[test]
+    fn a_replayed_batch_starts_from_the_batch_before_and_gives_the_same_output() {
+        let mut h = harness(JoinType::Inner, memory);
+        let want = inner_expected();
+        let a = Some("a");
+        let b = Some("b");
+        let c = Some("c");
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1")], &[(a, 5 * MIN, "r1"), (a, 20 * MIN, "r2"), (b, 10 * MIN, "r3")]),
+            want[0]
+        );
+        // Batch 1 fails half-way (nothing committed) ...
+        h.join.begin(1, 0, 30 * MIN).unwrap();
+        h.join.process(Side::Left, &batch(left_schema(), &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")])).unwrap();
+        // ... and runs again from batch 0's state.
+        let step1 = h.run(1, 0, 30, &[(a, 25 * MIN, "l2"), (b, 70 * MIN, "l3")], &[(a, 40 * MIN, "r4")]);
+        assert_eq!(step1, want[1]);
+        let batch2 = |h: &mut Harness| {
+            h.run(
+                2,
+                30,
+                90,
+                &[(a, 30 * MIN, "late"), (a, 95 * MIN, "l5")],
+                &[(a, 29 * MIN, "late"), (a, 100 * MIN, "r6"), (b, 80 * MIN, "r7")],
+            )
+        };
+        assert_eq!(batch2(&mut h), want[2]);
+        // Batch 2 committed its state, but say the checkpoint did not: it runs again.
+        assert_eq!(batch2(&mut h), want[2]);
+        assert_eq!(h.run(3, 90, 200, &[(c, 120 * MIN, "l9")], &[(c, 100 * MIN, "r9")]), want[3]);
+    }
+
+    /// Left outer: a left row waits until the left state watermark (W − 1 ms) passes it, then
+    /// comes out null-padded unless something joined it.
+    fn left_outer_batches(h: &mut Harness) -> Vec<Step> {
+        let a = Some("a");
+        let b = Some("b");
+        vec![
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2"), (None, 10 * MIN, "l3")], &[(a, 5 * MIN, "r1")]),
+            // A no-data batch at watermark 10: the state watermark is 9:59.999, nothing goes.
+            h.run(1, 0, 10, &[], &[]),
+            // One ms later the rows at 10 go: l1 silently (matched), l2 and the null-key l3
+            // null-padded. b at 9 would have joined l2 but is late; the null-key right row is
+            // dropped before the join (it could match nothing), not counted as late.
+            h.run_micros(2, 10 * MIN, 10 * MIN + MS, &[], &[(b, 9 * MIN, "late"), (None, 50 * MIN, "rn")]),
+        ]
+    }
+
+    fn left_outer_expected() -> Vec<Step> {
+        vec![
+            step(&["a|10|l1|5|r1"], &[], (&[], &[]), [4, 4, 0, 0]),
+            step(&[], &[], (&[], &[]), [4, 0, 0, 0]),
+            // Spark does not count the outer side's evicted rows as removed.
+            step(&[], &["-|10|l3|-|-", "b|10|l2|-|-"], (&[], &[0]), [1, 0, 0, 1]),
+        ]
+    }
+
+    #[test]
+    fn left_outer_emits_an_unmatched_left_row_in_the_batch_its_state_watermark_passes_it() {
+        let mut h = harness(JoinType::LeftOuter, memory);
+        assert_eq!(left_outer_batches(&mut h), left_outer_expected());
+    }
+
+    #[test]
+    fn left_outer_gives_the_same_on_rocksdb() {
+        let mut h = harness(JoinType::LeftOuter, rocksdb);
+        assert_eq!(left_outer_batches(&mut h), left_outer_expected());
+    }
+
+    #[test]
+    fn right_outer_emits_unmatched_right_rows_also_those_the_state_watermark_passes_on_arrival() {
+        let mut h = harness(JoinType::RightOuter, memory);
+        let (a, b, c, d) = (Some("a"), Some("b"), Some("c"), Some("d"));
+        // Right outer `USING (k)`: the key comes from the right side.
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 30 * MIN, "l1")], &[(a, MIN, "r1"), (b, MIN, "r2")]),
+            step(&["a|30|l1|1|r1"], &[], (&[], &[]), [3, 3, 0, 0])
+        );
+        // At 60 the right state watermark is −0:00.001: the rows at 1 stay; the left one (59:59.999)
+        // goes, counted as removed (the left side is not the outer one).
+        assert_eq!(h.run(1, 0, 60, &[], &[]), step(&[], &[], (&[], &[]), [2, 0, 1, 0]));
+        // At 200 the right state watermark is 139:59.999: r3 (100) is behind it on arrival, yet
+        // buffered since it must come out unmatched, and comes out in this batch with r2; l2
+        // goes too. The right rows that go are not counted as removed (Spark's outer side).
+        assert_eq!(
+            h.run(2, 60, 200, &[(d, 150 * MIN, "l2")], &[(c, 100 * MIN, "r3")]),
+            step(&[], &["b|-|-|1|r2", "c|-|-|100|r3"], (&[], &[]), [0, 2, 1, 0])
+        );
+    }
+
+    #[test]
+    fn full_outer_emits_both_sides_unmatched_rows_and_null_keys_never_match() {
+        let mut h = harness(JoinType::FullOuter, memory);
+        let (a, b, c) = (Some("a"), Some("b"), Some("c"));
+        assert_eq!(
+            h.run(
+                0,
+                0,
+                0,
+                &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2"), (None, 10 * MIN, "l3")],
+                &[(a, MIN, "r1"), (c, MIN, "r2"), (None, MIN, "r3")]
+            ),
+            step(&["a|10|l1|1|r1"], &[], (&[], &[]), [6, 6, 0, 0])
+        );
+        // Left rows to 61:59.999 and right rows to 1:59.999 go; the full outer USING key is
+        // coalesce(left k, right k). Spark reports no removed rows for a full outer join.
+        assert_eq!(
+            h.run(1, 0, 62, &[], &[]),
+            step(&[], &["-|-|-|1|r3", "-|10|l3|-|-", "b|10|l2|-|-", "c|-|-|1|r2"], (&[], &[]), [0, 0, 0, 0])
+        );
+    }
+
+    #[test]
+    fn left_semi_emits_a_left_row_once_at_its_first_match() {
+        let mut h = harness(JoinType::LeftSemi, memory);
+        let a = Some("a");
+        let b = Some("b");
+        // r1 joins l1 (emitted, marked matched); r2 would too, but l1 is matched already.
+        assert_eq!(
+            h.run(0, 0, 0, &[(a, 10 * MIN, "l1"), (b, 10 * MIN, "l2")], &[(a, MIN, "r1"), (a, 5 * MIN, "r2")]),
+            step(&["a|10|l1"], &[], (&[], &[]), [4, 4, 0, 0])
+        );
+        // l3 matches buffered r1 at once and is not buffered; r3 finds only the matched l1.
+        assert_eq!(
+            h.run(1, 0, 0, &[(a, 20 * MIN, "l3")], &[(a, 8 * MIN, "r3")]),
+            step(&["a|20|l3"], &[], (&[], &[]), [5, 1, 0, 0])
+        );
+        // Left rows to 29:59.999 go, counted (no side of a semi join is an outer one).
+        assert_eq!(h.run(2, 0, 30, &[], &[]), step(&[], &[], (&[], &[]), [3, 0, 2, 0]));
+    }
+
+    #[test]
+    fn inner_join_drops_null_keys_and_null_times_before_the_join_without_counting_them() {
+        let mut h = harness(JoinType::Inner, memory);
+        let a = Some("a");
+        h.join.begin(0, 5 * MIN, 5 * MIN).unwrap();
+        let mut left = batch(left_schema(), &[(None, 10 * MIN, "x"), (a, 10 * MIN, "y"), (a, 1 * MIN, "late")]);
+        // Null the time of row 1.
+        let times = TimestampMicrosecondArray::from(vec![Some(10 * MIN), None, Some(MIN)]).with_timezone("UTC");
+        left =
+            RecordBatch::try_new(left.schema(), vec![left.column(0).clone(), Arc::new(times), left.column(2).clone()])
+                .unwrap();
+        let (out, late) = h.join.process(Side::Left, &left).unwrap();
+        assert_eq!((out.num_rows(), late), (0, vec![2]));
+        let (_, json) = h.join.finish().unwrap();
+        assert_eq!((json["numRowsTotal"].as_u64(), json["numRowsDroppedByWatermark"].as_u64()), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn a_watermarked_join_key_evicts_at_the_watermark_itself() {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let l = parse_ddl("k string, w timestamp, lv string").unwrap();
+        let r = parse_ddl("k string, w timestamp, rv string").unwrap();
+        let s = JoinSpec {
+            join_type: JoinType::LeftOuter,
+            keys: JoinKeys::Using(vec!["k".into(), "w".into()]),
+            left_prefix: None,
+            right_prefix: None,
+        };
+        let mut j = StreamStreamJoin::new(
+            &s,
+            l.clone(),
+            r.clone(),
+            None,
+            Some(1),
+            Some(1),
+            memory(dirs.0.path()),
+            memory(dirs.1.path()),
+        )
+        .unwrap();
+        assert_eq!(j.state_watermarks().left, Eviction::Key { key: 1 });
+        j.begin(0, 0, 0).unwrap();
+        j.process(Side::Left, &batch(l.clone(), &[(Some("a"), 10 * MIN, "l1"), (Some("a"), 20 * MIN, "l2")])).unwrap();
+        let (out, _) = j.process(Side::Right, &batch(r.clone(), &[(Some("a"), 20 * MIN, "r1")])).unwrap();
+        assert_eq!(render(&out), ["a|20|l2|r1"]);
+        j.finish().unwrap();
+        // Key state watermark = the watermark: the key at 10 goes at watermark 10 (no 1 ms).
+        j.begin(1, 0, 10 * MIN).unwrap();
+        let (out, json) = j.finish().unwrap();
+        assert_eq!(render(&out), ["a|10|l1|-"]);
+        assert_eq!(json["numRowsTotal"], 2);
+        assert_eq!(j.output_watermark(10 * MIN), 10 * MIN);
+    }
+
+    #[test]
+    fn a_left_piece_after_a_right_piece_of_the_same_batch_is_refused() {
+        let mut h = harness(JoinType::Inner, memory);
+        h.join.begin(0, 0, 0).unwrap();
+        h.join.process(Side::Right, &batch(right_schema(), &[])).unwrap();
+        let e = h.join.process(Side::Left, &batch(left_schema(), &[])).unwrap_err();
+        assert!(e.to_string().contains("a left piece came after a right piece"), "{e}");
+    }
+
+    fn refusal(t: JoinType, range: Option<TimeRange>, lwm: Option<usize>, rwm: Option<usize>) -> Result<(), String> {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        StreamStreamJoin::new(
+            &spec(t),
+            left_schema(),
+            right_schema(),
+            range,
+            lwm,
+            rwm,
+            memory(dirs.0.path()),
+            memory(dirs.1.path()),
+        )
+        .map(|_| ())
+    }
+
+    #[test]
+    fn spark_refuses_left_anti_and_outer_or_semi_joins_nothing_bounds() {
+        assert_eq!(
+            refusal(JoinType::LeftAnti, hour_range(), Some(1), Some(1)).unwrap_err(),
+            "LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported (Spark's rule); a \
+             left_anti join needs a static table on the right (a [[source]] with static = true)"
+        );
+        assert_eq!(
+            refusal(JoinType::LeftOuter, None, Some(1), Some(1)).unwrap_err(),
+            "Stream-stream LeftOuter join between two streaming DataFrame/Datasets is not supported without a \
+             watermark in the join keys, or a watermark on the nullable side and an appropriate range condition \
+             (Spark's rule: a left_outer join must know when a left row can no longer match); give the join a \
+             time_range whose right column is the right input's watermark column, or join on the watermark column"
+        );
+        // The right side has no watermark: nothing bounds how long a left row waits.
+        assert!(refusal(JoinType::LeftSemi, hour_range(), Some(1), None)
+            .unwrap_err()
+            .starts_with("Stream-stream LeftSemi join between two streaming DataFrame/Datasets is not supported"));
+        assert!(refusal(JoinType::RightOuter, hour_range(), None, Some(1)).unwrap_err().contains(
+            "a right_outer join must know when a right row can no longer match); give the join a time_range whose \
+             left column is the left input's watermark column"
+        ));
+        // Spark accepts a full outer join when either side is bounded, and an inner join always.
+        assert!(refusal(JoinType::FullOuter, hour_range(), None, Some(1)).is_ok());
+        assert!(refusal(JoinType::Inner, None, None, None).is_ok());
+        assert!(refusal(JoinType::RightOuter, hour_range(), Some(1), None).is_ok());
+        assert_eq!(
+            check_output_mode("update").unwrap_err(),
+            "Join between two streaming DataFrames/Datasets is not supported in Update output mode, only in Append \
+             output mode (Spark's rule); set output_mode = \"append\""
+        );
+        assert!(check_output_mode("append").is_ok());
+        assert_eq!(
+            refusal(JoinType::Inner, Some(TimeRange::inclusive(2, 1, 0, MIN)), Some(1), Some(1)).unwrap_err(),
+            "time_range left column `lv` is string, but a time range compares timestamps; name a timestamp column \
+             of the left input"
+        );
+    }
+
+    #[test]
+    fn the_join_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        send(&harness(JoinType::Inner, memory).join);
+    }
+}
