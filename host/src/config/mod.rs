@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 
+pub use join::{JoinKeys, JoinSpec, JoinType, KeyPair, Refresh, Side};
 pub use values::{AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES};
 
 /// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
@@ -15,6 +16,8 @@ pub mod kinds;
 mod spec;
 /// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
 pub mod units;
+/// Joins: types, keys, sides, static tables' refresh.
+pub mod join;
 /// The values other modules give meaning to (kept here so that the config is a leaf).
 mod values;
 /// From spec to validated job.
@@ -28,8 +31,13 @@ pub struct Job {
     /// The job file it came from (for messages).
     pub file: PathBuf,
     pub name: String,
-    /// The inputs, in the job file's order; several are unioned (they share one schema).
+    /// The streaming inputs, in the job file's order. Those no join names are unioned (they
+    /// share one schema) into the stream the operators take; one a join names is that join's
+    /// other side.
     pub sources: Vec<InputConfig>,
+    /// Static tables (`[[source]]` with `static = true`), read whole, joined by a stream-static
+    /// join.
+    pub tables: Vec<TableConfig>,
     /// Event-time watermark on a source column (Spark's `withWatermark`).
     pub watermark: Option<WatermarkConfig>,
     pub operators: Vec<OperatorConfig>,
@@ -93,6 +101,25 @@ pub struct InputConfig {
     pub source: SourceConfig,
     /// This input's watermark delay, instead of `[watermark].delay`.
     pub watermark_delay: Option<Duration>,
+    /// This input's event-time column (`watermark_column`), instead of `[watermark].column`: a
+    /// stream joined to another has its own columns.
+    pub watermark_column: Option<String>,
+}
+
+/// A static table: `[[source]]` with `static = true`. Every file of the directory, read as one
+/// table (Spark's `spark.read`), re-read when its files change (`refresh`).
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// Required: a join names the table by it.
+    pub name: String,
+    /// Where it is in the job file (`source[i]`), for messages.
+    pub field: String,
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Declared schema; required for json and csv, for parquet the first file's when absent.
+    pub schema: Option<SchemaRef>,
+    pub csv: CsvOptions,
+    pub refresh: Refresh,
 }
 
 impl InputConfig {
@@ -242,6 +269,32 @@ pub enum OperatorConfig {
     Stateful(StatefulConfig),
     Dedup(DedupConfig),
     Aggregate(AggregateConfig),
+    Join(JoinConfig),
+}
+
+/// A `join` operator: the stream so far (the operators before it, over the unioned streams) on
+/// one side, and on the other a static table or another streaming source, named.
+#[derive(Debug, Clone)]
+pub struct JoinConfig {
+    pub index: usize,
+    /// The other input's name: a `[[source]]` (static table or stream) the job names.
+    pub other: String,
+    /// Which side the other input is on (`right = "users"`: Right; `left = "users"`: Left).
+    pub other_side: Side,
+    /// Type, keys, prefixes.
+    pub spec: JoinSpec,
+    /// Stream-stream only: `right + from <= left <= right + to` on the sides' event-time columns.
+    pub time_range: Option<TimeRange>,
+}
+
+/// `time_range = { left = "click_time", right = "impression_time", from = "0 seconds", to = "1 hour" }`:
+/// `right + from <= left <= right + to` (both bounds inclusive; from and to may be negative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeRange {
+    pub left: String,
+    pub right: String,
+    pub from_micros: i64,
+    pub to_micros: i64,
 }
 
 /// An `aggregate` operator: Spark's `groupBy(group_by [, window]).agg(aggregates)`.

@@ -32,6 +32,7 @@ impl Validator<'_> {
 
     fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
         let sources = self.sources(&spec.source, spec.watermark.is_some())?;
+        let tables: Vec<TableConfig> = Vec::new();
         let policy = match spec.multiple_watermark_policy.as_deref() {
             None | Some("min") => MultipleWatermarkPolicy::Min,
             Some("max") => MultipleWatermarkPolicy::Max,
@@ -100,6 +101,7 @@ impl Validator<'_> {
             file: self.file.to_path_buf(),
             name,
             sources,
+            tables,
             watermark,
             operators,
             sink,
@@ -203,7 +205,7 @@ impl Validator<'_> {
                 None => None,
             };
             let source = self.source(&at, s)?;
-            inputs.push(InputConfig { name, field: at, source, watermark_delay });
+            inputs.push(InputConfig { name, field: at, source, watermark_delay, watermark_column: None });
         }
         Ok(inputs)
     }
@@ -886,6 +888,12 @@ impl Validator<'_> {
                     return Err(self.err(
                         &format!("operator[{}].kind", d.index),
                         format!("dedup after {what} is not supported; put the dedup before it"),
+                    ))
+                }
+                OperatorConfig::Join(j) => {
+                    return Err(self.err(
+                        &format!("operator[{}].kind", j.index),
+                        format!("a join after {what} is not supported; join first, then aggregate"),
                     ))
                 }
             }

@@ -222,6 +222,9 @@ fn plan_one(
             }
             p
         }
+        OperatorConfig::Join(j) => {
+            anyhow::bail!("job file {file}: `operator[{}]`: joins are not wired into the engine yet", j.index)
+        }
         OperatorConfig::Aggregate(a) => {
             let calls: Vec<String> = a
                 .aggregates

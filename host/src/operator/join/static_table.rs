@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::atomic_file::write_atomic;
 use crate::deadletter::BadRecords;
 use crate::format::{csv::decode_csv, json::decode_json_lines, parquet};
-use crate::job::{CsvOptions, FileFormat};
+use crate::config::{CsvOptions, FileFormat};
 use crate::source::SourceError;
 
 /// One file of a table version.
@@ -284,17 +284,7 @@ impl TableSnapshots {
     }
 }
 
-/// When a static table is re-read (`refresh` in the job file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Refresh {
-    /// Read once when the query starts (Spark's behaviour for a static DataFrame of files).
-    Never,
-    /// Rescanned at every batch; re-read when a file was added, removed or changed.
-    #[default]
-    OnChange,
-    /// Rescanned at the first batch at least this long after the previous scan.
-    Every(Duration),
-}
+pub use crate::config::Refresh;
 
 /// Decides, batch by batch, whether the table is rescanned. The clock is the caller's (the
 /// batch's planning time), so tests never wait.
