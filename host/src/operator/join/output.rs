@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
+use arrow::array::{ArrayRef, UInt32Array};
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{cast, is_not_null, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -158,7 +158,7 @@ impl OutputLayout {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::array::{Array, Int32Array, Int64Array, StringArray};
     use arrow::datatypes::DataType;
 
     use super::super::spec::KeyPair;

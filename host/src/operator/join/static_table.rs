@@ -597,7 +597,7 @@ mod tests {
         assert!(on_change.due(0), "rescanned at every batch");
         assert!(on_change.due(1));
 
-        let mut every = RefreshPolicy::new(Refresh::Every(Duration::from_secs(600)));
+        let mut every = RefreshPolicy::new(Refresh::Every(std::time::Duration::from_secs(600)));
         assert!(every.due(5 * minute));
         every.scanned(5 * minute);
         assert!(!every.due(5 * minute));
