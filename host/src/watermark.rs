@@ -76,6 +76,9 @@ pub fn global_watermark(policy: MultipleWatermarkPolicy, current: i64, inputs: &
 pub struct Watermark {
     column: String,
     index: usize,
+    /// Per input: the index of its event-time column in its batches (`index` unless the input
+    /// has its own column, as a stream joined to another has).
+    indices: Vec<usize>,
     policy: MultipleWatermarkPolicy,
     /// Per input: its delay (µs).
     delays: Vec<i64>,
@@ -98,6 +101,7 @@ impl Watermark {
         Ok(Watermark {
             column: column.to_string(),
             index,
+            indices: vec![index; delays.len()],
             policy,
             delays: delays.iter().map(|d| d.as_micros() as i64).collect(),
             inputs: vec![0; delays.len()],
@@ -111,6 +115,17 @@ impl Watermark {
 
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// Gives input `i` its own event-time column, a timestamp column of `schema` (its batches').
+    pub fn set_input_column(&mut self, i: usize, column: &str, schema: &Schema) -> Result<(), String> {
+        self.indices[i] = timestamp_column(schema, column, "the source's schema", "a watermark")?;
+        Ok(())
+    }
+
+    /// The index of input `i`'s event-time column in its batches.
+    pub fn index_of(&self, i: usize) -> usize {
+        self.indices[i]
     }
 
     /// The watermark in force for the batch being run (µs since the epoch).

@@ -50,6 +50,10 @@ pub struct OffsetsEntry {
     /// that a replay after a hot swap runs the same version.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub plugins: std::collections::BTreeMap<usize, String>,
+    /// What operators (by position) recorded when the batch was planned, so that a replay reads
+    /// the same input: a stream-static join's table version (its files and their digests).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub operator_inputs: std::collections::BTreeMap<usize, serde_json::Value>,
 }
 
 /// `commits/<batch>`: the batch is done; which plugin versions produced it.
@@ -280,6 +284,7 @@ mod tests {
                 watermark_micros: 0,
                 late_watermark_micros: 0,
                 plugins: Default::default(),
+                operator_inputs: Default::default(),
             })
             .unwrap();
         }
@@ -310,6 +315,7 @@ mod tests {
                 watermark_micros: 0,
                 late_watermark_micros: 0,
                 plugins: Default::default(),
+                operator_inputs: Default::default(),
             })
             .unwrap();
             let commit = CommitEntry {

@@ -51,7 +51,6 @@ impl Engine {
         if let Some(wm) = self.watermark.as_mut() {
             wm.restore(entry.watermark_micros);
         }
-        let wm_index = self.watermark.as_ref().map(Watermark::index);
         let now = self.watermark.as_ref().map_or(0, Watermark::current);
         let mut ctx = BatchContext {
             batch_id: id,
@@ -63,6 +62,7 @@ impl Engine {
                 watermark: self.watermark.is_some().then_some(now),
             },
             bad: &mut bad,
+            planned: &entry.operator_inputs,
         };
         for op in &mut self.operators {
             op.begin(&mut ctx)?;
@@ -84,11 +84,21 @@ impl Engine {
                 t_read += t.elapsed();
                 for b in &read {
                     rows_per_source[i] += b.num_rows() as u64;
-                    if let Some(c) = wm_index {
-                        event_times[i].observe(b, c);
+                    if let Some(wm) = &self.watermark {
+                        event_times[i].observe(b, wm.index_of(i));
                     }
                 }
-                batches.extend(push(&mut self.operators, 0, &mut ctx, read)?);
+                match self.sources.joined_by(i) {
+                    // A join's other side: into that join, then through the operators after it.
+                    Some(k) => {
+                        let mut out = Vec::new();
+                        for b in read.iter().filter(|b| b.num_rows() > 0) {
+                            out.extend(self.operators[k].process_other(&mut ctx, b)?);
+                        }
+                        batches.extend(push(&mut self.operators, k + 1, &mut ctx, out)?);
+                    }
+                    None => batches.extend(push(&mut self.operators, 0, &mut ctx, read)?),
+                }
             }
         }
         let num_input_rows: u64 = rows_per_source.iter().sum();

@@ -109,10 +109,25 @@ impl Engine {
         let watermark = match &job.watermark {
             Some(w) => {
                 let delays: Vec<Duration> = job.sources.iter().map(|s| s.watermark_delay.unwrap_or(w.delay)).collect();
-                Some(
-                    Watermark::new(&w.column, &delays, w.policy, &sources.schema())
-                        .map_err(|e| anyhow::anyhow!("job file {}: `watermark.column`: {e}", job.file.display()))?,
-                )
+                let field_err =
+                    |field: &str, e: String| anyhow::anyhow!("job file {}: `{field}`: {e}", job.file.display());
+                // The global column on the unioned stream; a source with its own column (a
+                // stream joined to another) has its event times there.
+                let first = job.sources.iter().position(|s| s.watermark_column.is_none()).unwrap_or(0);
+                let (column, field) = match &job.sources[first].watermark_column {
+                    Some(c) => (c.as_str(), format!("{}.watermark_column", job.sources[first].field)),
+                    None => (w.column.as_str(), "watermark.column".to_string()),
+                };
+                let mut wm = Watermark::new(column, &delays, w.policy, &sources.schema_of(first))
+                    .map_err(|e| field_err(&field, e))?;
+                for (i, s) in job.sources.iter().enumerate() {
+                    let (column, field) = match &s.watermark_column {
+                        Some(c) => (c.as_str(), format!("{}.watermark_column", s.field)),
+                        None => (w.column.as_str(), "watermark.column".to_string()),
+                    };
+                    wm.set_input_column(i, column, &sources.schema_of(i)).map_err(|e| field_err(&field, e))?;
+                }
+                Some(wm)
             }
             None => None,
         };
@@ -336,13 +351,24 @@ impl Engine {
         };
         match planned_range {
             Some(range) => {
+                let timestamp_ms = chrono::Utc::now().timestamp_millis();
+                let mut operator_inputs = BTreeMap::new();
+                for (i, op) in self.operators.iter_mut().enumerate() {
+                    let planned = op
+                        .plan_batch(timestamp_ms.saturating_mul(1000))
+                        .with_context(|| format!("planning batch {}: operator[{i}]", self.cursor.next_id))?;
+                    if let Some(v) = planned {
+                        operator_inputs.insert(i, v);
+                    }
+                }
                 let entry = OffsetsEntry {
                     batch_id: self.cursor.next_id,
-                    timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                    timestamp_ms,
                     source: range,
                     watermark_micros: self.watermark.as_ref().map_or(0, Watermark::current),
                     late_watermark_micros: prev_watermark,
                     plugins: swap::plugin_digests(&self.operators),
+                    operator_inputs,
                 };
                 self.checkpoint.write_offsets(&entry)?;
                 let mut summary = self.cursor.summary;
@@ -420,6 +446,13 @@ impl Engine {
         );
         let folded = self.sources.compact(&ranges).context("folding the sources' ranges of old batches")?;
         self.checkpoint.purge_before(threshold, folded)?;
+        // What operators recorded for the batches kept: the rest (old table versions) may go.
+        let kept = self.checkpoint.offsets()?;
+        for (i, op) in self.operators.iter_mut().enumerate() {
+            let planned: Vec<serde_json::Value> =
+                kept.iter().filter_map(|e| e.operator_inputs.get(&i).cloned()).collect();
+            op.retain(&planned).with_context(|| format!("operator[{i}]: deleting what old batches read"))?;
+        }
         // Dead letters in the checkpoint go with their batches; a dead_letter_path the job
         // file sets elsewhere is the user's to keep.
         if self.dead_letter.dir().starts_with(self.checkpoint.dir()) {

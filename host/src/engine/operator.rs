@@ -28,6 +28,9 @@ pub struct BatchContext<'a> {
     pub clocks: Clocks,
     /// Records that could not be processed, for the dead-letter output.
     pub bad: &'a mut BadRecords,
+    /// What each operator (by position) recorded when the batch was planned (see
+    /// [`Operator::plan_batch`]), from the batch's offsets entry.
+    pub planned: &'a std::collections::BTreeMap<usize, serde_json::Value>,
 }
 
 impl BatchContext<'_> {
@@ -58,6 +61,19 @@ pub trait Operator: Send {
     /// The columns it outputs.
     fn output_schema(&self) -> SchemaRef;
 
+    /// When the engine plans a batch, before its offsets entry is written: what the operator
+    /// must record there so that a replay reads the same input (a static table's version). It
+    /// comes back in [`BatchContext::planned`].
+    fn plan_batch(&mut self, _now_micros: i64) -> anyhow::Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
+    /// Retention: what the batches still kept recorded for this operator; anything only older
+    /// batches needed may be deleted.
+    fn retain(&mut self, _planned: &[serde_json::Value]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Before the batch's first piece: state is loaded as the batch before committed it.
     fn begin(&mut self, _ctx: &mut BatchContext) -> anyhow::Result<()> {
         Ok(())
@@ -65,6 +81,12 @@ pub trait Operator: Send {
 
     /// One piece of the batch's input; returns the rows to pass on now.
     fn process(&mut self, ctx: &mut BatchContext, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>>;
+
+    /// One piece of the operator's other input (a stream-stream join's other side, a source
+    /// routed to it); returns the rows to pass on now.
+    fn process_other(&mut self, _ctx: &mut BatchContext, _input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        anyhow::bail!("operator[{}] takes no other input", self.index())
+    }
 
     /// After the batch's last piece: the rows held back until now (an aggregation's result, a
     /// stateful plugin's output), with state committed as the batch's version.

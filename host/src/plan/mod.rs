@@ -5,6 +5,8 @@
 
 /// `weir check`'s text: sources, each operator with its columns and state, the sink.
 pub mod describe;
+/// A `join` operator: sides, output columns, Spark's refusals.
+mod joins;
 /// The job's operators, in order: the one place that knows the kinds of operator.
 pub mod operators;
 /// The sink, for the last operator's columns.

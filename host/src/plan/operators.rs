@@ -19,7 +19,7 @@ use crate::state::StateStore;
 use crate::swap::JobPlugin;
 
 /// Makes the running operator, on its state store when it keeps state.
-type Opener = Box<dyn FnOnce(Option<Box<dyn StateStore>>) -> anyhow::Result<Box<dyn Operator>>>;
+pub(super) type Opener = Box<dyn FnOnce(Option<Box<dyn StateStore>>) -> anyhow::Result<Box<dyn Operator>>>;
 
 /// One operator of the graph, planned: what it takes and gives, and how to open it.
 pub struct PlannedOperator {
@@ -34,7 +34,7 @@ pub struct PlannedOperator {
     pub state: Option<String>,
     /// What the job file says of its plugin, if it has one (hot swap needs it).
     pub plugin: Option<JobPlugin>,
-    open: Option<Opener>,
+    pub(super) open: Option<Opener>,
 }
 
 impl PlannedOperator {
@@ -222,9 +222,7 @@ fn plan_one(
             }
             p
         }
-        OperatorConfig::Join(j) => {
-            anyhow::bail!("job file {file}: `operator[{}]`: joins are not wired into the engine yet", j.index)
-        }
+        OperatorConfig::Join(j) => super::joins::plan_join(job, j, input)?,
         OperatorConfig::Aggregate(a) => {
             let calls: Vec<String> = a
                 .aggregates

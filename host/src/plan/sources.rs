@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::config::{Job, SourceConfig};
+use crate::config::{Job, OperatorConfig, SourceConfig};
 use crate::source::union::{Input, Union};
 use crate::source::{files::FileSource, kafka::KafkaSource, rate::RateSource, Source};
 
@@ -28,7 +28,14 @@ pub fn open_sources(job: &Job) -> anyhow::Result<Union> {
             label: input.label(),
             field: input.field.clone(),
             source,
+            joined_by: joined_by(job, input.name.as_deref()),
         });
     }
     Union::new(inputs).map_err(|(field, e)| anyhow::anyhow!("job file {}: `{field}`: {e}", job.file.display()))
+}
+
+/// The join (by operator position) that takes the source named `name` as its other side.
+pub fn joined_by(job: &Job, name: Option<&str>) -> Option<usize> {
+    let name = name?;
+    job.operators.iter().position(|op| matches!(op, OperatorConfig::Join(j) if j.other == name))
 }

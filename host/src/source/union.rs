@@ -21,6 +21,9 @@ pub struct Input {
     /// Where it is in the job file (`source`, `source[1]`), for messages.
     pub field: String,
     pub source: Box<dyn Source>,
+    /// The operator (by position) whose other side this input is (a stream-stream join's);
+    /// none: it is unioned into the stream the operators take.
+    pub joined_by: Option<usize>,
 }
 
 /// The job's sources, read as one stream.
@@ -69,15 +72,30 @@ pub fn union_schema(inputs: &[(&str, SchemaRef)]) -> Result<SchemaRef, (usize, S
 
 impl Union {
     /// Checks that the inputs can be unioned; the error is (the field at fault, the reason).
+    /// Inputs a join takes as its other side keep their own schema; the others are unioned.
     pub fn new(inputs: Vec<Input>) -> Result<Union, (String, String)> {
-        assert!(!inputs.is_empty(), "validated: a job has at least one source");
-        let schemas: Vec<(&str, SchemaRef)> = inputs.iter().map(|i| (i.label.as_str(), i.source.schema())).collect();
-        let schema = union_schema(&schemas).map_err(|(i, e)| (format!("{}.schema", inputs[i].field), e))?;
-        let rewrap = inputs.iter().map(|i| i.source.schema() != schema).collect();
+        let main: Vec<&Input> = inputs.iter().filter(|i| i.joined_by.is_none()).collect();
+        assert!(!main.is_empty(), "validated: a job has a streaming source no join takes");
+        let schemas: Vec<(&str, SchemaRef)> = main.iter().map(|i| (i.label.as_str(), i.source.schema())).collect();
+        let schema = union_schema(&schemas).map_err(|(i, e)| (format!("{}.schema", main[i].field), e))?;
+        let rewrap = inputs.iter().map(|i| i.joined_by.is_none() && i.source.schema() != schema).collect();
         Ok(Union { inputs, schema, rewrap })
     }
 
-    /// The schema of every batch `read` returns.
+    /// The operator whose other side input `i` is, if a join takes it.
+    pub fn joined_by(&self, i: usize) -> Option<usize> {
+        self.inputs[i].joined_by
+    }
+
+    /// The columns of input `i`'s batches as `read` returns them.
+    pub fn schema_of(&self, i: usize) -> SchemaRef {
+        match self.inputs[i].joined_by {
+            Some(_) => self.inputs[i].source.schema(),
+            None => self.schema.clone(),
+        }
+    }
+
+    /// The schema of the unioned stream (every input no join takes).
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -262,6 +280,7 @@ mod tests {
             label: format!("source {key:?}"),
             field: format!("source[{i}]"),
             source: Box::new(source),
+            joined_by: None,
         }
     }
 

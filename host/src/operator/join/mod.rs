@@ -11,6 +11,8 @@ pub mod output;
 pub mod spec;
 /// Static tables: versions (file digests), content-addressed snapshots, refresh decisions.
 pub mod static_table;
+/// The stream-static join as the engine runs it: table versions per batch, refresh, progress.
+pub mod static_join;
 /// A stream joined to a static table, batch by batch.
 pub mod stream_static;
 /// One side's buffered rows of a stream-stream join, with Spark's `matched` flag.
