@@ -130,20 +130,27 @@ fn encode_value(matched: bool, evict_at: Option<i64>, range_time: Option<i64>, r
     out
 }
 
-/// (matched, evict_at, range_time, row) of a stored value.
-fn decode_value(bytes: &[u8]) -> Option<(bool, Option<i64>, Option<i64>, &[u8])> {
+/// A stored value's fields before the row.
+struct Header {
+    matched: bool,
+    evict_at: Option<i64>,
+    range_time: Option<i64>,
+}
+
+/// The header and the row of a stored value.
+fn decode_value(bytes: &[u8]) -> Option<(Header, &[u8])> {
     if bytes.len() < 17 {
         return None;
     }
     let flags = bytes[0];
     let evict = i64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
     let range = i64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
-    Some((
-        flags & MATCHED != 0,
-        (flags & HAS_EVICT != 0).then_some(evict),
-        (flags & HAS_RANGE != 0).then_some(range),
-        &bytes[17..],
-    ))
+    let header = Header {
+        matched: flags & MATCHED != 0,
+        evict_at: (flags & HAS_EVICT != 0).then_some(evict),
+        range_time: (flags & HAS_RANGE != 0).then_some(range),
+    };
+    Some((header, &bytes[17..]))
 }
 
 impl SideState {
@@ -189,9 +196,9 @@ impl SideState {
             .store
             .get(&value_key(key, index))?
             .ok_or_else(|| self.corrupt(format!("join state row {index} of a key with more rows is missing")))?;
-        let (matched, evict_at, range_time, row) = decode_value(&bytes)
+        let (h, row) = decode_value(&bytes)
             .ok_or_else(|| self.corrupt(format!("join state row {index} has {} bytes", bytes.len())))?;
-        Ok(Buffered { index, matched, evict_at, range_time, row: row.to_vec() })
+        Ok(Buffered { index, matched: h.matched, evict_at: h.evict_at, range_time: h.range_time, row: row.to_vec() })
     }
 
     /// The rows buffered under `key`, in index order.
@@ -239,15 +246,15 @@ impl SideState {
             if k.first() != Some(&VALUE) || k.len() < 5 {
                 return;
             }
-            let Some((matched, evict_at, _, row)) = decode_value(v) else {
+            let Some((h, row)) = decode_value(v) else {
                 damaged.get_or_insert_with(|| format!("a join state row has {} bytes", v.len()));
                 return;
             };
-            match evict_at {
+            match h.evict_at {
                 Some(t) if t <= threshold => {
                     let (key, index) = k[1..].split_at(k.len() - 5);
                     let index = u32::from_be_bytes(index.try_into().expect("4 bytes"));
-                    gone.push((key.to_vec(), index, Evicted { matched, row: row.to_vec() }));
+                    gone.push((key.to_vec(), index, Evicted { matched: h.matched, row: row.to_vec() }));
                 }
                 Some(t) => oldest = Some(oldest.map_or(t, |o: i64| o.min(t))),
                 None => {}

@@ -822,7 +822,7 @@ mod tests {
         let mut h = harness(JoinType::Inner, memory);
         let a = Some("a");
         h.join.begin(0, 5 * MIN, 5 * MIN).unwrap();
-        let mut left = batch(left_schema(), &[(None, 10 * MIN, "x"), (a, 10 * MIN, "y"), (a, 1 * MIN, "late")]);
+        let mut left = batch(left_schema(), &[(None, 10 * MIN, "x"), (a, 10 * MIN, "y"), (a, MIN, "late")]);
         // Null the time of row 1.
         let times = TimestampMicrosecondArray::from(vec![Some(10 * MIN), None, Some(MIN)]).with_timezone("UTC");
         left =
