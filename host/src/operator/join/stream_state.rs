@@ -9,8 +9,8 @@
 //!   (flag byte, i64 LE), so that a batch whose state watermark is below every buffered row does
 //!   not scan the store.
 //!
-//! Rows whose key has a null are kept under the empty key (no encoded key is empty), which is
-//! never looked up: they match nothing and leave only by eviction.
+//! Keys are the bytes of the join key columns in Arrow's row format, nulls included (the caller
+//! decides which null keys may be buffered and looked up).
 //!
 //! Eviction scans the whole store when the state watermark has reached the oldest buffered row,
 //! as Spark's state format 2 does (`removeByValueCondition` walks every key). Spark 4.1's format 4
@@ -18,9 +18,6 @@
 //! range reads, so that is left for when it does.
 
 use crate::state::{StateError, StateStore};
-
-/// The key under which rows with a null join key are kept.
-pub const NULL_KEY: &[u8] = b"";
 
 const META: &[u8] = b"m";
 const COUNT: u8 = b'n';
@@ -60,8 +57,8 @@ pub struct SideMetrics {
     pub rows: u64,
     /// Rows appended in the batch.
     pub appended: u64,
-    /// Rows evicted in the batch.
-    pub evicted: u64,
+    /// Rows removed in the batch: evicted, or (left semi) removed once matched.
+    pub removed: u64,
     /// The store's bytes.
     pub memory_used_bytes: u64,
 }
@@ -99,7 +96,7 @@ pub struct SideState {
     name: &'static str,
     meta: Meta,
     appended: u64,
-    evicted: u64,
+    removed: u64,
 }
 
 fn count_key(key: &[u8]) -> Vec<u8> {
@@ -156,7 +153,7 @@ fn decode_value(bytes: &[u8]) -> Option<(Header, &[u8])> {
 impl SideState {
     /// The state of one side (`name`: "left" or "right", for messages) on `store`.
     pub fn new(store: Box<dyn StateStore>, name: &'static str) -> SideState {
-        SideState { store, name, meta: Meta::default(), appended: 0, evicted: 0 }
+        SideState { store, name, meta: Meta::default(), appended: 0, removed: 0 }
     }
 
     fn corrupt(&self, what: String) -> StateError {
@@ -170,7 +167,7 @@ impl SideState {
     pub fn begin(&mut self, batch_id: u64) -> Result<(), StateError> {
         self.store.begin(batch_id)?;
         self.appended = 0;
-        self.evicted = 0;
+        self.removed = 0;
         self.meta = match self.store.get(META)? {
             None => Meta::default(),
             Some(b) => {
@@ -263,10 +260,7 @@ impl SideState {
         if let Some(d) = damaged {
             return Err(self.corrupt(d));
         }
-        // Per key, the rows that stay fill the holes below the new count (Spark swaps the last
-        // row into each hole), and the entries from the new count up go.
         gone.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let mut out = Vec::with_capacity(gone.len());
         let mut i = 0;
         while i < gone.len() {
             let key = gone[i].0.clone();
@@ -275,30 +269,51 @@ impl SideState {
                 holes.push(gone[i].1);
                 i += 1;
             }
-            let n = self.count(&key)?;
-            let left = n - holes.len() as u32;
-            let mut low_holes = holes.iter().copied().filter(|&h| h < left);
-            for from in (left..n).filter(|j| !holes.contains(j)) {
-                let to = low_holes.next().expect("as many rows staying above the count as holes below it");
-                let bytes = self.store.get(&value_key(&key, from))?.expect("the row was counted");
-                self.store.put(&value_key(&key, to), &bytes);
-            }
-            for j in left..n {
-                self.store.remove(&value_key(&key, j));
-            }
-            if left == 0 {
-                self.store.remove(&count_key(&key));
-            } else {
-                self.store.put(&count_key(&key), &left.to_le_bytes());
-            }
+            self.remove_sorted(&key, &holes)?;
         }
-        for (_, _, e) in gone {
-            out.push(e);
-        }
-        self.meta.rows -= out.len() as u64;
         self.meta.oldest = oldest;
-        self.evicted += out.len() as u64;
-        Ok(out)
+        Ok(gone.into_iter().map(|(_, _, e)| e).collect())
+    }
+
+    /// Removes rows `indices` (as `get` numbered them) of `key`: Spark 4.3's left semi join drops
+    /// a left row once a right row has matched it, since it can never be emitted again.
+    pub fn remove(&mut self, key: &[u8], indices: &[u32]) -> Result<(), StateError> {
+        let mut holes = indices.to_vec();
+        holes.sort_unstable();
+        holes.dedup();
+        self.remove_sorted(key, &holes)
+    }
+
+    /// Removes rows `holes` (ascending) of `key`: the rows that stay fill the holes below the new
+    /// count (Spark swaps the last row into each hole), and the entries from the new count up go.
+    fn remove_sorted(&mut self, key: &[u8], holes: &[u32]) -> Result<(), StateError> {
+        let n = self.count(key)?;
+        if holes.last().is_some_and(|&h| h >= n) {
+            return Err(
+                self.corrupt(format!("join state row {} of a key with {n} rows is missing", holes[holes.len() - 1]))
+            );
+        }
+        let left = n - holes.len() as u32;
+        let mut low_holes = holes.iter().copied().filter(|&h| h < left);
+        for from in (left..n).filter(|j| holes.binary_search(j).is_err()) {
+            let to = low_holes.next().expect("as many rows staying above the count as holes below it");
+            let bytes = self
+                .store
+                .get(&value_key(key, from))?
+                .ok_or_else(|| self.corrupt(format!("join state row {from} of a key with {n} rows is missing")))?;
+            self.store.put(&value_key(key, to), &bytes);
+        }
+        for j in left..n {
+            self.store.remove(&value_key(key, j));
+        }
+        if left == 0 {
+            self.store.remove(&count_key(key));
+        } else {
+            self.store.put(&count_key(key), &left.to_le_bytes());
+        }
+        self.meta.rows -= holes.len() as u64;
+        self.removed += holes.len() as u64;
+        Ok(())
     }
 
     /// Makes the batch's changes durable and returns what the side holds and did.
@@ -308,7 +323,7 @@ impl SideState {
         Ok(SideMetrics {
             rows: self.meta.rows,
             appended: self.appended,
-            evicted: self.evicted,
+            removed: self.removed,
             memory_used_bytes: m.memory_used_bytes,
         })
     }
@@ -336,9 +351,9 @@ mod tests {
             s.append(b"a", row.as_bytes(), Some(t), None, false).unwrap();
         }
         s.append(b"b", b"b0", Some(1), None, false).unwrap();
-        s.append(NULL_KEY, b"n0", None, None, false).unwrap();
+        s.append(b"n", b"n0", None, None, false).unwrap();
         let m = s.commit().unwrap();
-        assert_eq!((m.rows, m.appended, m.evicted), (7, 7, 0));
+        assert_eq!((m.rows, m.appended, m.removed), (7, 7, 0));
 
         s.begin(1).unwrap();
         let first = s.get(b"a").unwrap();
@@ -350,16 +365,23 @@ mod tests {
         // a1 (index 1) and a3 (index 3) left 3 rows: a4 fills hole 1, a3's hole is past the count.
         assert_eq!(rows(&s, b"a"), vec![("a0".into(), false), ("a4".into(), false), ("a2".into(), false)]);
         assert_eq!(s.count(b"b").unwrap(), 0);
-        assert_eq!(rows(&s, NULL_KEY), vec![("n0".into(), false)]);
+        assert_eq!(rows(&s, b"n"), vec![("n0".into(), false)]);
         // Nothing buffered is older than 5 now: a state watermark of 4 does not scan.
         assert_eq!(s.meta.oldest, Some(5));
         assert!(s.evict(4).unwrap().is_empty());
         let m = s.commit().unwrap();
-        assert_eq!((m.rows, m.appended, m.evicted), (4, 0, 3));
+        assert_eq!((m.rows, m.appended, m.removed), (4, 0, 3));
 
         // A retry of batch 1 starts from batch 0's rows and oldest time again.
         s.begin(1).unwrap();
         assert_eq!(s.meta, Meta { rows: 7, oldest: Some(1) });
         assert_eq!(s.get(b"a").unwrap().len(), 5);
+        // Removing a0 and a4: a3 fills hole 0.
+        s.remove(b"a", &[4, 0]).unwrap();
+        let strs = |v: &[&str]| v.iter().map(|r| (r.to_string(), false)).collect::<Vec<_>>();
+        assert_eq!(rows(&s, b"a"), strs(&["a3", "a1", "a2"]));
+        assert!(s.remove(b"a", &[3]).is_err(), "a row past the key's count is refused");
+        let m = s.commit().unwrap();
+        assert_eq!((m.rows, m.appended, m.removed), (5, 0, 2));
     }
 }
