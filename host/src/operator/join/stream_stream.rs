@@ -1,13 +1,19 @@
-//! A stream joined to a stream: Spark's symmetric hash join (`StreamingSymmetricHashJoinExec`,
-//! state format 2), batch by batch.
+//! A stream joined to a stream: Spark's symmetric hash join (`StreamingSymmetricHashJoinExec`),
+//! batch by batch, as Spark 4.3 runs it (checked against its output and progress figures in
+//! `tests/joins/stream-stream` and `tests/joins/null-keys`).
 //!
 //! Each side buffers its rows ([`SideState`]) so that rows of the other side arriving later can
 //! still join them. Within a batch every left piece is processed before any right piece, as Spark
 //! does: a left row joins the right rows buffered by earlier batches and is buffered; a right row
 //! joins every buffered left row, this batch's included, so each pair is emitted exactly once.
-//! A buffered row records whether anything joined it (`matched`); when the side's state
-//! watermark passes it at the end of a batch it leaves, and an outer side's unmatched rows are
-//! emitted null-padded then. Left semi joins emit a left row once, at its first match.
+//! A right row that its side's state watermark already passes is not buffered (no later left row
+//! can meet it), unless it must come out unmatched. A buffered row records whether anything
+//! joined it (`matched`); when its side's state watermark passes it at the end of a batch it
+//! leaves, and an outer side's unmatched rows are emitted null-padded then.
+//!
+//! A left semi join emits a left row once, at its first match, and (Spark 4.3, SPARK-55973)
+//! processes the right side first: a left row matched on arrival is emitted and never buffered,
+//! and a buffered left row leaves the state as soon as a right row matches it.
 //!
 //! Null keys and range-condition times: on a side that is not kept whole (every side of an inner
 //! or semi join, the inner side of a left or right outer join) such rows are dropped before the
