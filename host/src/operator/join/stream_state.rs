@@ -12,10 +12,15 @@
 //! Keys are the bytes of the join key columns in Arrow's row format, nulls included (the caller
 //! decides which null keys may be buffered and looked up).
 //!
-//! Eviction scans the whole store when the state watermark has reached the oldest buffered row,
-//! as Spark's state format 2 does (`removeByValueCondition` walks every key). Spark 4.1's format 4
-//! keeps a (time, key) index in an ordered column family instead; `StateStore` has no ordered
-//! range reads, so that is left for when it does.
+//! Eviction finds the rows to evict through an index of (eviction time, key) pairs kept in
+//! memory, as Spark 4.1's state format 4 keeps one in an ordered column family (`tsWithKey`);
+//! `StateStore` has no ordered range reads, so the index lives beside the store. It is built by
+//! one scan of the store (the eviction path of Spark's format 2, `removeByValueCondition`)
+//! the first time a batch evicts after the process starts or a batch is run again, and then
+//! follows the batches this process commits. It costs a key and 8 bytes per distinct (time, key)
+//! buffered.
+
+use std::collections::BTreeSet;
 
 use crate::state::{StateError, StateStore};
 
@@ -97,6 +102,13 @@ pub struct SideState {
     meta: Meta,
     appended: u64,
     removed: u64,
+    /// The batch in progress.
+    batch: Option<u64>,
+    /// (eviction time, key) of every buffered row that has an eviction time, maybe more (a pair
+    /// whose rows left otherwise stays until its time comes); `None` until a scan builds it.
+    index: Option<BTreeSet<(i64, Vec<u8>)>>,
+    /// The batch whose committed state `index` is exactly, when no batch has changed it since.
+    index_committed: Option<u64>,
 }
 
 fn count_key(key: &[u8]) -> Vec<u8> {
@@ -153,7 +165,16 @@ fn decode_value(bytes: &[u8]) -> Option<(Header, &[u8])> {
 impl SideState {
     /// The state of one side (`name`: "left" or "right", for messages) on `store`.
     pub fn new(store: Box<dyn StateStore>, name: &'static str) -> SideState {
-        SideState { store, name, meta: Meta::default(), appended: 0, removed: 0 }
+        SideState {
+            store,
+            name,
+            meta: Meta::default(),
+            appended: 0,
+            removed: 0,
+            batch: None,
+            index: None,
+            index_committed: None,
+        }
     }
 
     fn corrupt(&self, what: String) -> StateError {
@@ -165,7 +186,15 @@ impl SideState {
 
     /// Starts batch `batch_id` from the state committed by the batch before.
     pub fn begin(&mut self, batch_id: u64) -> Result<(), StateError> {
+        // The index stays only when this batch follows the one it was committed with.
+        let follows = self.index_committed.is_some() && self.index_committed == batch_id.checked_sub(1);
+        self.index_committed = None;
+        if !follows {
+            self.index = None;
+        }
+        self.batch = None;
         self.store.begin(batch_id)?;
+        self.batch = Some(batch_id);
         self.appended = 0;
         self.removed = 0;
         self.meta = match self.store.get(META)? {
@@ -223,21 +252,50 @@ impl SideState {
         self.meta.rows += 1;
         if let Some(t) = evict_at {
             self.meta.oldest = Some(self.meta.oldest.map_or(t, |o| o.min(t)));
+            if let Some(index) = &mut self.index {
+                index.insert((t, key.to_vec()));
+            }
         }
         self.appended += 1;
         Ok(())
     }
 
-    /// Removes and returns every row whose eviction time is at or behind `threshold`. Scans the
-    /// store only when some buffered row can be that old.
+    /// Removes and returns every row whose eviction time is at or behind `threshold`. Reads
+    /// only the keys the index names at or behind it (scanning the store once to build the
+    /// index when there is none), and nothing when no buffered row can be that old.
     pub fn evict(&mut self, threshold: i64) -> Result<Vec<Evicted>, StateError> {
         match self.meta.oldest {
             Some(oldest) if oldest <= threshold => {}
             _ => return Ok(Vec::new()),
         }
-        // (key, index, row) of every row to evict, and the oldest time that stays.
+        let Some(index) = &mut self.index else { return self.evict_by_scan(threshold) };
+        // The pairs after the threshold stay; the keys of the others are read.
+        let stay = index.split_off(&(threshold.saturating_add(1), Vec::new()));
+        let due = std::mem::replace(index, stay);
+        let mut keys: Vec<Vec<u8>> = due.into_iter().map(|(_, k)| k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut out = Vec::new();
+        for key in keys {
+            let mut holes = Vec::new();
+            for b in self.get(&key)? {
+                if b.evict_at.is_some_and(|t| t <= threshold) {
+                    holes.push(b.index);
+                    out.push(Evicted { matched: b.matched, row: b.row });
+                }
+            }
+            self.remove_sorted(&key, &holes)?;
+        }
+        self.meta.oldest = self.index.as_ref().and_then(|i| i.first()).map(|(t, _)| *t);
+        Ok(out)
+    }
+
+    /// [`Self::evict`] by reading every row of the store, building the index of what stays.
+    fn evict_by_scan(&mut self, threshold: i64) -> Result<Vec<Evicted>, StateError> {
+        // (key, index, row) of every row to evict, the oldest time that stays, and the index.
         let mut gone: Vec<(Vec<u8>, u32, Evicted)> = Vec::new();
         let mut oldest: Option<i64> = None;
+        let mut index: BTreeSet<(i64, Vec<u8>)> = BTreeSet::new();
         let mut damaged: Option<String> = None;
         self.store.for_each(&mut |k, v| {
             if k.first() != Some(&VALUE) || k.len() < 5 {
@@ -247,13 +305,16 @@ impl SideState {
                 damaged.get_or_insert_with(|| format!("a join state row has {} bytes", v.len()));
                 return;
             };
+            let (key, at) = k[1..].split_at(k.len() - 5);
             match h.evict_at {
                 Some(t) if t <= threshold => {
-                    let (key, index) = k[1..].split_at(k.len() - 5);
-                    let index = u32::from_be_bytes(index.try_into().expect("4 bytes"));
-                    gone.push((key.to_vec(), index, Evicted { matched: h.matched, row: row.to_vec() }));
+                    let at = u32::from_be_bytes(at.try_into().expect("4 bytes"));
+                    gone.push((key.to_vec(), at, Evicted { matched: h.matched, row: row.to_vec() }));
                 }
-                Some(t) => oldest = Some(oldest.map_or(t, |o: i64| o.min(t))),
+                Some(t) => {
+                    oldest = Some(oldest.map_or(t, |o: i64| o.min(t)));
+                    index.insert((t, key.to_vec()));
+                }
                 None => {}
             }
         })?;
@@ -272,6 +333,7 @@ impl SideState {
             self.remove_sorted(&key, &holes)?;
         }
         self.meta.oldest = oldest;
+        self.index = Some(index);
         Ok(gone.into_iter().map(|(_, _, e)| e).collect())
     }
 
@@ -320,6 +382,10 @@ impl SideState {
     pub fn commit(&mut self) -> Result<SideMetrics, StateError> {
         self.store.put(META, &self.meta.encode());
         let m = self.store.commit()?;
+        if self.index.is_some() {
+            self.index_committed = self.batch;
+        }
+        self.batch = None;
         Ok(SideMetrics {
             rows: self.meta.rows,
             appended: self.appended,
@@ -383,5 +449,52 @@ mod tests {
         assert!(s.remove(b"a", &[3]).is_err(), "a row past the key's count is refused");
         let m = s.commit().unwrap();
         assert_eq!((m.rows, m.appended, m.removed), (5, 0, 2));
+    }
+
+    /// Batch 2 evicts through the index the scan of batch 1 built; run again (a replay), it
+    /// evicts by a scan: the same rows leave, and the same stay.
+    #[test]
+    fn eviction_through_the_index_and_by_a_scan_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.begin(0).unwrap();
+        for (k, row, t) in [(b"a", "a0", 5), (b"b", "b0", 3), (b"a", "a1", 8), (b"c", "c0", 4), (b"b", "b1", 9)] {
+            s.append(k, row.as_bytes(), Some(t), None, false).unwrap();
+        }
+        s.append(b"c", b"c1", None, None, false).unwrap();
+        s.commit().unwrap();
+        s.begin(1).unwrap();
+        assert!(s.index.is_none());
+        let names = |v: Vec<Evicted>| {
+            let mut n: Vec<String> = v.into_iter().map(|e| String::from_utf8(e.row).unwrap()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(s.evict(3).unwrap()), ["b0"]);
+        assert!(s.index.is_some(), "the scan built the index");
+        s.commit().unwrap();
+        let batch2 = |s: &mut SideState| {
+            s.begin(2).unwrap();
+            s.append(b"d", b"d0", Some(6), None, false).unwrap();
+            let gone = names(s.evict(6).unwrap());
+            let mut left: Vec<(String, bool)> = [&b"a"[..], b"b", b"c", b"d"].iter().flat_map(|k| rows(s, k)).collect();
+            left.sort();
+            let m = s.commit().unwrap();
+            (gone, left, m.rows, m.removed, s.meta.oldest)
+        };
+        let through_index = batch2(&mut s);
+        assert_eq!(
+            through_index,
+            (
+                vec!["a0".to_string(), "c0".into(), "d0".into()],
+                vec![("a1".to_string(), false), ("b1".into(), false), ("c1".into(), false)],
+                3,
+                3,
+                Some(8)
+            )
+        );
+        s.begin(2).unwrap();
+        assert!(s.index.is_none(), "a batch run again drops the index");
+        assert_eq!(batch2(&mut s), through_index);
     }
 }
