@@ -286,7 +286,10 @@ def build_query(spark, job, F, sources):
         if s.static:
             frames[s.name] = s.reader(spark.read).load(s.spark_dir)
         else:
-            df = s.reader(spark.readStream).option("maxFilesPerTrigger", 1).load(s.spark_dir)
+            r = s.reader(spark.readStream)
+            if "schema" not in s.spec:  # parquet: a stream needs a schema; take the files' own
+                r = r.schema(spark.read.parquet(s.spark_dir).schema)
+            df = r.option("maxFilesPerTrigger", 1).load(s.spark_dir)
             frames[s.name] = with_watermark(df, job, s.spec)
 
     operators = job.get("operator", [])

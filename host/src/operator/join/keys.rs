@@ -185,6 +185,14 @@ impl EncodedKeys {
         }
     }
 
+    /// The key bytes of row `row`, nulls included: a null encodes as itself, so keys with nulls
+    /// in the same columns and equal other columns have equal bytes (Spark's `UnsafeRow`
+    /// equality, which a stream-stream full outer join matches keys by; added for
+    /// `stream_stream`).
+    pub fn bytes(&self, row: usize) -> &[u8] {
+        self.rows.row(row).data()
+    }
+
     /// Number of rows encoded.
     pub fn len(&self) -> usize {
         self.len

@@ -9,18 +9,20 @@
 //!   (flag byte, i64 LE), so that a batch whose state watermark is below every buffered row does
 //!   not scan the store.
 //!
-//! Rows whose key has a null are kept under the empty key (no encoded key is empty), which is
-//! never looked up: they match nothing and leave only by eviction.
+//! Keys are the bytes of the join key columns in Arrow's row format, nulls included (the caller
+//! decides which null keys may be buffered and looked up).
 //!
-//! Eviction scans the whole store when the state watermark has reached the oldest buffered row,
-//! as Spark's state format 2 does (`removeByValueCondition` walks every key). Spark 4.1's format 4
-//! keeps a (time, key) index in an ordered column family instead; `StateStore` has no ordered
-//! range reads, so that is left for when it does.
+//! Eviction finds the rows to evict through an index of (eviction time, key) pairs kept in
+//! memory, as Spark 4.1's state format 4 keeps one in an ordered column family (`tsWithKey`);
+//! `StateStore` has no ordered range reads, so the index lives beside the store. It is built by
+//! one scan of the store (the eviction path of Spark's format 2, `removeByValueCondition`)
+//! the first time a batch evicts after the process starts or a batch is run again, and then
+//! follows the batches this process commits. It costs a key and 8 bytes per distinct (time, key)
+//! buffered.
+
+use std::collections::BTreeSet;
 
 use crate::state::{StateError, StateStore};
-
-/// The key under which rows with a null join key are kept.
-pub const NULL_KEY: &[u8] = b"";
 
 const META: &[u8] = b"m";
 const COUNT: u8 = b'n';
@@ -60,8 +62,8 @@ pub struct SideMetrics {
     pub rows: u64,
     /// Rows appended in the batch.
     pub appended: u64,
-    /// Rows evicted in the batch.
-    pub evicted: u64,
+    /// Rows removed in the batch: evicted, or (left semi) removed once matched.
+    pub removed: u64,
     /// The store's bytes.
     pub memory_used_bytes: u64,
 }
@@ -99,7 +101,14 @@ pub struct SideState {
     name: &'static str,
     meta: Meta,
     appended: u64,
-    evicted: u64,
+    removed: u64,
+    /// The batch in progress.
+    batch: Option<u64>,
+    /// (eviction time, key) of every buffered row that has an eviction time, maybe more (a pair
+    /// whose rows left otherwise stays until its time comes); `None` until a scan builds it.
+    index: Option<BTreeSet<(i64, Vec<u8>)>>,
+    /// The batch whose committed state `index` is exactly, when no batch has changed it since.
+    index_committed: Option<u64>,
 }
 
 fn count_key(key: &[u8]) -> Vec<u8> {
@@ -130,26 +139,42 @@ fn encode_value(matched: bool, evict_at: Option<i64>, range_time: Option<i64>, r
     out
 }
 
-/// (matched, evict_at, range_time, row) of a stored value.
-fn decode_value(bytes: &[u8]) -> Option<(bool, Option<i64>, Option<i64>, &[u8])> {
+/// A stored value's fields before the row.
+struct Header {
+    matched: bool,
+    evict_at: Option<i64>,
+    range_time: Option<i64>,
+}
+
+/// The header and the row of a stored value.
+fn decode_value(bytes: &[u8]) -> Option<(Header, &[u8])> {
     if bytes.len() < 17 {
         return None;
     }
     let flags = bytes[0];
     let evict = i64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
     let range = i64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
-    Some((
-        flags & MATCHED != 0,
-        (flags & HAS_EVICT != 0).then_some(evict),
-        (flags & HAS_RANGE != 0).then_some(range),
-        &bytes[17..],
-    ))
+    let header = Header {
+        matched: flags & MATCHED != 0,
+        evict_at: (flags & HAS_EVICT != 0).then_some(evict),
+        range_time: (flags & HAS_RANGE != 0).then_some(range),
+    };
+    Some((header, &bytes[17..]))
 }
 
 impl SideState {
     /// The state of one side (`name`: "left" or "right", for messages) on `store`.
     pub fn new(store: Box<dyn StateStore>, name: &'static str) -> SideState {
-        SideState { store, name, meta: Meta::default(), appended: 0, evicted: 0 }
+        SideState {
+            store,
+            name,
+            meta: Meta::default(),
+            appended: 0,
+            removed: 0,
+            batch: None,
+            index: None,
+            index_committed: None,
+        }
     }
 
     fn corrupt(&self, what: String) -> StateError {
@@ -161,9 +186,17 @@ impl SideState {
 
     /// Starts batch `batch_id` from the state committed by the batch before.
     pub fn begin(&mut self, batch_id: u64) -> Result<(), StateError> {
+        // The index stays only when this batch follows the one it was committed with.
+        let follows = self.index_committed.is_some() && self.index_committed == batch_id.checked_sub(1);
+        self.index_committed = None;
+        if !follows {
+            self.index = None;
+        }
+        self.batch = None;
         self.store.begin(batch_id)?;
+        self.batch = Some(batch_id);
         self.appended = 0;
-        self.evicted = 0;
+        self.removed = 0;
         self.meta = match self.store.get(META)? {
             None => Meta::default(),
             Some(b) => {
@@ -189,9 +222,9 @@ impl SideState {
             .store
             .get(&value_key(key, index))?
             .ok_or_else(|| self.corrupt(format!("join state row {index} of a key with more rows is missing")))?;
-        let (matched, evict_at, range_time, row) = decode_value(&bytes)
+        let (h, row) = decode_value(&bytes)
             .ok_or_else(|| self.corrupt(format!("join state row {index} has {} bytes", bytes.len())))?;
-        Ok(Buffered { index, matched, evict_at, range_time, row: row.to_vec() })
+        Ok(Buffered { index, matched: h.matched, evict_at: h.evict_at, range_time: h.range_time, row: row.to_vec() })
     }
 
     /// The rows buffered under `key`, in index order.
@@ -219,47 +252,76 @@ impl SideState {
         self.meta.rows += 1;
         if let Some(t) = evict_at {
             self.meta.oldest = Some(self.meta.oldest.map_or(t, |o| o.min(t)));
+            if let Some(index) = &mut self.index {
+                index.insert((t, key.to_vec()));
+            }
         }
         self.appended += 1;
         Ok(())
     }
 
-    /// Removes and returns every row whose eviction time is at or behind `threshold`. Scans the
-    /// store only when some buffered row can be that old.
+    /// Removes and returns every row whose eviction time is at or behind `threshold`. Reads
+    /// only the keys the index names at or behind it (scanning the store once to build the
+    /// index when there is none), and nothing when no buffered row can be that old.
     pub fn evict(&mut self, threshold: i64) -> Result<Vec<Evicted>, StateError> {
         match self.meta.oldest {
             Some(oldest) if oldest <= threshold => {}
             _ => return Ok(Vec::new()),
         }
-        // (key, index, row) of every row to evict, and the oldest time that stays.
+        let Some(index) = &mut self.index else { return self.evict_by_scan(threshold) };
+        // The pairs after the threshold stay; the keys of the others are read.
+        let stay = index.split_off(&(threshold.saturating_add(1), Vec::new()));
+        let due = std::mem::replace(index, stay);
+        let mut keys: Vec<Vec<u8>> = due.into_iter().map(|(_, k)| k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut out = Vec::new();
+        for key in keys {
+            let mut holes = Vec::new();
+            for b in self.get(&key)? {
+                if b.evict_at.is_some_and(|t| t <= threshold) {
+                    holes.push(b.index);
+                    out.push(Evicted { matched: b.matched, row: b.row });
+                }
+            }
+            self.remove_sorted(&key, &holes)?;
+        }
+        self.meta.oldest = self.index.as_ref().and_then(|i| i.first()).map(|(t, _)| *t);
+        Ok(out)
+    }
+
+    /// [`Self::evict`] by reading every row of the store, building the index of what stays.
+    fn evict_by_scan(&mut self, threshold: i64) -> Result<Vec<Evicted>, StateError> {
+        // (key, index, row) of every row to evict, the oldest time that stays, and the index.
         let mut gone: Vec<(Vec<u8>, u32, Evicted)> = Vec::new();
         let mut oldest: Option<i64> = None;
+        let mut index: BTreeSet<(i64, Vec<u8>)> = BTreeSet::new();
         let mut damaged: Option<String> = None;
         self.store.for_each(&mut |k, v| {
             if k.first() != Some(&VALUE) || k.len() < 5 {
                 return;
             }
-            let Some((matched, evict_at, _, row)) = decode_value(v) else {
+            let Some((h, row)) = decode_value(v) else {
                 damaged.get_or_insert_with(|| format!("a join state row has {} bytes", v.len()));
                 return;
             };
-            match evict_at {
+            let (key, at) = k[1..].split_at(k.len() - 5);
+            match h.evict_at {
                 Some(t) if t <= threshold => {
-                    let (key, index) = k[1..].split_at(k.len() - 5);
-                    let index = u32::from_be_bytes(index.try_into().expect("4 bytes"));
-                    gone.push((key.to_vec(), index, Evicted { matched, row: row.to_vec() }));
+                    let at = u32::from_be_bytes(at.try_into().expect("4 bytes"));
+                    gone.push((key.to_vec(), at, Evicted { matched: h.matched, row: row.to_vec() }));
                 }
-                Some(t) => oldest = Some(oldest.map_or(t, |o: i64| o.min(t))),
+                Some(t) => {
+                    oldest = Some(oldest.map_or(t, |o: i64| o.min(t)));
+                    index.insert((t, key.to_vec()));
+                }
                 None => {}
             }
         })?;
         if let Some(d) = damaged {
             return Err(self.corrupt(d));
         }
-        // Per key, the rows that stay fill the holes below the new count (Spark swaps the last
-        // row into each hole), and the entries from the new count up go.
         gone.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let mut out = Vec::with_capacity(gone.len());
         let mut i = 0;
         while i < gone.len() {
             let key = gone[i].0.clone();
@@ -268,40 +330,66 @@ impl SideState {
                 holes.push(gone[i].1);
                 i += 1;
             }
-            let n = self.count(&key)?;
-            let left = n - holes.len() as u32;
-            let mut low_holes = holes.iter().copied().filter(|&h| h < left);
-            for from in (left..n).filter(|j| !holes.contains(j)) {
-                let to = low_holes.next().expect("as many rows staying above the count as holes below it");
-                let bytes = self.store.get(&value_key(&key, from))?.expect("the row was counted");
-                self.store.put(&value_key(&key, to), &bytes);
-            }
-            for j in left..n {
-                self.store.remove(&value_key(&key, j));
-            }
-            if left == 0 {
-                self.store.remove(&count_key(&key));
-            } else {
-                self.store.put(&count_key(&key), &left.to_le_bytes());
-            }
+            self.remove_sorted(&key, &holes)?;
         }
-        for (_, _, e) in gone {
-            out.push(e);
-        }
-        self.meta.rows -= out.len() as u64;
         self.meta.oldest = oldest;
-        self.evicted += out.len() as u64;
-        Ok(out)
+        self.index = Some(index);
+        Ok(gone.into_iter().map(|(_, _, e)| e).collect())
+    }
+
+    /// Removes rows `indices` (as `get` numbered them) of `key`: Spark 4.3's left semi join drops
+    /// a left row once a right row has matched it, since it can never be emitted again.
+    pub fn remove(&mut self, key: &[u8], indices: &[u32]) -> Result<(), StateError> {
+        let mut holes = indices.to_vec();
+        holes.sort_unstable();
+        holes.dedup();
+        self.remove_sorted(key, &holes)
+    }
+
+    /// Removes rows `holes` (ascending) of `key`: the rows that stay fill the holes below the new
+    /// count (Spark swaps the last row into each hole), and the entries from the new count up go.
+    fn remove_sorted(&mut self, key: &[u8], holes: &[u32]) -> Result<(), StateError> {
+        let n = self.count(key)?;
+        if holes.last().is_some_and(|&h| h >= n) {
+            return Err(
+                self.corrupt(format!("join state row {} of a key with {n} rows is missing", holes[holes.len() - 1]))
+            );
+        }
+        let left = n - holes.len() as u32;
+        let mut low_holes = holes.iter().copied().filter(|&h| h < left);
+        for from in (left..n).filter(|j| holes.binary_search(j).is_err()) {
+            let to = low_holes.next().expect("as many rows staying above the count as holes below it");
+            let bytes = self
+                .store
+                .get(&value_key(key, from))?
+                .ok_or_else(|| self.corrupt(format!("join state row {from} of a key with {n} rows is missing")))?;
+            self.store.put(&value_key(key, to), &bytes);
+        }
+        for j in left..n {
+            self.store.remove(&value_key(key, j));
+        }
+        if left == 0 {
+            self.store.remove(&count_key(key));
+        } else {
+            self.store.put(&count_key(key), &left.to_le_bytes());
+        }
+        self.meta.rows -= holes.len() as u64;
+        self.removed += holes.len() as u64;
+        Ok(())
     }
 
     /// Makes the batch's changes durable and returns what the side holds and did.
     pub fn commit(&mut self) -> Result<SideMetrics, StateError> {
         self.store.put(META, &self.meta.encode());
         let m = self.store.commit()?;
+        if self.index.is_some() {
+            self.index_committed = self.batch;
+        }
+        self.batch = None;
         Ok(SideMetrics {
             rows: self.meta.rows,
             appended: self.appended,
-            evicted: self.evicted,
+            removed: self.removed,
             memory_used_bytes: m.memory_used_bytes,
         })
     }
@@ -329,9 +417,9 @@ mod tests {
             s.append(b"a", row.as_bytes(), Some(t), None, false).unwrap();
         }
         s.append(b"b", b"b0", Some(1), None, false).unwrap();
-        s.append(NULL_KEY, b"n0", None, None, false).unwrap();
+        s.append(b"n", b"n0", None, None, false).unwrap();
         let m = s.commit().unwrap();
-        assert_eq!((m.rows, m.appended, m.evicted), (7, 7, 0));
+        assert_eq!((m.rows, m.appended, m.removed), (7, 7, 0));
 
         s.begin(1).unwrap();
         let first = s.get(b"a").unwrap();
@@ -343,16 +431,70 @@ mod tests {
         // a1 (index 1) and a3 (index 3) left 3 rows: a4 fills hole 1, a3's hole is past the count.
         assert_eq!(rows(&s, b"a"), vec![("a0".into(), false), ("a4".into(), false), ("a2".into(), false)]);
         assert_eq!(s.count(b"b").unwrap(), 0);
-        assert_eq!(rows(&s, NULL_KEY), vec![("n0".into(), false)]);
+        assert_eq!(rows(&s, b"n"), vec![("n0".into(), false)]);
         // Nothing buffered is older than 5 now: a state watermark of 4 does not scan.
         assert_eq!(s.meta.oldest, Some(5));
         assert!(s.evict(4).unwrap().is_empty());
         let m = s.commit().unwrap();
-        assert_eq!((m.rows, m.appended, m.evicted), (4, 0, 3));
+        assert_eq!((m.rows, m.appended, m.removed), (4, 0, 3));
 
         // A retry of batch 1 starts from batch 0's rows and oldest time again.
         s.begin(1).unwrap();
         assert_eq!(s.meta, Meta { rows: 7, oldest: Some(1) });
         assert_eq!(s.get(b"a").unwrap().len(), 5);
+        // Removing a0 and a4: a3 fills hole 0.
+        s.remove(b"a", &[4, 0]).unwrap();
+        let strs = |v: &[&str]| v.iter().map(|r| (r.to_string(), false)).collect::<Vec<_>>();
+        assert_eq!(rows(&s, b"a"), strs(&["a3", "a1", "a2"]));
+        assert!(s.remove(b"a", &[3]).is_err(), "a row past the key's count is refused");
+        let m = s.commit().unwrap();
+        assert_eq!((m.rows, m.appended, m.removed), (5, 0, 2));
+    }
+
+    /// Batch 2 evicts through the index the scan of batch 1 built; run again (a replay), it
+    /// evicts by a scan: the same rows leave, and the same stay.
+    #[test]
+    fn eviction_through_the_index_and_by_a_scan_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.begin(0).unwrap();
+        for (k, row, t) in [(b"a", "a0", 5), (b"b", "b0", 3), (b"a", "a1", 8), (b"c", "c0", 4), (b"b", "b1", 9)] {
+            s.append(k, row.as_bytes(), Some(t), None, false).unwrap();
+        }
+        s.append(b"c", b"c1", None, None, false).unwrap();
+        s.commit().unwrap();
+        s.begin(1).unwrap();
+        assert!(s.index.is_none());
+        let names = |v: Vec<Evicted>| {
+            let mut n: Vec<String> = v.into_iter().map(|e| String::from_utf8(e.row).unwrap()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(s.evict(3).unwrap()), ["b0"]);
+        assert!(s.index.is_some(), "the scan built the index");
+        s.commit().unwrap();
+        let batch2 = |s: &mut SideState| {
+            s.begin(2).unwrap();
+            s.append(b"d", b"d0", Some(6), None, false).unwrap();
+            let gone = names(s.evict(6).unwrap());
+            let mut left: Vec<(String, bool)> = [&b"a"[..], b"b", b"c", b"d"].iter().flat_map(|k| rows(s, k)).collect();
+            left.sort();
+            let m = s.commit().unwrap();
+            (gone, left, m.rows, m.removed, s.meta.oldest)
+        };
+        let through_index = batch2(&mut s);
+        assert_eq!(
+            through_index,
+            (
+                vec!["a0".to_string(), "c0".into(), "d0".into()],
+                vec![("a1".to_string(), false), ("b1".into(), false), ("c1".into(), false)],
+                3,
+                3,
+                Some(8)
+            )
+        );
+        s.begin(2).unwrap();
+        assert!(s.index.is_none(), "a batch run again drops the index");
+        assert_eq!(batch2(&mut s), through_index);
     }
 }
