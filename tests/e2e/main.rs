@@ -13,6 +13,7 @@ mod event_time;
 mod foreach_batch;
 mod hostile;
 mod hot_swap;
+mod joins;
 mod kafka;
 mod pipeline;
 mod restart_after_change;

@@ -17,15 +17,34 @@ use crate::operator::stateful::entry::Clocks;
 use crate::progress::{DurationMs, QueryProgress, SinkProgress, SourceProgress};
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
+/// Each operator's watermarks (µs): (eviction, late), the batch's for the first operator, then
+/// as each operator passes them on (see [`Operator::output_watermark`]).
+fn operator_watermarks(operators: &[Box<dyn Operator>], now: i64, late: i64) -> Vec<(i64, i64)> {
+    let mut marks = Vec::with_capacity(operators.len());
+    let (mut now, mut late) = (now, late);
+    for op in operators {
+        marks.push((now, late));
+        (now, late) = (op.output_watermark(now), op.output_watermark(late));
+    }
+    marks
+}
+
+/// Puts operator `k`'s watermarks into the context.
+fn at(ctx: &mut BatchContext, marks: &[(i64, i64)], k: usize) {
+    (ctx.watermark, ctx.late_watermark) = marks[k];
+}
+
 /// Runs `input` through `operators[from..]`; empty pieces are not passed on.
 fn push(
     operators: &mut [Box<dyn Operator>],
+    marks: &[(i64, i64)],
     from: usize,
     ctx: &mut BatchContext,
     input: Vec<RecordBatch>,
 ) -> anyhow::Result<Vec<RecordBatch>> {
     let mut batches = input;
-    for op in &mut operators[from..] {
+    for (k, op) in operators.iter_mut().enumerate().skip(from) {
+        at(ctx, marks, k);
         let mut out: Vec<RecordBatch> = Vec::with_capacity(batches.len());
         for b in batches.iter().filter(|b| b.num_rows() > 0) {
             out.extend(op.process(ctx, b)?);
@@ -64,7 +83,9 @@ impl Engine {
             bad: &mut bad,
             planned: &entry.operator_inputs,
         };
-        for op in &mut self.operators {
+        let marks = operator_watermarks(&self.operators, ctx.watermark, ctx.late_watermark);
+        for (k, op) in self.operators.iter_mut().enumerate() {
+            at(&mut ctx, &marks, k);
             op.begin(&mut ctx)?;
         }
         // The union, source by source in the job's order, each read in pieces that go through
@@ -92,12 +113,13 @@ impl Engine {
                     // A join's other side: into that join, then through the operators after it.
                     Some(k) => {
                         let mut out = Vec::new();
+                        at(&mut ctx, &marks, k);
                         for b in read.iter().filter(|b| b.num_rows() > 0) {
                             out.extend(self.operators[k].process_other(&mut ctx, b)?);
                         }
-                        batches.extend(push(&mut self.operators, k + 1, &mut ctx, out)?);
+                        batches.extend(push(&mut self.operators, &marks, k + 1, &mut ctx, out)?);
                     }
-                    None => batches.extend(push(&mut self.operators, 0, &mut ctx, read)?),
+                    None => batches.extend(push(&mut self.operators, &marks, 0, &mut ctx, read)?),
                 }
             }
         }
@@ -106,11 +128,12 @@ impl Engine {
         // the operators after it.
         let mut state_operators = Vec::new();
         for k in 0..self.operators.len() {
+            at(&mut ctx, &marks, k);
             let held = self.operators[k].finish(&mut ctx)?;
             if let Some(p) = self.operators[k].progress() {
                 state_operators.push(p);
             }
-            batches.extend(push(&mut self.operators, k + 1, &mut ctx, held)?);
+            batches.extend(push(&mut self.operators, &marks, k + 1, &mut ctx, held)?);
         }
         let dead = bad.take();
         self.dead_letter.write(id, &dead).with_context(|| {

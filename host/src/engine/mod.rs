@@ -72,8 +72,10 @@ struct Cursor {
     new_batches: u64,
 }
 
-fn open_state_store(job: &Job, index: usize) -> anyhow::Result<Box<dyn StateStore>> {
+/// Operator `index`'s state store (`sub`: one of several it keeps, or `""`).
+fn open_state_store(job: &Job, index: usize, sub: &str) -> anyhow::Result<Box<dyn StateStore>> {
     let dir = layout::state_dir(&job.checkpoint, index);
+    let dir = if sub.is_empty() { dir } else { dir.join(sub) };
     Ok(match job.state_store {
         StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, job.min_batches_to_retain)?),
         StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, job.min_batches_to_retain)?),
@@ -137,16 +139,23 @@ impl Engine {
         let plugin_path = move |m: &crate::config::MapConfig| {
             swap::active_swap(&checkpoint_dir, m.index, &m.plugin).unwrap_or_else(|| m.plugin.clone())
         };
-        let planned =
-            plan_operators(&job, Some(sources.schema()), &mut LazyRuntime::new(Some(runtime)), &plugin_path)?;
+        let streams: BTreeMap<String, Option<arrow::datatypes::SchemaRef>> =
+            (0..sources.len()).map(|i| (sources.name(i).to_string(), Some(sources.schema_of(i)))).collect();
+        let planned = plan_operators(
+            &job,
+            Some(sources.schema()),
+            &streams,
+            &mut LazyRuntime::new(Some(runtime)),
+            &plugin_path,
+        )?;
         let mut plugins = BTreeMap::new();
         let mut operators = Vec::with_capacity(planned.len());
         for (i, p) in planned.into_iter().enumerate() {
             if let Some(plugin) = &p.plugin {
                 plugins.insert(i, plugin.clone());
             }
-            let store = if p.keeps_state() { Some(open_state_store(&job, p.index)?) } else { None };
-            operators.push(p.open(store)?);
+            let index = p.index;
+            operators.push(p.open(&|sub| open_state_store(&job, index, sub))?);
         }
         let schema = operators.last().map_or_else(|| sources.schema(), |op| op.output_schema());
         let mut sink = open_sink(&job, runtime, &schema)?;

@@ -105,6 +105,12 @@ pub trait Operator: Send {
         false
     }
 
+    /// The watermark the operators after it run with, given its own (Spark 3.5's watermark
+    /// propagation: a stream-stream join's output may hold rows older than its input watermark).
+    fn output_watermark(&self, input_micros: i64) -> i64 {
+        input_micros
+    }
+
     /// Its plugin, if it has one a user may swap.
     fn plugin(&self) -> Option<&dyn PluginSlot> {
         None

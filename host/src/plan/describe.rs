@@ -20,11 +20,18 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
     let o = &mut out;
     let _ = writeln!(o, "job {:?} ({})", job.name, job.file.display());
     let mut schema: Option<SchemaRef> = None;
+    let mut streams = BTreeMap::new();
     for input in &job.sources {
         let (text, columns) = source(&input.source)?;
+        if let Some(name) = &input.name {
+            streams.insert(name.clone(), columns.clone());
+        }
         let _ = writeln!(o, "{}: {text}", input.label());
         if let Some(d) = input.watermark_delay {
             let _ = writeln!(o, "  watermark delay: {}", duration(d));
+        }
+        if let Some(c) = &input.watermark_column {
+            let _ = writeln!(o, "  watermark column: `{c}`");
         }
         match &columns {
             Some(c) => {
@@ -34,9 +41,13 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
                 let _ = writeln!(o, "  columns: those of the first parquet file (none yet)");
             }
         }
-        if schema.is_none() {
+        // The stream the operators take: the sources no join takes as its other side.
+        if schema.is_none() && super::sources::joined_by(job, input.name.as_deref()).is_none() {
             schema = columns;
         }
+    }
+    for t in &job.tables {
+        o.push_str(&table(t)?);
     }
     if let Some(w) = &job.watermark {
         let late = match w.late_rows {
@@ -59,7 +70,7 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
         );
     }
     let mut runtime = LazyRuntime::new(None);
-    for op in plan_operators(job, schema, &mut runtime, &|m| m.plugin.clone())? {
+    for op in plan_operators(job, schema, &streams, &mut runtime, &|m: &MapConfig| m.plugin.clone())? {
         let _ = writeln!(o, "operator[{}]: {}", op.index, op.text);
         let cols = |s: &Option<SchemaRef>| s.as_deref().map_or("(known once the first file arrives)".into(), to_ddl);
         let _ = writeln!(o, "  in:    {}", cols(&op.input));
@@ -173,6 +184,28 @@ fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
             (text, Some(crate::source::kafka::schema_of(k)))
         }
     })
+}
+
+/// A static table: its files, when it is re-read, its columns (two lines).
+fn table(t: &TableConfig) -> anyhow::Result<String> {
+    let files = SourceConfig::Files(FileSourceConfig {
+        path: t.path.clone(),
+        format: t.format,
+        schema: t.schema.clone(),
+        max_files_per_trigger: None,
+        csv: t.csv,
+    });
+    let (text, columns) = source(&files)?;
+    let refresh = match t.refresh {
+        Refresh::Never => "read once when the job starts".to_string(),
+        Refresh::OnChange => "re-read when its files change".to_string(),
+        Refresh::Every(d) => format!("re-read when its files change, looked at every {}", duration(d)),
+    };
+    let columns = match &columns {
+        Some(c) => to_ddl(c),
+        None => "those of the first parquet file (none yet)".to_string(),
+    };
+    Ok(format!("source {:?}: static table, {text}, {refresh}\n  columns: {columns}\n", t.name))
 }
 
 fn sink(kind: &SinkKind) -> String {
@@ -320,6 +353,35 @@ mod tests {
     }
 
     #[test]
+    fn a_static_table_shows_its_files_refresh_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TableConfig {
+            name: "users".into(),
+            field: "source[1]".into(),
+            path: dir.path().join("tables/users"),
+            format: FileFormat::Parquet,
+            schema: None,
+            csv: CsvOptions::default(),
+            refresh: Refresh::OnChange,
+        };
+        std::fs::create_dir_all(&t.path).unwrap();
+        let at = t.path.display().to_string();
+        assert_eq!(
+            table(&t).unwrap(),
+            format!("source \"users\": static table, parquet files in {at}, re-read when its files change\n  columns: those of the first parquet file (none yet)\n")
+        );
+        t.format = FileFormat::Csv;
+        t.schema = Some(crate::schema::parse_ddl("user_id string, country string").unwrap());
+        t.refresh = Refresh::Every(Duration::from_secs(600));
+        assert_eq!(
+            table(&t).unwrap(),
+            format!("source \"users\": static table, csv files in {at}, a header line, delimiter ',', re-read when its files change, looked at every 10 minutes\n  columns: user_id string, country string\n")
+        );
+        t.refresh = Refresh::Never;
+        assert!(table(&t).unwrap().contains(", read once when the job starts\n"));
+    }
+
+    #[test]
     fn plugin_limits_are_shown_only_where_the_job_changed_them() {
         let mut l = crate::config::PluginLimits::default();
         assert_eq!(other_limits(&l), "");
@@ -346,6 +408,7 @@ subscribe = ["orders"]
 kafka = { "bootstrap.servers" = "b:9092", "sasl.password" = "pw-SECRET-2", "ssl.key.password" = "pw-SECRET-3", "sasl.oauthbearer.client.secret" = "SECRET-4", "ssl.keystore.location" = "SECRET-5" }
 value_format = "json"
 schema = "user_id string, amount double, event_time timestamp"
+watermark_column = "event_time"
 
 [watermark]
 column = "event_time"
@@ -379,6 +442,7 @@ kafka = { "bootstrap.servers" = "b:9092", "SASL.Password" = "pw-SECRET-6", "Sasl
             "bootstrap.servers = \"b:9092\"",
             "sasl.password = ***",
             "SASL.Password = ***",
+            "\n  watermark column: `event_time`\n",
             "watermark: `event_time`, 10 minutes behind the latest event time seen",
             "operator[0]: aggregate by window(event_time, 5 minutes), user_id: sum(amount) as total",
             "  in:    user_id string, amount double, event_time timestamp",

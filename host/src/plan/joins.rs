@@ -1,7 +1,9 @@
 //! Planning a `join` operator: which input is on which side, the output columns, and Spark's
 //! refusals, before anything runs.
 
-use arrow::datatypes::SchemaRef;
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{Schema, SchemaRef};
 
 use super::operators::PlannedOperator;
 use crate::checkpoint::layout;
@@ -9,7 +11,10 @@ use crate::config::{JoinConfig, JoinKeys, Job, Side};
 use crate::engine::operator::Operator;
 use crate::operator::join::static_join::StaticJoinOperator;
 use crate::operator::join::static_table::{scan, table_schema};
+use crate::operator::join::stream_join::StreamJoinOperator;
 use crate::operator::join::stream_static::{check_stream_static, StreamStaticJoin};
+use crate::operator::join::stream_stream::{check_output_mode, StreamStreamJoin};
+use crate::operator::join::time_range::TimeRange;
 
 /// `on` as `weir check` prints it.
 fn keys_text(keys: &JoinKeys) -> String {
@@ -21,11 +26,18 @@ fn keys_text(keys: &JoinKeys) -> String {
     }
 }
 
-pub fn plan_join(job: &Job, j: &JoinConfig, input: Option<SchemaRef>) -> anyhow::Result<PlannedOperator> {
+/// Plans join `j` with the stream so far (`input`, none when not known yet); `streams` has the
+/// columns of the streaming sources by name (a stream-stream join's other side).
+pub fn plan_join(
+    job: &Job,
+    j: &JoinConfig,
+    input: Option<SchemaRef>,
+    streams: &BTreeMap<String, Option<SchemaRef>>,
+) -> anyhow::Result<PlannedOperator> {
     let file = job.file.display().to_string();
     let at = |field: &str| format!("job file {file}: `operator[{}]{field}`", j.index);
     let Some(table) = job.tables.iter().find(|t| t.name == j.other) else {
-        anyhow::bail!("{}: stream-stream joins are not supported yet", at(""));
+        return plan_stream_join(job, j, input, streams);
     };
     let stream_side = j.other_side.other();
     check_stream_static(j.spec.join_type, stream_side).map_err(|e| anyhow::anyhow!("{}: {e}", at(".type")))?;
@@ -65,4 +77,145 @@ pub fn plan_join(job: &Job, j: &JoinConfig, input: Option<SchemaRef>) -> anyhow:
         Ok(Box::new(StaticJoinOperator::new(index, join, table, snapshots)) as Box<dyn Operator>)
     }));
     Ok(p)
+}
+
+/// The event-time column of a stream: its source's `watermark_column`, else `[watermark].column`
+/// (none without a watermark).
+fn watermark_column<'a>(job: &'a Job, source: Option<&'a crate::config::InputConfig>) -> Option<&'a str> {
+    let w = job.watermark.as_ref()?;
+    Some(source.and_then(|s| s.watermark_column.as_deref()).unwrap_or(w.column.as_str()))
+}
+
+fn index_in(schema: &Schema, column: Option<&str>) -> Option<usize> {
+    schema.index_of(column?).ok()
+}
+
+fn plan_stream_join(
+    job: &Job,
+    j: &JoinConfig,
+    input: Option<SchemaRef>,
+    streams: &BTreeMap<String, Option<SchemaRef>>,
+) -> anyhow::Result<PlannedOperator> {
+    let file = job.file.display().to_string();
+    let at = |field: &str| format!("job file {file}: `operator[{}]{field}`", j.index);
+    let Some(other) = job.sources.iter().find(|s| s.name.as_deref() == Some(j.other.as_str())) else {
+        anyhow::bail!("{}: no source is named {:?}", at(""), j.other);
+    };
+    let mode = match job.sink.output_mode {
+        crate::config::OutputMode::Append => "append",
+        crate::config::OutputMode::Update => "update",
+        crate::config::OutputMode::Complete => "complete",
+    };
+    check_output_mode(j.spec.join_type, mode).map_err(|e| anyhow::anyhow!("job file {file}: `sink.output_mode`: {e}"))?;
+    let chain_side = j.other_side.other();
+    let range = j.time_range.as_ref().map_or(String::new(), |r| {
+        let d = |m: i64| {
+            let text = super::describe::duration(std::time::Duration::from_micros(m.unsigned_abs()));
+            if m < 0 { format!("- {text}") } else { format!("+ {text}") }
+        };
+        format!(", where {} {} <= {} <= {} {}", r.right, d(r.from_micros), r.left, r.right, d(r.to_micros))
+    });
+    let mut p = PlannedOperator {
+        index: j.index,
+        text: format!(
+            "join {} with stream {:?} (on the {}), on {}{range}",
+            j.spec.join_type,
+            j.other,
+            j.other_side.as_str(),
+            keys_text(&j.spec.keys)
+        ),
+        input: input.clone(),
+        output: None,
+        state: Some(
+            "each side's rows, by key, until the other side's watermark says no row can match them (symmetric hash join)"
+                .to_string(),
+        ),
+        plugin: None,
+        open: None,
+    };
+    let (Some(chain_schema), Some(Some(other_schema))) = (input, streams.get(&j.other)) else { return Ok(p) };
+    let main_source = job.sources.iter().find(|s| crate::plan::sources::joined_by(job, s.name.as_deref()).is_none());
+    let chain_wm = index_in(&chain_schema, watermark_column(job, main_source));
+    let other_wm = index_in(other_schema, watermark_column(job, Some(other)));
+    let (left_schema, right_schema, left_wm, right_wm) = match chain_side {
+        Side::Left => (chain_schema, other_schema.clone(), chain_wm, other_wm),
+        Side::Right => (other_schema.clone(), chain_schema, other_wm, chain_wm),
+    };
+    let time_range = match &j.time_range {
+        None => None,
+        Some(r) => {
+            let col = |schema: &Schema, name: &str, side: &str| {
+                schema.index_of(name).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: the {side} input has no column `{name}` (its columns: {})",
+                        at(&format!(".time_range.{side}")),
+                        crate::schema::to_ddl(schema)
+                    )
+                })
+            };
+            Some(TimeRange::inclusive(
+                col(&left_schema, &r.left, "left")?,
+                col(&right_schema, &r.right, "right")?,
+                r.from_micros,
+                r.to_micros,
+            ))
+        }
+    };
+    // Refusals need no state: checked with stores that are never opened.
+    let spec = j.spec.clone();
+    let check = StreamStreamJoin::new(
+        &spec,
+        left_schema.clone(),
+        right_schema.clone(),
+        time_range,
+        left_wm,
+        right_wm,
+        Box::new(Unopened),
+        Box::new(Unopened),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", at("")))?;
+    p.output = Some(check.schema());
+    drop(check);
+    let index = j.index;
+    p.open = Some(Box::new(move |stores| {
+        let join = StreamStreamJoin::new(
+            &spec,
+            left_schema,
+            right_schema,
+            time_range,
+            left_wm,
+            right_wm,
+            stores("left")?,
+            stores("right")?,
+        )
+        .map_err(|e| anyhow::anyhow!("operator[{index}]: {e}"))?;
+        Ok(Box::new(StreamJoinOperator::new(index, join, chain_side)) as Box<dyn Operator>)
+    }));
+    Ok(p)
+}
+
+/// A state store that is never opened: planning checks a join's refusals without touching the
+/// checkpoint.
+struct Unopened;
+
+impl crate::state::StateStore for Unopened {
+    fn begin(&mut self, _batch_id: u64) -> Result<(), crate::state::StateError> {
+        Ok(())
+    }
+
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, crate::state::StateError> {
+        Ok(None)
+    }
+
+    fn put(&mut self, _key: &[u8], _value: &[u8]) {}
+
+    fn remove(&mut self, _key: &[u8]) {}
+
+    fn for_each(&self, _f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), crate::state::StateError> {
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<crate::state::StateMetrics, crate::state::StateError> {
+        Ok(crate::state::StateMetrics::default())
+    }
 }

@@ -2,6 +2,7 @@
 //! knows the kinds of operator. Each is checked against its input columns (plugins are loaded
 //! to learn theirs), described for `weir check`, and made ready to open on its state store.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -18,8 +19,12 @@ use crate::plugin::{MapperPlugin, Runtime, StatefulPlugin};
 use crate::state::StateStore;
 use crate::swap::JobPlugin;
 
-/// Makes the running operator, on its state store when it keeps state.
-pub(super) type Opener = Box<dyn FnOnce(Option<Box<dyn StateStore>>) -> anyhow::Result<Box<dyn Operator>>>;
+/// Opens one of the operator's state stores: `""` its own, or a named one beside it (a join's
+/// `left` and `right`).
+pub type Stores<'a> = &'a dyn Fn(&str) -> anyhow::Result<Box<dyn StateStore>>;
+
+/// Makes the running operator, opening the state stores it keeps.
+pub(super) type Opener = Box<dyn FnOnce(Stores) -> anyhow::Result<Box<dyn Operator>>>;
 
 /// One operator of the graph, planned: what it takes and gives, and how to open it.
 pub struct PlannedOperator {
@@ -38,15 +43,10 @@ pub struct PlannedOperator {
 }
 
 impl PlannedOperator {
-    /// Whether it keeps state (then `open` takes its store).
-    pub fn keeps_state(&self) -> bool {
-        self.state.is_some()
-    }
-
     /// The running operator. Only for a plan made with known input columns.
-    pub fn open(self, store: Option<Box<dyn StateStore>>) -> anyhow::Result<Box<dyn Operator>> {
+    pub fn open(self, stores: Stores) -> anyhow::Result<Box<dyn Operator>> {
         let open = self.open.expect("the engine plans with the sources' columns");
-        open(store)
+        open(stores)
     }
 }
 
@@ -73,18 +73,19 @@ impl<'a> LazyRuntime<'a> {
 }
 
 /// Plans the job's operators in order over `input` (the sources' columns, none when not known
-/// yet). `plugin_path` says which file each plugin operator loads (a version swapped in earlier
+/// yet; `streams`: each streaming source's, by name, for a stream-stream join). `plugin_path` says which file each plugin operator loads (a version swapped in earlier
 /// may replace the job file's). Refusals name the job file and the field.
 pub fn plan_operators(
     job: &Job,
     input: Option<SchemaRef>,
+    streams: &BTreeMap<String, Option<SchemaRef>>,
     runtime: &mut LazyRuntime,
     plugin_path: &dyn Fn(&MapConfig) -> PathBuf,
 ) -> anyhow::Result<Vec<PlannedOperator>> {
     let mut schema = input;
     let mut planned = Vec::with_capacity(job.operators.len());
     for op in &job.operators {
-        let p = plan_one(job, op, schema.clone(), runtime, plugin_path)?;
+        let p = plan_one(job, op, schema.clone(), streams, runtime, plugin_path)?;
         schema = p.output.clone();
         planned.push(p);
     }
@@ -99,6 +100,7 @@ fn plan_one(
     job: &Job,
     op: &OperatorConfig,
     input: Option<SchemaRef>,
+    streams: &BTreeMap<String, Option<SchemaRef>>,
     runtime: &mut LazyRuntime,
     plugin_path: &dyn Fn(&MapConfig) -> PathBuf,
 ) -> anyhow::Result<PlannedOperator> {
@@ -148,8 +150,8 @@ fn plan_one(
                         .with_context(|| format!("starting operator[{}] (kind = \"stateful\")", m.index))?;
                 p.output = Some(plugin.output_schema());
                 let (st, wm_column, state_dir_of) =
-                    (st.clone(), job.watermark.as_ref().map(|w| w.column.clone()), job.checkpoint.clone());
-                p.open = Some(Box::new(move |store| {
+                    (st.clone(), stream_event_time(job), job.checkpoint.clone());
+                p.open = Some(Box::new(move |stores| {
                     let m = &st.plugin;
                     let op = StatefulOperator::new(
                         m.index,
@@ -159,7 +161,7 @@ fn plan_one(
                         &schema,
                         &st.group_by,
                         wm_column.as_deref(),
-                        store.expect("a stateful operator keeps state"),
+                        stores("")?,
                         crate::checkpoint::layout::state_dir(&state_dir_of, m.index),
                     )
                     .map_err(|e| anyhow::anyhow!("job file {file}: `operator[{}].group_by`: {e}", m.index))?
@@ -198,15 +200,15 @@ fn plan_one(
                 // its first input's watermark metadata in Spark).
                 let wm = job.watermark.as_ref().map(|w| {
                     (
-                        w.column.clone(),
+                        stream_event_time(job).unwrap_or_else(|| w.column.clone()),
                         job.sources.first().and_then(|s| s.watermark_delay).unwrap_or(w.delay).as_micros() as i64,
                     )
                 });
                 // Checked before the state store is opened: a refused job leaves no state.
                 DedupOperator::check(&schema, &d.keys, as_dedup(&wm), d.within_watermark).map_err(field_err.clone())?;
                 let d = d.clone();
-                p.open = Some(Box::new(move |store| {
-                    let store = store.expect("a dedup keeps state");
+                p.open = Some(Box::new(move |stores| {
+                    let store = stores("")?;
                     let op = DedupOperator::new(&schema, &d.keys, as_dedup(&wm), d.within_watermark, store)
                         .map_err(field_err)?
                         .at(d.index);
@@ -222,7 +224,7 @@ fn plan_one(
             }
             p
         }
-        OperatorConfig::Join(j) => super::joins::plan_join(job, j, input)?,
+        OperatorConfig::Join(j) => super::joins::plan_join(job, j, input, streams)?,
         OperatorConfig::Aggregate(a) => {
             let calls: Vec<String> = a
                 .aggregates
@@ -259,9 +261,9 @@ fn plan_one(
                 // Checked before the state store is opened: a refused job leaves no state.
                 p.output = Some(aggregate::plan(&schema, a).map_err(field_err.clone())?.3);
                 let (a, mode) = (a.clone(), job.sink.output_mode);
-                let wm_column = job.watermark.as_ref().map(|w| w.column.clone());
-                p.open = Some(Box::new(move |store| {
-                    let store = store.expect("an aggregation keeps state");
+                let wm_column = stream_event_time(job);
+                p.open = Some(Box::new(move |stores| {
+                    let store = stores("")?;
                     let op = AggregateOperator::new(&schema, &a, mode, wm_column.as_deref(), store)
                         .map_err(field_err)?;
                     if !op.bounded() && mode != OutputMode::Complete {
@@ -281,4 +283,14 @@ fn plan_one(
 /// The job's watermark as a dedup takes it: (column, delay in µs).
 fn as_dedup(wm: &Option<(String, i64)>) -> Option<DedupWatermark<'_>> {
     wm.as_ref().map(|(c, delay)| DedupWatermark { column: c.as_str(), delay_micros: *delay })
+}
+
+/// The event-time column of the stream the operators take: the `watermark_column` of its first
+/// source (the unioned sources, not a join's other side), else `[watermark].column`; none
+/// without a watermark. After a stream-stream join it is still the stream side's column, as in
+/// Spark (the join's output keeps it, with the join's output watermark).
+fn stream_event_time(job: &Job) -> Option<String> {
+    let w = job.watermark.as_ref()?;
+    let main = job.sources.iter().find(|s| super::sources::joined_by(job, s.name.as_deref()).is_none());
+    Some(main.and_then(|s| s.watermark_column.clone()).unwrap_or_else(|| w.column.clone()))
 }

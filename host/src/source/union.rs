@@ -82,6 +82,11 @@ impl Union {
         Ok(Union { inputs, schema, rewrap })
     }
 
+    /// Input `i`'s key (its name; see [`Input::key`]).
+    pub fn name(&self, i: usize) -> &str {
+        &self.inputs[i].key
+    }
+
     /// The operator whose other side input `i` is, if a join takes it.
     pub fn joined_by(&self, i: usize) -> Option<usize> {
         self.inputs[i].joined_by

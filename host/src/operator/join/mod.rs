@@ -15,6 +15,8 @@ pub mod static_table;
 pub mod static_join;
 /// A stream joined to a static table, batch by batch.
 pub mod stream_static;
+/// The stream-stream join as the engine runs it: sides, held pieces, no-data batches.
+pub mod stream_join;
 /// One side's buffered rows of a stream-stream join, with Spark's `matched` flag.
 pub mod stream_state;
 /// A stream joined to a stream: Spark's symmetric hash join.

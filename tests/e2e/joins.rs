@@ -1,0 +1,195 @@
+//! Joins, end to end, against outputs real Spark 4.3 produced on the same input
+//! (tests/joins/*/expected.txt, made by bench/spark_crosscheck.py; see tests/joins/regen.sh).
+//! Each scenario's streaming sources get one file per batch (max_files_per_trigger = 1), so
+//! batch k of weir reads what Spark's micro-batch k read; the output of every batch is compared
+//! row for row (rows of a batch in any order, columns in order).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::common::*;
+
+/// A row as (column, value) pairs in column order, null columns left out; timestamps as Spark
+/// prints them.
+type Row = Vec<(String, serde_json::Value)>;
+
+/// `2026-01-01T00:01:00.000Z` (weir's JSON) → `2026-01-01 00:01:00` (Spark's printout).
+fn spark_time(v: &serde_json::Value) -> serde_json::Value {
+    match v.as_str() {
+        Some(t) if t.len() >= 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z') => {
+            let t = t.trim_end_matches('Z').replacen('T', " ", 1);
+            let t = t.trim_end_matches(".000").to_string();
+            serde_json::Value::String(t)
+        }
+        _ => v.clone(),
+    }
+}
+
+fn parse_row(line: &str) -> Row {
+    // serde_json's preserve_order is not on: read the object's keys in text order by hand.
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<(usize, &String)> = obj.keys().map(|k| (line.find(&format!("\"{k}\":")).unwrap(), k)).collect();
+    keys.sort();
+    // weir's JSON files, as Spark's JSON writer, leave null columns out.
+    keys.into_iter().filter(|(_, k)| !obj[*k].is_null()).map(|(_, k)| (k.clone(), spark_time(&obj[k]))).collect()
+}
+
+/// Spark's rows per batch from an expected.txt.
+fn expected_batches(text: &str) -> BTreeMap<u64, Vec<Row>> {
+    let mut out: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if let Some(id) = line.strip_prefix("batch ") {
+            let id: u64 = id.trim().parse().unwrap();
+            out.entry(id).or_default();
+            current = Some(id);
+        } else if line.starts_with('{') {
+            out.get_mut(&current.expect("a row after a batch line")).unwrap().push(parse_row(line));
+        }
+    }
+    out
+}
+
+/// weir's committed rows per batch (json sink files `part-<batch>-...`).
+fn weir_batches(out_dir: &Path) -> BTreeMap<u64, Vec<Row>> {
+    let mut out: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
+    for f in committed_files(out_dir) {
+        let p = if f.is_absolute() { f.clone() } else { out_dir.join(&f) };
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        let id: u64 = name.strip_prefix("part-").unwrap()[..5].parse().unwrap();
+        let rows = out.entry(id).or_default();
+        for line in std::fs::read_to_string(&p).unwrap().lines().filter(|l| !l.is_empty()) {
+            rows.push(parse_row(line));
+        }
+    }
+    out
+}
+
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    rows
+}
+
+/// Copies `tests/joins/<group>/in` into the scratch directory, a streaming source's batch k
+/// (`in/<source>/<k>/<file>`) as `in/<source>/<kkkk>-<file>` so that one file is one batch.
+fn copy_inputs(from: &Path, to: &Path) {
+    for source in std::fs::read_dir(from).unwrap() {
+        let source = source.unwrap().path();
+        let dest = to.join(source.file_name().unwrap());
+        std::fs::create_dir_all(&dest).unwrap();
+        let mut entries: Vec<_> = std::fs::read_dir(&source).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for e in entries {
+            let name = e.file_name().unwrap().to_str().unwrap().to_string();
+            match name.parse::<u32>() {
+                Ok(k) if e.is_dir() => {
+                    for f in std::fs::read_dir(&e).unwrap() {
+                        let f = f.unwrap().path();
+                        let fname = f.file_name().unwrap().to_str().unwrap();
+                        std::fs::copy(&f, dest.join(format!("{k:04}-{fname}"))).unwrap();
+                    }
+                }
+                _ => {
+                    std::fs::copy(&e, dest.join(&name)).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// Runs `tests/joins/<group>/<case>/job.toml` on the group's inputs with the given state store
+/// and compares every batch's output with Spark's.
+fn scenario(group: &str, case: &str, state_store: &str) {
+    let s = Scratch::new();
+    let root = repo().join("tests/joins").join(group);
+    copy_inputs(&root.join("in"), &s.path("in"));
+    let mut job = std::fs::read_to_string(root.join(case).join("job.toml")).unwrap();
+    job = format!("state_store = \"{state_store}\"\n{job}");
+    s.write("job.toml", &job);
+    // The job's paths are relative to where it runs.
+    let out = weir().current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]).output().unwrap();
+    assert!(out.status.success(), "weir run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let expected = expected_batches(&std::fs::read_to_string(root.join(case).join("expected.txt")).unwrap());
+    let got = weir_batches(&s.path(&format!("out/{case}")));
+    let ids: Vec<u64> = expected.keys().chain(got.keys()).copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    for id in ids {
+        let want = sorted(expected.get(&id).cloned().unwrap_or_default());
+        let have = sorted(got.get(&id).cloned().unwrap_or_default());
+        assert_eq!(have, want, "{group}/{case} on {state_store}: batch {id} differs from Spark's");
+    }
+}
+
+#[test]
+fn stream_static_inner_matches_spark() {
+    scenario("stream-static", "inner", "memory");
+}
+
+#[test]
+fn stream_static_left_outer_matches_spark() {
+    scenario("stream-static", "left_outer", "memory");
+}
+
+#[test]
+fn stream_static_left_outer_with_key_pairs_matches_spark() {
+    scenario("stream-static", "left_outer_pairs", "memory");
+}
+
+#[test]
+fn stream_static_left_semi_matches_spark() {
+    scenario("stream-static", "left_semi", "memory");
+}
+
+#[test]
+fn stream_static_left_anti_matches_spark() {
+    scenario("stream-static", "left_anti", "memory");
+}
+
+#[test]
+fn stream_static_right_outer_with_the_stream_on_the_right_matches_spark() {
+    scenario("stream-static", "right_outer", "memory");
+}
+
+#[test]
+fn stream_stream_inner_with_a_time_range_matches_spark_on_both_stores() {
+    scenario("stream-stream", "inner", "memory");
+    scenario("stream-stream", "inner", "rocksdb");
+}
+
+#[test]
+fn stream_stream_left_outer_emits_unmatched_clicks_when_the_watermark_passes_them_as_spark_does() {
+    scenario("stream-stream", "left_outer", "memory");
+    scenario("stream-stream", "left_outer", "rocksdb");
+}
+
+#[test]
+fn stream_stream_left_outer_with_key_pairs_and_a_prefix_matches_spark() {
+    scenario("stream-stream", "left_outer_pairs", "memory");
+}
+
+#[test]
+fn stream_stream_right_outer_matches_spark() {
+    scenario("stream-stream", "right_outer", "memory");
+}
+
+#[test]
+fn stream_stream_full_outer_matches_spark() {
+    scenario("stream-stream", "full_outer", "rocksdb");
+}
+
+#[test]
+fn stream_stream_left_semi_emits_a_click_once_as_spark_does() {
+    scenario("stream-stream", "left_semi", "memory");
+}
+
+#[test]
+fn a_stream_stream_join_then_a_windowed_count_in_append_mode_matches_spark() {
+    scenario("stream-stream", "inner_then_count", "memory");
+}
+
+#[test]
+fn null_keys_in_stream_stream_joins_match_spark() {
+    for case in ["inner", "left_outer", "right_outer", "full_outer", "left_semi"] {
+        scenario("null-keys", case, "memory");
+    }
+}
