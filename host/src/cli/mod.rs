@@ -133,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { job } => {
             let job = Job::load(&job)?;
+            crate::plan::checks::check_job(&job)?;
             print!("{}", crate::plan::describe::describe(&job)?);
             Ok(())
         }
@@ -260,6 +261,7 @@ fn run_job(
     admin: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut job = Job::load(path)?;
+    crate::plan::checks::check_job(&job)?;
     if let Some(listen) = admin {
         let token = job.admin.as_ref().and_then(|a| a.token.clone()).or_else(|| std::env::var("WEIR_ADMIN_TOKEN").ok());
         if !listen.ip().is_loopback() && token.is_none() {

@@ -7,8 +7,10 @@ use std::path::Path;
 
 use super::JobError;
 
-pub const OPERATOR_KINDS: &[&str] = &["map", "stateful", "dedup", "aggregate"];
+pub const OPERATOR_KINDS: &[&str] = &["map", "stateful", "dedup", "aggregate", "join"];
 pub const SOURCE_FORMATS: &[&str] = &["json", "csv", "parquet", "rate", "kafka"];
+/// The formats of a static table (`static = true`): it is read from files.
+pub const STATIC_FORMATS: &[&str] = &["json", "csv", "parquet"];
 pub const SINK_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "foreach_batch", "foreach"];
 pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka"];
 /// The forms of `sink.trigger`, as a user writes them.
@@ -35,11 +37,25 @@ pub fn check(file: &Path, text: &str) -> Result<(), JobError> {
             _ => Ok(()),
         }
     };
+    // A static table is read from files: its format is one of those, whatever a stream may read.
+    let source = |s: &toml::Value, at: String| -> Result<(), JobError> {
+        if s.get("static") != Some(&toml::Value::Boolean(true)) {
+            return named(s, "format", at, "format", SOURCE_FORMATS);
+        }
+        match s.get("format") {
+            Some(toml::Value::String(v)) if !STATIC_FORMATS.contains(&v.as_str()) => Err(err(
+                format!("{at}.format"),
+                format!("{v:?} is not a format of a static table, which is read from files; allowed: {}", quoted(STATIC_FORMATS)),
+            )),
+            None => Err(err(format!("{at}.format"), format!("is required: one of {}", quoted(STATIC_FORMATS)))),
+            _ => Ok(()),
+        }
+    };
     match doc.get("source") {
-        Some(s @ toml::Value::Table(_)) => named(s, "format", "source".into(), "format", SOURCE_FORMATS)?,
+        Some(s @ toml::Value::Table(_)) => source(s, "source".into())?,
         Some(toml::Value::Array(list)) => {
             for (i, s) in list.iter().enumerate() {
-                named(s, "format", format!("source[{i}]"), "format", SOURCE_FORMATS)?;
+                source(s, format!("source[{i}]"))?;
             }
         }
         _ => {}
@@ -95,7 +111,7 @@ mod tests {
             check_text("[source]\nformat = \"rate\"\n[[operator]]\nkind = \"filter\"\nexpr = \"x > 1\"\n").unwrap_err();
         assert_eq!(
             e,
-            "job file job.toml: `operator[0].kind`: unknown operator kind \"filter\"; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\""
+            "job file job.toml: `operator[0].kind`: unknown operator kind \"filter\"; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\", \"join\""
         );
         let e =
             check_text("[[source]]\nformat = \"json\"\n[[source]]\nformat = \"xml\"\nrow_tag = \"r\"\n").unwrap_err();
@@ -109,6 +125,22 @@ mod tests {
         for kind in OPERATOR_KINDS {
             check_text(&format!("[[operator]]\nkind = \"{kind}\"\n")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_static_table_is_read_from_files() {
+        let e = check_text("[[source]]\nname = \"t\"\nstatic = true\nformat = \"rate\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "job file job.toml: `source[0].format`: \"rate\" is not a format of a static table, which is read from files; allowed: \"json\", \"csv\", \"parquet\""
+        );
+        let e = check_text("[[source]]\nname = \"t\"\nstatic = true\n").unwrap_err();
+        assert!(e.ends_with("`source[0].format`: is required: one of \"json\", \"csv\", \"parquet\""), "{e}");
+        for format in STATIC_FORMATS {
+            check_text(&format!("[[source]]\nstatic = true\nformat = \"{format}\"\n")).unwrap();
+        }
+        // Not static: the streaming formats.
+        check_text("[[source]]\nstatic = false\nformat = \"rate\"\n").unwrap();
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub(super) struct SourceSpec {
     pub kafka_timeout: Option<String>,
     /// kafka: scale out: processes with this group share the topic's partitions.
     pub consumer_group: Option<String>,
+    /// A static table (read whole, joined by a stream-static join) instead of a stream.
+    #[serde(rename = "static")]
+    pub is_static: Option<bool>,
+    /// Static tables: "never", "on_change" or an interval.
+    pub refresh: Option<String>,
+    /// This source's event-time column, instead of `[watermark].column`.
+    pub watermark_column: Option<String>,
 }
 
 /// `[source]` (one input) or `[[source]]` (several, unioned). Written by hand rather than as an
@@ -138,6 +145,30 @@ pub(super) struct OperatorSpec {
     pub timeout: Option<String>,
     pub window: Option<WindowSpec>,
     pub aggregates: Option<Vec<AggregateSpec>>,
+    /// `join`: the other input by source name, on the left or on the right (one of the two).
+    pub left: Option<String>,
+    pub right: Option<String>,
+    /// `join`: "inner" (default), "left_outer", ...
+    #[serde(rename = "type")]
+    pub join_type: Option<String>,
+    /// `join`: `["k", ...]` or `[{ left = "a", right = "b" }, ...]`, checked by hand for messages
+    /// that show both forms.
+    pub on: Option<toml::Value>,
+    pub left_prefix: Option<String>,
+    pub right_prefix: Option<String>,
+    /// `join` of two streams: `right + from <= left <= right + to`.
+    pub time_range: Option<TimeRangeSpec>,
+}
+
+/// `time_range = { left = "click_time", right = "impression_time", from = "0 seconds", to = "1 hour" }`;
+/// every field optional here so that a missing one gets a message of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TimeRangeSpec {
+    pub left: Option<String>,
+    pub right: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

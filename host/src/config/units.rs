@@ -18,7 +18,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" => return Err(format!("{text:?} has no unit; add one of ms, seconds, minutes, hours, days")),
         u => return Err(format!("{text:?}: unknown unit `{u}`; use ms, seconds, minutes, hours or days")),
     };
-    Ok(Duration::from_secs_f64(value * unit_secs))
+    Duration::try_from_secs_f64(value * unit_secs).map_err(|_| format!("{text:?} is too long a duration"))
+}
+
+/// Parses a duration that may be negative, as a join's `time_range` bounds are (`"-5 minutes"`,
+/// `"0 seconds"`, `"+1 hour"`), into microseconds: the unit of event times.
+pub fn parse_signed_duration(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (negative, rest) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = parse_duration(rest).map_err(|e| e.replace(&format!("{rest:?}"), &format!("{text:?}")))?;
+    let micros = i64::try_from(d.as_micros()).map_err(|_| format!("{text:?} is too long a duration"))?;
+    Ok(if negative { -micros } else { micros })
 }
 
 /// Parses a byte size: `"64 MiB"`, `"1 GiB"`, `"512 KiB"`, `"1000000"` (bytes).
@@ -50,6 +63,24 @@ mod tests {
         assert!(parse_duration("ten seconds").unwrap_err().contains("not a duration"));
         assert!(parse_duration("10 fortnights").unwrap_err().contains("unknown unit `fortnights`"));
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
+        assert!(parse_duration("-5 minutes").unwrap_err().contains("not a duration"), "negative: only the signed form");
+        assert!(parse_duration("1e300 days").is_err());
+        assert!(parse_duration("99999999999999999999999 days").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn signed_durations_in_microseconds() {
+        assert_eq!(parse_signed_duration("-5 minutes").unwrap(), -300_000_000);
+        assert_eq!(parse_signed_duration("- 5 minutes").unwrap(), -300_000_000);
+        assert_eq!(parse_signed_duration("1 hour").unwrap(), 3_600_000_000);
+        assert_eq!(parse_signed_duration("+500 ms").unwrap(), 500_000);
+        assert_eq!(parse_signed_duration("0 seconds").unwrap(), 0);
+        assert_eq!(parse_signed_duration("-0 seconds").unwrap(), 0);
+        let e = parse_signed_duration("-ten minutes").unwrap_err();
+        assert!(e.starts_with("\"-ten minutes\" is not a duration"), "{e}");
+        assert!(parse_signed_duration("--5 minutes").is_err());
+        assert!(parse_signed_duration("-5").unwrap_err().contains("no unit"));
+        assert!(parse_signed_duration("99999999999999 days").unwrap_err().contains("too long"));
     }
 
     #[test]

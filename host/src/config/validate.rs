@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::spec::{AggregateSpec, JobSpec, OperatorSpec, SinkSpec, SourceSpec, SourcesSpec, TriggerSpec, WindowSpec};
-use super::units::{parse_duration, parse_size};
+use super::units::{parse_duration, parse_signed_duration, parse_size};
 use super::*;
 use crate::schema::parse_ddl;
 
@@ -31,8 +31,7 @@ impl Validator<'_> {
     }
 
     fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
-        let sources = self.sources(&spec.source, spec.watermark.is_some())?;
-        let tables: Vec<TableConfig> = Vec::new();
+        let (sources, tables) = self.sources(&spec.source, spec.watermark.is_some())?;
         let policy = match spec.multiple_watermark_policy.as_deref() {
             None | Some("min") => MultipleWatermarkPolicy::Min,
             Some("max") => MultipleWatermarkPolicy::Max,
@@ -65,8 +64,8 @@ impl Validator<'_> {
         };
         let operators =
             spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
-        let (sink, checkpoint, trigger) = self.sink(&spec.sink, &operators)?;
-        self.stateful_plan(&operators, watermark.as_ref(), sink.output_mode)?;
+        self.joined_sources(&operators, &sources, &tables)?;
+        let (sink, checkpoint, trigger) = self.sink(&spec.sink)?;
         let name =
             spec.name.unwrap_or_else(|| self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
         let dead_letter = spec.dead_letter_path.map(PathBuf::from);
@@ -161,8 +160,13 @@ impl Validator<'_> {
         }
     }
 
-    /// One `[source]`, or several `[[source]]` with unique names.
-    fn sources(&self, spec: &SourcesSpec, has_watermark: bool) -> Result<Vec<InputConfig>, JobError> {
+    /// One `[source]`, or several `[[source]]` with unique names: the streams, then the static
+    /// tables (`static = true`). Names are unique across both; a job needs one stream at least.
+    fn sources(
+        &self,
+        spec: &SourcesSpec,
+        has_watermark: bool,
+    ) -> Result<(Vec<InputConfig>, Vec<TableConfig>), JobError> {
         let specs: Vec<(String, &SourceSpec)> = match spec {
             SourcesSpec::One(s) => vec![("source".to_string(), s)],
             SourcesSpec::Many(list) => list.iter().enumerate().map(|(i, s)| (format!("source[{i}]"), s)).collect(),
@@ -172,18 +176,22 @@ impl Validator<'_> {
         }
         let several = specs.len() > 1;
         let mut inputs: Vec<InputConfig> = Vec::with_capacity(specs.len());
+        let mut tables: Vec<TableConfig> = Vec::new();
+        // (name, field) of every source so far, static or not.
+        let mut names: Vec<(String, String)> = Vec::new();
         for (at, s) in specs {
             let name = match &s.name {
                 Some(n) if n.trim().is_empty() => {
                     return Err(self.err(&format!("{at}.name"), "is empty: name the source, e.g. name = \"orders\""))
                 }
                 Some(n) => {
-                    if let Some(other) = inputs.iter().find(|i| i.name.as_deref() == Some(n.as_str())) {
+                    if let Some((_, other)) = names.iter().find(|(m, _)| m == n) {
                         return Err(self.err(
                             &format!("{at}.name"),
-                            format!("{n:?} is already the name of {}; each source needs its own name", other.field),
+                            format!("{n:?} is already the name of {other}; each source needs its own name"),
                         ));
                     }
+                    names.push((n.clone(), at.clone()));
                     Some(n.clone())
                 }
                 None if several => {
@@ -194,6 +202,16 @@ impl Validator<'_> {
                 }
                 None => None,
             };
+            if s.is_static == Some(true) {
+                tables.push(self.table(&at, s, name)?);
+                continue;
+            }
+            if s.refresh.is_some() {
+                return Err(self.err(
+                    &format!("{at}.refresh"),
+                    "applies only to a static table (static = true), which is re-read when its files change; a stream reads new files as they come: remove it",
+                ));
+            }
             let watermark_delay = match &s.watermark_delay {
                 Some(_) if !has_watermark => {
                     return Err(self.err(
@@ -204,10 +222,133 @@ impl Validator<'_> {
                 Some(d) => Some(parse_duration(d).map_err(|e| self.err(&format!("{at}.watermark_delay"), e))?),
                 None => None,
             };
+            let watermark_column = match &s.watermark_column {
+                Some(_) if !has_watermark => {
+                    return Err(self.err(
+                        &format!("{at}.watermark_column"),
+                        "needs a [watermark] (it overrides [watermark].column for this source); add [watermark] column = ..., delay = ..., or remove it",
+                    ))
+                }
+                Some(c) if c.trim().is_empty() => {
+                    return Err(self.err(&format!("{at}.watermark_column"), "is empty: name this source's event-time column"))
+                }
+                Some(c) => Some(c.clone()),
+                None => None,
+            };
             let source = self.source(&at, s)?;
-            inputs.push(InputConfig { name, field: at, source, watermark_delay, watermark_column: None });
+            inputs.push(InputConfig { name, field: at, source, watermark_delay, watermark_column });
         }
-        Ok(inputs)
+        if inputs.is_empty() {
+            return Err(self.err(
+                "source",
+                "has only static tables: a job needs at least one streaming source (a [[source]] without static = true) for the tables to be joined to",
+            ));
+        }
+        Ok((inputs, tables))
+    }
+
+    /// A static table: `[[source]]` with `static = true`, read from files (its format was
+    /// checked by `kinds`). What only a stream has is refused, named.
+    fn table(&self, at: &str, s: &SourceSpec, name: Option<String>) -> Result<TableConfig, JobError> {
+        let f = |name: &str| format!("{at}.{name}");
+        let streaming_only = [
+            ("max_files_per_trigger", s.max_files_per_trigger.is_some()),
+            ("watermark_delay", s.watermark_delay.is_some()),
+            ("watermark_column", s.watermark_column.is_some()),
+            ("rows_per_second", s.rows_per_second.is_some()),
+            ("num_partitions", s.num_partitions.is_some()),
+            ("subscribe", s.subscribe.is_some()),
+            ("subscribe_pattern", s.subscribe_pattern.is_some()),
+            ("assign", s.assign.is_some()),
+            ("starting_offsets", s.starting_offsets.is_some()),
+            ("max_offsets_per_trigger", s.max_offsets_per_trigger.is_some()),
+            ("kafka", s.kafka.is_some()),
+            ("value_format", s.value_format.is_some()),
+            ("include_headers", s.include_headers.is_some()),
+            ("fail_on_data_loss", s.fail_on_data_loss.is_some()),
+            ("wait_for_topics", s.wait_for_topics.is_some()),
+            ("kafka_timeout", s.kafka_timeout.is_some()),
+            ("consumer_group", s.consumer_group.is_some()),
+        ];
+        if let Some((field, _)) = streaming_only.iter().find(|(_, present)| *present) {
+            return Err(self.err(
+                &f(field),
+                "does not apply to a static table (static = true), which is read whole from its files, not as a stream; remove it",
+            ));
+        }
+        let name = name.ok_or_else(|| {
+            self.err(&f("name"), "is required for a static table: a join names the table by it, e.g. name = \"users\"")
+        })?;
+        let format = match s.format.as_str() {
+            "json" => FileFormat::Json,
+            "csv" => FileFormat::Csv,
+            "parquet" => FileFormat::Parquet,
+            other => {
+                return Err(self.err(
+                    &f("format"),
+                    format!("{other:?} is not a format of a static table, which is read from files; allowed: \"json\", \"csv\", \"parquet\""),
+                ))
+            }
+        };
+        if format != FileFormat::Csv {
+            self.only_for(&[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())], &s.format)?;
+        }
+        let path = s.path.as_ref().ok_or_else(|| {
+            self.err(&f("path"), "is required for a static table: the directory whose files are read as the table")
+        })?;
+        let schema = match &s.schema {
+            Some(ddl) => Some(parse_ddl(ddl).map_err(|e| self.err(&f("schema"), e.to_string()))?),
+            None if format == FileFormat::Parquet => None,
+            None => {
+                return Err(self.err(
+                    &f("schema"),
+                    format!(
+                        "is required for a static table of format = \"{}\": declare the columns in Spark DDL, e.g. \"user_id string, country string\"",
+                        s.format
+                    ),
+                ))
+            }
+        };
+        let csv = self.csv_options(at, s)?;
+        let refresh = match s.refresh.as_deref() {
+            None | Some("on_change") => Refresh::OnChange,
+            Some("never") => Refresh::Never,
+            Some(interval) => {
+                let d = parse_duration(interval).map_err(|e| {
+                    self.err(
+                        &f("refresh"),
+                        format!("must be \"never\", \"on_change\" (the default) or an interval like \"10 minutes\"; {e}"),
+                    )
+                })?;
+                if d.is_zero() {
+                    return Err(self.err(
+                        &f("refresh"),
+                        "must be more than zero; use \"on_change\" to look for changed files at every batch",
+                    ));
+                }
+                Refresh::Every(d)
+            }
+        };
+        Ok(TableConfig { name, field: at.to_string(), path: PathBuf::from(path), format, schema, csv, refresh })
+    }
+
+    /// `header` and `delimiter` of a csv file source or static table.
+    fn csv_options(&self, at: &str, s: &SourceSpec) -> Result<CsvOptions, JobError> {
+        let mut csv = CsvOptions::default();
+        if let Some(h) = s.header {
+            csv.header = h;
+        }
+        if let Some(d) = &s.delimiter {
+            let bytes = d.as_bytes();
+            if bytes.len() != 1 || bytes[0] == b'"' || bytes[0] == b'\n' || bytes[0] == b'\r' {
+                return Err(self.err(
+                    &format!("{at}.delimiter"),
+                    format!("must be one ASCII character other than a quote or newline, got {d:?}"),
+                ));
+            }
+            csv.delimiter = bytes[0];
+        }
+        Ok(csv)
     }
 
     /// The `kafka` table: librdkafka settings as strings; `bootstrap.servers` is required.
@@ -482,20 +623,7 @@ impl Validator<'_> {
                 ))
             }
         };
-        let mut csv = CsvOptions::default();
-        if let Some(h) = s.header {
-            csv.header = h;
-        }
-        if let Some(d) = &s.delimiter {
-            let bytes = d.as_bytes();
-            if bytes.len() != 1 || bytes[0] == b'"' || bytes[0] == b'\n' || bytes[0] == b'\r' {
-                return Err(self.err(
-                    &f("delimiter"),
-                    format!("must be one ASCII character other than a quote or newline, got {d:?}"),
-                ));
-            }
-            csv.delimiter = bytes[0];
-        }
+        let csv = self.csv_options(at, s)?;
         let max_files_per_trigger =
             self.positive(&f("max_files_per_trigger"), s.max_files_per_trigger)?.map(|n| n as usize);
         Ok(SourceConfig::Files(FileSourceConfig {
@@ -517,6 +645,20 @@ impl Validator<'_> {
         }
         if op.kind != "dedup" {
             self.only_for(&[(&field("within_watermark"), op.within_watermark.is_some())], &op.kind)?;
+        }
+        if op.kind != "join" {
+            self.only_for(
+                &[
+                    (&field("left"), op.left.is_some()),
+                    (&field("right"), op.right.is_some()),
+                    (&field("type"), op.join_type.is_some()),
+                    (&field("on"), op.on.is_some()),
+                    (&field("left_prefix"), op.left_prefix.is_some()),
+                    (&field("right_prefix"), op.right_prefix.is_some()),
+                    (&field("time_range"), op.time_range.is_some()),
+                ],
+                &op.kind,
+            )?;
         }
         if op.kind != "aggregate" {
             self.only_for(
@@ -613,11 +755,249 @@ impl Validator<'_> {
                 let plugin = self.plugin(index, op, "stateful")?;
                 Ok(OperatorConfig::Stateful(StatefulConfig { plugin, group_by, timeout }))
             }
+            "join" => {
+                self.only_for(
+                    &[
+                        (&field("plugin"), op.plugin.is_some()),
+                        (&field("config"), op.config.is_some()),
+                        (&field("max_memory"), op.max_memory.is_some()),
+                        (&field("max_call_time"), op.max_call_time.is_some()),
+                        (&field("keys"), op.keys.is_some()),
+                        (&field("on_error"), op.on_error.is_some()),
+                        (&field("retries"), op.retries.is_some()),
+                        (&field("grant"), op.grant.is_some()),
+                    ],
+                    "join",
+                )?;
+                self.join(index, op)
+            }
             other => Err(self.err(
                 &field("kind"),
-                format!("unknown operator kind {other:?}; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\""),
+                format!("unknown operator kind {other:?}; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\", \"join\""),
             )),
         }
+    }
+
+    /// A `join` as written: its other input (checked against the sources by `joined_sources`),
+    /// type, keys, prefixes and time range.
+    fn join(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
+        let field = |name: &str| format!("operator[{index}].{name}");
+        let (other, other_side) = match (&op.left, &op.right) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &field("left"),
+                    "set only one of left and right: the other input, by its source name (the stream so far is the other side)",
+                ))
+            }
+            (Some(n), None) => (n, Side::Left),
+            (None, Some(n)) => (n, Side::Right),
+            (None, None) => {
+                return Err(self.err(
+                    &field("right"),
+                    "is required for kind = \"join\": the source to join, by name, e.g. right = \"users\" (a static table or another stream; the stream so far is the other side), or left = \"...\" to put it on the left",
+                ))
+            }
+        };
+        if other.trim().is_empty() {
+            return Err(self.err(&field(other_side.as_str()), "is empty: name the source to join, e.g. \"users\""));
+        }
+        let join_type = match op.join_type.as_deref() {
+            None => JoinType::Inner,
+            Some(t) => JoinType::parse(t).map_err(|e| self.err(&field("type"), e))?,
+        };
+        let keys = self.join_keys(index, op.on.as_ref())?;
+        let prefix = |name: &str, p: &Option<String>| -> Result<Option<String>, JobError> {
+            match p {
+                Some(p) if p.is_empty() => {
+                    Err(self.err(&field(name), "is empty: give a prefix such as \"user_\", or remove it"))
+                }
+                p => Ok(p.clone()),
+            }
+        };
+        let left_prefix = prefix("left_prefix", &op.left_prefix)?;
+        let right_prefix = prefix("right_prefix", &op.right_prefix)?;
+        let time_range = match &op.time_range {
+            None => None,
+            Some(t) => {
+                let required = |name: &str, v: &Option<String>, what: &str| -> Result<String, JobError> {
+                    match v {
+                        None => Err(self.err(
+                            &field(&format!("time_range.{name}")),
+                            format!("is required: {what}; time_range = {{ left = \"click_time\", right = \"impression_time\", from = \"0 seconds\", to = \"1 hour\" }} means right + from <= left <= right + to"),
+                        )),
+                        Some(v) if v.trim().is_empty() => {
+                            Err(self.err(&field(&format!("time_range.{name}")), format!("is empty: {what}")))
+                        }
+                        Some(v) => Ok(v.clone()),
+                    }
+                };
+                let left = required("left", &t.left, "the left side's event-time column")?;
+                let right = required("right", &t.right, "the right side's event-time column")?;
+                let bound = |name: &str, v: &Option<String>| -> Result<i64, JobError> {
+                    let text = required(name, v, "a duration, which may be negative, e.g. \"-5 minutes\"")?;
+                    parse_signed_duration(&text).map_err(|e| {
+                        self.err(&field(&format!("time_range.{name}")), format!("{e} (a bound may be negative: \"-5 minutes\")"))
+                    })
+                };
+                let from_micros = bound("from", &t.from)?;
+                let to_micros = bound("to", &t.to)?;
+                if from_micros > to_micros {
+                    return Err(self.err(
+                        &field("time_range"),
+                        format!(
+                            "from ({}) is after to ({}): no pair of rows could match right + from <= left <= right + to; swap them",
+                            t.from.as_deref().unwrap_or_default().trim(),
+                            t.to.as_deref().unwrap_or_default().trim()
+                        ),
+                    ));
+                }
+                Some(TimeRange { left, right, from_micros, to_micros })
+            }
+        };
+        Ok(OperatorConfig::Join(JoinConfig {
+            index,
+            other: other.clone(),
+            other_side,
+            spec: JoinSpec { join_type, keys, left_prefix, right_prefix },
+            time_range,
+        }))
+    }
+
+    /// `on`: column names (the same on both sides) or `{ left, right }` pairs, not both.
+    fn join_keys(&self, index: usize, on: Option<&toml::Value>) -> Result<JoinKeys, JobError> {
+        let field = |name: &str| format!("operator[{index}].{name}");
+        const FORMS: &str = "on = [\"user_id\"] (the same name on both sides) or on = [{ left = \"uid\", right = \"id\" }]";
+        let list = match on {
+            None => {
+                return Err(self.err(&field("on"), format!("is required for kind = \"join\": the equi-join keys, {FORMS}")))
+            }
+            Some(toml::Value::Array(list)) if list.is_empty() => {
+                return Err(self.err(&field("on"), format!("is empty: list the equi-join keys, {FORMS}")))
+            }
+            Some(toml::Value::Array(list)) => list,
+            Some(other) => return Err(self.err(&field("on"), format!("{other} is not a list of keys; write {FORMS}"))),
+        };
+        if list.iter().any(toml::Value::is_str) && list.iter().any(toml::Value::is_table) {
+            return Err(self.err(
+                &field("on"),
+                "mixes column names and { left, right } pairs; use one form: all names (the same on both sides) or all pairs",
+            ));
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut pairs: Vec<KeyPair> = Vec::new();
+        for (n, key) in list.iter().enumerate() {
+            let at = field(&format!("on[{n}]"));
+            match key {
+                toml::Value::String(name) => {
+                    if name.trim().is_empty() {
+                        return Err(self.err(&at, "is empty: name a column"));
+                    }
+                    if names.contains(name) {
+                        return Err(self.err(&field("on"), format!("column `{name}` is listed twice")));
+                    }
+                    names.push(name.clone());
+                }
+                toml::Value::Table(t) => {
+                    if let Some(k) = t.keys().find(|k| *k != "left" && *k != "right") {
+                        return Err(self.err(
+                            &format!("{at}.{k}"),
+                            "is not a field of a key pair; write { left = \"uid\", right = \"id\" }",
+                        ));
+                    }
+                    let side = |s: &str| -> Result<String, JobError> {
+                        match t.get(s) {
+                            Some(toml::Value::String(c)) if !c.trim().is_empty() => Ok(c.clone()),
+                            Some(toml::Value::String(_)) => Err(self.err(&format!("{at}.{s}"), "is empty: name a column")),
+                            Some(v) => Err(self.err(&format!("{at}.{s}"), format!("{v} is not a column name; write a string"))),
+                            None => Err(self.err(
+                                &format!("{at}.{s}"),
+                                format!("is required in a key pair: the {s} side's column, e.g. {{ left = \"uid\", right = \"id\" }}"),
+                            )),
+                        }
+                    };
+                    let pair = KeyPair { left: side("left")?, right: side("right")? };
+                    if pairs.contains(&pair) {
+                        return Err(self.err(
+                            &field("on"),
+                            format!("the pair {{ left = {:?}, right = {:?} }} is listed twice", pair.left, pair.right),
+                        ));
+                    }
+                    pairs.push(pair);
+                }
+                other => {
+                    return Err(self.err(
+                        &at,
+                        format!("{other} is not a key; write a column name such as \"user_id\" or a pair {{ left = \"uid\", right = \"id\" }}"),
+                    ))
+                }
+            }
+        }
+        Ok(if pairs.is_empty() { JoinKeys::Using(names) } else { JoinKeys::Pairs(pairs) })
+    }
+
+    /// What a join's other input may be: a source the job names — a static table, or a stream
+    /// that is then not unioned into the stream so far — joined once, with at least one stream
+    /// left for the other side; a time range only between two streams.
+    fn joined_sources(
+        &self,
+        operators: &[OperatorConfig],
+        sources: &[InputConfig],
+        tables: &[TableConfig],
+    ) -> Result<(), JobError> {
+        let streams_joined =
+            |upto: usize| operators[..upto].iter().filter(|o| matches!(o, OperatorConfig::Join(j) if sources.iter().any(|s| s.name.as_deref() == Some(j.other.as_str())))).count();
+        for (at, op) in operators.iter().enumerate() {
+            let OperatorConfig::Join(j) = op else { continue };
+            let field = format!("operator[{}].{}", j.index, j.other_side);
+            if let Some(first) = operators[..at].iter().find_map(|o| match o {
+                OperatorConfig::Join(k) if k.other == j.other => Some(k.index),
+                _ => None,
+            }) {
+                return Err(self.err(
+                    &field,
+                    format!("source {:?} is already joined by operator[{first}]; a source can be joined once (from there on its columns are in the stream)", j.other),
+                ));
+            }
+            let is_table = tables.iter().any(|t| t.name == j.other);
+            let is_stream = sources.iter().any(|s| s.name.as_deref() == Some(j.other.as_str()));
+            if !is_table && !is_stream {
+                let known: Vec<String> = sources
+                    .iter()
+                    .filter_map(|s| s.name.as_ref())
+                    .chain(tables.iter().map(|t| &t.name))
+                    .map(|n| format!("{n:?}"))
+                    .collect();
+                let known = if known.is_empty() {
+                    "the job names no source (give each [[source]] a name)".to_string()
+                } else {
+                    format!("the sources are {}", known.join(", "))
+                };
+                return Err(self.err(&field, format!("no source is named {:?}; {known}", j.other)));
+            }
+            if is_stream && streams_joined(at + 1) >= sources.len() {
+                return Err(self.err(
+                    &field,
+                    format!(
+                        "source {:?} is the last streaming source no join names: joining it leaves no stream for the other side of this join (the stream so far comes from the streaming sources no join names); add another streaming [[source]], or join a static table (static = true)",
+                        j.other
+                    ),
+                ));
+            }
+            if is_table && j.time_range.is_some() {
+                return Err(self.err(
+                    &format!("operator[{}].time_range", j.index),
+                    format!("applies only to a join of two streams: source {:?} is a static table, which has no event time; remove time_range", j.other),
+                ));
+            }
+        }
+        // A table no join names would be read for nothing: most likely a join misnames it.
+        if let Some(t) = tables.iter().find(|t| !operators.iter().any(|o| matches!(o, OperatorConfig::Join(j) if j.other == t.name))) {
+            return Err(self.err(
+                &t.field,
+                format!("is a static table no join names: join it ([[operator]] kind = \"join\", right = {:?}, on = [...]) or remove it", t.name),
+            ));
+        }
+        Ok(())
     }
 
     /// A plugin's limits and grants, from the table at `at` (`operator[i]` or `sink`).
@@ -833,107 +1213,6 @@ impl Validator<'_> {
         Ok(WindowConfig { column: w.column.clone(), kind })
     }
 
-    /// Spark's checks on stateful plans, before anything starts: one aggregation, followed only by
-    /// stateless operators; append mode on an aggregation needs a window on the watermark column.
-    fn stateful_plan(
-        &self,
-        operators: &[OperatorConfig],
-        watermark: Option<&WatermarkConfig>,
-        mode: OutputMode,
-    ) -> Result<(), JobError> {
-        for op in operators {
-            if let OperatorConfig::Dedup(d) = op {
-                if d.within_watermark && watermark.is_none() {
-                    return Err(self.err(
-                        &format!("operator[{}].within_watermark", d.index),
-                        "needs a [watermark]: as in Spark, dropDuplicatesWithinWatermark is not supported on streaming DataFrames/DataSets without watermark (a key is kept until the watermark passes its event time plus the delay); add [watermark] column = ..., delay = ..., or remove within_watermark",
-                    ));
-                }
-            }
-            if let OperatorConfig::Stateful(st) = op {
-                if st.timeout == TimeoutMode::EventTime && watermark.is_none() {
-                    return Err(self.err(
-                        &format!("operator[{}].timeout", st.plugin.index),
-                        "\"event_time\" needs a [watermark] (event-time timeouts fire when the watermark passes them, as Spark's EventTimeTimeout); add [watermark] column = ..., delay = ..., or use \"processing_time\"",
-                    ));
-                }
-            }
-        }
-        let Some(first) =
-            operators.iter().position(|o| matches!(o, OperatorConfig::Aggregate(_) | OperatorConfig::Stateful(_)))
-        else {
-            return Ok(());
-        };
-        let what = if matches!(operators[first], OperatorConfig::Stateful(_)) {
-            "a stateful operator"
-        } else {
-            "an aggregation"
-        };
-        for later in &operators[first + 1..] {
-            match later {
-                OperatorConfig::Map(_) => {}
-                OperatorConfig::Aggregate(a) => {
-                    return Err(self.err(
-                        &format!("operator[{}].kind", a.index),
-                        format!("an aggregation after {what} is not supported (as in Spark's append mode chains, it would need the first one's output watermark); use one stateful step"),
-                    ))
-                }
-                OperatorConfig::Stateful(st) => {
-                    return Err(self.err(
-                        &format!("operator[{}].kind", st.plugin.index),
-                        format!("a stateful operator after {what} is not supported; use one stateful step"),
-                    ))
-                }
-                OperatorConfig::Dedup(d) => {
-                    return Err(self.err(
-                        &format!("operator[{}].kind", d.index),
-                        format!("dedup after {what} is not supported; put the dedup before it"),
-                    ))
-                }
-                OperatorConfig::Join(j) => {
-                    return Err(self.err(
-                        &format!("operator[{}].kind", j.index),
-                        format!("a join after {what} is not supported; join first, then aggregate"),
-                    ))
-                }
-            }
-        }
-        let OperatorConfig::Aggregate(agg) = &operators[first] else {
-            // A stateful operator allows append and update (Spark's flatMapGroupsWithState);
-            // complete is refused with the sink, for want of an aggregation.
-            return Ok(());
-        };
-        if mode == OutputMode::Update
-            && agg.window.as_ref().is_some_and(|w| matches!(w.kind, WindowKind::Session { .. }))
-        {
-            return Err(self.err(
-                "sink.output_mode",
-                "\"update\" is not supported for session windows, as in Spark (a session that merges others would leave them in the output); use \"append\" or \"complete\"",
-            ));
-        }
-        if mode == OutputMode::Append {
-            let Some(w) = &agg.window else {
-                return Err(self.err(
-                    "sink.output_mode",
-                    format!(
-                        "\"append\" needs a window on operator[{}] (an aggregation without one never finishes a group); add window = {{ column = ..., size = ... }}, or use \"update\" or \"complete\"",
-                        agg.index
-                    ),
-                ));
-            };
-            if watermark.map(|wm| wm.column.as_str()) != Some(w.column.as_str()) {
-                return Err(self.err(
-                    "sink.output_mode",
-                    format!(
-                        "\"append\" on an aggregation needs a [watermark] on the window's column `{}` (Spark's rule: without one a window never closes); add [watermark] column = \"{}\", delay = \"10 minutes\", or use \"update\" or \"complete\"",
-                        w.column, w.column
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// A files or console sink (the job's sink, or an output of a foreach_batch sink at `at`).
     fn sink_kind(
         &self,
@@ -980,7 +1259,7 @@ impl Validator<'_> {
         })
     }
 
-    fn sink(&self, s: &SinkSpec, operators: &[OperatorConfig]) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
+    fn sink(&self, s: &SinkSpec) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
         let plugin_sink = s.format == "foreach_batch" || s.format == "foreach";
         if s.format != "foreach" {
             self.only_for(&[("sink.rows_per_call", s.rows_per_call.is_some())], &s.format)?;
@@ -1140,21 +1419,6 @@ impl Validator<'_> {
                 ))
             }
         };
-        // Spark's unsupported-operation check: complete mode needs an aggregation to rebuild
-        // the whole result table from.
-        let has_aggregate = operators.iter().any(|o| matches!(o, OperatorConfig::Aggregate(_)));
-        if output_mode == OutputMode::Complete && !has_aggregate {
-            return Err(self.err(
-                "sink.output_mode",
-                "\"complete\" is not supported when there are no streaming aggregations (the result table would be the whole unbounded input); use \"append\"",
-            ));
-        }
-        if output_mode != OutputMode::Append && matches!(kind, SinkKind::Files { .. }) {
-            return Err(self.err(
-                "sink.output_mode",
-                "file sinks support only \"append\", as in Spark (a file cannot take back a row it wrote); use format = \"console\" for update and complete, or append with a watermark",
-            ));
-        }
         let checkpoint = s.checkpoint.as_ref().ok_or_else(|| {
             self.err(
                 "sink.checkpoint",
@@ -1269,10 +1533,6 @@ trigger = { processing_time = "1 second" }
             (
                 OK.replace("processing_time = \"1 second\"", "processing_time = \"1 fortnight\""),
                 "`sink.trigger.processing_time`",
-            ),
-            (
-                OK.replace("trigger = {", "output_mode = \"complete\"\ntrigger = {"),
-                "\"complete\" is not supported when there are no streaming aggregations",
             ),
             (
                 format!("min_batches_to_retain = 0\n{OK}"),
@@ -1390,5 +1650,183 @@ checkpoint = "ckpt"
             let e = job(&text).unwrap_err();
             assert!(e.contains(want), "want {want:?} in {e:?}");
         }
+    }
+
+    const JOINED: &str = r#"
+[[source]]
+name = "clicks"
+format = "json"
+path = "in/clicks"
+schema = "user_id string, click_time timestamp"
+watermark_column = "click_time"
+
+[[source]]
+name = "impressions"
+format = "json"
+path = "in/impressions"
+schema = "uid string, impression_time timestamp"
+watermark_delay = "2 hours"
+watermark_column = "impression_time"
+
+[[source]]
+name = "users"
+static = true
+format = "csv"
+path = "tables/users"
+schema = "user_id string, country string"
+delimiter = ";"
+
+[watermark]
+column = "event_time"
+delay = "3 hours"
+
+[[operator]]
+kind = "join"
+right = "users"
+on = ["user_id"]
+
+[[operator]]
+kind = "join"
+right = "impressions"
+type = "left_outer"
+on = [{ left = "user_id", right = "uid" }]
+right_prefix = "imp_"
+time_range = { left = "click_time", right = "impression_time", from = "-5 minutes", to = "1 hour" }
+
+[sink]
+format = "json"
+path = "out"
+checkpoint = "ckpt"
+"#;
+
+    #[test]
+    fn a_static_table_goes_to_tables_not_to_the_streams() {
+        let j = job(JOINED).unwrap();
+        let names: Vec<_> = j.sources.iter().map(|s| s.name.as_deref().unwrap()).collect();
+        assert_eq!(names, vec!["clicks", "impressions"]);
+        assert_eq!(j.tables.len(), 1);
+        let t = &j.tables[0];
+        assert_eq!((t.name.as_str(), t.field.as_str(), t.path.as_path()), ("users", "source[2]", Path::new("tables/users")));
+        assert_eq!(t.format, FileFormat::Csv);
+        assert_eq!((t.csv.header, t.csv.delimiter), (true, b';'));
+        assert_eq!(t.schema.as_ref().unwrap().fields().len(), 2);
+        assert_eq!(t.refresh, Refresh::OnChange, "the default");
+        let never = job(&JOINED.replace("delimiter = \";\"", "refresh = \"never\"")).unwrap();
+        assert_eq!(never.tables[0].refresh, Refresh::Never);
+        let every = job(&JOINED.replace("delimiter = \";\"", "refresh = \"10 minutes\"")).unwrap();
+        assert_eq!(every.tables[0].refresh, Refresh::Every(std::time::Duration::from_secs(600)));
+        // Parquet needs no schema.
+        let parquet =
+            job(&JOINED.replace("format = \"csv\"", "format = \"parquet\"").replace("delimiter = \";\"\n", "").replace(
+                "schema = \"user_id string, country string\"\n",
+                "",
+            ))
+            .unwrap();
+        assert!(parquet.tables[0].schema.is_none());
+    }
+
+    #[test]
+    fn each_stream_can_name_its_own_event_time_column() {
+        let j = job(JOINED).unwrap();
+        let cols: Vec<_> = j.sources.iter().map(|s| s.watermark_column.as_deref()).collect();
+        assert_eq!(cols, vec![Some("click_time"), Some("impression_time")]);
+        assert_eq!(j.watermark.unwrap().column, "event_time");
+        assert_eq!(job(TWO_SOURCES).unwrap().sources[0].watermark_column, None);
+    }
+
+    #[test]
+    fn a_join_with_using_keys_defaults_to_inner() {
+        let j = job(JOINED).unwrap();
+        let OperatorConfig::Join(join) = &j.operators[0] else { panic!("a join") };
+        assert_eq!((join.index, join.other.as_str(), join.other_side), (0, "users", Side::Right));
+        assert_eq!(
+            join.spec,
+            JoinSpec {
+                join_type: JoinType::Inner,
+                keys: JoinKeys::Using(vec!["user_id".into()]),
+                left_prefix: None,
+                right_prefix: None
+            }
+        );
+        assert_eq!(join.time_range, None);
+        let on_left = job(&JOINED.replace("right = \"users\"", "left = \"users\"\ntype = \"right_outer\"")).unwrap();
+        let OperatorConfig::Join(join) = &on_left.operators[0] else { panic!("a join") };
+        assert_eq!((join.other_side, join.spec.join_type), (Side::Left, JoinType::RightOuter));
+    }
+
+    #[test]
+    fn a_join_with_key_pairs_prefixes_and_a_time_range_with_a_negative_bound() {
+        let j = job(JOINED).unwrap();
+        let OperatorConfig::Join(join) = &j.operators[1] else { panic!("a join") };
+        assert_eq!((join.other.as_str(), join.other_side), ("impressions", Side::Right));
+        assert_eq!(join.spec.join_type, JoinType::LeftOuter);
+        assert_eq!(join.spec.keys, JoinKeys::Pairs(vec![KeyPair { left: "user_id".into(), right: "uid".into() }]));
+        assert_eq!((join.spec.left_prefix.as_deref(), join.spec.right_prefix.as_deref()), (None, Some("imp_")));
+        assert_eq!(
+            join.time_range,
+            Some(TimeRange {
+                left: "click_time".into(),
+                right: "impression_time".into(),
+                from_micros: -300_000_000,
+                to_micros: 3_600_000_000
+            })
+        );
+        // from == to is a point, not empty.
+        job(&JOINED.replace("\"-5 minutes\"", "\"1 hour\"")).unwrap();
+    }
+
+    #[test]
+    fn join_and_static_table_errors_name_the_field() {
+        let cases = [
+            (JOINED.replace("static = true\n", "static = true\nmax_files_per_trigger = 1\n"), "`source[2].max_files_per_trigger`: does not apply to a static table (static = true), which is read whole from its files, not as a stream; remove it"),
+            (JOINED.replace("static = true\n", "static = true\nwatermark_column = \"t\"\n"), "`source[2].watermark_column`: does not apply to a static table"),
+            (JOINED.replace("format = \"csv\"", "format = \"kafka\""), "`source[2].format`: \"kafka\" is not a format of a static table, which is read from files; allowed: \"json\", \"csv\", \"parquet\""),
+            (JOINED.replace("path = \"tables/users\"\n", ""), "`source[2].path`: is required for a static table"),
+            (JOINED.replace("schema = \"user_id string, country string\"\n", ""), "`source[2].schema`: is required for a static table of format = \"csv\""),
+            (JOINED.replace("delimiter = \";\"", "refresh = \"sometimes\""), "`source[2].refresh`: must be \"never\", \"on_change\" (the default) or an interval like \"10 minutes\"; \"sometimes\" is not a duration"),
+            (JOINED.replace("delimiter = \";\"", "refresh = \"0 seconds\""), "`source[2].refresh`: must be more than zero"),
+            (JOINED.replace("watermark_column = \"click_time\"", "refresh = \"never\""), "`source[0].refresh`: applies only to a static table"),
+            (JOINED.replace("watermark_column = \"click_time\"", "watermark_column = \"\""), "`source[0].watermark_column`: is empty"),
+            (JOINED.replace("name = \"users\"", "name = \"clicks\""), "`source[2].name`: \"clicks\" is already the name of source[0]"),
+            (JOINED.replace("right = \"users\"", "right = \"users\"\nleft = \"clicks\""), "`operator[0].left`: set only one of left and right"),
+            (JOINED.replace("right = \"users\"\n", ""), "`operator[0].right`: is required for kind = \"join\""),
+            (JOINED.replace("right = \"users\"", "right = \"user\""), "`operator[0].right`: no source is named \"user\"; the sources are \"clicks\", \"impressions\", \"users\""),
+            (JOINED.replace("right = \"impressions\"", "right = \"users\""), "`operator[1].right`: source \"users\" is already joined by operator[0]"),
+            (JOINED.replace("right = \"users\"", "right = \"clicks\""), "`operator[1].right`: source \"impressions\" is the last streaming source no join names: joining it leaves no stream for the other side of this join"),
+            (JOINED.replace("type = \"left_outer\"", "type = \"left\""), "`operator[1].type`: join type \"left\" is not one of"),
+            (JOINED.replace("on = [\"user_id\"]\n", ""), "`operator[0].on`: is required for kind = \"join\""),
+            (JOINED.replace("on = [\"user_id\"]", "on = []"), "`operator[0].on`: is empty"),
+            (JOINED.replace("on = [\"user_id\"]", "on = \"user_id\""), "`operator[0].on`: \"user_id\" is not a list of keys"),
+            (JOINED.replace("on = [\"user_id\"]", "on = [\"user_id\", { left = \"a\", right = \"b\" }]"), "`operator[0].on`: mixes column names and { left, right } pairs"),
+            (JOINED.replace("on = [\"user_id\"]", "on = [\"user_id\", \"user_id\"]"), "`operator[0].on`: column `user_id` is listed twice"),
+            (JOINED.replace("right = \"uid\" }", "rigth = \"uid\" }"), "`operator[1].on[0].rigth`: is not a field of a key pair"),
+            (JOINED.replace(", right = \"uid\" }", " }"), "`operator[1].on[0].right`: is required in a key pair"),
+            (JOINED.replace("right_prefix = \"imp_\"", "right_prefix = \"\""), "`operator[1].right_prefix`: is empty"),
+            (JOINED.replace("from = \"-5 minutes\"", "from = \"2 hours\""), "`operator[1].time_range`: from (2 hours) is after to (1 hour)"),
+            (JOINED.replace("from = \"-5 minutes\", ", ""), "`operator[1].time_range.from`: is required"),
+            (JOINED.replace("\"-5 minutes\"", "\"-5 fortnights\""), "`operator[1].time_range.from`: \"-5 fortnights\": unknown unit `fortnights`"),
+            (JOINED.replace("to = \"1 hour\"", "to = \"1 hour\", within = \"1 day\""), "unknown field `within`"),
+            (JOINED.replace("on = [\"user_id\"]", "on = [\"user_id\"]\ntime_range = { left = \"click_time\", right = \"t\", from = \"0 seconds\", to = \"1 hour\" }"), "`operator[0].time_range`: applies only to a join of two streams: source \"users\" is a static table, which has no event time"),
+            (JOINED.replace("on = [\"user_id\"]", "on = [\"user_id\"]\nplugin = \"a.wasm\""), "`operator[0].plugin`: does not apply to kind = \"join\""),
+            (JOINED.replace("on = [\"user_id\"]", "on = [\"user_id\"]\njoin_type = \"inner\""), "unknown field `join_type`"),
+            (OK.replace("max_memory = \"32 MiB\"", "right = \"users\""), "`operator[0].right`: does not apply to kind = \"map\""),
+            (
+                TWO_SOURCES.replace("watermark_delay = \"2 minutes\"", "watermark_column = \"t\"").replace("[watermark]\ncolumn = \"event_time\"\ndelay = \"10 minutes\"\n", ""),
+                "`source[1].watermark_column`: needs a [watermark] (it overrides [watermark].column for this source)",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = job(&text).unwrap_err();
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+        let unjoined = JOINED.replace("kind = \"join\"\nright = \"users\"\non = [\"user_id\"]\n", "kind = \"map\"\nplugin = \"a.wasm\"\n");
+        let e = job(&unjoined).unwrap_err();
+        assert!(e.ends_with("`source[2]`: is a static table no join names: join it ([[operator]] kind = \"join\", right = \"users\", on = [...]) or remove it"), "{e}");
+        // A job of static tables only: no stream to join them to.
+        let only = "[[source]]\nname = \"users\"\nstatic = true\nformat = \"parquet\"\npath = \"t\"\n[sink]\nformat = \"console\"\ncheckpoint = \"c\"\n";
+        assert!(job(only).unwrap_err().ends_with("`source`: has only static tables: a job needs at least one streaming source (a [[source]] without static = true) for the tables to be joined to"));
+        // One [source] that is static: its name is still required.
+        let one = "[source]\nstatic = true\nformat = \"parquet\"\npath = \"t\"\n[sink]\nformat = \"console\"\ncheckpoint = \"c\"\n";
+        assert!(job(one).unwrap_err().contains("`source.name`: is required for a static table: a join names the table by it"));
     }
 }

@@ -47,7 +47,7 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
         }
     }
     for t in &job.tables {
-        o.push_str(&table(t)?);
+        o.push_str(&table(t));
     }
     if let Some(w) = &job.watermark {
         let late = match w.late_rows {
@@ -187,15 +187,18 @@ fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
 }
 
 /// A static table: its files, when it is re-read, its columns (two lines).
-fn table(t: &TableConfig) -> anyhow::Result<String> {
-    let files = SourceConfig::Files(FileSourceConfig {
-        path: t.path.clone(),
-        format: t.format,
-        schema: t.schema.clone(),
-        max_files_per_trigger: None,
-        csv: t.csv,
+fn table(t: &TableConfig) -> String {
+    let mut text = format!("{} files in {}", t.format.extension(), t.path.display());
+    if t.format == FileFormat::Csv {
+        let header = if t.csv.header { "a header line" } else { "no header" };
+        let _ = write!(text, ", {header}, delimiter {:?}", t.csv.delimiter as char);
+    }
+    // Parquet without a declared schema: the first file's, when there is one yet.
+    let columns = t.schema.clone().or_else(|| {
+        use crate::operator::join::static_table::{scan, table_schema};
+        let version = scan(&t.path).ok()?;
+        table_schema(&t.path, &version, t.format, None).ok()
     });
-    let (text, columns) = source(&files)?;
     let refresh = match t.refresh {
         Refresh::Never => "read once when the job starts".to_string(),
         Refresh::OnChange => "re-read when its files change".to_string(),
@@ -205,7 +208,7 @@ fn table(t: &TableConfig) -> anyhow::Result<String> {
         Some(c) => to_ddl(c),
         None => "those of the first parquet file (none yet)".to_string(),
     };
-    Ok(format!("source {:?}: static table, {text}, {refresh}\n  columns: {columns}\n", t.name))
+    format!("source {:?}: static table, {text}, {refresh}\n  columns: {columns}\n", t.name)
 }
 
 fn sink(kind: &SinkKind) -> String {
@@ -367,18 +370,25 @@ mod tests {
         std::fs::create_dir_all(&t.path).unwrap();
         let at = t.path.display().to_string();
         assert_eq!(
-            table(&t).unwrap(),
+            table(&t),
             format!("source \"users\": static table, parquet files in {at}, re-read when its files change\n  columns: those of the first parquet file (none yet)\n")
         );
+        // A parquet file there: its columns.
+        let schema = crate::schema::parse_ddl("user_id string, age bigint").unwrap();
+        let file = std::fs::File::create(t.path.join("part-0.parquet")).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        w.write(&arrow::record_batch::RecordBatch::new_empty(schema)).unwrap();
+        w.close().unwrap();
+        assert!(table(&t).ends_with("\n  columns: user_id string, age bigint\n"), "{}", table(&t));
         t.format = FileFormat::Csv;
         t.schema = Some(crate::schema::parse_ddl("user_id string, country string").unwrap());
         t.refresh = Refresh::Every(Duration::from_secs(600));
         assert_eq!(
-            table(&t).unwrap(),
+            table(&t),
             format!("source \"users\": static table, csv files in {at}, a header line, delimiter ',', re-read when its files change, looked at every 10 minutes\n  columns: user_id string, country string\n")
         );
         t.refresh = Refresh::Never;
-        assert!(table(&t).unwrap().contains(", read once when the job starts\n"));
+        assert!(table(&t).contains(", read once when the job starts\n"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! refuse what cannot run, and each operator is made ready to open on its state. `weir check`
 //! prints the plan; nothing after planning re-reads the job file's operator list.
 
+/// Spark's unsupported-operation checks across operators, watermark and output mode.
+pub mod checks;
 /// `weir check`'s text: sources, each operator with its columns and state, the sink.
 pub mod describe;
 /// A `join` operator: sides, output columns, Spark's refusals.
