@@ -45,7 +45,10 @@ pub fn check(file: &Path, text: &str) -> Result<(), JobError> {
         match s.get("format") {
             Some(toml::Value::String(v)) if !STATIC_FORMATS.contains(&v.as_str()) => Err(err(
                 format!("{at}.format"),
-                format!("{v:?} is not a format of a static table, which is read from files; allowed: {}", quoted(STATIC_FORMATS)),
+                format!(
+                    "{v:?} is not a format of a static table, which is read from files; allowed: {}",
+                    quoted(STATIC_FORMATS)
+                ),
             )),
             None => Err(err(format!("{at}.format"), format!("is required: one of {}", quoted(STATIC_FORMATS)))),
             _ => Ok(()),

@@ -317,7 +317,9 @@ impl Validator<'_> {
                 let d = parse_duration(interval).map_err(|e| {
                     self.err(
                         &f("refresh"),
-                        format!("must be \"never\", \"on_change\" (the default) or an interval like \"10 minutes\"; {e}"),
+                        format!(
+                            "must be \"never\", \"on_change\" (the default) or an interval like \"10 minutes\"; {e}"
+                        ),
                     )
                 })?;
                 if d.is_zero() {
@@ -836,7 +838,10 @@ impl Validator<'_> {
                 let bound = |name: &str, v: &Option<String>| -> Result<i64, JobError> {
                     let text = required(name, v, "a duration, which may be negative, e.g. \"-5 minutes\"")?;
                     parse_signed_duration(&text).map_err(|e| {
-                        self.err(&field(&format!("time_range.{name}")), format!("{e} (a bound may be negative: \"-5 minutes\")"))
+                        self.err(
+                            &field(&format!("time_range.{name}")),
+                            format!("{e} (a bound may be negative: \"-5 minutes\")"),
+                        )
                     })
                 };
                 let from_micros = bound("from", &t.from)?;
@@ -866,10 +871,13 @@ impl Validator<'_> {
     /// `on`: column names (the same on both sides) or `{ left, right }` pairs, not both.
     fn join_keys(&self, index: usize, on: Option<&toml::Value>) -> Result<JoinKeys, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
-        const FORMS: &str = "on = [\"user_id\"] (the same name on both sides) or on = [{ left = \"uid\", right = \"id\" }]";
+        const FORMS: &str =
+            "on = [\"user_id\"] (the same name on both sides) or on = [{ left = \"uid\", right = \"id\" }]";
         let list = match on {
             None => {
-                return Err(self.err(&field("on"), format!("is required for kind = \"join\": the equi-join keys, {FORMS}")))
+                return Err(
+                    self.err(&field("on"), format!("is required for kind = \"join\": the equi-join keys, {FORMS}"))
+                )
             }
             Some(toml::Value::Array(list)) if list.is_empty() => {
                 return Err(self.err(&field("on"), format!("is empty: list the equi-join keys, {FORMS}")))
@@ -944,8 +952,9 @@ impl Validator<'_> {
         sources: &[InputConfig],
         tables: &[TableConfig],
     ) -> Result<(), JobError> {
-        let streams_joined =
-            |upto: usize| operators[..upto].iter().filter(|o| matches!(o, OperatorConfig::Join(j) if sources.iter().any(|s| s.name.as_deref() == Some(j.other.as_str())))).count();
+        let streams_joined = |upto: usize| {
+            operators[..upto].iter().filter(|o| matches!(o, OperatorConfig::Join(j) if sources.iter().any(|s| s.name.as_deref() == Some(j.other.as_str())))).count()
+        };
         for (at, op) in operators.iter().enumerate() {
             let OperatorConfig::Join(j) = op else { continue };
             let field = format!("operator[{}].{}", j.index, j.other_side);
@@ -991,7 +1000,9 @@ impl Validator<'_> {
             }
         }
         // A table no join names would be read for nothing: most likely a join misnames it.
-        if let Some(t) = tables.iter().find(|t| !operators.iter().any(|o| matches!(o, OperatorConfig::Join(j) if j.other == t.name))) {
+        if let Some(t) =
+            tables.iter().find(|t| !operators.iter().any(|o| matches!(o, OperatorConfig::Join(j) if j.other == t.name)))
+        {
             return Err(self.err(
                 &t.field,
                 format!("is a static table no join names: join it ([[operator]] kind = \"join\", right = {:?}, on = [...]) or remove it", t.name),
@@ -1143,14 +1154,7 @@ impl Validator<'_> {
         for (n, a) in specs.iter().enumerate() {
             let f = |name: &str| format!("operator[{index}].aggregates[{n}].{name}");
             let func = AggFn::parse(&a.func).ok_or_else(|| {
-                self.err(
-                    &f("fn"),
-                    format!(
-                        "unknown function {:?}; allowed: {}",
-                        a.func,
-                        super::FUNCTION_NAMES
-                    ),
-                )
+                self.err(&f("fn"), format!("unknown function {:?}; allowed: {}", a.func, super::FUNCTION_NAMES))
             })?;
             if a.column.is_none() && func != AggFn::Count {
                 return Err(self.err(&f("column"), format!("is required for fn = \"{}\"", func.name())));
@@ -1706,7 +1710,10 @@ checkpoint = "ckpt"
         assert_eq!(names, vec!["clicks", "impressions"]);
         assert_eq!(j.tables.len(), 1);
         let t = &j.tables[0];
-        assert_eq!((t.name.as_str(), t.field.as_str(), t.path.as_path()), ("users", "source[2]", Path::new("tables/users")));
+        assert_eq!(
+            (t.name.as_str(), t.field.as_str(), t.path.as_path()),
+            ("users", "source[2]", Path::new("tables/users"))
+        );
         assert_eq!(t.format, FileFormat::Csv);
         assert_eq!((t.csv.header, t.csv.delimiter), (true, b';'));
         assert_eq!(t.schema.as_ref().unwrap().fields().len(), 2);
@@ -1716,12 +1723,11 @@ checkpoint = "ckpt"
         let every = job(&JOINED.replace("delimiter = \";\"", "refresh = \"10 minutes\"")).unwrap();
         assert_eq!(every.tables[0].refresh, Refresh::Every(std::time::Duration::from_secs(600)));
         // Parquet needs no schema.
-        let parquet =
-            job(&JOINED.replace("format = \"csv\"", "format = \"parquet\"").replace("delimiter = \";\"\n", "").replace(
-                "schema = \"user_id string, country string\"\n",
-                "",
-            ))
-            .unwrap();
+        let parquet = job(&JOINED
+            .replace("format = \"csv\"", "format = \"parquet\"")
+            .replace("delimiter = \";\"\n", "")
+            .replace("schema = \"user_id string, country string\"\n", ""))
+        .unwrap();
         assert!(parquet.tables[0].schema.is_none());
     }
 
@@ -1819,7 +1825,10 @@ checkpoint = "ckpt"
             let e = job(&text).unwrap_err();
             assert!(e.contains(want), "want {want:?} in {e:?}");
         }
-        let unjoined = JOINED.replace("kind = \"join\"\nright = \"users\"\non = [\"user_id\"]\n", "kind = \"map\"\nplugin = \"a.wasm\"\n");
+        let unjoined = JOINED.replace(
+            "kind = \"join\"\nright = \"users\"\non = [\"user_id\"]\n",
+            "kind = \"map\"\nplugin = \"a.wasm\"\n",
+        );
         let e = job(&unjoined).unwrap_err();
         assert!(e.ends_with("`source[2]`: is a static table no join names: join it ([[operator]] kind = \"join\", right = \"users\", on = [...]) or remove it"), "{e}");
         // A job of static tables only: no stream to join them to.
@@ -1827,6 +1836,8 @@ checkpoint = "ckpt"
         assert!(job(only).unwrap_err().ends_with("`source`: has only static tables: a job needs at least one streaming source (a [[source]] without static = true) for the tables to be joined to"));
         // One [source] that is static: its name is still required.
         let one = "[source]\nstatic = true\nformat = \"parquet\"\npath = \"t\"\n[sink]\nformat = \"console\"\ncheckpoint = \"c\"\n";
-        assert!(job(one).unwrap_err().contains("`source.name`: is required for a static table: a join names the table by it"));
+        assert!(job(one)
+            .unwrap_err()
+            .contains("`source.name`: is required for a static table: a join names the table by it"));
     }
 }
