@@ -16,7 +16,15 @@ pub fn check_job(job: &Job) -> Result<(), JobError> {
     let c = Checks { file: &job.file };
     c.complete_needs_aggregation(&job.operators, job.sink.output_mode)?;
     c.file_sink_appends(&job.sink)?;
-    c.stateful_plan(&job.operators, job.watermark.as_ref(), job.sink.output_mode)?;
+    // The event-time columns with a watermark: `[watermark].column` and each stream's own
+    // (`watermark_column`; a join's output carries both sides').
+    let event_times: Vec<&str> = job
+        .watermark
+        .iter()
+        .map(|w| w.column.as_str())
+        .chain(job.sources.iter().filter_map(|s| s.watermark_column.as_deref()))
+        .collect();
+    c.stateful_plan(&job.operators, job.watermark.as_ref(), &event_times, job.sink.output_mode)?;
     c.joins(job)
 }
 
@@ -58,6 +66,7 @@ impl Checks<'_> {
         &self,
         operators: &[OperatorConfig],
         watermark: Option<&WatermarkConfig>,
+        event_times: &[&str],
         mode: OutputMode,
     ) -> Result<(), JobError> {
         for op in operators {
@@ -140,7 +149,7 @@ impl Checks<'_> {
                     ),
                 ));
             };
-            if watermark.map(|wm| wm.column.as_str()) != Some(w.column.as_str()) {
+            if watermark.is_none() || !event_times.contains(&w.column.as_str()) {
                 return Err(self.err(
                     "sink.output_mode",
                     format!(
@@ -245,6 +254,58 @@ type = "left_outer"
         let e = check(&format!("{left}{}", sink("json", "append"))).unwrap_err();
         assert!(e.contains("`operator[0].type`: LeftOuter join with a streaming DataFrame/Dataset on the right and a static DataFrame/Dataset on the left is not supported"), "{e}");
         check(&format!("{}{}", left.replace("left_outer", "right_outer"), sink("json", "append"))).unwrap();
+    }
+
+    #[test]
+    fn append_after_a_join_may_window_on_either_sides_event_time() {
+        let two = r#"
+[[source]]
+name = "clicks"
+format = "json"
+path = "in/clicks"
+schema = "ad_id string, click_time timestamp"
+watermark_column = "click_time"
+
+[[source]]
+name = "impressions"
+format = "json"
+path = "in/impressions"
+schema = "ad_id string, impression_time timestamp"
+watermark_column = "impression_time"
+
+[watermark]
+column = "event_time"
+delay = "10 minutes"
+
+[[operator]]
+kind = "join"
+right = "impressions"
+on = ["ad_id"]
+
+[[operator]]
+kind = "aggregate"
+window = { column = "click_time", size = "30 minutes" }
+aggregates = [{ fn = "count", as = "clicks" }]
+"#;
+        check(&format!("{two}{}", sink("json", "append"))).unwrap();
+        check(&format!(
+            "{}{}",
+            two.replace("column = \"click_time\", size", "column = \"impression_time\", size"),
+            sink("json", "append")
+        ))
+        .unwrap();
+        let e = check(&format!(
+            "{}{}",
+            two.replace("column = \"click_time\", size", "column = \"ad_time\", size"),
+            sink("json", "append")
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "`sink.output_mode`: \"append\" on an aggregation needs a [watermark] on the window's column `ad_time`"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
