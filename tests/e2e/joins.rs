@@ -66,6 +66,25 @@ fn weir_batches(out_dir: &Path) -> BTreeMap<u64, Vec<Row>> {
     out
 }
 
+/// Starts the job in `s` and SIGKILLs it at random moments, 5 times, then lets the caller run it
+/// to the end. A full run here takes well under a second: kills land within the first 400 ms.
+fn kill_until_done(s: &Scratch) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = match std::env::var("WEIR_CRASH_SEED") {
+        Ok(v) => v.parse().expect("WEIR_CRASH_SEED must be a number"),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+    };
+    eprintln!("kill seed {seed} (rerun with WEIR_CRASH_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for _ in 0..5 {
+        let mut child = weir().current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(5..400)));
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
+        let status = child.wait().unwrap();
+        assert!(status.success() || status.code().is_none(), "seed {seed}: weir failed on its own: {status:?}");
+    }
+}
+
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
     rows
@@ -98,9 +117,24 @@ fn copy_inputs(from: &Path, to: &Path) {
     }
 }
 
+/// How a scenario runs: straight through, or stopped on the way and restarted.
+#[derive(Clone, Copy)]
+enum Run {
+    Once,
+    /// The process aborts after writing batch N's output and before committing it (a crash
+    /// there), then the job is started again.
+    CrashBeforeCommit(u64),
+    /// SIGKILL at random moments (seeded; WEIR_CRASH_SEED reruns one), restarted until done.
+    Killed,
+}
+
 /// Runs `tests/joins/<group>/<case>/job.toml` on the group's inputs with the given state store
 /// and compares every batch's output with Spark's.
 fn scenario(group: &str, case: &str, state_store: &str) {
+    scenario_run(group, case, state_store, Run::Once);
+}
+
+fn scenario_run(group: &str, case: &str, state_store: &str, how: Run) {
     let s = Scratch::new();
     let root = repo().join("tests/joins").join(group);
     copy_inputs(&root.join("in"), &s.path("in"));
@@ -108,7 +142,21 @@ fn scenario(group: &str, case: &str, state_store: &str) {
     job = format!("state_store = \"{state_store}\"\n{job}");
     s.write("job.toml", &job);
     // The job's paths are relative to where it runs.
-    let out = weir().current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]).output().unwrap();
+    let run = || weir().current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]).output().unwrap();
+    match how {
+        Run::Once => {}
+        Run::CrashBeforeCommit(n) => {
+            let crashed = weir()
+                .current_dir(s.dir.path())
+                .args(["run", "--quiet", "job.toml"])
+                .env("WEIR_TEST_CRASH_BEFORE_COMMIT", n.to_string())
+                .output()
+                .unwrap();
+            assert!(!crashed.status.success(), "the run was to crash at batch {n}");
+        }
+        Run::Killed => kill_until_done(&s),
+    }
+    let out = run();
     assert!(out.status.success(), "weir run failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let expected = expected_batches(&std::fs::read_to_string(root.join(case).join("expected.txt")).unwrap());
     let got = weir_batches(&s.path(&format!("out/{case}")));
@@ -191,5 +239,100 @@ fn a_stream_stream_join_then_a_windowed_count_in_append_mode_matches_spark() {
 fn null_keys_in_stream_stream_joins_match_spark() {
     for case in ["inner", "left_outer", "right_outer", "full_outer", "left_semi"] {
         scenario("null-keys", case, "memory");
+    }
+}
+
+#[test]
+fn a_stream_stream_join_restarted_after_a_crash_mid_batch_matches_spark_on_both_stores() {
+    scenario_run("stream-stream", "left_outer", "memory", Run::CrashBeforeCommit(2));
+    scenario_run("stream-stream", "full_outer", "rocksdb", Run::CrashBeforeCommit(3));
+}
+
+#[test]
+fn a_stream_stream_join_killed_at_random_moments_matches_spark_on_both_stores() {
+    scenario_run("stream-stream", "left_outer", "memory", Run::Killed);
+    scenario_run("stream-stream", "inner_then_count", "rocksdb", Run::Killed);
+}
+
+#[test]
+fn a_stream_static_join_killed_at_random_moments_matches_spark() {
+    scenario_run("stream-static", "left_outer", "memory", Run::Killed);
+}
+
+/// A static table changed between two batches is joined at its new version from the next
+/// batch on, while a replay of a batch planned before the change joins the version it recorded.
+#[test]
+fn a_changed_static_table_is_joined_from_the_next_batch_and_a_replay_uses_the_old_version() {
+    let s = Scratch::new();
+    let ev = |user: &str, n: u32| format!("{{\"user_id\":\"{user}\",\"n\":{n}}}\n");
+    s.write("in/events/0000.json", &(ev("u1", 0) + &ev("u2", 0)));
+    s.write("in/events/0001.json", &(ev("u1", 1) + &ev("u2", 1)));
+    s.write("in/users/users.json", "{\"user_id\":\"u1\",\"country\":\"DE\"}\n");
+    s.write(
+        "job.toml",
+        r#"
+[[source]]
+name = "events"
+format = "json"
+path = "in/events"
+schema = "user_id string, n int"
+max_files_per_trigger = 1
+
+[[source]]
+name = "users"
+static = true
+format = "json"
+path = "in/users"
+schema = "user_id string, country string"
+
+[[operator]]
+kind = "join"
+right = "users"
+type = "left_outer"
+on = ["user_id"]
+
+[sink]
+format = "json"
+path = "out"
+checkpoint = "ckpt"
+trigger = { available_now = true }
+"#,
+    );
+    let run = |crash: Option<&str>| {
+        let mut c = weir();
+        c.current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]);
+        if let Some(n) = crash {
+            c.env("WEIR_TEST_CRASH_BEFORE_COMMIT", n);
+        }
+        c.output().unwrap()
+    };
+    // Batch 0 commits; batch 1 is planned with the table as it is (u1 in DE), then crashes.
+    assert!(!run(Some("1")).status.success());
+    // The table changes (a new file renamed over the old one), and a new batch of events comes.
+    s.write("in/users/.users.json.tmp", "{\"user_id\":\"u1\",\"country\":\"FR\"}\n{\"user_id\":\"u2\",\"country\":\"IT\"}\n");
+    std::fs::rename(s.path("in/users/.users.json.tmp"), s.path("in/users/users.json")).unwrap();
+    s.write("in/events/0002.json", &(ev("u1", 2) + &ev("u2", 2)));
+    let out = run(None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = weir_batches(&s.path("out"));
+    let row = |u: &str, n: u32, c: Option<&str>| {
+        let mut r: Row = vec![("user_id".into(), u.into()), ("n".into(), n.into())];
+        if let Some(c) = c {
+            r.push(("country".into(), c.into()));
+        }
+        r
+    };
+    assert_eq!(got[&0], vec![row("u1", 0, Some("DE")), row("u2", 0, None)]);
+    assert_eq!(got[&1], vec![row("u1", 1, Some("DE")), row("u2", 1, None)], "the replay joins the version batch 1 recorded");
+    assert_eq!(got[&2], vec![row("u1", 2, Some("FR")), row("u2", 2, Some("IT"))], "the next batch joins the new version");
+    // Every offsets entry names the version it joined; both versions' files are kept.
+    let version = |b: u64| {
+        let e: serde_json::Value = serde_json::from_slice(&std::fs::read(s.path(&format!("ckpt/offsets/{b}"))).unwrap()).unwrap();
+        e["operator_inputs"]["0"]["files"][0]["sha256"].as_str().unwrap().to_string()
+    };
+    assert_eq!(version(0), version(1));
+    assert_ne!(version(1), version(2));
+    for b in [1, 2] {
+        assert!(s.path(&format!("ckpt/tables/users/{}", version(b))).exists());
     }
 }

@@ -60,7 +60,23 @@ impl Validator<'_> {
                 };
                 Some(WatermarkConfig { column: w.column.clone(), delay, policy, late_rows })
             }
-            None => None,
+            // Each source's own watermark (watermark_column and watermark_delay on every stream):
+            // the first one's stands for the job's, the others keep theirs.
+            None => match sources.iter().find(|s| s.watermark_column.is_none() || s.watermark_delay.is_none()) {
+                Some(without) if sources.iter().any(|s| s.watermark_column.is_some()) => {
+                    return Err(self.err(
+                        &without.field,
+                        format!("has no watermark while another source has its own: without a [watermark], give every streaming source watermark_column and watermark_delay, or add a [watermark] for {} to use", without.label()),
+                    ))
+                }
+                Some(_) => None,
+                None => Some(WatermarkConfig {
+                    column: sources[0].watermark_column.clone().expect("checked: every source has one"),
+                    delay: sources[0].watermark_delay.expect("checked: every source has one"),
+                    policy,
+                    late_rows: LateRows::Drop,
+                }),
+            },
         };
         let operators =
             spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
@@ -212,21 +228,24 @@ impl Validator<'_> {
                     "applies only to a static table (static = true), which is re-read when its files change; a stream reads new files as they come: remove it",
                 ));
             }
+            // Without a [watermark], a source may have its own: both its column and its delay
+            // (Spark's withWatermark on each stream, as a stream-stream join needs).
+            let own = s.watermark_delay.is_some() && s.watermark_column.is_some();
             let watermark_delay = match &s.watermark_delay {
-                Some(_) if !has_watermark => {
+                Some(_) if !has_watermark && !own => {
                     return Err(self.err(
                         &format!("{at}.watermark_delay"),
-                        "needs a [watermark] (it overrides [watermark].delay for this source); add [watermark] column = ..., delay = ..., or remove it",
+                        "needs a [watermark] (it overrides [watermark].delay for this source), or a watermark_column beside it (this source's own watermark); add [watermark] column = ..., delay = ..., or watermark_column = ..., or remove it",
                     ))
                 }
                 Some(d) => Some(parse_duration(d).map_err(|e| self.err(&format!("{at}.watermark_delay"), e))?),
                 None => None,
             };
             let watermark_column = match &s.watermark_column {
-                Some(_) if !has_watermark => {
+                Some(_) if !has_watermark && !own => {
                     return Err(self.err(
                         &format!("{at}.watermark_column"),
-                        "needs a [watermark] (it overrides [watermark].column for this source); add [watermark] column = ..., delay = ..., or remove it",
+                        "needs a [watermark] (it overrides [watermark].column for this source), or a watermark_delay beside it (this source's own watermark); add [watermark] column = ..., delay = ..., or watermark_delay = ..., or remove it",
                     ))
                 }
                 Some(c) if c.trim().is_empty() => {

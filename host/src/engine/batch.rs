@@ -17,6 +17,18 @@ use crate::operator::stateful::entry::Clocks;
 use crate::progress::{DurationMs, QueryProgress, SinkProgress, SourceProgress};
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
+/// The rows of `batch` whose `columns` are all non-null.
+fn non_null_rows(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if columns.iter().all(|&c| batch.column(c).null_count() == 0) {
+        return Ok(batch.clone());
+    }
+    let mut keep = arrow::compute::is_not_null(batch.column(columns[0]))?;
+    for &c in &columns[1..] {
+        keep = arrow::compute::and(&keep, &arrow::compute::is_not_null(batch.column(c))?)?;
+    }
+    arrow::compute::filter_record_batch(batch, &keep)
+}
+
 /// Each operator's watermarks (µs): (eviction, late), the batch's for the first operator, then
 /// as each operator passes them on (see [`Operator::output_watermark`]).
 fn operator_watermarks(operators: &[Box<dyn Operator>], now: i64, late: i64) -> Vec<(i64, i64)> {
@@ -101,7 +113,10 @@ impl Engine {
             let what = format!("batch {id}: reading {}", self.sources.describe_range(i, range));
             for piece in self.sources.pieces(i, range).with_context(|| what.clone())? {
                 let t = Instant::now();
-                let read = self.sources.read(i, &piece, ctx.bad).with_context(|| what.clone())?;
+                let mut read = self.sources.read(i, &piece, ctx.bad).with_context(|| what.clone())?;
+                if !self.not_null[i].is_empty() {
+                    read = read.iter().map(|b| non_null_rows(b, &self.not_null[i])).collect::<Result<_, _>>()?;
+                }
                 t_read += t.elapsed();
                 for b in &read {
                     rows_per_source[i] += b.num_rows() as u64;

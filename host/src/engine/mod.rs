@@ -89,6 +89,8 @@ pub struct Engine {
     /// Held while the engine lives (a scale-out task's is released when its partition moves).
     _lock: CheckpointLock,
     sources: Union,
+    /// Per source: columns a row must have non-null to be taken in (see [`scan_filters`]).
+    not_null: Vec<Vec<usize>>,
     operators: Vec<Box<dyn Operator>>,
     sink: Box<dyn Sink>,
     watermark: Option<Watermark>,
@@ -148,6 +150,7 @@ impl Engine {
             &mut LazyRuntime::new(Some(runtime)),
             &plugin_path,
         )?;
+        let not_null = scan_filters(&sources, &planned);
         let mut plugins = BTreeMap::new();
         let mut operators = Vec::with_capacity(planned.len());
         for (i, p) in planned.into_iter().enumerate() {
@@ -170,6 +173,7 @@ impl Engine {
             checkpoint,
             _lock: lock,
             sources,
+            not_null,
             operators,
             sink,
             watermark,
@@ -490,6 +494,24 @@ impl Engine {
             std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
         }
     }
+}
+
+/// Per source, the columns a row must have non-null to be taken in: the operators' inferred
+/// `IsNotNull` filters (a join's keys on a side it does not preserve) pushed into the scan, as
+/// Spark's optimizer does. The first operator's apply to the unioned sources (after another
+/// operator, whose output a filter cannot see through, nothing is pushed); a join's other side's
+/// to the source routed to it.
+fn scan_filters(sources: &Union, planned: &[crate::plan::PlannedOperator]) -> Vec<Vec<usize>> {
+    let indices = |i: usize, names: &[String]| -> Vec<usize> {
+        let schema = sources.schema_of(i);
+        names.iter().filter_map(|n| schema.index_of(n).ok()).collect()
+    };
+    (0..sources.len())
+        .map(|i| match sources.joined_by(i) {
+            Some(k) => indices(i, &planned[k].not_null.other),
+            None => planned.first().map_or_else(Vec::new, |p| indices(i, &p.not_null.input)),
+        })
+        .collect()
 }
 
 fn now_micros() -> i64 {

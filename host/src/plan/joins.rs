@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use arrow::datatypes::{Schema, SchemaRef};
 
-use super::operators::PlannedOperator;
+use super::operators::{NotNull, PlannedOperator};
 use crate::checkpoint::layout;
 use crate::config::{JoinConfig, JoinKeys, Job, Side};
 use crate::engine::operator::Operator;
@@ -62,6 +62,7 @@ pub fn plan_join(
         output: None,
         state: None,
         plugin: None,
+        not_null: not_null(j),
         open: None,
     };
     let Some(stream_schema) = input else { return Ok(p) };
@@ -131,6 +132,7 @@ fn plan_stream_join(
                 .to_string(),
         ),
         plugin: None,
+        not_null: not_null(j),
         open: None,
     };
     let (Some(chain_schema), Some(Some(other_schema))) = (input, streams.get(&j.other)) else { return Ok(p) };
@@ -217,5 +219,37 @@ impl crate::state::StateStore for Unopened {
 
     fn commit(&mut self) -> Result<crate::state::StateMetrics, crate::state::StateError> {
         Ok(crate::state::StateMetrics::default())
+    }
+}
+
+/// Spark's inferred `IsNotNull` filters of a join, pushed into the scans: the key columns (and
+/// range columns) of every side the join does not preserve (a null never satisfies `=`, `<=`),
+/// as (the stream side's, the other side's). A full outer join filters nothing; Spark 4.3 also
+/// lets its null keys match.
+fn not_null(j: &JoinConfig) -> NotNull {
+    use crate::config::JoinType::*;
+    let (left, right) = match j.spec.join_type {
+        Inner | LeftSemi => (true, true),
+        LeftOuter | LeftAnti => (false, true),
+        RightOuter => (true, false),
+        FullOuter => (false, false),
+    };
+    let columns = |side: Side, filtered: bool| -> Vec<String> {
+        if !filtered {
+            return Vec::new();
+        }
+        let mut cols: Vec<String> = j.spec.keys.names(side).into_iter().map(str::to_string).collect();
+        if let Some(r) = &j.time_range {
+            cols.push(match side {
+                Side::Left => r.left.clone(),
+                Side::Right => r.right.clone(),
+            });
+        }
+        cols
+    };
+    let (l, r) = (columns(Side::Left, left), columns(Side::Right, right));
+    match j.other_side {
+        Side::Right => NotNull { input: l, other: r },
+        Side::Left => NotNull { input: r, other: l },
     }
 }

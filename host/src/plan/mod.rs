@@ -16,6 +16,6 @@ pub mod sink;
 /// The streaming sources, opened and unioned.
 pub mod sources;
 
-pub use operators::{plan_operators, LazyRuntime, PlannedOperator};
+pub use operators::{plan_operators, LazyRuntime, NotNull, PlannedOperator};
 pub use sink::open_sink;
 pub use sources::open_sources;

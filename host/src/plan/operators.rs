@@ -39,6 +39,10 @@ pub struct PlannedOperator {
     pub state: Option<String>,
     /// What the job file says of its plugin, if it has one (hot swap needs it).
     pub plugin: Option<JobPlugin>,
+    /// Columns that must not be null in its inputs for a row to matter (a join's keys on a side
+    /// it does not preserve): Spark infers these `IsNotNull` filters and pushes them into the
+    /// scan, so such rows are not taken in at all (nor seen by the watermark).
+    pub not_null: NotNull,
     pub(super) open: Option<Opener>,
 }
 
@@ -48,6 +52,14 @@ impl PlannedOperator {
         let open = self.open.expect("the engine plans with the sources' columns");
         open(stores)
     }
+}
+
+/// Columns that must not be null: on the operator's stream input, and on its other input (a
+/// join's other side).
+#[derive(Debug, Clone, Default)]
+pub struct NotNull {
+    pub input: Vec<String>,
+    pub other: Vec<String>,
 }
 
 /// The runtime, started when the first plugin is loaded.
@@ -115,6 +127,7 @@ fn plan_one(
                 output: None,
                 state: None,
                 plugin: Some(JobPlugin { file: m.plugin.clone(), watch: m.watch, name: stem(&m.plugin) }),
+                not_null: NotNull::default(),
                 open: None,
             };
             if let Some(schema) = input {
@@ -140,6 +153,7 @@ fn plan_one(
                 output: None,
                 state: Some(format!("the plugin's, one value per {}; {timeout}", st.group_by.join(", "))),
                 plugin: Some(JobPlugin { file: m.plugin.clone(), watch: m.watch, name: stem(&m.plugin) }),
+                not_null: NotNull::default(),
                 open: None,
             };
             if let Some(schema) = input {
@@ -189,6 +203,7 @@ fn plan_one(
                 output: input.clone(),
                 state: Some(format!("the keys seen; {expiry}")),
                 plugin: None,
+                not_null: NotNull::default(),
                 open: None,
             };
             if let Some(schema) = input {
@@ -251,6 +266,7 @@ fn plan_one(
                 output: None,
                 state: Some(state.to_string()),
                 plugin: None,
+                not_null: NotNull::default(),
                 open: None,
             };
             if let Some(schema) = input {
