@@ -144,6 +144,28 @@ impl DeadLetterOutput {
     }
 }
 
+/// The row as a JSON object of display strings: what the dead-letter output keeps of a record
+/// a plugin refused.
+pub fn row_as_json(batch: &arrow::record_batch::RecordBatch, row: usize) -> String {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default();
+    let batch = &crate::format::for_display(&batch.slice(row, 1));
+    let row = 0;
+    let mut obj = serde_json::Map::new();
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        let value = if col.is_null(row) {
+            serde_json::Value::Null
+        } else {
+            match ArrayFormatter::try_new(col.as_ref(), &opts) {
+                Ok(f) => serde_json::Value::String(f.value(row).to_string()),
+                Err(e) => serde_json::Value::String(format!("<{e}>")),
+            }
+        };
+        obj.insert(field.name().clone(), value);
+    }
+    serde_json::Value::Object(obj).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 
-use super::operator::{BatchContext, Operator};
+use super::operator::{BatchContext, Clocks, Operator};
 use super::{Engine, RunSummary};
 use crate::checkpoint::{CommitEntry, OffsetsEntry, PluginVersion};
 use crate::config::LateRows;
 use crate::deadletter::BadRecords;
-use crate::operator::stateful::entry::Clocks;
 use crate::progress::{DurationMs, QueryProgress, SinkProgress, SourceProgress};
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 

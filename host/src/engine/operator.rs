@@ -11,9 +11,16 @@ use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecord, BadRecords};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::operator::map::row_as_json;
-use crate::operator::stateful::entry::Clocks;
+use crate::deadletter::row_as_json;
 use crate::plugin::Runtime;
+
+/// The clocks of one batch (µs since the epoch): its processing time (from the offsets log, so
+/// a replay sees the same) and the watermark state is evicted by (none without a watermark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    pub processing: i64,
+    pub watermark: Option<i64>,
+}
 
 /// What every operator sees of the batch in progress.
 pub struct BatchContext<'a> {

@@ -17,13 +17,7 @@ pub struct Deadline {
     pub at: i64,
 }
 
-/// The clocks of one batch (µs since the epoch): its processing time (from the offsets log, so
-/// a replay sees the same) and the watermark state is evicted by (none without a watermark).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Clocks {
-    pub processing: i64,
-    pub watermark: Option<i64>,
-}
+pub use crate::engine::operator::Clocks;
 
 impl Clocks {
     fn of(&self, domain: Domain) -> Option<i64> {
