@@ -336,3 +336,73 @@ trigger = { available_now = true }
         assert!(s.path(&format!("ckpt/tables/users/{}", version(b))).exists());
     }
 }
+
+/// Retention deletes the stored files of table versions no kept batch joined.
+#[test]
+fn table_versions_no_kept_batch_needs_are_deleted_with_retention() {
+    let s = Scratch::new();
+    let ev = |n: u32| format!("{{\"user_id\":\"u1\",\"n\":{n}}}\n");
+    for n in 0..12 {
+        s.write(&format!("in/events/{n:04}.json"), &ev(n));
+    }
+    s.write("in/users/users.json", "{\"user_id\":\"u1\",\"country\":\"DE\"}\n");
+    s.write(
+        "job.toml",
+        r#"
+min_batches_to_retain = 2
+
+[[source]]
+name = "events"
+format = "json"
+path = "in/events"
+schema = "user_id string, n int"
+max_files_per_trigger = 1
+
+[[source]]
+name = "users"
+static = true
+format = "json"
+path = "in/users"
+schema = "user_id string, country string"
+
+[[operator]]
+kind = "join"
+right = "users"
+on = ["user_id"]
+
+[sink]
+format = "json"
+path = "out"
+checkpoint = "ckpt"
+trigger = { available_now = true }
+"#,
+    );
+    let run = || {
+        let out = weir().current_dir(s.dir.path()).args(["run", "--quiet", "job.toml"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run();
+    let stored = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(s.path("ckpt/tables/users"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = stored();
+    assert_eq!(first.len(), 1, "one version so far: {first:?}");
+    s.write("in/users/.new", "{\"user_id\":\"u1\",\"country\":\"FR\"}\n");
+    std::fs::rename(s.path("in/users/.new"), s.path("in/users/users.json")).unwrap();
+    for n in 12..25 {
+        s.write(&format!("in/events/{n:04}.json"), &ev(n));
+    }
+    run();
+    // Batches 12..24 joined the new version; retention at batch 19 kept batches 18 and on.
+    let second = stored();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first, "the old version's file is deleted, the new one's kept");
+    let got = weir_batches(&s.path("out"));
+    assert_eq!(got[&11][0][2], ("country".to_string(), serde_json::json!("DE")));
+    assert_eq!(got[&12][0][2], ("country".to_string(), serde_json::json!("FR")));
+}
