@@ -71,7 +71,7 @@ pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
 }
 
 /// Runs this process's share of the job until `stop` is set.
-pub fn run(job: Job, runtime: &Runtime, quiet: bool, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
+pub fn run(job: Job, runtime: &Arc<Runtime>, quiet: bool, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
     let source = kafka_source(&job).clone();
     let group = source.consumer_group.clone().expect("a scaled-out job has a consumer group");
     let KafkaTopics::Subscribe(topics) = &source.topics else { unreachable!("checked with the job") };

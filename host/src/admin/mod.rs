@@ -55,6 +55,7 @@ pub fn start(
     checkpoint: &Path,
     history: History,
     tx: Sender<AdminRequest>,
+    runtime: std::sync::Arc<Runtime>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         anyhow::anyhow!("admin API: cannot listen on {}: {e}; choose another [admin].listen", config.listen)
@@ -87,7 +88,7 @@ pub fn start(
         token,
         checkpoint: checkpoint.to_path_buf(),
         // Compiles uploads into the shared cache, off the batch loop.
-        runtime: Runtime::new().ok(),
+        runtime: Some(runtime),
         tx: Mutex::new(tx),
         history,
         max_upload: config.max_upload,
@@ -124,9 +125,15 @@ fn prepare(
 
 /// `watch = true`: swaps operator `operator`'s plugin whenever the file at `file` changes
 /// (checked every 300 ms), through the same path as an upload to the API.
-pub fn watch(operator: usize, file: PathBuf, checkpoint: PathBuf, tx: Sender<AdminRequest>) {
+pub fn watch(
+    operator: usize,
+    file: PathBuf,
+    checkpoint: PathBuf,
+    tx: Sender<AdminRequest>,
+    runtime: std::sync::Arc<Runtime>,
+) {
     let _ = std::thread::Builder::new().name(format!("weir-watch-{operator}")).spawn(move || {
-        let runtime = Runtime::new().ok();
+        let runtime = Some(runtime);
         let mut seen = std::fs::read(&file).ok().map(|b| crate::plugin::component_digest(&b));
         loop {
             std::thread::sleep(std::time::Duration::from_millis(300));
@@ -136,7 +143,7 @@ pub fn watch(operator: usize, file: PathBuf, checkpoint: PathBuf, tx: Sender<Adm
                 continue;
             }
             seen = Some(digest);
-            match prepare(&checkpoint, runtime.as_ref(), &bytes) {
+            match prepare(&checkpoint, runtime.as_deref(), &bytes) {
                 Err((_, e)) => eprintln!("warning: watch: {}: {e}; the running version stays", file.display()),
                 Ok((digest, path, _)) => {
                     let (reply, answer) = channel();
@@ -161,7 +168,7 @@ fn error(status: u16, message: impl Into<String>) -> (u16, serde_json::Value) {
 struct Api {
     token: String,
     checkpoint: PathBuf,
-    runtime: Option<Runtime>,
+    runtime: Option<std::sync::Arc<Runtime>>,
     tx: Mutex<Sender<AdminRequest>>,
     history: History,
     max_upload: u64,
@@ -229,7 +236,7 @@ impl Api {
                 };
                 let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
                 // Compiled now, here: the engine then finds it in the cache.
-                let (digest, path, stored_now) = match prepare(&self.checkpoint, self.runtime.as_ref(), &bytes) {
+                let (digest, path, stored_now) = match prepare(&self.checkpoint, self.runtime.as_deref(), &bytes) {
                     Ok(p) => p,
                     Err((status, e)) => return error(status, e),
                 };

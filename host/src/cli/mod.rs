@@ -273,7 +273,8 @@ fn run_job(
     }
     let progress_file = progress_file.unwrap_or_else(|| crate::checkpoint::layout::progress(&job.checkpoint));
     let progress = ProgressReporter::new(Some(&progress_file), quiet);
-    let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
+    // One runtime for the process: the job's plugins, swapped-in versions and uploads share it.
+    let runtime = Arc::new(Runtime::new().context("starting the WebAssembly runtime")?);
     let scaled_out = job
         .sources
         .iter()

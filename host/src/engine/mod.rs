@@ -101,12 +101,14 @@ pub struct Engine {
     last_trigger_start: Option<Instant>,
     cursor: Cursor,
     swaps: Swaps,
+    /// The process's plugin runtime (the admin API compiles uploads with it too).
+    runtime: Arc<Runtime>,
 }
 
 impl Engine {
     /// Plans the job (sources, operators with their columns, sink) and opens it: nothing is
     /// written before every part is known to fit.
-    pub fn new(job: Job, runtime: &Runtime, progress: ProgressReporter) -> anyhow::Result<Engine> {
+    pub fn new(job: Job, runtime: &Arc<Runtime>, progress: ProgressReporter) -> anyhow::Result<Engine> {
         // Before anything touches the checkpoint or the outputs: one writer per checkpoint.
         let mut lock = CheckpointLock::acquire(&job.checkpoint)?;
         let sources = open_sources(&job)?;
@@ -183,7 +185,8 @@ impl Engine {
             run_id,
             last_trigger_start: None,
             cursor: Cursor::default(),
-            swaps: Swaps::new(plugins),
+            swaps: Swaps::new(plugins, runtime.clone()),
+            runtime: runtime.clone(),
         })
     }
 
@@ -218,10 +221,10 @@ impl Engine {
             self.swaps.requests = Some(rx);
             self.swaps.probation_batches = self.job.admin.as_ref().map_or(10, |a| a.probation_batches);
             if let Some(admin) = self.job.admin.clone() {
-                crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone(), tx.clone())?;
+                crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone(), tx.clone(), self.runtime.clone())?;
             }
             for (i, file) in watched {
-                crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone());
+                crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone(), self.runtime.clone());
             }
         }
         while !self.stop.load(Ordering::Relaxed) {

@@ -42,8 +42,9 @@ pub struct Graph<'a> {
 pub struct Swaps {
     pub requests: Option<std::sync::mpsc::Receiver<AdminRequest>>,
     pub history: History,
-    /// Loads swapped-in versions (the compiled code comes from the cache the API filled).
-    runtime: Option<Runtime>,
+    /// The process's runtime: loads swapped-in versions (their compiled code comes from the
+    /// cache the API filled).
+    runtime: Option<std::sync::Arc<Runtime>>,
     /// By operator position: the version a swapped-in plugin replaced, and how many more
     /// successful batches the new one must run before the old one is let go.
     probation: BTreeMap<usize, (Box<dyn PluginVersion>, u64)>,
@@ -58,8 +59,8 @@ pub struct Swaps {
 }
 
 impl Swaps {
-    pub fn new(plugins: BTreeMap<usize, JobPlugin>) -> Swaps {
-        Swaps { plugins, ..Swaps::default() }
+    pub fn new(plugins: BTreeMap<usize, JobPlugin>, runtime: std::sync::Arc<Runtime>) -> Swaps {
+        Swaps { plugins, runtime: Some(runtime), ..Swaps::default() }
     }
 
     /// The operators whose plugin file is watched, with the file.
@@ -78,9 +79,9 @@ impl Swaps {
 
     fn runtime(&mut self) -> anyhow::Result<&Runtime> {
         if self.runtime.is_none() {
-            self.runtime = Some(Runtime::new().context("starting the WebAssembly runtime for swaps")?);
+            self.runtime = Some(std::sync::Arc::new(Runtime::new().context("starting the WebAssembly runtime for swaps")?));
         }
-        Ok(self.runtime.as_ref().expect("set just above"))
+        Ok(self.runtime.as_deref().expect("set just above"))
     }
 
     /// Loads a version of operator `i`'s plugin, with the operator's settings.
