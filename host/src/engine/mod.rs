@@ -19,7 +19,7 @@ use crate::checkpoint::lock::CheckpointLock;
 use crate::checkpoint::{layout, Checkpoint, OffsetsEntry};
 use crate::config::{Job, StateStoreKind, Trigger};
 use crate::deadletter::DeadLetterOutput;
-use crate::plan::{open_sink, open_sources, plan_operators, LazyRuntime};
+use crate::plan::{open_sink, Graph};
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 use crate::sink::Sink;
@@ -27,7 +27,7 @@ use crate::source::union::Union;
 use crate::state::memory::MemoryStateStore;
 use crate::state::rocksdb::RocksDbStateStore;
 use crate::state::StateStore;
-use crate::swap::{self, Graph, Swaps};
+use crate::swap::{self, Swaps};
 use crate::watermark::Watermark;
 
 use self::operator::Operator;
@@ -111,48 +111,14 @@ impl Engine {
     pub fn new(job: Job, runtime: &Arc<Runtime>, progress: ProgressReporter) -> anyhow::Result<Engine> {
         // Before anything touches the checkpoint or the outputs: one writer per checkpoint.
         let mut lock = CheckpointLock::acquire(&job.checkpoint)?;
-        let sources = open_sources(&job)?;
-        let watermark = match &job.watermark {
-            Some(w) => {
-                let delays: Vec<Duration> = job.sources.iter().map(|s| s.watermark_delay.unwrap_or(w.delay)).collect();
-                let field_err =
-                    |field: &str, e: String| anyhow::anyhow!("job file {}: `{field}`: {e}", job.file.display());
-                // The global column on the unioned stream; a source with its own column (a
-                // stream joined to another) has its event times there.
-                let first = job.sources.iter().position(|s| s.watermark_column.is_none()).unwrap_or(0);
-                let (column, field) = match &job.sources[first].watermark_column {
-                    Some(c) => (c.as_str(), format!("{}.watermark_column", job.sources[first].field)),
-                    None => (w.column.as_str(), "watermark.column".to_string()),
-                };
-                let mut wm = Watermark::new(column, &delays, w.policy, &sources.schema_of(first))
-                    .map_err(|e| field_err(&field, e))?;
-                for (i, s) in job.sources.iter().enumerate() {
-                    let (column, field) = match &s.watermark_column {
-                        Some(c) => (c.as_str(), format!("{}.watermark_column", s.field)),
-                        None => (w.column.as_str(), "watermark.column".to_string()),
-                    };
-                    wm.set_input_column(i, column, &sources.schema_of(i)).map_err(|e| field_err(&field, e))?;
-                }
-                Some(wm)
-            }
-            None => None,
-        };
         // A version swapped in while the job ran stays in after a restart, unless the job file
         // now names another plugin than the one it replaced.
         let checkpoint_dir = job.checkpoint.clone();
         let plugin_path = move |m: &crate::config::MapConfig| {
             swap::active_swap(&checkpoint_dir, m.index, &m.plugin).unwrap_or_else(|| m.plugin.clone())
         };
-        let streams: BTreeMap<String, Option<arrow::datatypes::SchemaRef>> =
-            (0..sources.len()).map(|i| (sources.name(i).to_string(), Some(sources.schema_of(i)))).collect();
-        let planned = plan_operators(
-            &job,
-            Some(sources.schema()),
-            &streams,
-            &mut LazyRuntime::new(Some(runtime)),
-            &plugin_path,
-        )?;
-        let not_null = scan_filters(&sources, &planned);
+        let Graph { sources, watermark, operators: planned, not_null, output } =
+            Graph::plan(&job, runtime, &plugin_path)?;
         let mut plugins = BTreeMap::new();
         let mut operators = Vec::with_capacity(planned.len());
         for (i, p) in planned.into_iter().enumerate() {
@@ -162,8 +128,7 @@ impl Engine {
             let index = p.index;
             operators.push(p.open(&|sub| open_state_store(&job, index, sub))?);
         }
-        let schema = operators.last().map_or_else(|| sources.schema(), |op| op.output_schema());
-        let mut sink = open_sink(&job, runtime, &schema)?;
+        let mut sink = open_sink(&job, runtime, &output)?;
         let checkpoint = Checkpoint::open(&job.checkpoint)?;
         lock.keep();
         sink.start(&checkpoint.metadata().id).with_context(|| format!("starting the sink ({})", sink.description()))?;
@@ -199,9 +164,9 @@ impl Engine {
         &self.checkpoint
     }
 
-    fn graph(&mut self) -> (Graph<'_>, &mut Swaps) {
+    fn graph(&mut self) -> (swap::Graph<'_>, &mut Swaps) {
         (
-            Graph {
+            swap::Graph {
                 operators: &mut self.operators,
                 sink: self.sink.as_mut(),
                 checkpoint: &self.checkpoint,
@@ -497,24 +462,6 @@ impl Engine {
             std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
         }
     }
-}
-
-/// Per source, the columns a row must have non-null to be taken in: the operators' inferred
-/// `IsNotNull` filters (a join's keys on a side it does not preserve) pushed into the scan, as
-/// Spark's optimizer does. The first operator's apply to the unioned sources (after another
-/// operator, whose output a filter cannot see through, nothing is pushed); a join's other side's
-/// to the source routed to it.
-fn scan_filters(sources: &Union, planned: &[crate::plan::PlannedOperator]) -> Vec<Vec<usize>> {
-    let indices = |i: usize, names: &[String]| -> Vec<usize> {
-        let schema = sources.schema_of(i);
-        names.iter().filter_map(|n| schema.index_of(n).ok()).collect()
-    };
-    (0..sources.len())
-        .map(|i| match sources.joined_by(i) {
-            Some(k) => indices(i, &planned[k].not_null.other),
-            None => planned.first().map_or_else(Vec::new, |p| indices(i, &p.not_null.input)),
-        })
-        .collect()
 }
 
 fn now_micros() -> i64 {

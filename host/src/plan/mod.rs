@@ -7,6 +7,8 @@
 pub mod checks;
 /// `weir check`'s text: sources, each operator with its columns and state, the sink.
 pub mod describe;
+/// The planned graph: sources, watermark, operators, the sink's columns.
+pub mod graph;
 /// A `join` operator: sides, output columns, Spark's refusals.
 mod joins;
 /// The job's operators, in order: the one place that knows the kinds of operator.
@@ -17,5 +19,6 @@ pub mod sink;
 pub mod sources;
 
 pub use operators::{plan_operators, LazyRuntime, NotNull, PlannedOperator};
+pub use graph::Graph;
 pub use sink::open_sink;
 pub use sources::open_sources;
