@@ -285,6 +285,18 @@ pub struct JoinConfig {
     pub spec: JoinSpec,
     /// Stream-stream only: `right + from <= left <= right + to` on the sides' event-time columns.
     pub time_range: Option<TimeRange>,
+    /// Stream-stream only: both sides windowed on the same tumbling window, joined on it too.
+    pub window: Option<JoinWindow>,
+}
+
+/// `window = { left = "click_time", right = "impression_time", size = "10 minutes" }`: each side
+/// gets Spark's `window(column, size)` as `window_start`, `window_end`, and the join matches rows
+/// of the same window (Spark's join on `[keys..., "window"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinWindow {
+    pub left: String,
+    pub right: String,
+    pub size_micros: i64,
 }
 
 /// `time_range = { left = "click_time", right = "impression_time", from = "0 seconds", to = "1 hour" }`:

@@ -884,6 +884,7 @@ impl Validator<'_> {
             other_side,
             spec: JoinSpec { join_type, keys, left_prefix, right_prefix },
             time_range,
+            window: None,
         }))
     }
 

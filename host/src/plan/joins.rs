@@ -15,6 +15,7 @@ use crate::operator::join::stream_join::StreamJoinOperator;
 use crate::operator::join::stream_static::{check_stream_static, StreamStaticJoin};
 use crate::operator::join::stream_stream::{check_output_mode, StreamStreamJoin};
 use crate::operator::join::time_range::TimeRange;
+use crate::operator::join::window::SideWindow;
 
 /// `on` as `weir check` prints it.
 fn keys_text(keys: &JoinKeys) -> String {
@@ -116,6 +117,14 @@ fn plan_stream_join(
         };
         format!(", where {} {} <= {} <= {} {}", r.right, d(r.from_micros), r.left, r.right, d(r.to_micros))
     });
+    let window = j.window.as_ref().map_or(String::new(), |w| {
+        format!(
+            ", in the same {} window of {} and {} (window_start, window_end)",
+            super::describe::duration(std::time::Duration::from_micros(w.size_micros.max(0) as u64)),
+            w.left,
+            w.right
+        )
+    });
     let mut p = PlannedOperator {
         index: j.index,
         text: format!(
@@ -124,7 +133,7 @@ fn plan_stream_join(
             j.other,
             j.other_side.as_str(),
             keys_text(&j.spec.keys)
-        ),
+        ) + &window,
         input: input.clone(),
         output: None,
         state: Some(
@@ -139,10 +148,36 @@ fn plan_stream_join(
     let main_source = job.sources.iter().find(|s| crate::plan::sources::joined_by(job, s.name.as_deref()).is_none());
     let chain_wm = index_in(&chain_schema, watermark_column(job, main_source));
     let other_wm = index_in(other_schema, watermark_column(job, Some(other)));
-    let (left_schema, right_schema, left_wm, right_wm) = match chain_side {
+    let (mut left_schema, mut right_schema, left_wm, right_wm) = match chain_side {
         Side::Left => (chain_schema, other_schema.clone(), chain_wm, other_wm),
         Side::Right => (other_schema.clone(), chain_schema, other_wm, chain_wm),
     };
+    let mut spec = j.spec.clone();
+    // The watermark columns the join's state is solved from: each side's event time, or in a
+    // window join its window (watermarked when made from the watermarked column, as in Spark).
+    let (mut state_left_wm, mut state_right_wm) = (left_wm, right_wm);
+    let mut windows = None;
+    if let Some(w) = &j.window {
+        let JoinKeys::Using(names) = &spec.keys else {
+            anyhow::bail!(
+                "{}: a window join names its keys, on = [\"ad_id\", ...] (the window is joined as one more USING key); key pairs cannot take it",
+                at(".window")
+            );
+        };
+        let side = |schema: &SchemaRef, column: &str, which: &str| {
+            SideWindow::new(schema, column, w.size_micros)
+                .map_err(|e| anyhow::anyhow!("{}: the {which} input {e}", at(&format!(".window.{which}"))))
+        };
+        let (lw, rw) = (side(&left_schema, &w.left, "left")?, side(&right_schema, &w.right, "right")?);
+        let window_end = |sw: &SideWindow| sw.schema.fields().len() - 1;
+        state_left_wm = (left_wm == Some(lw.time)).then(|| window_end(&lw));
+        state_right_wm = (right_wm == Some(rw.time)).then(|| window_end(&rw));
+        let mut keys = names.clone();
+        keys.extend(["window_start".to_string(), "window_end".to_string()]);
+        spec.keys = JoinKeys::Using(keys);
+        (left_schema, right_schema) = (lw.schema.clone(), rw.schema.clone());
+        windows = Some((lw, rw));
+    }
     let time_range = match &j.time_range {
         None => None,
         Some(r) => {
@@ -164,14 +199,13 @@ fn plan_stream_join(
         }
     };
     // Refusals need no state: checked with stores that are never opened.
-    let spec = j.spec.clone();
     let check = StreamStreamJoin::new(
         &spec,
         left_schema.clone(),
         right_schema.clone(),
         time_range,
-        left_wm,
-        right_wm,
+        state_left_wm,
+        state_right_wm,
         Box::new(Unopened),
         Box::new(Unopened),
     )
@@ -180,18 +214,26 @@ fn plan_stream_join(
     drop(check);
     let index = j.index;
     p.open = Some(Box::new(move |stores| {
-        let join = StreamStreamJoin::new(
+        let mut join = StreamStreamJoin::new(
             &spec,
             left_schema,
             right_schema,
             time_range,
-            left_wm,
-            right_wm,
+            state_left_wm,
+            state_right_wm,
             stores("left")?,
             stores("right")?,
         )
         .map_err(|e| anyhow::anyhow!("operator[{index}]: {e}"))?;
-        Ok(Box::new(StreamJoinOperator::new(index, join, chain_side)) as Box<dyn Operator>)
+        if windows.is_some() {
+            // Rows are late by their event time, not by their window.
+            join.set_late_columns(left_wm, right_wm);
+        }
+        let op = StreamJoinOperator::new(index, join, chain_side);
+        Ok(Box::new(match windows {
+            Some((l, r)) => op.with_windows(l, r),
+            None => op,
+        }) as Box<dyn Operator>)
     }));
     Ok(p)
 }
@@ -243,6 +285,12 @@ fn not_null(j: &JoinConfig) -> NotNull {
             cols.push(match side {
                 Side::Left => r.left.clone(),
                 Side::Right => r.right.clone(),
+            });
+        }
+        if let Some(w) = &j.window {
+            cols.push(match side {
+                Side::Left => w.left.clone(),
+                Side::Right => w.right.clone(),
             });
         }
         cols

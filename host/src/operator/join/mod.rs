@@ -21,5 +21,7 @@ pub mod stream_join;
 pub mod stream_state;
 /// A stream joined to a stream: Spark's symmetric hash join.
 pub mod stream_stream;
+/// A window join's `window_start`, `window_end` columns on each side.
+pub mod window;
 /// The range condition between the sides' event times, and each side's state watermark.
 pub mod time_range;

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::spec::Side;
 use super::stream_stream::StreamStreamJoin;
+use super::window::SideWindow;
 use crate::engine::operator::{BatchContext, Operator};
 
 pub struct StreamJoinOperator {
@@ -20,11 +21,19 @@ pub struct StreamJoinOperator {
     /// Pieces of the side joined second, held until the batch ends.
     held: Vec<RecordBatch>,
     last_progress: Option<serde_json::Value>,
+    /// A window join: each side's window columns, added to its pieces before they are joined.
+    windows: Option<(SideWindow, SideWindow)>,
 }
 
 impl StreamJoinOperator {
     pub fn new(index: usize, join: StreamStreamJoin, chain_side: Side) -> StreamJoinOperator {
-        StreamJoinOperator { index, join, chain_side, held: Vec::new(), last_progress: None }
+        StreamJoinOperator { index, join, chain_side, held: Vec::new(), last_progress: None, windows: None }
+    }
+
+    /// Both sides windowed (left's, right's): pieces get their window before the join.
+    pub fn with_windows(mut self, left: SideWindow, right: SideWindow) -> Self {
+        self.windows = Some((left, right));
+        self
     }
 
     fn origin(&self) -> String {
@@ -32,6 +41,15 @@ impl StreamJoinOperator {
     }
 
     fn piece(&mut self, ctx: &mut BatchContext, side: Side, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+        let windowed;
+        let input = match &self.windows {
+            Some((left, right)) => {
+                let w = if side == Side::Left { left } else { right };
+                windowed = w.apply(input).with_context(|| format!("batch {}: {}: windowing", ctx.batch_id, self.origin()))?;
+                &windowed
+            }
+            None => input,
+        };
         if side != self.join.first_side() {
             self.held.push(input.clone());
             return Ok(Vec::new());
