@@ -17,7 +17,7 @@ pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafk
 pub const TRIGGER_FORMS: &str =
     "trigger = { processing_time = \"1 second\" }, trigger = { once = true } or trigger = { available_now = true }";
 
-fn quoted(names: &[&str]) -> String {
+pub(super) fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
 }
 

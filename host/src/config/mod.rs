@@ -12,8 +12,10 @@ pub use values::{AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowK
 
 /// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
 pub mod kinds;
-/// The file as written: serde structs that refuse unknown fields.
+/// The file as written: serde structs that refuse unknown fields, an enum per kind or format.
 mod spec;
+/// Reading a table by its `kind` or `format` into the structs of that variant, positions kept.
+mod tagged;
 /// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
 pub mod units;
 /// Joins: types, keys, sides, static tables' refresh.

@@ -1,6 +1,11 @@
 use std::path::{Path, PathBuf};
 
-use super::spec::{AggregateSpec, JobSpec, OperatorSpec, SinkSpec, SourceSpec, SourcesSpec, TriggerSpec, WindowSpec};
+use super::spec::{
+    AggregateCallSpec, AggregateSpec, FileSourceSpec, JobSpec, JoinOperatorSpec, KafkaSourceSpec, OperatorSpec,
+    OutputFormatSpec, PluginOperatorSpec, PluginSpec, SinkFormatSpec, SinkSpec, SourceCommonSpec, SourceFormatSpec,
+    SourceSpec, SourcesSpec, TriggerSpec, WindowSpec,
+};
+use super::tagged::Reader;
 use super::units::{parse_duration, parse_signed_duration, parse_size};
 use super::*;
 use crate::schema::parse_ddl;
@@ -15,8 +20,7 @@ pub fn load_job(file: &Path) -> Result<Job, JobError> {
 pub fn parse_job(file: &Path, text: &str) -> Result<Job, JobError> {
     // Kinds and formats first: a mistyped one explains the fields it does not take.
     super::kinds::check(file, text)?;
-    let spec: JobSpec = toml::from_str(text)
-        .map_err(|e| JobError::Syntax { file: file.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    let spec = JobSpec::parse(&Reader { file, text })?;
     let v = Validator { file };
     v.job(spec)
 }
@@ -30,8 +34,9 @@ impl Validator<'_> {
         JobError::Field { file: self.file.to_path_buf(), field: field.to_string(), message: message.into() }
     }
 
-    fn job(&self, spec: JobSpec) -> Result<Job, JobError> {
-        let (sources, tables) = self.sources(&spec.source, spec.watermark.is_some())?;
+    fn job(&self, job: JobSpec) -> Result<Job, JobError> {
+        let spec = job.settings;
+        let (sources, tables) = self.sources(&job.source, spec.watermark.is_some())?;
         let policy = match spec.multiple_watermark_policy.as_deref() {
             None | Some("min") => MultipleWatermarkPolicy::Min,
             Some("max") => MultipleWatermarkPolicy::Max,
@@ -79,9 +84,9 @@ impl Validator<'_> {
             },
         };
         let operators =
-            spec.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
+            job.operators.iter().enumerate().map(|(i, op)| self.operator(i, op)).collect::<Result<Vec<_>, _>>()?;
         self.joined_sources(&operators, &sources, &tables)?;
-        let (sink, checkpoint, trigger) = self.sink(&spec.sink)?;
+        let (sink, checkpoint, trigger) = self.sink(&job.sink)?;
         let name =
             spec.name.unwrap_or_else(|| self.file.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
         let dead_letter = spec.dead_letter_path.map(PathBuf::from);
@@ -196,7 +201,8 @@ impl Validator<'_> {
         // (name, field) of every source so far, static or not.
         let mut names: Vec<(String, String)> = Vec::new();
         for (at, s) in specs {
-            let name = match &s.name {
+            let SourceSpec { common, format } = s;
+            let name = match &common.name {
                 Some(n) if n.trim().is_empty() => {
                     return Err(self.err(&format!("{at}.name"), "is empty: name the source, e.g. name = \"orders\""))
                 }
@@ -218,11 +224,13 @@ impl Validator<'_> {
                 }
                 None => None,
             };
-            if s.is_static == Some(true) {
-                tables.push(self.table(&at, s, name)?);
-                continue;
+            if let SourceFormatSpec::Files(format, f) = format {
+                if f.is_static == Some(true) {
+                    tables.push(self.table(&at, common, *format, f, name)?);
+                    continue;
+                }
             }
-            if s.refresh.is_some() {
+            if let SourceFormatSpec::Files(_, FileSourceSpec { refresh: Some(_), .. }) = format {
                 return Err(self.err(
                     &format!("{at}.refresh"),
                     "applies only to a static table (static = true), which is re-read when its files change; a stream reads new files as they come: remove it",
@@ -230,8 +238,8 @@ impl Validator<'_> {
             }
             // Without a [watermark], a source may have its own: both its column and its delay
             // (Spark's withWatermark on each stream, as a stream-stream join needs).
-            let own = s.watermark_delay.is_some() && s.watermark_column.is_some();
-            let watermark_delay = match &s.watermark_delay {
+            let own = common.watermark_delay.is_some() && common.watermark_column.is_some();
+            let watermark_delay = match &common.watermark_delay {
                 Some(_) if !has_watermark && !own => {
                     return Err(self.err(
                         &format!("{at}.watermark_delay"),
@@ -241,7 +249,7 @@ impl Validator<'_> {
                 Some(d) => Some(parse_duration(d).map_err(|e| self.err(&format!("{at}.watermark_delay"), e))?),
                 None => None,
             };
-            let watermark_column = match &s.watermark_column {
+            let watermark_column = match &common.watermark_column {
                 Some(_) if !has_watermark && !own => {
                     return Err(self.err(
                         &format!("{at}.watermark_column"),
@@ -254,7 +262,7 @@ impl Validator<'_> {
                 Some(c) => Some(c.clone()),
                 None => None,
             };
-            let source = self.source(&at, s)?;
+            let source = self.source(&at, format)?;
             inputs.push(InputConfig { name, field: at, source, watermark_delay, watermark_column });
         }
         if inputs.is_empty() {
@@ -267,27 +275,21 @@ impl Validator<'_> {
     }
 
     /// A static table: `[[source]]` with `static = true`, read from files (its format was
-    /// checked by `kinds`). What only a stream has is refused, named.
-    fn table(&self, at: &str, s: &SourceSpec, name: Option<String>) -> Result<TableConfig, JobError> {
+    /// checked by `kinds`). What only a stream has is refused, named (the fields of other
+    /// formats are refused as they are read).
+    fn table(
+        &self,
+        at: &str,
+        common: &SourceCommonSpec,
+        format: FileFormat,
+        s: &FileSourceSpec,
+        name: Option<String>,
+    ) -> Result<TableConfig, JobError> {
         let f = |name: &str| format!("{at}.{name}");
         let streaming_only = [
             ("max_files_per_trigger", s.max_files_per_trigger.is_some()),
-            ("watermark_delay", s.watermark_delay.is_some()),
-            ("watermark_column", s.watermark_column.is_some()),
-            ("rows_per_second", s.rows_per_second.is_some()),
-            ("num_partitions", s.num_partitions.is_some()),
-            ("subscribe", s.subscribe.is_some()),
-            ("subscribe_pattern", s.subscribe_pattern.is_some()),
-            ("assign", s.assign.is_some()),
-            ("starting_offsets", s.starting_offsets.is_some()),
-            ("max_offsets_per_trigger", s.max_offsets_per_trigger.is_some()),
-            ("kafka", s.kafka.is_some()),
-            ("value_format", s.value_format.is_some()),
-            ("include_headers", s.include_headers.is_some()),
-            ("fail_on_data_loss", s.fail_on_data_loss.is_some()),
-            ("wait_for_topics", s.wait_for_topics.is_some()),
-            ("kafka_timeout", s.kafka_timeout.is_some()),
-            ("consumer_group", s.consumer_group.is_some()),
+            ("watermark_delay", common.watermark_delay.is_some()),
+            ("watermark_column", common.watermark_column.is_some()),
         ];
         if let Some((field, _)) = streaming_only.iter().find(|(_, present)| *present) {
             return Err(self.err(
@@ -298,19 +300,11 @@ impl Validator<'_> {
         let name = name.ok_or_else(|| {
             self.err(&f("name"), "is required for a static table: a join names the table by it, e.g. name = \"users\"")
         })?;
-        let format = match s.format.as_str() {
-            "json" => FileFormat::Json,
-            "csv" => FileFormat::Csv,
-            "parquet" => FileFormat::Parquet,
-            other => {
-                return Err(self.err(
-                    &f("format"),
-                    format!("{other:?} is not a format of a static table, which is read from files; allowed: \"json\", \"csv\", \"parquet\""),
-                ))
-            }
-        };
         if format != FileFormat::Csv {
-            self.only_for(&[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())], &s.format)?;
+            self.only_for(
+                &[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())],
+                format.extension(),
+            )?;
         }
         let path = s.path.as_ref().ok_or_else(|| {
             self.err(&f("path"), "is required for a static table: the directory whose files are read as the table")
@@ -323,7 +317,7 @@ impl Validator<'_> {
                     &f("schema"),
                     format!(
                         "is required for a static table of format = \"{}\": declare the columns in Spark DDL, e.g. \"user_id string, country string\"",
-                        s.format
+                        format.extension()
                     ),
                 ))
             }
@@ -354,7 +348,7 @@ impl Validator<'_> {
     }
 
     /// `header` and `delimiter` of a csv file source or static table.
-    fn csv_options(&self, at: &str, s: &SourceSpec) -> Result<CsvOptions, JobError> {
+    fn csv_options(&self, at: &str, s: &FileSourceSpec) -> Result<CsvOptions, JobError> {
         let mut csv = CsvOptions::default();
         if let Some(h) = s.header {
             csv.header = h;
@@ -416,39 +410,8 @@ impl Validator<'_> {
         }
     }
 
-    /// Refuses the Kafka-only fields on another source.
-    fn not_kafka(&self, at: &str, s: &SourceSpec) -> Result<(), JobError> {
+    fn kafka_source(&self, at: &str, s: &KafkaSourceSpec) -> Result<SourceConfig, JobError> {
         let f = |name: &str| format!("{at}.{name}");
-        self.only_for(
-            &[
-                (&f("subscribe"), s.subscribe.is_some()),
-                (&f("subscribe_pattern"), s.subscribe_pattern.is_some()),
-                (&f("assign"), s.assign.is_some()),
-                (&f("starting_offsets"), s.starting_offsets.is_some()),
-                (&f("max_offsets_per_trigger"), s.max_offsets_per_trigger.is_some()),
-                (&f("kafka"), s.kafka.is_some()),
-                (&f("value_format"), s.value_format.is_some()),
-                (&f("include_headers"), s.include_headers.is_some()),
-                (&f("fail_on_data_loss"), s.fail_on_data_loss.is_some()),
-                (&f("wait_for_topics"), s.wait_for_topics.is_some()),
-                (&f("kafka_timeout"), s.kafka_timeout.is_some()),
-                (&f("consumer_group"), s.consumer_group.is_some()),
-            ],
-            &s.format,
-        )
-    }
-
-    fn kafka_source(&self, at: &str, s: &SourceSpec) -> Result<SourceConfig, JobError> {
-        let f = |name: &str| format!("{at}.{name}");
-        self.only_for(
-            &[
-                (&f("path"), s.path.is_some()),
-                (&f("max_files_per_trigger"), s.max_files_per_trigger.is_some()),
-                (&f("rows_per_second"), s.rows_per_second.is_some()),
-                (&f("num_partitions"), s.num_partitions.is_some()),
-            ],
-            "kafka",
-        )?;
         let topics = match (&s.subscribe, &s.subscribe_pattern, &s.assign) {
             (Some(list), None, None) => {
                 if list.is_empty() || list.iter().any(|t| t.trim().is_empty()) {
@@ -547,12 +510,6 @@ impl Validator<'_> {
                 Some(KafkaValue { format, schema, csv })
             }
         };
-        if s.header.is_some() {
-            return Err(self.err(
-                &f("header"),
-                "does not apply to a kafka source (each value is one record, without a header); remove it",
-            ));
-        }
         if s.delimiter.is_some() && value.as_ref().map(|v| v.format) != Some(KafkaValueFormat::Csv) {
             return Err(self.err(&f("delimiter"), "applies only with value_format = \"csv\"; remove it"));
         }
@@ -582,27 +539,13 @@ impl Validator<'_> {
         }))
     }
 
-    fn source(&self, at: &str, s: &SourceSpec) -> Result<SourceConfig, JobError> {
+    fn source(&self, at: &str, s: &SourceFormatSpec) -> Result<SourceConfig, JobError> {
         let f = |name: &str| format!("{at}.{name}");
-        let format = match s.format.as_str() {
-            "json" => FileFormat::Json,
-            "csv" => FileFormat::Csv,
-            "parquet" => FileFormat::Parquet,
-            "kafka" => return self.kafka_source(at, s),
-            "rate" => {
-                self.only_for(
-                    &[
-                        (&f("path"), s.path.is_some()),
-                        (&f("schema"), s.schema.is_some()),
-                        (&f("max_files_per_trigger"), s.max_files_per_trigger.is_some()),
-                        (&f("header"), s.header.is_some()),
-                        (&f("delimiter"), s.delimiter.is_some()),
-                    ],
-                    "rate",
-                )?;
-                self.not_kafka(at, s)?;
-                let rows_per_second = self.positive(&f("rows_per_second"), s.rows_per_second)?.unwrap_or(1);
-                let num_partitions = self.positive(&f("num_partitions"), s.num_partitions)?.unwrap_or(1);
+        let (format, s) = match s {
+            SourceFormatSpec::Kafka(k) => return self.kafka_source(at, k),
+            SourceFormatSpec::Rate(r) => {
+                let rows_per_second = self.positive(&f("rows_per_second"), r.rows_per_second)?.unwrap_or(1);
+                let num_partitions = self.positive(&f("num_partitions"), r.num_partitions)?.unwrap_or(1);
                 if num_partitions > 1024 {
                     return Err(self.err(&f("num_partitions"), "must be at most 1024"));
                 }
@@ -611,25 +554,18 @@ impl Validator<'_> {
                     num_partitions: num_partitions as u32,
                 }));
             }
-            other => {
-                return Err(self.err(
-                    &f("format"),
-                    format!("unknown format {other:?}; allowed: \"json\", \"csv\", \"parquet\", \"rate\", \"kafka\""),
-                ))
-            }
+            SourceFormatSpec::Files(format, s) => (*format, s),
         };
-        self.only_for(
-            &[(&f("rows_per_second"), s.rows_per_second.is_some()), (&f("num_partitions"), s.num_partitions.is_some())],
-            &s.format,
-        )?;
-        self.not_kafka(at, s)?;
         if format != FileFormat::Csv {
-            self.only_for(&[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())], &s.format)?;
+            self.only_for(
+                &[(&f("header"), s.header.is_some()), (&f("delimiter"), s.delimiter.is_some())],
+                format.extension(),
+            )?;
         }
         let path = s.path.as_ref().ok_or_else(|| {
             self.err(
                 &f("path"),
-                format!("is required for format = \"{}\": the directory to watch for new files", s.format),
+                format!("is required for format = \"{}\": the directory to watch for new files", format.extension()),
             )
         })?;
         let schema = match &s.schema {
@@ -639,7 +575,7 @@ impl Validator<'_> {
                 return Err(self.err(&f("schema"),
                     format!(
                         "is required for format = \"{}\": declare the columns in Spark DDL, e.g. \"event_id string, amount double, event_time timestamp\"",
-                        s.format
+                        format.extension()
                     ),
                 ))
             }
@@ -658,102 +594,19 @@ impl Validator<'_> {
 
     fn operator(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
-        if op.kind != "stateful" {
-            self.only_for(&[(&field("timeout"), op.timeout.is_some())], &op.kind)?;
-        }
-        if op.kind != "stateful" && op.kind != "map" {
-            self.only_for(&[(&field("watch"), op.watch.is_some())], &op.kind)?;
-        }
-        if op.kind != "dedup" {
-            self.only_for(&[(&field("within_watermark"), op.within_watermark.is_some())], &op.kind)?;
-        }
-        if op.kind != "join" {
-            self.only_for(
-                &[
-                    (&field("left"), op.left.is_some()),
-                    (&field("right"), op.right.is_some()),
-                    (&field("type"), op.join_type.is_some()),
-                    (&field("on"), op.on.is_some()),
-                    (&field("left_prefix"), op.left_prefix.is_some()),
-                    (&field("right_prefix"), op.right_prefix.is_some()),
-                    (&field("time_range"), op.time_range.is_some()),
-                ],
-                &op.kind,
-            )?;
-        }
-        if op.kind != "aggregate" {
-            self.only_for(
-                &[
-                    (&field("group_by"), op.group_by.is_some() && op.kind != "stateful"),
-                    (&field("window"), op.window.is_some()),
-                    (&field("aggregates"), op.aggregates.is_some()),
-                ],
-                &op.kind,
-            )?;
-        }
-        if op.kind != "map" && op.kind != "stateful" {
-            self.only_for(
-                &[
-                    (&field("max_output_rows"), op.max_output_rows.is_some()),
-                    (&field("max_output_bytes"), op.max_output_bytes.is_some()),
-                    (&field("max_error_length"), op.max_error_length.is_some()),
-                    (&field("max_log_lines"), op.max_log_lines.is_some()),
-                    (&field("max_component_size"), op.max_component_size.is_some()),
-                    (&field("max_compile_time"), op.max_compile_time.is_some()),
-                ],
-                &op.kind,
-            )?;
-        }
-        match op.kind.as_str() {
-            "aggregate" => {
-                self.only_for(
-                    &[
-                        (&field("plugin"), op.plugin.is_some()),
-                        (&field("config"), op.config.is_some()),
-                        (&field("max_memory"), op.max_memory.is_some()),
-                        (&field("max_call_time"), op.max_call_time.is_some()),
-                        (&field("keys"), op.keys.is_some()),
-                        (&field("on_error"), op.on_error.is_some()),
-                        (&field("retries"), op.retries.is_some()),
-                        (&field("grant"), op.grant.is_some()),
-                    ],
-                    "aggregate",
-                )?;
-                self.aggregate(index, op)
-            }
-            "dedup" => {
-                self.only_for(
-                    &[
-                        (&field("plugin"), op.plugin.is_some()),
-                        (&field("config"), op.config.is_some()),
-                        (&field("max_memory"), op.max_memory.is_some()),
-                        (&field("max_call_time"), op.max_call_time.is_some()),
-                        (&field("on_error"), op.on_error.is_some()),
-                        (&field("retries"), op.retries.is_some()),
-                        (&field("grant"), op.grant.is_some()),
-                    ],
-                    "dedup",
-                )?;
-                let keys = op.keys.clone().unwrap_or_default();
+        match op {
+            OperatorSpec::Aggregate(a) => self.aggregate(index, a),
+            OperatorSpec::Dedup(d) => {
+                let keys = d.keys.clone().unwrap_or_default();
                 if keys.is_empty() {
                     return Err(self.err(&field("keys"), "is required for kind = \"dedup\": the columns that identify a duplicate, e.g. [\"event_id\", \"event_time\"]"));
                 }
-                let within_watermark = op.within_watermark.unwrap_or(false);
+                let within_watermark = d.within_watermark.unwrap_or(false);
                 Ok(OperatorConfig::Dedup(DedupConfig { index, keys, within_watermark }))
             }
-            "map" => {
-                if op.keys.is_some() {
-                    return Err(self.err(&field("keys"), "does not apply to kind = \"map\"; remove it"));
-                }
-                let plugin = self.plugin(index, op, "mapper")?;
-                Ok(OperatorConfig::Map(plugin))
-            }
-            "stateful" => {
-                if op.keys.is_some() {
-                    return Err(self
-                        .err(&field("keys"), "does not apply to kind = \"stateful\"; the key columns are `group_by`"));
-                }
-                let group_by = op.group_by.clone().unwrap_or_default();
+            OperatorSpec::Map(p, o) => Ok(OperatorConfig::Map(self.plugin(index, "map", p, o, "mapper")?)),
+            OperatorSpec::Stateful(p, o, s) => {
+                let group_by = s.group_by.clone().unwrap_or_default();
                 if group_by.is_empty() {
                     return Err(self.err(&field("group_by"), "is required for kind = \"stateful\": the key columns whose rows share one state, e.g. [\"user_id\"]"));
                 }
@@ -762,7 +615,7 @@ impl Validator<'_> {
                         return Err(self.err(&field("group_by"), format!("column `{col}` is listed twice")));
                     }
                 }
-                let timeout = match op.timeout.as_deref().unwrap_or("none") {
+                let timeout = match s.timeout.as_deref().unwrap_or("none") {
                     "none" => TimeoutMode::None,
                     "processing_time" => TimeoutMode::ProcessingTime,
                     "event_time" => TimeoutMode::EventTime,
@@ -773,35 +626,16 @@ impl Validator<'_> {
                         ))
                     }
                 };
-                let plugin = self.plugin(index, op, "stateful")?;
+                let plugin = self.plugin(index, "stateful", p, o, "stateful")?;
                 Ok(OperatorConfig::Stateful(StatefulConfig { plugin, group_by, timeout }))
             }
-            "join" => {
-                self.only_for(
-                    &[
-                        (&field("plugin"), op.plugin.is_some()),
-                        (&field("config"), op.config.is_some()),
-                        (&field("max_memory"), op.max_memory.is_some()),
-                        (&field("max_call_time"), op.max_call_time.is_some()),
-                        (&field("keys"), op.keys.is_some()),
-                        (&field("on_error"), op.on_error.is_some()),
-                        (&field("retries"), op.retries.is_some()),
-                        (&field("grant"), op.grant.is_some()),
-                    ],
-                    "join",
-                )?;
-                self.join(index, op)
-            }
-            other => Err(self.err(
-                &field("kind"),
-                format!("unknown operator kind {other:?}; allowed: \"map\", \"stateful\", \"dedup\", \"aggregate\", \"join\""),
-            )),
+            OperatorSpec::Join(j) => self.join(index, j),
         }
     }
 
     /// A `join` as written: its other input (checked against the sources by `joined_sources`),
     /// type, keys, prefixes and time range.
-    fn join(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
+    fn join(&self, index: usize, op: &JoinOperatorSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
         let (other, other_side) = match (&op.left, &op.right) {
             (Some(_), Some(_)) => {
@@ -1031,9 +865,10 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// A plugin's limits and grants, from the table at `at` (`operator[i]` or `sink`).
-    fn limits(&self, at: &str, spec: LimitFields<'_>) -> Result<PluginLimits, JobError> {
-        let LimitFields { max_memory, max_call_time, grant, .. } = spec;
+    /// A plugin's limits and grants, from the table at `at` (`operator[i]` or `sink`);
+    /// `max_emit_bytes` is a plugin sink's.
+    fn limits(&self, at: &str, spec: &PluginSpec, max_emit_bytes: Option<&str>) -> Result<PluginLimits, JobError> {
+        let PluginSpec { max_memory, max_call_time, grant, .. } = spec;
         let field = |name: &str| format!("{at}.{name}");
         let mut limits = PluginLimits::default();
         if let Some(m) = max_memory {
@@ -1058,16 +893,16 @@ impl Validator<'_> {
         if let Some(n) = self.positive(&field("max_output_rows"), spec.max_output_rows)? {
             limits.output_rows = n;
         }
-        if let Some(n) = size("max_output_bytes", spec.max_output_bytes)? {
+        if let Some(n) = size("max_output_bytes", spec.max_output_bytes.as_deref())? {
             limits.output_bytes = n;
         }
-        if let Some(n) = size("max_emit_bytes", spec.max_emit_bytes)? {
+        if let Some(n) = size("max_emit_bytes", max_emit_bytes)? {
             limits.emit_bytes = n;
         }
-        if let Some(n) = size("max_error_length", spec.max_error_length)? {
+        if let Some(n) = size("max_error_length", spec.max_error_length.as_deref())? {
             limits.error_bytes = n as usize;
         }
-        if let Some(n) = size("max_component_size", spec.max_component_size)? {
+        if let Some(n) = size("max_component_size", spec.max_component_size.as_deref())? {
             limits.component_bytes = n;
         }
         if let Some(n) = spec.max_log_lines {
@@ -1076,13 +911,13 @@ impl Validator<'_> {
             }
             limits.log.lines_per_batch = u32::try_from(n).unwrap_or(u32::MAX);
         }
-        if let Some(c) = spec.max_compile_time {
+        if let Some(c) = &spec.max_compile_time {
             limits.compile_time = parse_duration(c).map_err(|e| self.err(&field("max_compile_time"), e))?;
             if limits.compile_time.is_zero() {
                 return Err(self.err(&field("max_compile_time"), "must be more than zero"));
             }
         }
-        for g in grant.into_iter().flatten() {
+        for g in grant.iter().flatten() {
             match g.as_str() {
                 "clock" => limits.grant_clock = true,
                 "random" => limits.grant_random = true,
@@ -1098,32 +933,24 @@ impl Validator<'_> {
     }
 
     /// The settings every plugin operator has: the component, its config, limits and error policy.
-    fn plugin(&self, index: usize, op: &OperatorSpec, world: &str) -> Result<MapConfig, JobError> {
+    fn plugin(
+        &self,
+        index: usize,
+        kind: &str,
+        p: &PluginSpec,
+        op: &PluginOperatorSpec,
+        world: &str,
+    ) -> Result<MapConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
-        let plugin = op.plugin.as_ref().ok_or_else(|| {
+        let plugin = p.plugin.as_ref().ok_or_else(|| {
             self.err(
                 &field("plugin"),
                 format!(
-                    "is required for kind = \"{}\": the path of a .wasm component of the weir:plugin {world} world",
-                    op.kind
+                    "is required for kind = \"{kind}\": the path of a .wasm component of the weir:plugin {world} world"
                 ),
             )
         })?;
-        let limits = self.limits(
-            &format!("operator[{index}]"),
-            LimitFields {
-                max_memory: op.max_memory.as_deref(),
-                max_call_time: op.max_call_time.as_deref(),
-                grant: op.grant.as_deref(),
-                max_output_rows: op.max_output_rows,
-                max_output_bytes: op.max_output_bytes.as_deref(),
-                max_emit_bytes: None,
-                max_error_length: op.max_error_length.as_deref(),
-                max_log_lines: op.max_log_lines,
-                max_component_size: op.max_component_size.as_deref(),
-                max_compile_time: op.max_compile_time.as_deref(),
-            },
-        )?;
+        let limits = self.limits(&format!("operator[{index}]"), p, None)?;
         let on_error = match (op.on_error.as_deref(), op.retries) {
             (None | Some("fail"), None) => OnPluginError::Fail,
             (Some("retry"), n) => {
@@ -1147,14 +974,14 @@ impl Validator<'_> {
         Ok(MapConfig {
             index,
             plugin: PathBuf::from(plugin),
-            config: op.config.clone().unwrap_or_default(),
+            config: p.config.clone().unwrap_or_default(),
             limits,
             on_error,
             watch: op.watch.unwrap_or(false),
         })
     }
 
-    fn aggregate(&self, index: usize, op: &OperatorSpec) -> Result<OperatorConfig, JobError> {
+    fn aggregate(&self, index: usize, op: &AggregateSpec) -> Result<OperatorConfig, JobError> {
         let field = |name: &str| format!("operator[{index}].{name}");
         let group_by = op.group_by.clone().unwrap_or_default();
         for (i, col) in group_by.iter().enumerate() {
@@ -1163,7 +990,7 @@ impl Validator<'_> {
             }
         }
         let window = op.window.as_ref().map(|w| self.window(&field("window"), w)).transpose()?;
-        let specs: &[AggregateSpec] = op.aggregates.as_deref().unwrap_or_default();
+        let specs: &[AggregateCallSpec] = op.aggregates.as_deref().unwrap_or_default();
         if specs.is_empty() {
             return Err(self.err(
                 &field("aggregates"),
@@ -1237,201 +1064,87 @@ impl Validator<'_> {
         Ok(WindowConfig { column: w.column.clone(), kind })
     }
 
-    /// A files or console sink (the job's sink, or an output of a foreach_batch sink at `at`).
-    fn sink_kind(
-        &self,
-        at: &str,
-        format: &str,
-        path: Option<&str>,
-        partition_by: &[String],
-        num_rows: Option<i64>,
-    ) -> Result<SinkKind, JobError> {
+    /// A files, console or kafka sink: the job's sink, or an output of a plugin sink at `at`.
+    fn sink_kind(&self, at: &str, format: &OutputFormatSpec) -> Result<SinkKind, JobError> {
         let f = |name: &str| format!("{at}.{name}");
         Ok(match format {
-            "parquet" | "json" | "csv" => {
-                self.only_for(&[(&f("num_rows"), num_rows.is_some())], format)?;
-                let file_format = match format {
-                    "parquet" => FileFormat::Parquet,
-                    "json" => FileFormat::Json,
-                    _ => FileFormat::Csv,
-                };
-                let path = path.ok_or_else(|| {
-                    self.err(&f("path"), format!("is required for format = \"{format}\": the output directory"))
+            OutputFormatSpec::Files(file_format, o) => {
+                let path = o.path.as_ref().ok_or_else(|| {
+                    self.err(
+                        &f("path"),
+                        format!("is required for format = \"{}\": the output directory", file_format.extension()),
+                    )
                 })?;
-                for (i, col) in partition_by.iter().enumerate() {
-                    if partition_by[..i].contains(col) {
+                for (i, col) in o.partition_by.iter().enumerate() {
+                    if o.partition_by[..i].contains(col) {
                         return Err(self.err(&f("partition_by"), format!("column `{col}` is listed twice")));
                     }
                 }
-                SinkKind::Files { format: file_format, path: PathBuf::from(path), partition_by: partition_by.to_vec() }
+                SinkKind::Files {
+                    format: *file_format,
+                    path: PathBuf::from(path),
+                    partition_by: o.partition_by.clone(),
+                }
             }
-            "console" => {
-                self.only_for(
-                    &[(&f("path"), path.is_some()), (&f("partition_by"), !partition_by.is_empty())],
-                    "console",
-                )?;
-                let num_rows = self.positive(&f("num_rows"), num_rows)?.unwrap_or(20) as usize;
+            OutputFormatSpec::Console(o) => {
+                let num_rows = self.positive(&f("num_rows"), o.num_rows)?.unwrap_or(20) as usize;
                 SinkKind::Console { num_rows }
             }
-            other => {
-                let also = if at == "sink" { ", \"kafka\", \"foreach_batch\", \"foreach\"" } else { "" };
-                return Err(self.err(
-                    &f("format"),
-                    format!("unknown format {other:?}; allowed: \"parquet\", \"json\", \"csv\", \"console\", \"kafka\"{also}"),
-                ));
+            OutputFormatSpec::Kafka(o) => {
+                // Spark's `topic` option: when set, it wins over the rows' `topic` column.
+                if o.topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                    return Err(self.err(&f("topic"), "must not be empty: name the topic to write to, or leave it out to take each row's `topic` column"));
+                }
+                SinkKind::Kafka(KafkaSinkConfig {
+                    topic: o.topic.clone(),
+                    marker_topic: o.marker_topic.clone(),
+                    marker_partition: 0,
+                    client: self.kafka_client(at, o.kafka.as_ref())?,
+                    timeout: self.kafka_timeout(at, o.kafka_timeout.as_deref())?,
+                })
             }
         })
     }
 
     fn sink(&self, s: &SinkSpec) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
-        let plugin_sink = s.format == "foreach_batch" || s.format == "foreach";
-        if s.format != "foreach" {
-            self.only_for(&[("sink.rows_per_call", s.rows_per_call.is_some())], &s.format)?;
-        }
-        if !plugin_sink {
-            self.only_for(
-                &[
-                    ("sink.plugin", s.plugin.is_some()),
-                    ("sink.config", s.config.is_some()),
-                    ("sink.max_memory", s.max_memory.is_some()),
-                    ("sink.max_call_time", s.max_call_time.is_some()),
-                    ("sink.grant", s.grant.is_some()),
-                    ("sink.max_output_rows", s.max_output_rows.is_some()),
-                    ("sink.max_output_bytes", s.max_output_bytes.is_some()),
-                    ("sink.max_emit_bytes", s.max_emit_bytes.is_some()),
-                    ("sink.max_error_length", s.max_error_length.is_some()),
-                    ("sink.max_log_lines", s.max_log_lines.is_some()),
-                    ("sink.max_component_size", s.max_component_size.is_some()),
-                    ("sink.max_compile_time", s.max_compile_time.is_some()),
-                    ("sink.output", !s.outputs.is_empty()),
-                ],
-                &s.format,
-            )?;
-        }
-        if s.format != "kafka" {
-            self.only_for(
-                &[
-                    ("sink.topic", s.topic.is_some()),
-                    ("sink.kafka", s.kafka.is_some()),
-                    ("sink.kafka_timeout", s.kafka_timeout.is_some()),
-                    ("sink.marker_topic", s.marker_topic.is_some()),
-                ],
-                &s.format,
-            )?;
-        }
-        let kind = match s.format.as_str() {
-            "kafka" => {
-                self.only_for(
-                    &[
-                        ("sink.path", s.path.is_some()),
-                        ("sink.partition_by", !s.partition_by.is_empty()),
-                        ("sink.num_rows", s.num_rows.is_some()),
-                    ],
-                    "kafka",
-                )?;
-                // Spark's `topic` option: when set, it wins over the rows' `topic` column.
-                let topic = s.topic.clone();
-                if topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
-                    return Err(self.err("sink.topic", "must not be empty: name the topic to write to, or leave it out to take each row's `topic` column"));
-                }
-                SinkKind::Kafka(KafkaSinkConfig {
-                    topic,
-                    marker_topic: s.marker_topic.clone(),
-                    marker_partition: 0,
-                    client: self.kafka_client("sink", s.kafka.as_ref())?,
-                    timeout: self.kafka_timeout("sink", s.kafka_timeout.as_deref())?,
-                })
-            }
-            "foreach_batch" | "foreach" => {
-                let format = s.format.as_str();
-                self.only_for(
-                    &[
-                        ("sink.path", s.path.is_some()),
-                        ("sink.partition_by", !s.partition_by.is_empty()),
-                        ("sink.num_rows", s.num_rows.is_some()),
-                    ],
-                    format,
-                )?;
-                let plugin = s.plugin.as_ref().ok_or_else(|| {
+        let kind = match &s.format {
+            SinkFormatSpec::Output(format) => self.sink_kind("sink", format)?,
+            SinkFormatSpec::Plugin { foreach, plugin: p, sink, outputs: specs } => {
+                let format = if *foreach { "foreach" } else { "foreach_batch" };
+                let plugin = p.plugin.as_ref().ok_or_else(|| {
                     self.err("sink.plugin", format!("is required for format = \"{format}\": the path of a .wasm component of the weir:plugin batch-sink world"))
                 })?;
-                let limits = self.limits(
-                    "sink",
-                    LimitFields {
-                        max_memory: s.max_memory.as_deref(),
-                        max_call_time: s.max_call_time.as_deref(),
-                        grant: s.grant.as_deref(),
-                        max_output_rows: s.max_output_rows,
-                        max_output_bytes: s.max_output_bytes.as_deref(),
-                        max_emit_bytes: s.max_emit_bytes.as_deref(),
-                        max_error_length: s.max_error_length.as_deref(),
-                        max_log_lines: s.max_log_lines,
-                        max_component_size: s.max_component_size.as_deref(),
-                        max_compile_time: s.max_compile_time.as_deref(),
-                    },
-                )?;
-                if s.outputs.is_empty() {
+                let limits = self.limits("sink", p, sink.max_emit_bytes.as_deref())?;
+                if specs.is_empty() {
                     return Err(self.err("sink.output", format!("is required for format = \"{format}\": at least one [[sink.output]] with a name, and a format and path like a sink's, for the plugin to emit to")));
                 }
-                let rows_per_call = self.positive("sink.rows_per_call", s.rows_per_call)?.unwrap_or(1000) as usize;
+                let rows_per_call = self.positive("sink.rows_per_call", sink.rows_per_call)?.unwrap_or(1000) as usize;
                 let mut outputs = Vec::new();
-                for (i, o) in s.outputs.iter().enumerate() {
+                for (i, o) in specs.iter().enumerate() {
                     let at = format!("sink.output[{i}]");
                     if o.name.is_empty() {
                         return Err(self.err(&format!("{at}.name"), "must not be empty"));
                     }
-                    if s.outputs[..i].iter().any(|p| p.name == o.name) {
+                    if specs[..i].iter().any(|p| p.name == o.name) {
                         return Err(self.err(&format!("{at}.name"), format!("output {:?} is declared twice", o.name)));
                     }
-                    let kind = if o.format == "kafka" {
-                        self.only_for(
-                            &[
-                                (&format!("{at}.path"), o.path.is_some()),
-                                (&format!("{at}.partition_by"), !o.partition_by.is_empty()),
-                                (&format!("{at}.num_rows"), o.num_rows.is_some()),
-                            ],
-                            "kafka",
-                        )?;
-                        let topic = o.topic.clone();
-                        if topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
-                            return Err(self.err(&format!("{at}.topic"), "must not be empty: name the topic to write to, or leave it out to take each row's `topic` column"));
-                        }
-                        SinkKind::Kafka(KafkaSinkConfig {
-                            topic,
-                            marker_topic: o.marker_topic.clone(),
-                            marker_partition: 0,
-                            client: self.kafka_client(&at, o.kafka.as_ref())?,
-                            timeout: self.kafka_timeout(&at, o.kafka_timeout.as_deref())?,
-                        })
-                    } else {
-                        self.only_for(
-                            &[
-                                (&format!("{at}.topic"), o.topic.is_some()),
-                                (&format!("{at}.kafka"), o.kafka.is_some()),
-                                (&format!("{at}.kafka_timeout"), o.kafka_timeout.is_some()),
-                                (&format!("{at}.marker_topic"), o.marker_topic.is_some()),
-                            ],
-                            &o.format,
-                        )?;
-                        self.sink_kind(&at, &o.format, o.path.as_deref(), &o.partition_by, o.num_rows)?
-                    };
-                    outputs.push(NamedOutput { name: o.name.clone(), kind });
+                    outputs.push(NamedOutput { name: o.name.clone(), kind: self.sink_kind(&at, &o.format)? });
                 }
                 let config = PluginSinkConfig {
                     plugin: PathBuf::from(plugin),
-                    config: s.config.clone().unwrap_or_default(),
+                    config: p.config.clone().unwrap_or_default(),
                     limits,
                     outputs,
                     rows_per_call,
                 };
-                if format == "foreach" {
+                if *foreach {
                     SinkKind::Foreach(config)
                 } else {
                     SinkKind::ForeachBatch(config)
                 }
             }
-            _ => self.sink_kind("sink", &s.format, s.path.as_deref(), &s.partition_by, s.num_rows)?,
         };
+        let s = &s.common;
         let output_mode = match s.output_mode.as_deref().unwrap_or("append") {
             "append" => OutputMode::Append,
             "update" => OutputMode::Update,
@@ -1473,21 +1186,6 @@ impl Validator<'_> {
             _ => Err(self.err("sink.trigger", "set only one of processing_time, once, available_now")),
         }
     }
-}
-
-/// The limit settings of one plugin's table (an operator or the sink), as written.
-#[derive(Clone, Copy)]
-struct LimitFields<'a> {
-    max_memory: Option<&'a str>,
-    max_call_time: Option<&'a str>,
-    grant: Option<&'a [String]>,
-    max_output_rows: Option<i64>,
-    max_output_bytes: Option<&'a str>,
-    max_emit_bytes: Option<&'a str>,
-    max_error_length: Option<&'a str>,
-    max_log_lines: Option<i64>,
-    max_component_size: Option<&'a str>,
-    max_compile_time: Option<&'a str>,
 }
 
 #[cfg(test)]
