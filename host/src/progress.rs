@@ -38,7 +38,11 @@ pub struct QueryProgress {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DurationMs {
+    /// Asking the sources what is new (planning the batch's ranges).
     pub latest_offset: u64,
+    /// Operators deciding what else the batch reads (a static table's version).
+    pub query_planning: u64,
+    /// Writing the batch's offsets entry (the write-ahead log).
     pub wal_commit: u64,
     pub get_batch: u64,
     pub add_batch: u64,

@@ -259,3 +259,30 @@ fn a_sources_own_watermark_delay_replaces_the_jobs() {
         assert_eq!(p[1]["eventTime"]["watermark"], format!("2024-01-01T00:{global}:00.000Z"), "{policy}");
     }
 }
+
+/// Spark's `startOffset`: where a source stood before the batch (the end of its last range),
+/// also across a restart; and the planning phases' durations are reported.
+#[test]
+fn each_batch_reports_where_each_source_started_and_how_long_planning_took() {
+    let s = Scratch::new();
+    let row = |n: u32| format!("{{\"n\":{n}}}\n");
+    s.write("in/0.json", &row(0));
+    s.write("in/1.json", &row(1));
+    let job = s.job(
+        "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"n int\"\nmax_files_per_trigger = 1\n\
+         [sink]\nformat = \"json\"\npath = \"{dir}/out\"\ncheckpoint = \"{dir}/ckpt\"\ntrigger = { available_now = true }\n",
+    );
+    run_ok(&job);
+    s.write("in/2.json", &row(2));
+    run_ok(&job);
+    let p = progress(&s.path("ckpt"));
+    assert_eq!(p.len(), 3);
+    assert!(p[0]["sources"][0]["startOffset"].is_null(), "nothing before the first batch");
+    for b in 1..3 {
+        assert_eq!(p[b]["sources"][0]["startOffset"], p[b - 1]["sources"][0]["endOffset"], "batch {b}");
+        assert!(!p[b]["sources"][0]["startOffset"].is_null());
+    }
+    for phase in ["latestOffset", "queryPlanning", "walCommit", "getBatch", "addBatch", "commitOffsets", "triggerExecution"] {
+        assert!(p[0]["durationMs"][phase].is_u64(), "durationMs.{phase}: {}", p[0]["durationMs"]);
+    }
+}

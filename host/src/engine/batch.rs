@@ -69,6 +69,8 @@ impl Engine {
     pub(super) fn run_batch(&mut self, entry: &OffsetsEntry, summary: &mut RunSummary) -> anyhow::Result<()> {
         let id = entry.batch_id;
         let t0 = Instant::now();
+        // A replay was planned by an earlier run: no planning times.
+        let plan_times = std::mem::take(&mut self.cursor.plan_times);
         let since_last = self.last_trigger_start.map(|t| t.elapsed());
         self.last_trigger_start = Some(t0);
         let mut bad = BadRecords::new(self.job.on_bad_record);
@@ -210,8 +212,9 @@ impl Engine {
             processed_rows_per_second: processed,
             event_time,
             duration_ms: DurationMs {
-                latest_offset: 0,
-                wal_commit: 0,
+                latest_offset: plan_times.latest_offset,
+                query_planning: plan_times.query_planning,
+                wal_commit: plan_times.wal_commit,
                 get_batch: t_read.as_millis() as u64,
                 add_batch: add_batch.as_millis() as u64,
                 commit_offsets: commit.as_millis() as u64,
@@ -226,7 +229,12 @@ impl Engine {
                 .enumerate()
                 .map(|(i, (range, &rows))| SourceProgress {
                     description: self.sources.description(i),
-                    start_offset: serde_json::Value::Null,
+                    // Spark's startOffset: where the source was before this batch (its last range).
+                    start_offset: if range.is_null() {
+                        self.cursor.last_ends[i].clone()
+                    } else {
+                        std::mem::replace(&mut self.cursor.last_ends[i], range.clone())
+                    },
                     end_offset: range,
                     num_input_rows: rows,
                     input_rows_per_second: since_last.map_or(0.0, |d| rows as f64 / d.as_secs_f64().max(1e-9)),

@@ -60,6 +60,15 @@ pub enum Step {
     Done,
 }
 
+/// How long planning the next batch took (ms), for its progress record (none for a replay,
+/// planned by an earlier run).
+#[derive(Debug, Default, Clone, Copy)]
+struct PlanTimes {
+    latest_offset: u64,
+    query_planning: u64,
+    wal_commit: u64,
+}
+
 /// Where the run is, between steps.
 #[derive(Debug, Default)]
 struct Cursor {
@@ -70,6 +79,10 @@ struct Cursor {
     /// available_now: the clock at start.
     frozen_now: Option<i64>,
     new_batches: u64,
+    /// The batch about to run: how long planning it took.
+    plan_times: PlanTimes,
+    /// Per source: the end of the last range it gave (the next batch's `startOffset`).
+    last_ends: Vec<serde_json::Value>,
 }
 
 /// Operator `index`'s state store (`sub`: one of several it keeps, or `""`).
@@ -233,6 +246,18 @@ impl Engine {
             .collect();
         // The watermark of the last planned batch: the next batch's watermark for late rows.
         let mut prev_watermark = planned.last().map_or(0, |e| e.watermark_micros);
+        // Each source's last range before the pending batch (if any): its startOffset.
+        self.cursor.last_ends = vec![serde_json::Value::Null; self.sources.len()];
+        let settled = planned.iter().filter(|e| committed.is_some_and(|c| e.batch_id <= c));
+        for e in settled.filter(|e| !e.source.is_null()) {
+            if let Ok(ranges) = self.sources.split(&e.source) {
+                for (end, r) in self.cursor.last_ends.iter_mut().zip(ranges) {
+                    if !r.is_null() {
+                        *end = r;
+                    }
+                }
+            }
+        }
         self.sources.restore(&ranges).context("restoring the sources' positions from the checkpoint's offsets log")?;
         if let Some(wm) = self.watermark.as_mut() {
             // After a committed batch: the watermark its commit recorded for the next one, and
@@ -312,7 +337,16 @@ impl Engine {
             Trigger::Once => self.sources.ignore_trigger_limits(),
             Trigger::ProcessingTime(_) => {}
         }
-        self.cursor = Cursor { summary, next_id, prev_watermark, frozen_now, new_batches: 0 };
+        let last_ends = self.cursor.last_ends.clone();
+        self.cursor = Cursor {
+            summary,
+            next_id,
+            prev_watermark,
+            frozen_now,
+            new_batches: 0,
+            plan_times: PlanTimes::default(),
+            last_ends,
+        };
         Ok(())
     }
 
@@ -323,7 +357,10 @@ impl Engine {
         }
         let prev_watermark = self.cursor.prev_watermark;
         // A batch when any source has new data; the others add nothing to it.
-        let planned_range = match self.sources.plan_next(self.cursor.frozen_now.unwrap_or_else(now_micros))? {
+        let t_latest = Instant::now();
+        let next = self.sources.plan_next(self.cursor.frozen_now.unwrap_or_else(now_micros))?;
+        let latest_offset = t_latest.elapsed().as_millis() as u64;
+        let planned_range = match next {
             Some(range) => Some(range),
             // Spark's no-data batch: no new rows, but the watermark moved, so windows close
             // and state expires now rather than when the next row arrives.
@@ -333,6 +370,7 @@ impl Engine {
         match planned_range {
             Some(range) => {
                 let timestamp_ms = chrono::Utc::now().timestamp_millis();
+                let t_planning = Instant::now();
                 let mut operator_inputs = BTreeMap::new();
                 for (i, op) in self.operators.iter_mut().enumerate() {
                     let planned = op
@@ -351,7 +389,11 @@ impl Engine {
                     plugins: swap::plugin_digests(&self.operators),
                     operator_inputs,
                 };
+                let query_planning = t_planning.elapsed().as_millis() as u64;
+                let t_wal = Instant::now();
                 self.checkpoint.write_offsets(&entry)?;
+                let wal_commit = t_wal.elapsed().as_millis() as u64;
+                self.cursor.plan_times = PlanTimes { latest_offset, query_planning, wal_commit };
                 let mut summary = self.cursor.summary;
                 if let Err(e) = self.run_batch(&entry, &mut summary) {
                     // A version on probation that fails goes back to the one it replaced, and
