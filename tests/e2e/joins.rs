@@ -406,3 +406,10 @@ trigger = { available_now = true }
     assert_eq!(got[&11][0][2], ("country".to_string(), serde_json::json!("DE")));
     assert_eq!(got[&12][0][2], ("country".to_string(), serde_json::json!("FR")));
 }
+
+#[test]
+fn a_window_join_of_two_streams_matches_spark_on_both_stores() {
+    scenario("stream-stream-window", "inner", "memory");
+    scenario("stream-stream-window", "left_outer", "rocksdb");
+    scenario("stream-stream-window", "right_outer", "memory");
+}

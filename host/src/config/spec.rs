@@ -319,6 +319,18 @@ pub(super) struct JoinOperatorSpec {
     pub right_prefix: Option<String>,
     /// A join of two streams: `right + from <= left <= right + to`.
     pub time_range: Option<TimeRangeSpec>,
+    /// A join of two streams, both windowed on the same tumbling window.
+    pub window: Option<JoinWindowSpec>,
+}
+
+/// `window = { left = "click_time", right = "impression_time", size = "10 minutes" }`; every field
+/// optional here so that a missing one gets a message of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JoinWindowSpec {
+    pub left: Option<String>,
+    pub right: Option<String>,
+    pub size: Option<String>,
 }
 
 /// `time_range = { left = "click_time", right = "impression_time", from = "0 seconds", to = "1 hour" }`;

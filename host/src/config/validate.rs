@@ -712,13 +712,36 @@ impl Validator<'_> {
                 Some(TimeRange { left, right, from_micros, to_micros })
             }
         };
+        let window = match &op.window {
+            None => None,
+            Some(w) => {
+                let example = "window = { left = \"click_time\", right = \"impression_time\", size = \"10 minutes\" } windows both sides on the same tumbling window and joins rows of the same window";
+                let required = |name: &str, v: &Option<String>, what: &str| -> Result<String, JobError> {
+                    match v {
+                        None => Err(self.err(&field(&format!("window.{name}")), format!("is required: {what}; {example}"))),
+                        Some(v) if v.trim().is_empty() => {
+                            Err(self.err(&field(&format!("window.{name}")), format!("is empty: {what}")))
+                        }
+                        Some(v) => Ok(v.clone()),
+                    }
+                };
+                let left = required("left", &w.left, "the left side's event-time column")?;
+                let right = required("right", &w.right, "the right side's event-time column")?;
+                let size = required("size", &w.size, "the window's length, e.g. \"10 minutes\"")?;
+                let size = parse_duration(&size).map_err(|e| self.err(&field("window.size"), e))?;
+                if size.is_zero() {
+                    return Err(self.err(&field("window.size"), "must be more than zero, e.g. \"10 minutes\""));
+                }
+                Some(JoinWindow { left, right, size_micros: size.as_micros() as i64 })
+            }
+        };
         Ok(OperatorConfig::Join(JoinConfig {
             index,
             other: other.clone(),
             other_side,
             spec: JoinSpec { join_type, keys, left_prefix, right_prefix },
             time_range,
-            window: None,
+            window,
         }))
     }
 
@@ -850,6 +873,12 @@ impl Validator<'_> {
                 return Err(self.err(
                     &format!("operator[{}].time_range", j.index),
                     format!("applies only to a join of two streams: source {:?} is a static table, which has no event time; remove time_range", j.other),
+                ));
+            }
+            if is_table && j.window.is_some() {
+                return Err(self.err(
+                    &format!("operator[{}].window", j.index),
+                    format!("applies only to a join of two streams: source {:?} is a static table, which has no event time; remove window", j.other),
                 ));
             }
         }

@@ -153,8 +153,9 @@ fn plan_stream_join(
         Side::Right => (other_schema.clone(), chain_schema, other_wm, chain_wm),
     };
     let mut spec = j.spec.clone();
-    // The watermark columns the join's state is solved from: each side's event time, or in a
-    // window join its window (watermarked when made from the watermarked column, as in Spark).
+    // The watermark columns of the join's inputs: each side's event time, or in a window join its
+    // window, when made from the watermarked column: Spark moves the watermark onto the window,
+    // so rows are late, and the state is evicted, by the window's end.
     let (mut state_left_wm, mut state_right_wm) = (left_wm, right_wm);
     let mut windows = None;
     if let Some(w) = &j.window {
@@ -214,7 +215,7 @@ fn plan_stream_join(
     drop(check);
     let index = j.index;
     p.open = Some(Box::new(move |stores| {
-        let mut join = StreamStreamJoin::new(
+        let join = StreamStreamJoin::new(
             &spec,
             left_schema,
             right_schema,
@@ -225,10 +226,6 @@ fn plan_stream_join(
             stores("right")?,
         )
         .map_err(|e| anyhow::anyhow!("operator[{index}]: {e}"))?;
-        if windows.is_some() {
-            // Rows are late by their event time, not by their window.
-            join.set_late_columns(left_wm, right_wm);
-        }
         let op = StreamJoinOperator::new(index, join, chain_side);
         Ok(Box::new(match windows {
             Some((l, r)) => op.with_windows(l, r),

@@ -232,15 +232,6 @@ impl StreamStreamJoin {
         })
     }
 
-    /// Rows are late by these columns instead of the watermark columns given to [`Self::new`]:
-    /// a window join's sides are watermarked on their window (the key state is evicted by the
-    /// window's end), while Spark judges an input row late by its first watermarked column, the
-    /// event time the window was made from.
-    pub fn set_late_columns(&mut self, left: Option<usize>, right: Option<usize>) {
-        self.left.watermark = left;
-        self.right.watermark = right;
-    }
-
     /// The output's schema (left columns then right ones, `USING` keys merged).
     pub fn schema(&self) -> SchemaRef {
         self.layout.schema.clone()
