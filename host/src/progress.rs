@@ -30,6 +30,10 @@ pub struct QueryProgress {
     /// Plugin swaps and rollbacks that took effect at this batch (weir's own field).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugin_events: Vec<serde_json::Value>,
+    /// Per plugin operator: calls, time in the plugin, bytes in and out, peak instance memory
+    /// during the batch (weir's own field).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<serde_json::Value>,
     pub sources: Vec<SourceProgress>,
     pub sink: SinkProgress,
 }

@@ -301,3 +301,24 @@ fn a_checkpoint_whose_commits_lag_more_than_one_batch_is_refused_not_half_replay
     let err = run_err(&job);
     assert!(err.contains("the offsets log ends at batch 1 but the commits log at no batch; only the last planned batch may lack a commit"), "{err}");
 }
+
+/// Each batch's progress record says what each plugin did in it: calls, time, bytes, memory.
+#[test]
+fn progress_records_what_each_plugin_did_in_the_batch() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich", "json", ""));
+    let p = progress(&s.path("ckpt"));
+    assert_eq!(p.len(), 2);
+    for (b, rec) in p.iter().enumerate() {
+        let plugins = rec["plugins"].as_array().unwrap_or_else(|| panic!("batch {b}: no plugins[]: {rec}"));
+        assert_eq!(plugins.len(), 1);
+        let m = &plugins[0];
+        assert_eq!(m["operator"], 0);
+        assert!(m["digest"].as_str().unwrap().starts_with("sha256:"));
+        // One map-batch call per batch (each batch is one file, read in one piece).
+        assert_eq!(m["calls"], 1, "batch {b}: {m}");
+        assert!(m["timeMs"].is_u64());
+        assert!(m["bytesIn"].as_u64().unwrap() > 0 && m["bytesOut"].as_u64().unwrap() > 0, "{m}");
+        assert!(m["peakMemoryBytes"].as_u64().unwrap() >= 64 << 10, "a Wasm instance holds at least one page: {m}");
+    }
+}

@@ -173,6 +173,17 @@ impl Engine {
                 })
             })
             .collect();
+        let plugin_metrics: Vec<serde_json::Value> = self
+            .operators
+            .iter_mut()
+            .filter_map(|op| {
+                let index = op.index();
+                op.plugin_mut().map(|p| {
+                    let digest = p.digest().to_string();
+                    p.take_metrics().to_json(index, &digest)
+                })
+            })
+            .collect();
         let all_event_times = event_times.iter().fold(EventTimeStats::default(), |a, s| a.merge(s));
         let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &all_event_times));
         let next_watermark_micros = self.watermark.as_mut().map_or(0, |wm| wm.advance(&event_times));
@@ -223,6 +234,7 @@ impl Engine {
             num_dead_letter_rows: dead.len() as u64,
             state_operators,
             plugin_events: std::mem::take(&mut self.swaps.events),
+            plugins: plugin_metrics,
             sources: ranges
                 .into_iter()
                 .zip(&rows_per_source)

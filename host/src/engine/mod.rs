@@ -139,7 +139,12 @@ impl Engine {
                 plugins.insert(i, plugin.clone());
             }
             let index = p.index;
-            operators.push(p.open(&|sub| open_state_store(&job, index, sub))?);
+            let mut op = p.open(&|sub| open_state_store(&job, index, sub))?;
+            // Planning called the plugin (`output-schema`): batches count their own calls.
+            if let Some(slot) = op.plugin_mut() {
+                slot.take_metrics();
+            }
+            operators.push(op);
         }
         let mut sink = open_sink(&job, runtime, &output)?;
         let checkpoint = Checkpoint::open(&job.checkpoint)?;

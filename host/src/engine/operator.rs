@@ -140,6 +140,8 @@ pub trait PluginSlot {
     fn load(&self, runtime: &Runtime, path: &Path) -> Result<Box<dyn PluginVersion>, String>;
     /// Puts `version` in (one this slot loaded); returns the one it replaces.
     fn replace(&mut self, version: Box<dyn PluginVersion>) -> Box<dyn PluginVersion>;
+    /// Calls, time, bytes and memory of the running version since last taken (a batch).
+    fn take_metrics(&mut self) -> crate::plugin::PluginMetrics;
 }
 
 /// A loaded version of a plugin, not necessarily running.

@@ -205,6 +205,10 @@ impl PluginSlot for MapOperator {
         let new = any.downcast::<MapperPlugin>().expect("a version this slot loaded, of the mapper world");
         Box::new(self.replace_plugin(*new))
     }
+
+    fn take_metrics(&mut self) -> crate::plugin::PluginMetrics {
+        self.plugin.take_metrics()
+    }
 }
 
 impl PluginVersion for MapperPlugin {

@@ -57,6 +57,8 @@ pub(super) struct Instances<W: World> {
     live: Option<(Store<PluginState>, W)>,
     /// Prints what the live instance logs.
     log: LogPrinter,
+    /// Calls, time and memory since the figures were last taken.
+    metrics: super::PluginMetrics,
 }
 
 impl<W: World> Instances<W> {
@@ -94,6 +96,7 @@ impl<W: World> Instances<W> {
             limits,
             config: config.to_string(),
             live: None,
+            metrics: super::PluginMetrics::default(),
         })
     }
 
@@ -138,7 +141,11 @@ impl<W: World> Instances<W> {
         }
         let (store, instance) = self.live.as_mut().expect("set just above");
         arm_deadline(store, &self.limits);
+        let started = std::time::Instant::now();
         let result = f(store, instance);
+        self.metrics.calls += 1;
+        self.metrics.nanos += started.elapsed().as_nanos() as u64;
+        self.metrics.peak_memory_bytes = self.metrics.peak_memory_bytes.max(store.data().memory_bytes() as u64);
         match result {
             Ok(r) => {
                 self.log.drain(&store.data().log, batch, false);
@@ -150,6 +157,17 @@ impl<W: World> Instances<W> {
                 Err(self.aborted(export, batch, e))
             }
         }
+    }
+
+    /// Counts bytes handed to the plugin and returned by it.
+    pub fn count_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+        self.metrics.bytes_in += bytes_in;
+        self.metrics.bytes_out += bytes_out;
+    }
+
+    /// The figures since they were last taken, and starts counting again.
+    pub fn take_metrics(&mut self) -> super::PluginMetrics {
+        std::mem::take(&mut self.metrics)
     }
 
     /// The limits the plugin runs under (the worlds check results against them).

@@ -34,7 +34,6 @@ impl StoreBudget {
     }
 
     /// Bytes of memories and tables the instance holds now.
-    #[cfg(test)]
     pub fn used_bytes(&self) -> usize {
         self.used_bytes
     }

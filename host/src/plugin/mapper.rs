@@ -143,11 +143,18 @@ impl MapperPlugin {
         })?;
         super::bounds::check_output(&out, input, &limits)
             .map_err(|e| e.into_error(self.instances.path(), "map-batch", Some(batch_id)))?;
-        output_from_wit(out, input, &self.output_schema).map_err(|message| PluginError::InvalidOutput {
+        let out = output_from_wit(out, input, &self.output_schema).map_err(|message| PluginError::InvalidOutput {
             plugin: path(),
             export: "map-batch",
             batch: label,
             message,
-        })
+        })?;
+        self.instances.count_bytes(input.get_array_memory_size() as u64, out.get_array_memory_size() as u64);
+        Ok(out)
+    }
+
+    /// Calls, time, bytes and memory since the figures were last taken.
+    pub fn take_metrics(&mut self) -> super::PluginMetrics {
+        self.instances.take_metrics()
     }
 }

@@ -129,3 +129,29 @@ mod tests {
         assert!(cut.starts_with("éé [cut: the plugin's message had 10 bytes; max_error_length is 5]"), "{cut}");
     }
 }
+
+/// What a plugin did since the figures were last taken (a batch): calls, time inside the plugin,
+/// bytes of batches handed in and returned, the most memory its instance held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginMetrics {
+    pub calls: u64,
+    pub nanos: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub peak_memory_bytes: u64,
+}
+
+impl PluginMetrics {
+    /// Spark-style JSON for a progress record (`plugins[]`, weir's own field).
+    pub fn to_json(&self, operator: usize, digest: &str) -> serde_json::Value {
+        serde_json::json!({
+            "operator": operator,
+            "digest": digest,
+            "calls": self.calls,
+            "timeMs": self.nanos / 1_000_000,
+            "bytesIn": self.bytes_in,
+            "bytesOut": self.bytes_out,
+            "peakMemoryBytes": self.peak_memory_bytes,
+        })
+    }
+}

@@ -61,6 +61,13 @@ impl HostWallClock for FrozenClock {
     }
 }
 
+impl PluginState {
+    /// Bytes of memories and tables the instance holds now.
+    pub fn memory_bytes(&self) -> usize {
+        self.budget.used_bytes()
+    }
+}
+
 /// A new store for one plugin instance, with its memory budget installed. Unless the job grants
 /// them, the clocks read the epoch and randomness comes from fixed seeds, so a replayed batch
 /// gets the same answers as its first run.

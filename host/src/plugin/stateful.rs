@@ -213,6 +213,22 @@ impl StatefulPlugin {
             return Err(invalid(format!("{} results for {n} groups (one per group is required)", out.results.len())));
         }
         let output = batch_from_wit(out.output, &self.output_schema).map_err(invalid)?;
+        let bytes_in = (call.keys.get_array_memory_size() + call.rows.get_array_memory_size()) as u64;
+        let state_out: u64 = out.results.iter().map(|r| result_state_bytes(r)).sum();
+        self.instances.count_bytes(bytes_in, output.get_array_memory_size() as u64 + state_out);
         Ok((out.results, output))
+    }
+
+    /// Calls, time, bytes and memory since the figures were last taken.
+    pub fn take_metrics(&mut self) -> super::PluginMetrics {
+        self.instances.take_metrics()
+    }
+}
+
+/// Bytes of new state a result hands back.
+fn result_state_bytes(r: &wit::GroupResult) -> u64 {
+    match &r.state {
+        wit::StateUpdate::Update(bytes) => bytes.len() as u64,
+        wit::StateUpdate::Keep | wit::StateUpdate::Remove => 0,
     }
 }

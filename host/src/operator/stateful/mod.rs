@@ -727,6 +727,10 @@ impl PluginSlot for StatefulOperator {
         let new = any.downcast::<StatefulPlugin>().expect("a version this slot loaded, of the stateful world");
         Box::new(self.replace_plugin(*new))
     }
+
+    fn take_metrics(&mut self) -> crate::plugin::PluginMetrics {
+        self.plugin.take_metrics()
+    }
 }
 
 impl PluginVersion for StatefulPlugin {
