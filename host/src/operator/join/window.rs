@@ -14,6 +14,8 @@ use arrow::record_batch::RecordBatch;
 #[derive(Debug, Clone)]
 pub struct SideWindow {
     pub time: usize,
+    /// The time column's zone, which the window's columns keep.
+    zone: Option<Arc<str>>,
     pub size_micros: i64,
     pub schema: SchemaRef,
 }
@@ -37,11 +39,15 @@ impl SideWindow {
                 return Err(format!("already has a column `{name}`, which the window would add"));
             }
         }
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let ts = field.data_type().clone();
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new("window_start", ts.clone(), field.is_nullable()));
         fields.push(Field::new("window_end", ts, field.is_nullable()));
-        Ok(SideWindow { time, size_micros, schema: Arc::new(Schema::new(fields)) })
+        let zone = match field.data_type() {
+            DataType::Timestamp(_, zone) => zone.clone(),
+            _ => None,
+        };
+        Ok(SideWindow { time, zone, size_micros, schema: Arc::new(Schema::new(fields)) })
     }
 
     /// `batch` with each row's window appended: `[start, start + size)` with starts on
@@ -51,7 +57,9 @@ impl SideWindow {
         let size = self.size_micros;
         let start: TimestampMicrosecondArray =
             times.iter().map(|t| t.map(|t| t - t.rem_euclid(size))).collect();
-        let end: TimestampMicrosecondArray = start.iter().map(|s| s.map(|s| s + size)).collect();
+        let end: TimestampMicrosecondArray =
+            start.iter().map(|s| s.map(|s| s + size)).collect::<TimestampMicrosecondArray>().with_timezone_opt(self.zone.clone());
+        let start = start.with_timezone_opt(self.zone.clone());
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(start) as Arc<dyn Array>);
         columns.push(Arc::new(end) as Arc<dyn Array>);
@@ -69,7 +77,8 @@ mod tests {
         let schema = parse_ddl("k string, t timestamp").unwrap();
         let w = SideWindow::new(&schema, "t", 600_000_000).unwrap();
         assert_eq!(crate::schema::to_ddl(&w.schema), "k string, t timestamp, window_start timestamp, window_end timestamp");
-        let t = TimestampMicrosecondArray::from(vec![Some(0), Some(599_999_999), Some(600_000_000), None, Some(-1)]);
+        let t = TimestampMicrosecondArray::from(vec![Some(0), Some(599_999_999), Some(600_000_000), None, Some(-1)])
+            .with_timezone("UTC");
         let k = arrow::array::StringArray::from(vec!["a", "b", "c", "d", "e"]);
         let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(t)]).unwrap();
         let out = w.apply(&b).unwrap();
