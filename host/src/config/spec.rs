@@ -172,6 +172,10 @@ pub(super) struct KafkaSourceSpec {
     pub consumer_group: Option<String>,
 }
 
+/// Why a stream's field is refused on a static table.
+pub(super) const NOT_FOR_A_STATIC_TABLE: &str =
+    "does not apply to a static table (static = true), which is read whole from its files, not as a stream; remove it";
+
 /// A file format's tag value as the enum the engine reads.
 fn file_format(tag: &str) -> FileFormat {
     match tag {
@@ -202,7 +206,7 @@ impl Tagged for SourceSpec {
     fn foreign(field: &str, tag: &str, table: &DeTable<'_>) -> String {
         let is_static = table.get("static").is_some_and(|v| matches!(v.get_ref(), DeValue::Boolean(true)));
         match field {
-            _ if is_static => "does not apply to a static table (static = true), which is read whole from its files, not as a stream; remove it".into(),
+            _ if is_static => NOT_FOR_A_STATIC_TABLE.into(),
             "refresh" => "applies only to a static table (static = true), which is re-read when its files change; a stream reads new files as they come: remove it".into(),
             "header" if tag == "kafka" => "does not apply to a kafka source (each value is one record, without a header); remove it".into(),
             _ => format!("does not apply to format = \"{tag}\"; remove it"),

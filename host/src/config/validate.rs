@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use super::spec::{
     AggregateCallSpec, AggregateSpec, FileSourceSpec, JobSpec, JoinOperatorSpec, KafkaSourceSpec, OperatorSpec,
     OutputFormatSpec, PluginOperatorSpec, PluginSpec, SinkFormatSpec, SinkSpec, SourceCommonSpec, SourceFormatSpec,
-    SourceSpec, SourcesSpec, TriggerSpec, WindowSpec,
+    SourceSpec, SourcesSpec, TriggerSpec, WindowSpec, NOT_FOR_A_STATIC_TABLE,
 };
 use super::tagged::Reader;
 use super::units::{parse_duration, parse_signed_duration, parse_size};
@@ -292,10 +292,7 @@ impl Validator<'_> {
             ("watermark_column", common.watermark_column.is_some()),
         ];
         if let Some((field, _)) = streaming_only.iter().find(|(_, present)| *present) {
-            return Err(self.err(
-                &f(field),
-                "does not apply to a static table (static = true), which is read whole from its files, not as a stream; remove it",
-            ));
+            return Err(self.err(&f(field), NOT_FOR_A_STATIC_TABLE));
         }
         let name = name.ok_or_else(|| {
             self.err(&f("name"), "is required for a static table: a join names the table by it, e.g. name = \"users\"")
