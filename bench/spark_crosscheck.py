@@ -53,6 +53,11 @@ columns then all right columns) and `time_range = { left, right, from, to }` as
 the USING output columns (left key; right key for right_outer; coalesce for full_outer).
 `left_prefix` / `right_prefix` rename every column of that side except USING keys before the
 join; key pairs and time_range name the columns as the sources have them (before prefixes).
+`window = { left, right, size }` (USING keys only) adds `window` = window(<time column>, size) to
+each side after its watermark and joins on the USING keys plus "window" (Spark's USING output:
+keys, window, left others, right others); the time columns lose their watermark mark (see
+build_join), and the printed rows show the window struct as window_start, window_end at its
+position. No operator after such a join is translated.
 """
 import argparse, datetime as dt, json, os, shutil, sys, tempfile, time, tomllib
 
@@ -228,6 +233,35 @@ def build_join(F, i, op, stream, other):
     pairs = [(k["left"], k["right"]) for k in on if isinstance(k, dict)]
     if not on or (using and pairs):
         die(f"operator {i}: `on` is a list of USING column names or of {{ left, right }} pairs, not both")
+    win = op.get("window")
+    if win is not None:
+        # Both sides windowed on the same tumbling window, joined on it as one more USING key
+        # (Spark: df.withColumn("window", window(time, size)) on each side, then USING [..., "window"]).
+        # withColumn comes after withWatermark (the sources' frames carry it), so the window column
+        # inherits the time column's watermark mark and is a watermarked join key: Spark evicts
+        # both sides' state by `window.end <= watermark` and accepts outer joins. Spark 4.3 then
+        # fails the first batch with MULTIPLE_EVENT_TIME_COLUMNS (time column and window both
+        # marked on one side), unless spark.sql.streaming.statefulOperator.allowMultiple=false
+        # (which also judges late rows by the current batch's watermark). So the time column is
+        # re-aliased without the mark (values unchanged; the source's watermark is still computed
+        # from it below): the window is each side's one event-time column, and a row is late when
+        # its window's end <= the previous batch's watermark (tests/joins/README.md).
+        if pairs:
+            die(f"operator {i}: a join `window` goes with USING keys (`on = [\"k\", ...]`), not key pairs")
+        if not isinstance(win, dict) or set(win) != {"left", "right", "size"}:
+            die(f"operator {i}: window = {{ left = <left time column>, right = <right time column>, "
+                f"size = \"10 minutes\" }}, got {win!r}")
+        for side, df, col in (("left", left, win["left"]), ("right", right, win["right"])):
+            if col not in df.columns:
+                die(f"operator {i}: window.{side} = {col!r} is not a column of the {side} input "
+                    f"({', '.join(df.columns)})")
+            if "window" in df.columns:
+                die(f"operator {i}: the {side} input already has a column named 'window'")
+        left = left.withColumn("window", F.window(win["left"], win["size"]))
+        right = right.withColumn("window", F.window(win["right"], win["size"]))
+        left = left.withColumn(win["left"], F.col(win["left"]).alias(win["left"], metadata={}))
+        right = right.withColumn(win["right"], F.col(win["right"]).alias(win["right"], metadata={}))
+        using = using + ["window"]
     lp, rp = op.get("left_prefix", ""), op.get("right_prefix", "")
 
     def prefixed(df, p):
@@ -305,9 +339,12 @@ def build_query(spark, job, F, sources):
     for other in main[1:]:
         df = df.union(other)
 
-    sort_cols = []
+    sort_cols, flat = [], []
     for i, op in enumerate(operators):
         kind = op.get("kind")
+        if flat:
+            die(f"operator {i}: no operator after a join with `window` is translated "
+                "(its `window` struct column is only flattened when printed)")
         if kind == "dedup":
             # within_watermark = true is Spark 3.5's dropDuplicatesWithinWatermark.
             if op.get("within_watermark", False):
@@ -317,7 +354,9 @@ def build_query(spark, job, F, sources):
             sort_cols = []
         elif kind == "join":
             df = build_join(F, i, op, df, frames[op.get("left", op.get("right"))])
-            sort_cols = list(df.columns)
+            # a join window's struct is printed flattened as window_start, window_end
+            flat = ["window"] if op.get("window") is not None else []
+            sort_cols = flatten_names(df.columns, flat)
         elif kind == "aggregate":
             group_by = list(op.get("group_by", []))
             win = op.get("window")
@@ -359,7 +398,28 @@ def build_query(spark, job, F, sources):
             die(f"operator {i}: kind \"map\" (a Wasm plugin) has no Spark translation")
         else:
             die(f"operator {i}: unknown kind {kind!r}")
-    return df, sort_cols
+    return df, sort_cols, flat
+
+
+def flatten_names(cols, flat):
+    """The printed column names: each struct column in `flat` (a join's `window`) becomes
+    <name>_start, <name>_end at its position, as weir has no struct columns."""
+    out = []
+    for c in cols:
+        out += [f"{c}_start", f"{c}_end"] if c in flat else [c]
+    return out
+
+
+def flatten_row(row, flat):
+    """A row (dict) with each struct column in `flat` ({start, end}, or None) split in two."""
+    out = {}
+    for c, v in row.items():
+        if c in flat:
+            out[f"{c}_start"] = None if v is None else v["start"]
+            out[f"{c}_end"] = None if v is None else v["end"]
+        else:
+            out[c] = v
+    return out
 
 
 def job_sources(job):
@@ -458,11 +518,12 @@ def main():
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        df, sort_cols = build_query(spark, job, F, sources)
+        df, sort_cols, flat = build_query(spark, job, F, sources)
         captured = {}
 
         def sink(bdf, batch_id):
-            captured[batch_id] = (bdf.columns, [r.asDict(recursive=True) for r in bdf.collect()])
+            captured[batch_id] = (flatten_names(bdf.columns, flat),
+                                  [flatten_row(r.asDict(recursive=True), flat) for r in bdf.collect()])
 
         q = (df.writeStream.outputMode(mode).option("checkpointLocation", ckpt)
              .trigger(availableNow=True).foreachBatch(sink).start())

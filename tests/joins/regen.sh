@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reruns every join scenario in real Spark (bench/spark_crosscheck.py, one at a time, local[1])
+# Reruns every join scenario in real Spark (bench/spark_crosscheck.py, one at a time, local[1]):
+# stream-static, stream-stream, null-keys, stream-stream-window (every */*/job.toml),
 # and writes each case's expected.txt, or with --check compares instead and fails on a difference.
 #   tests/joins/regen.sh [--check] [SCENARIO/CASE ...]      (from the repository root)
 # Needs the Spark venv: SPARK_PY (default /work/main/.spark-venv/bin/python, else .spark-venv/bin/python).
