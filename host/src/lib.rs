@@ -26,6 +26,8 @@ pub mod deadletter;
 pub mod engine;
 /// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
 pub mod format;
+/// Watching a running query: status, progress, events for listeners and metrics, stop.
+pub mod monitor;
 /// Operators over Arrow batches.
 pub mod operator;
 /// From config to the graph the engine runs: schemas, Spark's checks, operators ready to open.

@@ -60,6 +60,10 @@ pub struct SourceProgress {
     pub description: String,
     pub start_offset: serde_json::Value,
     pub end_offset: serde_json::Value,
+    /// Spark's `latestOffset`: the newest offsets the source knew of when the batch was planned
+    /// (Kafka; absent for the other sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_offset: Option<serde_json::Value>,
     pub num_input_rows: u64,
     pub input_rows_per_second: f64,
     pub processed_rows_per_second: f64,

@@ -38,6 +38,20 @@ impl Default for Limits {
 /// The request line and headers may not exceed this.
 const MAX_HEAD: u64 = 16 * 1024;
 
+/// An answer's body: JSON (the API's answers and its errors), or text of a given media type
+/// (`GET /metrics`).
+#[derive(Debug)]
+pub enum Body {
+    Json(serde_json::Value),
+    Text { content_type: &'static str, text: String },
+}
+
+impl From<serde_json::Value> for Body {
+    fn from(v: serde_json::Value) -> Body {
+        Body::Json(v)
+    }
+}
+
 /// A refusal: an HTTP status and a message for the client.
 #[derive(Debug)]
 pub struct HttpError {
@@ -168,10 +182,10 @@ fn too_large(max: u64) -> HttpError {
 }
 
 /// Serves `listener` on a thread: each connection on its own thread (at most
-/// `limits.max_connections`), `handle` answering its one request with a status and JSON body.
+/// `limits.max_connections`), `handle` answering its one request with a status and a body.
 pub fn serve<H>(listener: TcpListener, limits: Limits, handle: H) -> io::Result<()>
 where
-    H: Fn(&mut Request) -> (u16, serde_json::Value) + Send + Sync + 'static,
+    H: Fn(&mut Request) -> (u16, Body) + Send + Sync + 'static,
 {
     let handle = Arc::new(handle);
     let open = Arc::new(AtomicUsize::new(0));
@@ -186,7 +200,7 @@ where
                 open.fetch_sub(1, Ordering::SeqCst);
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let body = serde_json::json!({ "error": "too many connections to the admin API; retry shortly" });
-                let _ = respond(&mut stream, 503, &body);
+                let _ = respond(&mut stream, 503, body.into());
                 continue;
             }
             let (handle, mine) = (handle.clone(), open.clone());
@@ -202,20 +216,20 @@ where
     Ok(())
 }
 
-fn connection(stream: TcpStream, limits: Limits, handle: &dyn Fn(&mut Request) -> (u16, serde_json::Value)) {
+fn connection(stream: TcpStream, limits: Limits, handle: &dyn Fn(&mut Request) -> (u16, Body)) {
     let _ = stream.set_write_timeout(Some(limits.idle));
     let Ok(local) = stream.local_addr() else { return };
     let Ok(mut out) = stream.try_clone() else { return };
     let reader = DeadlineReader { stream, deadline: Instant::now() + limits.head_deadline, idle: limits.idle };
     let mut reader = BufReader::new(reader);
     let (status, body) = match read_head(&mut reader) {
-        Err(e) => (e.status, serde_json::json!({ "error": e.message })),
+        Err(e) => (e.status, serde_json::json!({ "error": e.message }).into()),
         Ok((method, target, headers)) => {
             let mut req = Request { method, target, headers, local, reader, limits };
             handle(&mut req)
         }
     };
-    let _ = respond(&mut out, status, &body);
+    let _ = respond(&mut out, status, body);
     // Let the client read the answer before the socket closes on a body it may still be sending.
     let _ = out.shutdown(std::net::Shutdown::Write);
     let _ = out.set_read_timeout(Some(Duration::from_millis(200)));
@@ -287,11 +301,14 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) -> io::Result<()> {
-    let body = body.to_string();
+fn respond(stream: &mut TcpStream, status: u16, body: Body) -> io::Result<()> {
+    let (content_type, body) = match body {
+        Body::Json(v) => ("application/json", v.to_string()),
+        Body::Text { content_type, text } => (content_type, text),
+    };
     write!(
         stream,
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         reason(status),
         body.len()
     )?;

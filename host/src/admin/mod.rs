@@ -6,6 +6,7 @@
 //! POST /operators/<name or index>/plugin     body: the .wasm component   -> swap
 //! POST /operators/<name or index>/rollback                               -> back to the previous
 //! GET  /plugins                                                          -> versions and batches
+//! GET  /metrics                                                          -> Prometheus text (0.0.4)
 //! ```
 //!
 //! Who may call it: a request needs the bearer token (`[admin].token`, else one generated at
@@ -50,13 +51,26 @@ pub use crate::checkpoint::layout::stored_plugin;
 /// Starts the API on its own thread; returns the address it listens on (the port may have been
 /// 0) and the requests it receives. The address is also written to `CHECKPOINT/admin-address`,
 /// after the generated token (if any) is in `CHECKPOINT/admin-token`.
-pub fn start(
-    config: &AdminConfig,
-    checkpoint: &Path,
-    history: History,
-    tx: Sender<AdminRequest>,
-    runtime: std::sync::Arc<Runtime>,
-) -> anyhow::Result<std::net::SocketAddr> {
+/// What the API serves, besides its configuration.
+pub struct Serving<'a> {
+    pub checkpoint: &'a Path,
+    /// Plugin versions run so far (the engine appends).
+    pub history: History,
+    /// Swap and rollback requests, answered by the engine between batches.
+    pub requests: Sender<AdminRequest>,
+    /// Compiles uploads (the process's runtime).
+    pub runtime: std::sync::Arc<Runtime>,
+    /// The query: status, progress, stop.
+    pub query: crate::monitor::QueryHandle,
+    /// What `GET /metrics` renders (fed by the query's progress).
+    pub metrics: crate::monitor::metrics::SharedMetrics,
+    /// Say on stderr where the API listens (a configured `[admin]`; the default one is quiet:
+    /// `weir list` and `CHECKPOINT/admin-address` say where it is).
+    pub announce: bool,
+}
+
+pub fn start(config: &AdminConfig, serving: Serving) -> anyhow::Result<std::net::SocketAddr> {
+    let Serving { checkpoint, history, requests: tx, runtime, query, metrics, announce } = serving;
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         anyhow::anyhow!("admin API: cannot listen on {}: {e}; choose another [admin].listen", config.listen)
     })?;
@@ -75,8 +89,10 @@ pub fn start(
             t
         }
     };
-    std::fs::write(crate::checkpoint::layout::admin_address(checkpoint), addr.to_string())?;
+    // Whole or not at all: a reader (weir status, a script) never sees half an address.
+    crate::atomic_file::write_atomic(&crate::checkpoint::layout::admin_address(checkpoint), addr.to_string().as_bytes())?;
     match &config.token {
+        _ if !announce => {}
         Some(_) => eprintln!("admin API listening on http://{addr} (token: [admin].token)"),
         None => eprintln!(
             "admin API listening on http://{addr} (token in {}: `weir plugin swap --job {}` reads it)",
@@ -93,8 +109,10 @@ pub fn start(
         history,
         max_upload: config.max_upload,
         swapping: Mutex::new(()),
+        query,
+        metrics,
     };
-    http::serve(listener, http::Limits::default(), move |req| api.handle(req))?;
+    http::serve(listener, http::Limits::default(), move |req| api.respond(req))?;
     Ok(addr)
 }
 
@@ -174,6 +192,10 @@ struct Api {
     max_upload: u64,
     /// One upload at a time is stored, compiled and handed to the engine.
     swapping: Mutex<()>,
+    /// The query: status, progress, stop.
+    query: crate::monitor::QueryHandle,
+    /// What `GET /metrics` renders.
+    metrics: crate::monitor::metrics::SharedMetrics,
 }
 
 /// The `Host` values a request to `local` may carry: the address itself, and on loopback
@@ -221,6 +243,20 @@ impl Api {
         Ok(())
     }
 
+    /// `GET /metrics` answers in Prometheus' text format (same admission rules); the rest in
+    /// JSON ([`Api::handle`]).
+    fn respond(&self, req: &mut http::Request) -> (u16, http::Body) {
+        if req.method == "GET" && req.target.split('?').next() == Some("/metrics") {
+            if let Err((status, body)) = self.admit(req) {
+                return (status, body.into());
+            }
+            let text = crate::monitor::metrics::Metrics::scrape(&self.metrics);
+            return (200, http::Body::Text { content_type: crate::monitor::metrics::CONTENT_TYPE, text });
+        }
+        let (status, body) = self.handle(req);
+        (status, body.into())
+    }
+
     fn handle(&self, req: &mut http::Request) -> (u16, serde_json::Value) {
         if let Err(refusal) = self.admit(req) {
             return refusal;
@@ -228,6 +264,15 @@ impl Api {
         let path = req.target.split('?').next().unwrap_or("").to_string();
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method.as_str(), parts.as_slice()) {
+            // Spark's StreamingQuery: id, runId, name, isActive, status, lastProgress, exception.
+            ("GET", ["query"]) => (200, self.query.snapshot()),
+            // Spark's recentProgress: the last 100 records, oldest first.
+            ("GET", ["progress"]) => (200, serde_json::Value::Array(self.query.recent_progress())),
+            // Spark's stop(): after the batch in progress.
+            ("POST", ["stop"]) => {
+                self.query.request_stop();
+                (200, serde_json::json!({ "stopping": true, "message": "the query stops after the batch in progress" }))
+            }
             ("GET", ["plugins"]) => (200, serde_json::Value::Array(self.history.lock().expect("not poisoned").clone())),
             ("POST", ["operators", op, "plugin"]) => {
                 let bytes = match req.read_body(self.max_upload) {
@@ -269,7 +314,13 @@ impl Api {
                     Err(_) => error(503, "the job stopped before the rollback"),
                 }
             }
-            _ => error(404, format!("no such endpoint: {} {path}; see `weir plugin --help`", req.method)),
+            _ => error(
+                404,
+                format!(
+                    "no such endpoint: {} {path}; the API serves GET /query, GET /progress, POST /stop, GET /metrics, GET /plugins, POST /operators/<op>/plugin, POST /operators/<op>/rollback",
+                    req.method
+                ),
+            ),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The `weir` command line. Errors here are `anyhow` with context; the engine below returns
 //! typed errors.
 
+/// `weir status`, `weir progress`, `weir list`.
+mod status;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -44,6 +47,40 @@ pub enum Command {
     },
     /// Check a job file and print what it would run, without running it.
     Check { job: PathBuf },
+    /// A job at a glance: the query, its status, rates, the latest batch, watermark, state per
+    /// operator, plugin versions, dead letters. Works on a running job (through its API) and on
+    /// a stopped one (from its checkpoint).
+    Status {
+        /// The job file, its checkpoint directory, or a running job's API address (host:port).
+        job: String,
+        /// The bearer token [default: $WEIR_ADMIN_TOKEN, the job file's [admin].token, or the
+        /// token the job generated in CHECKPOINT/admin-token].
+        #[arg(long)]
+        token: Option<String>,
+        /// Print the query and its last progress record as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running job after the batch in progress (as Ctrl-C in its terminal).
+    Stop {
+        /// The job file, its checkpoint directory, or the job's API address (host:port).
+        job: String,
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Print a job's progress records (JSON lines, Spark's StreamingQueryProgress).
+    Progress {
+        /// The job file or its checkpoint directory.
+        job: PathBuf,
+        /// Keep printing new records as batches run (until Ctrl-C).
+        #[arg(long)]
+        follow: bool,
+        /// Only the last N records [default: all].
+        #[arg(long)]
+        last: Option<usize>,
+    },
+    /// The jobs running on this machine: name, pid, query id, API address, checkpoint.
+    List,
     /// Plugin tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -131,6 +168,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", admin_call(&job, "GET", "/plugins", &[], token)?);
             Ok(())
         }
+        Command::Status { job, token, json } => crate::cli::status::status(&job, token, json),
+        Command::Stop { job, token } => {
+            let answer = admin_call(&job, "POST", "/stop", &[], token)?;
+            let message = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(answer);
+            println!("{message}");
+            Ok(())
+        }
+        Command::Progress { job, follow, last } => crate::cli::status::progress(&job, follow, last),
+        Command::List => crate::cli::status::list(),
         Command::Check { job } => {
             let job = Job::load(&job)?;
             crate::plan::checks::check_job(&job)?;
@@ -184,7 +233,7 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
         return Ok((job.to_string(), token));
     };
     let addr = std::fs::read_to_string(crate::checkpoint::layout::admin_address(&checkpoint)).with_context(|| {
-        format!("reading {}: is the job running with [admin] or --admin?", crate::checkpoint::layout::admin_address(&checkpoint).display())
+        format!("reading {}: is the job running? (a running job writes its API address there)", crate::checkpoint::layout::admin_address(&checkpoint).display())
     })?;
     let token = token.or_else(|| crate::admin::token::read(&checkpoint));
     // Listening on every interface (0.0.0.0): ask on loopback, under the name the API accepts.
@@ -202,11 +251,11 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
 /// One request to a job's admin API (plain HTTP/1.1 over TCP; a body is sent after the API
 /// agreed to take it, `Expect: 100-continue`); the response body, or an error with the API's
 /// message.
-fn admin_call(job: &str, method: &str, path: &str, body: &[u8], token: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn admin_call(job: &str, method: &str, path: &str, body: &[u8], token: Option<String>) -> anyhow::Result<String> {
     use std::io::{BufRead, Read, Write};
     let (addr, token) = admin_target(job, token)?;
     let s = std::net::TcpStream::connect(&addr).with_context(|| {
-        format!("connecting to the job's admin API at {addr} (is the job running with [admin] or --admin?)")
+        format!("connecting to the job's admin API at {addr} (is the job running?)")
     })?;
     let mut out = s.try_clone()?;
     let mut reader = std::io::BufReader::new(s);

@@ -20,6 +20,8 @@ mod tagged;
 pub mod units;
 /// Joins: types, keys, sides, static tables' refresh.
 pub mod join;
+/// `[[listener]]`: webhooks and commands told of the query's events.
+pub mod listener;
 /// The values other modules give meaning to (kept here so that the config is a leaf).
 mod values;
 /// From spec to validated job.
@@ -56,6 +58,8 @@ pub struct Job {
     pub min_batches_to_retain: u64,
     /// The admin HTTP API, when configured (`[admin]` or `weir run --admin`).
     pub admin: Option<AdminConfig>,
+    /// `[[listener]]`: where the query's events go, in the job file's order.
+    pub listeners: Vec<listener::ListenerConfig>,
 }
 
 /// The admin API: where it listens, the bearer token it requires (the job file's, required
@@ -68,6 +72,19 @@ pub struct AdminConfig {
     pub probation_batches: u64,
     /// `[admin].max_upload`, bytes (default 64 MiB).
     pub max_upload: u64,
+}
+
+impl AdminConfig {
+    /// The API every job serves when the job file has no `[admin]`: on a loopback port the
+    /// system chooses, with a token generated at start (`CHECKPOINT/admin-token`).
+    pub fn loopback() -> AdminConfig {
+        AdminConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            probation_batches: 10,
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
+    }
 }
 
 /// Written by hand so that no debug print shows the token.

@@ -71,6 +71,9 @@ pub(super) struct SettingsSpec {
     pub state_store: Option<String>,
     pub min_batches_to_retain: Option<i64>,
     pub admin: Option<AdminSpec>,
+    /// `[[listener]]`: webhooks and commands told of the query's events.
+    #[serde(default, rename = "listener", deserialize_with = "super::listener::listener_tables")]
+    pub listeners: Vec<super::listener::ListenerSpec>,
 }
 
 /// `[admin]`: the job's admin HTTP API (plugin swaps).

@@ -117,6 +117,12 @@ impl Validator<'_> {
             None => None,
             Some(a) => Some(self.admin(&a.listen, a.token.clone(), a.probation_batches, a.max_upload.as_deref())?),
         };
+        let listeners = spec
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| super::listener::listener(&format!("listener[{i}]"), l).map_err(|(f, m)| self.err(&f, m)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Job {
             file: self.file.to_path_buf(),
             name,
@@ -132,6 +138,7 @@ impl Validator<'_> {
             state_store,
             min_batches_to_retain,
             admin,
+            listeners,
         })
     }
 

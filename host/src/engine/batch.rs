@@ -69,6 +69,7 @@ impl Engine {
     pub(super) fn run_batch(&mut self, entry: &OffsetsEntry, summary: &mut RunSummary) -> anyhow::Result<()> {
         let id = entry.batch_id;
         let t0 = Instant::now();
+        self.query.set_status(format!("Processing batch {id}"), true, true);
         // A replay was planned by an earlier run: no planning times.
         let plan_times = std::mem::take(&mut self.cursor.plan_times);
         let since_last = self.last_trigger_start.map(|t| t.elapsed());
@@ -248,6 +249,7 @@ impl Engine {
                         std::mem::replace(&mut self.cursor.last_ends[i], range.clone())
                     },
                     end_offset: range,
+                    latest_offset: self.sources.latest_offset(i),
                     num_input_rows: rows,
                     input_rows_per_second: since_last.map_or(0.0, |d| rows as f64 / d.as_secs_f64().max(1e-9)),
                     processed_rows_per_second: rows as f64 / secs,
@@ -258,6 +260,7 @@ impl Engine {
         self.progress
             .report(&progress)
             .context("writing the progress record (check the progress file's directory is writable)")?;
+        self.query.progress(serde_json::to_value(&progress).expect("plain struct"));
         Ok(())
     }
 }

@@ -116,6 +116,10 @@ pub struct Engine {
     swaps: Swaps,
     /// The process's plugin runtime (the admin API compiles uploads with it too).
     runtime: Arc<Runtime>,
+    /// The query's handle (status, progress, exception, stop) for the API and listeners.
+    query: crate::monitor::QueryHandle,
+    /// This run's entry among the jobs running on this machine (`weir list`).
+    registered: Option<std::path::PathBuf>,
 }
 
 impl Engine {
@@ -153,7 +157,10 @@ impl Engine {
         let dead_letter = DeadLetterOutput::new(job.dead_letter_dir(layout::dead_letter));
         // A random UUID per start, as Spark's runId (the query id stays across restarts).
         let run_id = crate::random::uuid_v4().context("reading /dev/urandom for the runId")?;
+        let stop = Arc::new(AtomicBool::new(false));
         Ok(Engine {
+            query: crate::monitor::QueryHandle::new(stop.clone()),
+            registered: None,
             job,
             checkpoint,
             _lock: lock,
@@ -164,7 +171,7 @@ impl Engine {
             watermark,
             dead_letter,
             progress,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop,
             run_id,
             last_trigger_start: None,
             cursor: Cursor::default(),
@@ -196,29 +203,84 @@ impl Engine {
 
     /// Runs until the trigger says stop (once, available_now) or `stop_handle` is set.
     pub fn run(&mut self) -> anyhow::Result<RunSummary> {
-        self.start()?;
-        let watched = self.swaps.watched();
-        if self.job.admin.is_some() || !watched.is_empty() {
-            self.swaps.load_history(&self.checkpoint);
-            let (tx, rx) = std::sync::mpsc::channel();
-            self.swaps.requests = Some(rx);
-            self.swaps.probation_batches = self.job.admin.as_ref().map_or(10, |a| a.probation_batches);
-            if let Some(admin) = self.job.admin.clone() {
-                crate::admin::start(&admin, self.checkpoint.dir(), self.swaps.history.clone(), tx.clone(), self.runtime.clone())?;
-            }
-            for (i, file) in watched {
-                crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone(), self.runtime.clone());
-            }
+        // `[[listener]]`s hear every event from started on, on their own threads.
+        let listeners = crate::monitor::listener::Listeners::start(&self.job.listeners, &self.query)?;
+        let result = self.run_until_stopped();
+        // Spark's onQueryTerminated, with the error that stopped the query.
+        self.query.terminated(result.as_ref().err().map(|e| format!("{e:#}")));
+        let _ = std::fs::remove_file(layout::admin_address(self.checkpoint.dir()));
+        if let Some(entry) = self.registered.take() {
+            crate::monitor::registry::unregister(&entry);
         }
+        // Each listener's timeout to deliver what is queued, the terminated event last.
+        listeners.finish();
+        result
+    }
+
+    fn run_until_stopped(&mut self) -> anyhow::Result<RunSummary> {
+        self.start()?;
+        // Prometheus metrics (GET /metrics), fed by the query's events from here on.
+        let metrics = crate::monitor::metrics::SharedMetrics::default();
+        self.query.observe(Box::new(crate::monitor::metrics::MetricsObserver(metrics.clone())));
+        self.query.started(&self.checkpoint.metadata().id, &self.run_id, &self.job.name, self.describe());
+        let watched = self.swaps.watched();
+        self.swaps.load_history(&self.checkpoint);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.swaps.requests = Some(rx);
+        self.swaps.probation_batches = self.job.admin.as_ref().map_or(10, |a| a.probation_batches);
+        // Every job serves its API (status, progress, stop, hot swap): where [admin] says, else
+        // on a loopback port of the system's choosing, with a generated token.
+        let (admin, announce) = match self.job.admin.clone() {
+            Some(a) => (a, true),
+            None => (crate::config::AdminConfig::loopback(), false),
+        };
+        let addr = crate::admin::start(
+            &admin,
+            crate::admin::Serving {
+                checkpoint: self.checkpoint.dir(),
+                history: self.swaps.history.clone(),
+                requests: tx.clone(),
+                runtime: self.runtime.clone(),
+                query: self.query.clone(),
+                metrics,
+                announce,
+            },
+        )?;
+        self.registered = crate::monitor::registry::register(&crate::monitor::registry::Entry {
+            pid: std::process::id(),
+            id: self.checkpoint.metadata().id.clone(),
+            run_id: self.run_id.clone(),
+            name: self.job.name.clone(),
+            job_file: self.job.file.display().to_string(),
+            checkpoint: self.checkpoint.dir().display().to_string(),
+            address: addr.to_string(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        for (i, file) in watched {
+            crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone(), self.runtime.clone());
+        }
+        let mut idle = false;
         while !self.stop.load(Ordering::Relaxed) {
             let (mut graph, swaps) = self.graph();
             swaps.serve(&mut graph);
             let trigger_start = Instant::now();
+            self.query.set_status("Getting offsets from the sources", false, true);
             let ran = match self.step()? {
                 Step::Ran => true,
                 Step::Idle => false,
                 Step::Done => break,
             };
+            if ran {
+                self.query.set_status("Waiting for next trigger", true, false);
+                idle = false;
+            } else {
+                self.query.set_status("Waiting for data to arrive", false, false);
+                // Spark's onQueryIdle: once when the query finds nothing to do.
+                if !idle {
+                    self.query.idle();
+                    idle = true;
+                }
+            }
             let interval = match self.job.trigger {
                 Trigger::ProcessingTime(d) => d,
                 _ => Duration::ZERO,
@@ -228,6 +290,31 @@ impl Engine {
         }
         self.progress.finish();
         Ok(self.cursor.summary)
+    }
+
+    /// The query's handle: status, progress, exception, stop.
+    pub fn query(&self) -> &crate::monitor::QueryHandle {
+        &self.query
+    }
+
+    /// What `weir status` and the UI show of the job besides its progress.
+    fn describe(&self) -> serde_json::Value {
+        let trigger = match self.job.trigger {
+            Trigger::ProcessingTime(d) => format!("ProcessingTime({} ms)", d.as_millis()),
+            Trigger::Once => "Once".to_string(),
+            Trigger::AvailableNow => "AvailableNow".to_string(),
+        };
+        serde_json::json!({
+            "trigger": trigger,
+            "checkpoint": self.checkpoint.dir().display().to_string(),
+            "jobFile": self.job.file.display().to_string(),
+            "sources": (0..self.sources.len()).map(|i| self.sources.description(i)).collect::<Vec<_>>(),
+            "operators": self.operators.iter().map(|op| serde_json::json!({
+                "index": op.index(),
+                "plugin": op.plugin().map(|p| serde_json::json!({ "path": p.path().display().to_string(), "digest": p.digest() })),
+            })).collect::<Vec<_>>(),
+            "sink": self.sink.description(),
+        })
     }
 
     /// Restores the sources and the watermark from the checkpoint and replays a batch that was

@@ -121,7 +121,29 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
             size(a.max_upload)
         );
     }
+    for l in &job.listeners {
+        let _ = writeln!(o, "{}", listener(l));
+    }
     Ok(out)
+}
+
+/// `listener[0] http://host/path: started, progress; headers Authorization (values not shown); ...`
+fn listener(l: &crate::config::listener::ListenerConfig) -> String {
+    use crate::config::listener::ListenerTarget;
+    let mut text = format!("{}: {}", l.label(), l.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "));
+    if let ListenerTarget::Webhook(w) = &l.target {
+        if !w.headers.is_empty() {
+            let names: Vec<&str> = w.headers.iter().map(|(n, _)| n.as_str()).collect();
+            text.push_str(&format!("; headers {} (values not shown)", names.join(", ")));
+        }
+    }
+    format!(
+        "{text}; {} {}, {} per attempt, up to {} events queued",
+        l.retries,
+        if l.retries == 1 { "retry" } else { "retries" },
+        duration(l.timeout),
+        l.max_queue
+    )
 }
 
 fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
@@ -412,6 +434,11 @@ mod tests {
 listen = "127.0.0.1:7070"
 token = "tok-SECRET-1"
 
+[[listener]]
+url = "http://127.0.0.1:9000/hooks/weir"
+headers = { Authorization = "Bearer SECRET-8" }
+events = ["progress", "terminated"]
+
 [source]
 format = "kafka"
 subscribe = ["orders"]
@@ -462,10 +489,12 @@ kafka = { "bootstrap.servers" = "b:9092", "SASL.Password" = "pw-SECRET-6", "Sasl
             "trigger: a batch every 1 second",
             "admin API: 127.0.0.1:7070, token: the job file's [admin].token (not shown)",
             "uploads up to 64 MiB",
+            "listener[0] http://127.0.0.1:9000/hooks/weir: progress, terminated; headers Authorization (values not shown); 3 retries, 10 seconds per attempt, up to 1000 events queued",
         ] {
             assert!(text.contains(want), "want {want:?} in:\n{text}");
         }
         assert!(!text.contains("Some("), "a debug dump:\n{text}");
         assert!(!format!("{job:?}").contains("tok-SECRET"), "a debug print of the job shows the admin token");
+        assert!(!format!("{job:?}").contains("SECRET-8"), "a debug print of the job shows a listener's header");
     }
 }

@@ -51,6 +51,9 @@ pub struct KafkaSource {
     next: BTreeMap<Partition, i64>,
     /// `available_now`: the end offsets at start.
     snapshot: Option<BTreeMap<Partition, i64>>,
+    /// Each partition's end offset as the last planning fetched it (Spark's `latestOffset`;
+    /// the consumer lag in `GET /metrics` is this minus where the job has read to).
+    latest: BTreeMap<Partition, i64>,
     ignore_limits: bool,
     /// Planned before (a batch or a start position was resolved): later partitions start at
     /// the earliest offset, as Spark's new partitions do.
@@ -114,6 +117,7 @@ impl KafkaSource {
             admin,
             next: BTreeMap::new(),
             snapshot: None,
+            latest: BTreeMap::new(),
             ignore_limits: false,
             started: false,
             backoff: Duration::from_millis(100),
@@ -232,6 +236,7 @@ impl KafkaSource {
         let mut range = KafkaRange::default();
         for part in parts {
             let (low, high) = self.watermarks(&part)?;
+            self.latest.insert(part.clone(), high);
             let mut start = match self.next.get(&part) {
                 Some(&s) => s,
                 None => self.initial(&part, low, high),
@@ -433,6 +438,18 @@ impl Source for KafkaSource {
 
     fn ignore_trigger_limits(&mut self) {
         self.ignore_limits = true;
+    }
+
+    /// `{topic: {partition: offset}}`, Spark's shape, as the last planning fetched them.
+    fn latest_offset(&self) -> Option<serde_json::Value> {
+        if self.latest.is_empty() {
+            return None;
+        }
+        let mut out: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+        for ((t, p), &o) in &self.latest {
+            out.entry(t.as_str()).or_default().insert(p.to_string(), o);
+        }
+        Some(serde_json::to_value(out).expect("serialisable"))
     }
 
     fn describe_range(&self, range: &serde_json::Value) -> String {

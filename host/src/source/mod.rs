@@ -85,4 +85,10 @@ pub trait Source: Send {
     fn describe_range(&self, range: &serde_json::Value) -> String {
         range.to_string()
     }
+
+    /// Spark's `latestOffset` in progress records: the newest data the source knew of when it
+    /// last planned (Kafka: the partitions' end offsets). None where there is no such thing.
+    fn latest_offset(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

@@ -123,6 +123,11 @@ impl Union {
         self.inputs[i].source.description()
     }
 
+    /// Input `i`'s `latestOffset` (see [`Source::latest_offset`]).
+    pub fn latest_offset(&self, i: usize) -> Option<serde_json::Value> {
+        self.inputs[i].source.latest_offset()
+    }
+
     /// Splits the `source` of an offsets entry into one range per input (null: nothing from it).
     pub fn split(&self, range: &serde_json::Value) -> Result<Vec<serde_json::Value>, SourceError> {
         if self.inputs.len() == 1 {
