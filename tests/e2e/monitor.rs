@@ -4,13 +4,15 @@
 use crate::common::*;
 use crate::hot_swap::wait_until;
 
-fn weir_in(s: &Scratch) -> std::process::Command {
+/// `weir` run in the scratch directory, with its own registry of running jobs.
+pub(crate) fn weir_in(s: &Scratch) -> std::process::Command {
     let mut c = weir();
     c.current_dir(s.dir.path()).env("WEIR_RUNTIME_DIR", s.path("run"));
     c
 }
 
-fn stdout_of(mut c: std::process::Command) -> String {
+/// What a command that must succeed printed.
+pub(crate) fn stdout_of(mut c: std::process::Command) -> String {
     let out = c.output().unwrap();
     assert!(out.status.success(), "{:?} failed:\n{}", c, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
@@ -127,4 +129,33 @@ fn the_query_api_needs_the_token_and_refuses_web_pages() {
     assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("\"isActive\":true"), "{ok}");
     let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     child.wait().unwrap();
+}
+
+/// A job stopped by an error: `weir status` on its checkpoint shows the exception.
+#[test]
+fn the_status_of_a_job_stopped_by_an_error_shows_the_exception() {
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"n\":1}\nnot json\n");
+    s.write(
+        "job.toml",
+        "[source]\nformat = \"json\"\npath = \"in\"\nschema = \"n int\"\n\
+         [sink]\nformat = \"json\"\npath = \"out\"\ncheckpoint = \"ckpt\"\ntrigger = { available_now = true }\n",
+    );
+    let out = weir_in(&s).args(["run", "--quiet", "job.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    let status: serde_json::Value = serde_json::from_str(&stdout_of({
+        let mut c = weir_in(&s);
+        c.args(["status", "--json", "ckpt"]);
+        c
+    }))
+    .unwrap();
+    assert_eq!(status["isActive"], false);
+    let e = status["exception"].as_str().unwrap_or_else(|| panic!("no exception: {status}"));
+    assert!(e.contains("batch 0") && e.contains("line 2"), "{e}");
+    let text = stdout_of({
+        let mut c = weir_in(&s);
+        c.args(["status", "job.toml"]);
+        c
+    });
+    assert!(text.contains("stopped by: batch 0"), "{text}");
 }

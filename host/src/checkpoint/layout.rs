@@ -13,6 +13,7 @@
 //! dead_letter/<batch>.jsonl  bad records (unless the job sets dead_letter_path)
 //! progress.jsonl           progress records (unless `weir run --progress` says otherwise)
 //! admin-token, admin-address  the admin API's token and address while the job runs
+//! last-run.json            how the last run ended (runId, time, the exception that stopped it)
 //! partitions/<topic>-<p>/  scale-out: each task's own checkpoint
 //! lock                     held by the one process writing the checkpoint
 //! ```
@@ -57,6 +58,12 @@ pub fn dead_letter(checkpoint: &Path) -> PathBuf {
 /// The progress records' default file.
 pub fn progress(checkpoint: &Path) -> PathBuf {
     checkpoint.join("progress.jsonl")
+}
+
+/// How the last run ended: its runId, when, and the error that stopped it (for `weir status`
+/// on a stopped job).
+pub fn last_run(checkpoint: &Path) -> PathBuf {
+    checkpoint.join("last-run.json")
 }
 
 /// The admin API's generated token.

@@ -67,24 +67,32 @@ fn stopped_query(checkpoint: &Path) -> anyhow::Result<serde_json::Value> {
     let cp = Checkpoint::open(checkpoint)?;
     let progress = recorded_progress(checkpoint)?;
     let last = progress.last().cloned();
+    // How the last run ended (none before any run ended, or from an older weir).
+    let ended: serde_json::Value = std::fs::read(layout::last_run(checkpoint))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let exception = ended["exception"].clone();
     let pending = match (cp.last_offsets()?, cp.last_commit()?) {
         (Some(o), c) if c != Some(o.batch_id) => Some(o.batch_id),
         _ => None,
     };
     Ok(serde_json::json!({
         "id": cp.metadata().id,
-        "runId": last.as_ref().map(|p| p["runId"].clone()),
+        "runId": ended.get("runId").cloned().or_else(|| last.as_ref().map(|p| p["runId"].clone())),
         "name": last.as_ref().map(|p| p["name"].clone()),
         "isActive": false,
         "status": {
-            "message": match pending {
-                Some(b) => format!("Stopped; batch {b} was planned but not committed: it runs again at the next start"),
-                None => "Stopped".to_string(),
+            "message": match (pending, exception.is_null()) {
+                (Some(b), _) => format!("Stopped; batch {b} was planned but not committed: it runs again at the next start"),
+                (None, true) => "Stopped".to_string(),
+                (None, false) => "Terminated with exception".to_string(),
             },
             "isDataAvailable": false,
             "isTriggerActive": false,
         },
-        "exception": null,
+        "exception": exception,
+        "ended": ended["ended"],
         "lastProgress": last,
         "info": { "checkpoint": checkpoint.display().to_string() },
     }))
