@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::common::*;
 use crate::hot_swap::wait_until;
+use crate::monitor::{stdout_of, weir_in};
 
 /// A webhook receiver on a loopback port: answers 200 to every POST and keeps what it got.
 struct Receiver {
@@ -72,16 +73,11 @@ fn kinds(events: &[serde_json::Value]) -> Vec<String> {
     events.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
 }
 
-fn weir_in(s: &Scratch) -> std::process::Command {
-    let mut c = weir();
-    c.current_dir(s.dir.path()).env("WEIR_RUNTIME_DIR", s.path("run"));
-    c
-}
-
-fn stdout_of(mut c: std::process::Command) -> String {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{:?} failed:\n{}", c, String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+/// `weir ARGS JOB` in the scratch directory; what it printed (it must succeed).
+fn weir_says(s: &Scratch, args: &[&str], job: &std::path::Path) -> String {
+    let mut c = weir_in(s);
+    c.args(args).arg(job);
+    stdout_of(c)
 }
 
 const ROW: &str = "{\"k\":\"a\",\"n\":1}\n";
@@ -111,11 +107,7 @@ fn a_webhook_and_a_command_hear_started_progress_per_batch_idle_and_terminated()
     let file = job(&s, "{ processing_time = \"100 ms\" }", &listeners, ROW);
     let child = weir_in(&s).args(["run", "--quiet"]).arg(&file).stderr(std::process::Stdio::piped()).spawn().unwrap();
     wait_until("the idle event after three batches", || hook.has("QueryIdleEvent"));
-    stdout_of({
-        let mut c = weir_in(&s);
-        c.arg("stop").arg(&file);
-        c
-    });
+    weir_says(&s, &["stop"], &file);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -201,14 +193,8 @@ fn a_receiver_that_hangs_and_one_that_refuses_do_not_stop_the_job_and_their_fail
     let file = job(&s, "{ processing_time = \"100 ms\" }", &listeners, ROW);
     let child = weir_in(&s).args(["run", "--quiet"]).arg(&file).stderr(std::process::Stdio::piped()).spawn().unwrap();
     wait_until("three batches", || progress(&s.path("ckpt")).len() >= 3);
-    let status = || -> serde_json::Value {
-        serde_json::from_str(&stdout_of({
-            let mut c = weir_in(&s);
-            c.args(["status", "--json"]).arg(&file);
-            c
-        }))
-        .unwrap()
-    };
+    let status =
+        || -> serde_json::Value { serde_json::from_str(&weir_says(&s, &["status", "--json"], &file)).unwrap() };
     wait_until("a failure of each listener", || {
         let q = status();
         let l = q["listeners"].as_array().unwrap();
@@ -219,20 +205,13 @@ fn a_receiver_that_hangs_and_one_that_refuses_do_not_stop_the_job_and_their_fail
     assert_eq!(q["listeners"][0]["name"], format!("listener[0] {hung_url}"));
     assert!(q["listeners"][0]["lastError"].as_str().unwrap().contains("no answer within 300 ms"), "{q}");
     assert!(q["listeners"][1]["lastError"].as_str().unwrap().contains("cannot connect"), "{q}");
-    let text = stdout_of({
-        let mut c = weir_in(&s);
-        c.arg("status").arg(&file);
-        c
-    });
+    let text = weir_says(&s, &["status"], &file);
     for url in [&hung_url, &refused_url] {
-        let line = text.lines().find(|l| l.contains(url.as_str())).unwrap_or_else(|| panic!("no line for {url}:\n{text}"));
+        let line =
+            text.lines().find(|l| l.contains(url.as_str())).unwrap_or_else(|| panic!("no line for {url}:\n{text}"));
         assert!(line.contains(" delivered, ") && !line.contains(" 0 failed"), "{line}");
     }
-    stdout_of({
-        let mut c = weir_in(&s);
-        c.arg("stop").arg(&file);
-        c
-    });
+    weir_says(&s, &["stop"], &file);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the job ends successfully: {stderr}");

@@ -166,9 +166,11 @@ pub(super) fn listener(at: &str, s: &ListenerSpec) -> Result<ListenerConfig, (St
     };
     let events = match &s.events {
         None => ListenerEvent::ALL.to_vec(),
-        Some(names) if names.is_empty() => {
-            return Err((f("events"), "is empty: name some of \"started\", \"progress\", \"idle\", \"terminated\", or leave it out for all four".into()))
-        }
+        Some(names) if names.is_empty() => return Err((
+            f("events"),
+            "is empty: name some of \"started\", \"progress\", \"idle\", \"terminated\", or leave it out for all four"
+                .into(),
+        )),
         Some(names) => {
             for n in names {
                 if !ListenerEvent::ALL.iter().any(|e| e.as_str() == n) {
@@ -185,7 +187,10 @@ pub(super) fn listener(at: &str, s: &ListenerSpec) -> Result<ListenerConfig, (St
         None => 3,
         Some(n @ 0..=10) => n as u32,
         Some(n) => {
-            return Err((f("retries"), format!("must be from 0 to 10 (attempts after the first, 200 ms apart and doubling), got {n}")))
+            return Err((
+                f("retries"),
+                format!("must be from 0 to 10 (attempts after the first, 200 ms apart and doubling), got {n}"),
+            ))
         }
     };
     let timeout = match &s.timeout {
@@ -232,7 +237,11 @@ fn webhook(url: &str, headers: Option<&BTreeMap<String, Secret>>) -> Result<Webh
     let (host, port) = match authority.rsplit_once(':') {
         // An IPv6 literal: [::1]:9000.
         Some((h, p)) if !p.contains(']') => {
-            let port = p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| ("url", format!("{url:?}: port {p:?} is not a port number")))?;
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| ("url", format!("{url:?}: port {p:?} is not a port number")))?;
             (h, port)
         }
         _ => (authority, 80),

@@ -227,7 +227,12 @@ fn work(label: &str, shared: &Shared, target: &mut dyn Target, retries: u32, tim
             let budget = match shared.deadline() {
                 Some(dl) => match dl.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left.min(timeout),
-                    _ => break Err(Failure { message: "the query ended and its time to deliver ran out".into(), retry: false }),
+                    _ => {
+                        break Err(Failure {
+                            message: "the query ended and its time to deliver ran out".into(),
+                            retry: false,
+                        })
+                    }
                 },
                 None => timeout,
             };
@@ -336,7 +341,8 @@ impl Listeners {
                 }
             }
             let stats = r.shared.to_json();
-            let (failed, dropped, queued) = (stats["failed"].as_u64(), stats["dropped"].as_u64(), stats["queued"].as_u64());
+            let (failed, dropped, queued) =
+                (stats["failed"].as_u64(), stats["dropped"].as_u64(), stats["queued"].as_u64());
             if failed != Some(0) || dropped != Some(0) || queued != Some(0) || !ended {
                 eprintln!(
                     "weir: {}: {} events delivered, {} failed, {} dropped{}{}",
@@ -344,7 +350,11 @@ impl Listeners {
                     stats["delivered"],
                     stats["failed"],
                     stats["dropped"],
-                    if ended { String::new() } else { format!(", {} still queued when its time ran out", stats["queued"]) },
+                    if ended {
+                        String::new()
+                    } else {
+                        format!(", {} still queued when its time ran out", stats["queued"])
+                    },
                     stats["lastError"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default(),
                 );
             }
@@ -381,7 +391,10 @@ mod tests {
     }
 
     fn delivery(n: u64) -> Delivery {
-        Delivery { kind: "QueryProgressEvent", body: serde_json::to_vec(&serde_json::json!({ "batchId": n })).unwrap().into() }
+        Delivery {
+            kind: "QueryProgressEvent",
+            body: serde_json::to_vec(&serde_json::json!({ "batchId": n })).unwrap().into(),
+        }
     }
 
     /// Reads one request: its head and its body (by Content-Length).
@@ -426,7 +439,8 @@ mod tests {
     fn a_failed_post_is_retried_after_a_backoff_and_then_delivered() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
-        let headers = vec![("Authorization".to_string(), serde_json::from_str::<Secret>("\"Bearer tok-SECRET\"").unwrap())];
+        let headers =
+            vec![("Authorization".to_string(), serde_json::from_str::<Secret>("\"Bearer tok-SECRET\"").unwrap())];
         let receiver = std::thread::spawn(move || {
             let mut seen = Vec::new();
             for (i, answer) in ["500 Internal Server Error", "200 OK"].iter().enumerate() {
@@ -505,7 +519,8 @@ mod tests {
         listeners.finish();
         let stats = &query.snapshot()["listeners"][0];
         assert_eq!(stats["delivered"], 0, "{stats}");
-        let gone = stats["failed"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap() + stats["queued"].as_u64().unwrap();
+        let gone =
+            stats["failed"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap() + stats["queued"].as_u64().unwrap();
         assert_eq!(gone, 4, "every event is accounted for: {stats}");
         drop(hold);
     }

@@ -77,7 +77,10 @@ mod tests {
         let file = dir.path().join("events");
         let script = format!("cat >> '{}'; echo \" $WEIR_EVENT\" >> '{}'", file.display(), file.display());
         run(&argv(&["sh", "-c", &script]), &delivery(), Duration::from_secs(10)).unwrap();
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "{\"event\":\"QueryTerminatedEvent\"} QueryTerminatedEvent\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "{\"event\":\"QueryTerminatedEvent\"} QueryTerminatedEvent\n"
+        );
     }
 
     #[test]

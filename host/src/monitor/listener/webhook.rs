@@ -20,7 +20,8 @@ pub fn post(w: &Webhook, d: &Delivery, timeout: Duration) -> Result<(), Failure>
     let left = || deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
     let timed_out = || Failure::retry(format!("no answer within {}", crate::plan::describe::duration(timeout)));
     let host = w.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs = (host, w.port).to_socket_addrs().map_err(|e| Failure::retry(format!("cannot resolve {}: {e}", w.host)))?;
+    let addrs =
+        (host, w.port).to_socket_addrs().map_err(|e| Failure::retry(format!("cannot resolve {}: {e}", w.host)))?;
     let mut stream = None;
     let mut last = None;
     for addr in addrs {
