@@ -211,13 +211,16 @@ fn malformed_results_are_refused_naming_the_column_never_a_panic() {
 
 #[test]
 fn a_foreach_batch_plugin_emitting_without_end_is_stopped_at_max_emit_bytes() {
-    // 100,000 emits of a 64 KiB batch: 6 GiB held without the limit.
+    // 100,000 emits of a 64 KiB batch: 6 GiB held without the limit. The call's time limit is
+    // raised so that only the emit limit can stop it (on a loaded machine the default 10 s of a
+    // debug build's call could run out first).
     let s = Scratch::new();
     let payload = "p".repeat(64 << 10);
     s.write("in/a.json", &format!("{{\"event_id\":\"e\",\"amount\":1.0,\"payload\":\"{payload}\"}}\n"));
     let job = s.job(
         "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, amount double, payload string\"\n\
          [sink]\nformat = \"foreach_batch\"\nplugin = \"{plugin:router}\"\nconfig = \"emit_flood=100000\"\n\
+         max_call_time = \"10 minutes\"\n\
          checkpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n\
          [[sink.output]]\nname = \"big\"\nformat = \"json\"\npath = \"{dir}/big\"\n",
     );
