@@ -16,6 +16,10 @@ if ! .spark-venv/bin/python -c 'import pyspark' 2>/dev/null; then
     python3 -m venv .spark-venv
     .spark-venv/bin/pip install --quiet pyspark==4.3.0 pyarrow 'pandas<3'
 fi
+# prometheus_client's parser, for the test that reads GET /metrics (tests/e2e/metrics.rs).
+if ! .spark-venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
+    .spark-venv/bin/pip install --quiet prometheus-client==0.26.0
+fi
 cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host

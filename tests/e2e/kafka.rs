@@ -200,6 +200,9 @@ fn kafka_source_reads_every_record_once_in_bounded_batches_and_resumes() {
     assert_eq!(p.len(), 3, "25 records in batches of at most 10");
     assert!(p.iter().all(|b| b["numInputRows"].as_u64().unwrap() <= 10), "{p:?}");
     assert_eq!(p[0]["sources"][0]["description"], "KafkaV2[Subscribe[orders]]");
+    // Spark's latestOffset: each partition's end as the batch's planning saw it (GET /metrics
+    // computes the consumer lag from it).
+    assert_eq!(p[0]["sources"][0]["latestOffset"], serde_json::json!({ "orders": { "0": 9, "1": 8, "2": 8 } }));
     // More records; a restart reads only them.
     let more: Vec<String> = (25..30).map(order).collect();
     let recs: Vec<(i32, Option<&str>, &str)> = more.iter().map(|v| (1, None, v.as_str())).collect();

@@ -111,22 +111,10 @@ trigger = {{ processing_time = "100 milliseconds" }}
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     child.wait().unwrap();
 
-    let mut parser = Command::new(&py)
-        .args(["-c", PARSE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    parser.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let parsed = parser.wait_with_output().unwrap();
-    assert!(
-        parsed.status.success(),
-        "prometheus_client refused the exposition:\n{}\n{text}",
-        String::from_utf8_lossy(&parsed.stderr)
-    );
-    let f: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let f = parse(&py, &text);
+    assert_eq!(f.as_object().unwrap().len(), text.matches("# TYPE ").count(), "every family parsed: {f}");
+    let samples: usize = f.as_object().unwrap().values().map(|v| v["samples"].as_array().unwrap().len()).sum();
+    assert_eq!(samples, text.lines().filter(|l| !l.starts_with('#')).count(), "every sample parsed");
     // Every family has its type and help; counters are read as counters (their _total stripped).
     for (name, family) in f.as_object().unwrap() {
         assert!(name.starts_with("weir_"), "{name}");
@@ -220,4 +208,92 @@ trigger = {{ processing_time = "100 milliseconds" }}
         value(&f, "weir_query_info", "weir_query_info", serde_json::json!({"name": "metered", "id": records[0]["id"]})),
         1.0
     );
+}
+
+/// The exposition as prometheus_client's parser reads it (fails the test if it refuses it).
+fn parse(py: &std::path::Path, text: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut parser = Command::new(py)
+        .args(["-c", PARSE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    parser.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let parsed = parser.wait_with_output().unwrap();
+    assert!(
+        parsed.status.success(),
+        "prometheus_client refused the exposition:\n{}\n{text}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    serde_json::from_slice(&parsed.stdout).unwrap()
+}
+
+/// Scrapes the running job whose checkpoint is `ckpt` in `s`, with its token, and parses it.
+fn scrape_parsed(py: &std::path::Path, s: &Scratch) -> serde_json::Value {
+    let addr = std::fs::read_to_string(s.path("ckpt/admin-address")).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(s.path("ckpt/admin-token")).unwrap().trim().to_string();
+    let (head, text) = get(&addr, "/metrics", &format!("Authorization: Bearer {token}\r\n"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{text}");
+    parse(py, &text)
+}
+
+/// Kafka consumer lag per partition: the partition's end offset when the last batch was
+/// planned (`latestOffset`) minus the end of what the job has read of it.
+#[test]
+fn kafka_consumer_lag_per_partition_is_latest_minus_what_was_read() {
+    let Some(py) = prometheus_python() else {
+        eprintln!("SKIPPED kafka_consumer_lag_per_partition_is_latest_minus_what_was_read: prometheus_client is not installed (see above)");
+        return;
+    };
+    let broker = crate::kafka::Broker::start();
+    crate::kafka::create_topic(&broker.addr, "clicks", 2);
+    let values: Vec<String> = (0..40).map(|n| format!("c{n}")).collect();
+    let recs: Vec<(i32, Option<&str>, &str)> =
+        values.iter().enumerate().map(|(i, v)| ((i % 2) as i32, None, v.as_str())).collect();
+    crate::kafka::produce(&broker.addr, "clicks", &recs);
+    let s = Scratch::new();
+    let job = s.job(&format!(
+        r#"[source]
+format = "kafka"
+subscribe = ["clicks"]
+starting_offsets = "earliest"
+max_offsets_per_trigger = 4
+kafka = {{ "bootstrap.servers" = "{}" }}
+kafka_timeout = "5 seconds"
+
+[sink]
+format = "json"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "300 milliseconds" }}
+"#,
+        broker.addr
+    ));
+    let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
+    wait_until("two batches", || progress(&s.path("ckpt")).len() >= 2);
+    let f = scrape_parsed(&py, &s);
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    child.wait().unwrap();
+
+    let last = value(&f, "weir_last_batch_id", "weir_last_batch_id", serde_json::json!({})) as u64;
+    let records: Vec<serde_json::Value> =
+        progress(&s.path("ckpt")).into_iter().filter(|p| p["batchId"].as_u64().unwrap() <= last).collect();
+    let latest = &records.last().unwrap()["sources"][0]["latestOffset"]["clicks"];
+    assert_eq!(latest, &serde_json::json!({ "0": 20, "1": 20 }), "{records:?}");
+    for part in ["0", "1"] {
+        let read = records
+            .iter()
+            .filter_map(|p| p["sources"][0]["endOffset"]["offsets"]["clicks"][part][1].as_i64())
+            .last()
+            .unwrap_or_else(|| panic!("partition {part} was not read in {records:?}"));
+        let labels = serde_json::json!({"source": "0", "topic": "clicks", "partition": part});
+        assert_eq!(
+            value(&f, "weir_kafka_consumer_lag", "weir_kafka_consumer_lag", labels),
+            (20 - read) as f64,
+            "partition {part}"
+        );
+    }
+    assert_eq!(f["weir_kafka_consumer_lag"]["type"], "gauge");
 }
