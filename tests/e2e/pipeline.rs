@@ -317,7 +317,7 @@ fn progress_records_what_each_plugin_did_in_the_batch() {
         assert!(m["digest"].as_str().unwrap().starts_with("sha256:"));
         // One map-batch call per batch (each batch is one file, read in one piece).
         assert_eq!(m["calls"], 1, "batch {b}: {m}");
-        assert!(m["timeMs"].is_u64());
+        assert!(m["timeMs"].as_f64().is_some_and(|t| t > 0.0), "a call takes some time: {m}");
         assert!(m["bytesIn"].as_u64().unwrap() > 0 && m["bytesOut"].as_u64().unwrap() > 0, "{m}");
         assert!(m["peakMemoryBytes"].as_u64().unwrap() >= 64 << 10, "a Wasm instance holds at least one page: {m}");
     }

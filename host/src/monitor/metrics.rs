@@ -50,7 +50,7 @@ struct StateOperator {
 struct Plugin {
     digest: String,
     calls: u64,
-    time_ms: u64,
+    time_ms: f64,
     bytes_in: u64,
     bytes_out: u64,
     peak_memory_bytes: u64,
@@ -149,7 +149,7 @@ impl Metrics {
             let op = self.plugins.entry(u(&m["operator"])).or_default();
             op.digest = m["digest"].as_str().unwrap_or("").to_string();
             op.calls += u(&m["calls"]);
-            op.time_ms += u(&m["timeMs"]);
+            op.time_ms += m["timeMs"].as_f64().unwrap_or(0.0);
             op.bytes_in += u(&m["bytesIn"]);
             op.bytes_out += u(&m["bytesOut"]);
             op.peak_memory_bytes = u(&m["peakMemoryBytes"]);
@@ -305,7 +305,7 @@ impl Metrics {
         let plugin: [(&str, &str, &str, PluginField); 7] = [
             ("weir_plugin_calls_total", "counter", "Calls into the plugin.", |p| p.calls.to_string()),
             ("weir_plugin_time_seconds_total", "counter", "Time spent inside the plugin.", |p| {
-                float(p.time_ms as f64 / 1000.0)
+                float(p.time_ms / 1000.0)
             }),
             ("weir_plugin_input_bytes_total", "counter", "Bytes handed to the plugin.", |p| p.bytes_in.to_string()),
             ("weir_plugin_output_bytes_total", "counter", "Bytes the plugin returned.", |p| p.bytes_out.to_string()),
