@@ -159,3 +159,28 @@ fn the_status_of_a_job_stopped_by_an_error_shows_the_exception() {
     });
     assert!(text.contains("stopped by: batch 0"), "{text}");
 }
+
+/// After the job stopped, `weir status` still shows how its listeners fared (CHECKPOINT/last-run.json).
+#[test]
+fn the_status_of_a_stopped_job_keeps_its_listeners_counts() {
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"n\":1}\n");
+    // Nothing listens on the discard port: every delivery fails.
+    s.write(
+        "job.toml",
+        "[source]\nformat = \"json\"\npath = \"in\"\nschema = \"n int\"\n\
+         [[listener]]\nurl = \"http://127.0.0.1:9/nowhere\"\nretries = 0\ntimeout = \"1 second\"\n\
+         [sink]\nformat = \"json\"\npath = \"out\"\ncheckpoint = \"ckpt\"\ntrigger = { available_now = true }\n",
+    );
+    let out = weir_in(&s).args(["run", "--quiet", "job.toml"]).output().unwrap();
+    assert!(out.status.success(), "a failing listener never stops the job: {}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_str(&stdout_of({
+        let mut c = weir_in(&s);
+        c.args(["status", "--json", "ckpt"]);
+        c
+    }))
+    .unwrap();
+    let l = &status["listeners"][0];
+    assert_eq!((l["delivered"].as_u64(), l["queued"].as_u64()), (Some(0), Some(0)), "{status}");
+    assert!(l["failed"].as_u64().unwrap() >= 3, "started, progress and terminated failed: {l}");
+}

@@ -93,6 +93,7 @@ fn stopped_query(checkpoint: &Path) -> anyhow::Result<serde_json::Value> {
         },
         "exception": exception,
         "ended": ended["ended"],
+        "listeners": ended["listeners"],
         "lastProgress": last,
         "info": { "checkpoint": checkpoint.display().to_string() },
     }))

@@ -208,17 +208,12 @@ impl Engine {
         let result = self.run_until_stopped();
         // Spark's onQueryTerminated, with the error that stopped the query.
         let exception = result.as_ref().err().map(|e| format!("{e:#}"));
-        // Kept for `weir status` once the process is gone.
-        let ended = serde_json::json!({
+        let mut ended = serde_json::json!({
             "runId": self.run_id,
             "name": self.job.name,
             "ended": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
             "exception": exception,
         });
-        let file = layout::last_run(self.checkpoint.dir());
-        if let Err(e) = crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&ended).expect("plain json")) {
-            eprintln!("warning: recording how the run ended in {}: {e}", file.display());
-        }
         self.query.terminated(exception);
         let _ = std::fs::remove_file(layout::admin_address(self.checkpoint.dir()));
         if let Some(entry) = self.registered.take() {
@@ -226,6 +221,12 @@ impl Engine {
         }
         // Each listener's timeout to deliver what is queued, the terminated event last.
         listeners.finish();
+        // Kept for `weir status` once the process is gone, with the listeners' final counts.
+        ended["listeners"] = self.query.snapshot()["listeners"].clone();
+        let file = layout::last_run(self.checkpoint.dir());
+        if let Err(e) = crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&ended).expect("plain json")) {
+            eprintln!("warning: recording how the run ended in {}: {e}", file.display());
+        }
         result
     }
 
