@@ -20,6 +20,8 @@ fi
 if ! .spark-venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
     .spark-venv/bin/pip install --quiet prometheus-client==0.26.0
 fi
+# Debian's chromium and tests/ui's playwright-core, for the web UI's browser test (tests/e2e/ui.rs).
+scripts/ui-deps.sh
 cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host

@@ -25,5 +25,6 @@ mod sandbox;
 mod shutdown;
 mod sources;
 mod stateful;
+mod ui;
 mod windows;
 mod writers;

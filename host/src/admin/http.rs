@@ -44,6 +44,13 @@ const MAX_HEAD: u64 = 16 * 1024;
 pub enum Body {
     Json(serde_json::Value),
     Text { content_type: &'static str, text: String },
+    /// A page or asset of the web UI: bytes with their own headers (a cookie, a redirect, the
+    /// content security policy).
+    Page {
+        content_type: &'static str,
+        bytes: std::borrow::Cow<'static, [u8]>,
+        headers: Vec<(&'static str, String)>,
+    },
 }
 
 impl From<serde_json::Value> for Body {
@@ -284,6 +291,7 @@ fn read_head(reader: &mut BufReader<DeadlineReader>) -> Result<Head, HttpError> 
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -302,15 +310,22 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn respond(stream: &mut TcpStream, status: u16, body: Body) -> io::Result<()> {
-    let (content_type, body) = match body {
-        Body::Json(v) => ("application/json", v.to_string()),
-        Body::Text { content_type, text } => (content_type, text),
+    let (content_type, body, headers) = match body {
+        Body::Json(v) => ("application/json", v.to_string().into_bytes().into(), Vec::new()),
+        Body::Text { content_type, text } => (content_type, text.into_bytes().into(), Vec::new()),
+        Body::Page { content_type, bytes, headers } => (content_type, bytes, headers),
     };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         reason(status),
         body.len()
-    )?;
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    let bytes: &[u8] = &body;
+    stream.write_all(bytes)?;
     stream.flush()
 }

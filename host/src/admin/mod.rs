@@ -7,6 +7,7 @@
 //! POST /operators/<name or index>/rollback                               -> back to the previous
 //! GET  /plugins                                                          -> versions and batches
 //! GET  /metrics                                                          -> Prometheus text (0.0.4)
+//! GET  /                                                                 -> the web UI (see [`ui`])
 //! ```
 //!
 //! Who may call it: a request needs the bearer token (`[admin].token`, else one generated at
@@ -25,6 +26,8 @@
 pub mod http;
 /// The bearer token: configured, or generated into the checkpoint; compared in constant time.
 pub mod token;
+/// The web UI at `/`: bundled pages, the login and its session cookie.
+pub mod ui;
 /// Stored plugin versions no batch can replay any more are deleted.
 pub mod uploads;
 
@@ -111,6 +114,7 @@ pub fn start(config: &AdminConfig, serving: Serving) -> anyhow::Result<std::net:
         swapping: Mutex::new(()),
         query,
         metrics,
+        sessions: ui::Sessions::default(),
     };
     http::serve(listener, http::Limits::default(), move |req| api.respond(req))?;
     Ok(addr)
@@ -196,6 +200,8 @@ struct Api {
     query: crate::monitor::QueryHandle,
     /// What `GET /metrics` renders.
     metrics: crate::monitor::metrics::SharedMetrics,
+    /// The browsers logged in to the web UI.
+    sessions: ui::Sessions,
 }
 
 /// The `Host` values a request to `local` may carry: the address itself, and on loopback
@@ -210,27 +216,27 @@ fn allowed_hosts(local: std::net::SocketAddr) -> Vec<String> {
 }
 
 impl Api {
-    /// Refuses requests from browsers, to other names, or without the token.
+    /// Refuses requests from other web pages, to other names, or without the token (or, from
+    /// the UI's own page, its session cookie).
     fn admit(&self, req: &http::Request) -> Result<(), (u16, serde_json::Value)> {
-        if req.header("Origin").is_some() {
+        let session = ui::session_cookie(req);
+        if req.header("Origin").is_some() && session.is_none() {
             return Err(error(
                 403,
                 "requests with an Origin header (from a web page) are refused: the admin API is for `weir plugin` and scripts",
             ));
         }
-        let allowed = allowed_hosts(req.local);
-        let hosts: Vec<&str> = req.headers("Host").collect();
-        match hosts.as_slice() {
-            [h] if allowed.iter().any(|a| a.eq_ignore_ascii_case(h.trim())) => {}
-            [] => return Err(error(400, format!("a Host header is required: Host: {}", allowed[0]))),
-            _ => {
+        self.check_host(req)?;
+        if let Some(id) = session {
+            self.check_same_origin(req)?;
+            if self.sessions.contains(&id) {
+                return Ok(());
+            }
+            if req.header("Origin").is_some() {
                 return Err(error(
-                    403,
-                    format!(
-                        "the Host header must be the address the API listens on ({}); other names are refused so that a web page cannot reach the API by DNS rebinding",
-                        allowed.join(" or ")
-                    ),
-                ))
+                    401,
+                    "the UI session is unknown or has ended (the job restarted?): log in again at /",
+                ));
             }
         }
         let given = req.header("Authorization").and_then(|v| v.strip_prefix("Bearer "));
@@ -243,10 +249,73 @@ impl Api {
         Ok(())
     }
 
-    /// `GET /metrics` answers in Prometheus' text format (same admission rules); the rest in
-    /// JSON ([`Api::handle`]).
+    /// The `Host` header must name the address the API listens on.
+    fn check_host(&self, req: &http::Request) -> Result<(), (u16, serde_json::Value)> {
+        let allowed = allowed_hosts(req.local);
+        let hosts: Vec<&str> = req.headers("Host").collect();
+        match hosts.as_slice() {
+            [h] if allowed.iter().any(|a| a.eq_ignore_ascii_case(h.trim())) => Ok(()),
+            [] => Err(error(400, format!("a Host header is required: Host: {}", allowed[0]))),
+            _ => Err(error(
+                403,
+                format!(
+                    "the Host header must be the address the API listens on ({}); other names are refused so that a web page cannot reach the API by DNS rebinding",
+                    allowed.join(" or ")
+                ),
+            )),
+        }
+    }
+
+    /// A browser request must come from the UI's own page: `Origin`, when sent, is
+    /// `http://<Host>`, and `Sec-Fetch-Site`, when sent, says the same origin (or a typed URL).
+    fn check_same_origin(&self, req: &http::Request) -> Result<(), (u16, serde_json::Value)> {
+        let site_ok = req.header("Sec-Fetch-Site").is_none_or(|s| matches!(s.trim(), "same-origin" | "none"));
+        if ui::same_origin(req) && site_ok {
+            return Ok(());
+        }
+        Err(error(403, "only the job's own web UI may use its session: requests from other web pages are refused"))
+    }
+
+    /// `GET /` and `POST /ui/session`, and the UI's assets (see [`ui`]).
+    fn respond_ui(&self, req: &mut http::Request, path: &str) -> Option<(u16, http::Body)> {
+        let refused = |(status, body): (u16, serde_json::Value)| Some((status, body.into()));
+        match (req.method.as_str(), path) {
+            ("GET", "/") | ("GET", "/index.html") | ("POST", "/ui/session") => {}
+            ("GET", p) if ui::asset(p).is_some() => {}
+            _ => return None,
+        }
+        if let Err(e) = self.check_host(req).and_then(|()| self.check_same_origin(req)) {
+            return refused(e);
+        }
+        if let Some((content_type, text)) = ui::asset(path) {
+            return Some((200, ui::page(content_type, text.into(), Vec::new())));
+        }
+        if req.method == "GET" {
+            let logged_in = ui::session_cookie(req).is_some_and(|id| self.sessions.contains(&id));
+            return Some(if logged_in { (200, ui::index()) } else { (200, ui::login("")) });
+        }
+        let body = match req.read_body(4096) {
+            Ok(b) => b,
+            Err(e) => return refused(error(e.status, e.message)),
+        };
+        if !ui::form_token(&body).is_some_and(|t| token::matches(&t, &self.token)) {
+            let message = "That is not this job's token. Paste the contents of CHECKPOINT/admin-token (or the job file's [admin].token).";
+            return Some((401, ui::login(message)));
+        }
+        match self.sessions.open() {
+            Ok(id) => Some((303, ui::logged_in(req, &id))),
+            Err(e) => refused(error(500, format!("opening a session: {e}"))),
+        }
+    }
+
+    /// `GET /metrics` answers in Prometheus' text format (same admission rules); the web UI in
+    /// HTML ([`Api::respond_ui`]); the rest in JSON ([`Api::handle`]).
     fn respond(&self, req: &mut http::Request) -> (u16, http::Body) {
-        if req.method == "GET" && req.target.split('?').next() == Some("/metrics") {
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        if let Some(answer) = self.respond_ui(req, &path) {
+            return answer;
+        }
+        if req.method == "GET" && path == "/metrics" {
             if let Err((status, body)) = self.admit(req) {
                 return (status, body.into());
             }
