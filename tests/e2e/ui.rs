@@ -15,6 +15,11 @@ use crate::hot_swap::{tagger, wait_until};
 fn job(s: &Scratch) -> PathBuf {
     s.job(&format!(
         r#"name = "watched"
+# A swapped-in version stays on probation (so the UI's rollback button has something to roll
+# back to) for the whole test, whatever the machine's speed.
+[admin]
+listen = "127.0.0.1:0"
+probation_batches = 1000000
 [source]
 format = "rate"
 rows_per_second = 200
@@ -237,6 +242,11 @@ fn the_ui_in_a_browser_charts_real_batches_and_shows_a_swap() {
     assert_eq!(on_timeline["event"], "swap");
     assert_eq!(on_timeline["batch"], swap["first_batch"]);
     assert!(seen["versions"].as_array().unwrap().iter().any(|v| v["operator"] == 1 && v["version"] == swap["digest"]));
+    // The UI's own buttons: the rollback put the replaced version back, the file chosen swapped
+    // the new one in again.
+    let said = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    assert!(said("rolledBack").starts_with("operator 1: operator[1]: rolled back from "), "{}", said("rolledBack"));
+    assert!(said("swappedAgain").starts_with("operator 1: swapped in "), "{}", said("swappedAgain"));
     let first = swap["first_batch"].as_u64().unwrap();
     let ran = records.iter().find(|p| p["batchId"] == first).map(|p| p["plugins"][0]["digest"].clone());
     assert!(ran.is_none_or(|d| d == swap["digest"]), "batch {first} ran the new version");

@@ -90,9 +90,22 @@ try {
   const versions = await page.$$eval("#plugin-versions tr[data-operator]", (rs) =>
     rs.map((r) => ({ operator: Number(r.dataset.operator), version: r.children[1].getAttribute("title") })));
 
+  // From the UI itself: roll the swap back with the operator's button, then swap the new version
+  // in again by choosing its file.
+  await page.click(`button[data-rollback="1"]`);
+  await page.waitForSelector(`#plugin-message[data-ok=true]`, { timeout: WAIT });
+  const rolledBack = await page.textContent("#plugin-message");
+  await page.waitForSelector(`#timeline li[data-event=rollback][data-digest="${swap.replaced}"]`, { timeout: WAIT });
+  await page.evaluate(() => { const m = document.getElementById("plugin-message"); delete m.dataset.ok; });
+  await page.setInputFiles(`input[data-swap="1"]`, plugin);
+  await page.waitForSelector(`#plugin-message[data-ok=true]`, { timeout: WAIT });
+  const swappedAgain = await page.textContent("#plugin-message");
+  await page.waitForFunction((d) => document.querySelectorAll(`#timeline li[data-event=swap][data-digest="${d}"]`).length >= 2,
+    swap.digest, { timeout: WAIT });
+
   await page.screenshot({ path: join(outdir, "ui-screenshot.png"), fullPage: true });
   if (problems.length) throw new Error(problems.join("\n"));
-  console.log(JSON.stringify({ charts, shown, swap, timeline, versions }));
+  console.log(JSON.stringify({ charts, shown, swap, timeline, versions, rolledBack, swappedAgain }));
 } catch (e) {
   failed = true;
   console.error(`ui test failed: ${e.stack || e}`);

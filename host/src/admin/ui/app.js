@@ -229,6 +229,48 @@ function showLast(records) {
   $("last-progress-json").textContent = last ? JSON.stringify(last, null, 2) : "no batch yet";
 }
 
+// Swap and rollback controls per plugin operator, made once and kept across redraws (a file
+// being chosen must survive the table being drawn again).
+const controls = new Map();
+
+async function post(path, body) {
+  const r = await fetch(path, { method: "POST", credentials: "same-origin", cache: "no-store", body });
+  const text = await r.text();
+  let message = text;
+  try {
+    const v = JSON.parse(text);
+    message = v.error || v.message || (v.event === "swap" ? `swapped in ${shortDigest(v.digest)} from batch ${v.first_batch}`
+      : v.event === "rollback" ? `rolled back to ${shortDigest(v.digest)} from batch ${v.first_batch}` : text);
+  } catch (_) { /* not JSON: show it as it is */ }
+  if (!r.ok) throw new Error(message);
+  return message;
+}
+
+function say(op, text, ok) {
+  const m = $("plugin-message");
+  m.textContent = `operator ${op}: ${text}`;
+  m.className = ok ? "ok" : "bad";
+  m.dataset.operator = String(op);
+  m.dataset.ok = String(ok);
+}
+
+function controlsFor(op) {
+  if (!controls.has(op)) {
+    const file = el("input", { type: "file", accept: ".wasm", "data-swap": String(op), title: "upload a new version (hot swap)" });
+    file.addEventListener("change", async () => {
+      if (!file.files.length) return;
+      try { say(op, await post(`/operators/${op}/plugin`, file.files[0]), true); } catch (e) { say(op, e.message, false); }
+      file.value = "";
+    });
+    const back = el("button", { type: "button", "data-rollback": String(op), title: "put back the version the current one replaced" }, "roll back");
+    back.addEventListener("click", async () => {
+      try { say(op, await post(`/operators/${op}/rollback`, null), true); } catch (e) { say(op, e.message, false); }
+    });
+    controls.set(op, el("td", { class: "actions" }, file, back));
+  }
+  return controls.get(op);
+}
+
 function showPlugins(q, history, records) {
   // Every swap and rollback, from GET /plugins and the progress records' pluginEvents, once each.
   const seen = new Set();
@@ -250,11 +292,11 @@ function showPlugins(q, history, records) {
     if (e.event === "rollback") c.rollbacks++;
     current.set(e.operator, c);
   }
-  const table = el("table", {}, el("tr", {}, ...["operator", "version", "since", "swaps", "rollbacks"].map((h) => el("th", {}, h))));
+  const table = el("table", {}, el("tr", {}, ...["operator", "version", "since", "swaps", "rollbacks", "swap / roll back"].map((h) => el("th", {}, h))));
   for (const [op, c] of [...current].sort((a, b) => a[0] - b[0])) {
     table.append(el("tr", { "data-operator": String(op) }, el("td", {}, String(op)),
       el("td", { class: "mono", title: c.digest || "" }, shortDigest(c.digest)), el("td", {}, c.since),
-      el("td", {}, String(c.swaps)), el("td", {}, String(c.rollbacks))));
+      el("td", {}, String(c.swaps)), el("td", {}, String(c.rollbacks)), controlsFor(op)));
   }
   $("plugin-versions").replaceChildren(current.size ? table : el("p", { class: "muted" }, "no plugin operators"));
   const items = events.filter((e) => e.event !== "ran").map((e) => {
