@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomic;
 pub use crate::config::OnBadRecord;
 
-
 /// One record that could not be processed, kept whole with where it came from and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BadRecord {

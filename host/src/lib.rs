@@ -42,13 +42,13 @@ pub mod random;
 pub mod scale_out;
 /// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
 pub mod schema;
-/// Hot swap of plugins between batches: versions kept, probation, rollback.
-pub mod swap;
 /// Where rows go: files with an exactly-once commit log, the console.
 pub mod sink;
 /// Where rows come from: a directory of files, the rate generator; several unioned.
 pub mod source;
 /// Versioned state of stateful operators: batch N starts from what batch N−1 committed.
 pub mod state;
+/// Hot swap of plugins between batches: versions kept, probation, rollback.
+pub mod swap;
 /// Event-time watermarks: max event time seen minus the delay, carried from batch to batch.
 pub mod watermark;

@@ -21,10 +21,10 @@ use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
-use crate::checkpoint::CheckpointError;
 use crate::checkpoint::layout;
-use crate::engine::{Engine, RunSummary, Step};
+use crate::checkpoint::CheckpointError;
 use crate::config::{Job, KafkaSourceConfig, KafkaTopics, SinkKind, SourceConfig};
+use crate::engine::{Engine, RunSummary, Step};
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 

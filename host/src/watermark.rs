@@ -60,7 +60,6 @@ impl EventTimeStats {
     }
 }
 
-
 /// The global watermark after a batch: `policy` over the inputs' own watermarks, never below the
 /// `current` one. Without inputs it stays where it is.
 pub fn global_watermark(policy: MultipleWatermarkPolicy, current: i64, inputs: &[i64]) -> i64 {

@@ -160,7 +160,8 @@ fn scenario_run(group: &str, case: &str, state_store: &str, how: Run) {
     assert!(out.status.success(), "weir run failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let expected = expected_batches(&std::fs::read_to_string(root.join(case).join("expected.txt")).unwrap());
     let got = weir_batches(&s.path(&format!("out/{case}")));
-    let ids: Vec<u64> = expected.keys().chain(got.keys()).copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<u64> =
+        expected.keys().chain(got.keys()).copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     for id in ids {
         let want = sorted(expected.get(&id).cloned().unwrap_or_default());
         let have = sorted(got.get(&id).cloned().unwrap_or_default());
@@ -309,7 +310,10 @@ trigger = { available_now = true }
     // Batch 0 commits; batch 1 is planned with the table as it is (u1 in DE), then crashes.
     assert!(!run(Some("1")).status.success());
     // The table changes (a new file renamed over the old one), and a new batch of events comes.
-    s.write("in/users/.users.json.tmp", "{\"user_id\":\"u1\",\"country\":\"FR\"}\n{\"user_id\":\"u2\",\"country\":\"IT\"}\n");
+    s.write(
+        "in/users/.users.json.tmp",
+        "{\"user_id\":\"u1\",\"country\":\"FR\"}\n{\"user_id\":\"u2\",\"country\":\"IT\"}\n",
+    );
     std::fs::rename(s.path("in/users/.users.json.tmp"), s.path("in/users/users.json")).unwrap();
     s.write("in/events/0002.json", &(ev("u1", 2) + &ev("u2", 2)));
     let out = run(None);
@@ -323,11 +327,20 @@ trigger = { available_now = true }
         r
     };
     assert_eq!(got[&0], vec![row("u1", 0, Some("DE")), row("u2", 0, None)]);
-    assert_eq!(got[&1], vec![row("u1", 1, Some("DE")), row("u2", 1, None)], "the replay joins the version batch 1 recorded");
-    assert_eq!(got[&2], vec![row("u1", 2, Some("FR")), row("u2", 2, Some("IT"))], "the next batch joins the new version");
+    assert_eq!(
+        got[&1],
+        vec![row("u1", 1, Some("DE")), row("u2", 1, None)],
+        "the replay joins the version batch 1 recorded"
+    );
+    assert_eq!(
+        got[&2],
+        vec![row("u1", 2, Some("FR")), row("u2", 2, Some("IT"))],
+        "the next batch joins the new version"
+    );
     // Every offsets entry names the version it joined; both versions' files are kept.
     let version = |b: u64| {
-        let e: serde_json::Value = serde_json::from_slice(&std::fs::read(s.path(&format!("ckpt/offsets/{b}"))).unwrap()).unwrap();
+        let e: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.path(&format!("ckpt/offsets/{b}"))).unwrap()).unwrap();
         e["operator_inputs"]["0"]["files"][0]["sha256"].as_str().unwrap().to_string()
     };
     assert_eq!(version(0), version(1));

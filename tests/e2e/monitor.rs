@@ -110,7 +110,8 @@ fn the_query_api_needs_the_token_and_refuses_web_pages() {
         "[source]\nformat = \"rate\"\nrows_per_second = 10\n\
          [sink]\nformat = \"console\"\ncheckpoint = \"ckpt\"\ntrigger = { processing_time = \"200 ms\" }\n",
     );
-    let mut child = weir_in(&s).args(["run", "--quiet", "job.toml"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        weir_in(&s).args(["run", "--quiet", "job.toml"]).stdout(std::process::Stdio::null()).spawn().unwrap();
     wait_until("the API", || s.path("ckpt/admin-address").exists());
     let addr = std::fs::read_to_string(s.path("ckpt/admin-address")).unwrap();
     let ask = |extra: &str| {

@@ -282,7 +282,9 @@ fn each_batch_reports_where_each_source_started_and_how_long_planning_took() {
         assert_eq!(p[b]["sources"][0]["startOffset"], p[b - 1]["sources"][0]["endOffset"], "batch {b}");
         assert!(!p[b]["sources"][0]["startOffset"].is_null());
     }
-    for phase in ["latestOffset", "queryPlanning", "walCommit", "getBatch", "addBatch", "commitOffsets", "triggerExecution"] {
+    for phase in
+        ["latestOffset", "queryPlanning", "walCommit", "getBatch", "addBatch", "commitOffsets", "triggerExecution"]
+    {
         assert!(p[0]["durationMs"][phase].is_u64(), "durationMs.{phase}: {}", p[0]["durationMs"]);
     }
 }

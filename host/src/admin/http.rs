@@ -43,7 +43,10 @@ const MAX_HEAD: u64 = 16 * 1024;
 #[derive(Debug)]
 pub enum Body {
     Json(serde_json::Value),
-    Text { content_type: &'static str, text: String },
+    Text {
+        content_type: &'static str,
+        text: String,
+    },
     /// A page or asset of the web UI: bytes with their own headers (a cookie, a redirect, the
     /// content security policy).
     Page {

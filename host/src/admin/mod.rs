@@ -93,7 +93,10 @@ pub fn start(config: &AdminConfig, serving: Serving) -> anyhow::Result<std::net:
         }
     };
     // Whole or not at all: a reader (weir status, a script) never sees half an address.
-    crate::atomic_file::write_atomic(&crate::checkpoint::layout::admin_address(checkpoint), addr.to_string().as_bytes())?;
+    crate::atomic_file::write_atomic(
+        &crate::checkpoint::layout::admin_address(checkpoint),
+        addr.to_string().as_bytes(),
+    )?;
     match &config.token {
         _ if !announce => {}
         Some(_) => eprintln!("admin API listening on http://{addr} (token: [admin].token)"),

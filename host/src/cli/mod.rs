@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::checkpoint::Checkpoint;
-use crate::engine::Engine;
 use crate::config::Job;
+use crate::engine::Engine;
 use crate::plugin::Runtime;
 use crate::progress::ProgressReporter;
 
@@ -233,7 +233,10 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
         return Ok((job.to_string(), token));
     };
     let addr = std::fs::read_to_string(crate::checkpoint::layout::admin_address(&checkpoint)).with_context(|| {
-        format!("reading {}: is the job running? (a running job writes its API address there)", crate::checkpoint::layout::admin_address(&checkpoint).display())
+        format!(
+            "reading {}: is the job running? (a running job writes its API address there)",
+            crate::checkpoint::layout::admin_address(&checkpoint).display()
+        )
     })?;
     let token = token.or_else(|| crate::admin::token::read(&checkpoint));
     // Listening on every interface (0.0.0.0): ask on loopback, under the name the API accepts.
@@ -251,12 +254,17 @@ fn admin_target(job: &str, token: Option<String>) -> anyhow::Result<(String, Opt
 /// One request to a job's admin API (plain HTTP/1.1 over TCP; a body is sent after the API
 /// agreed to take it, `Expect: 100-continue`); the response body, or an error with the API's
 /// message.
-pub(crate) fn admin_call(job: &str, method: &str, path: &str, body: &[u8], token: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn admin_call(
+    job: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    token: Option<String>,
+) -> anyhow::Result<String> {
     use std::io::{BufRead, Read, Write};
     let (addr, token) = admin_target(job, token)?;
-    let s = std::net::TcpStream::connect(&addr).with_context(|| {
-        format!("connecting to the job's admin API at {addr} (is the job running?)")
-    })?;
+    let s = std::net::TcpStream::connect(&addr)
+        .with_context(|| format!("connecting to the job's admin API at {addr} (is the job running?)"))?;
     let mut out = s.try_clone()?;
     let mut reader = std::io::BufReader::new(s);
     let auth = token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();

@@ -53,16 +53,18 @@ pub fn status(job: &str, token: Option<String>, json: bool) -> anyhow::Result<()
 /// The job is not running: no address file, or nobody listening there.
 fn is_not_running(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(io.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
-        })
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused))
     })
 }
 
 /// A stopped job as its checkpoint tells it: the query id, the last progress record.
 fn stopped_query(checkpoint: &Path) -> anyhow::Result<serde_json::Value> {
     if !checkpoint.join("metadata").exists() {
-        anyhow::bail!("{} is not a weir checkpoint (no metadata file), and no job is running there", checkpoint.display());
+        anyhow::bail!(
+            "{} is not a weir checkpoint (no metadata file), and no job is running there",
+            checkpoint.display()
+        );
     }
     let cp = Checkpoint::open(checkpoint)?;
     let progress = recorded_progress(checkpoint)?;

@@ -8,24 +8,26 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 
 pub use join::{JoinKeys, JoinSpec, JoinType, KeyPair, Refresh, Side};
-pub use values::{AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES};
+pub use values::{
+    AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES,
+};
 
+/// Joins: types, keys, sides, static tables' refresh.
+pub mod join;
 /// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
 pub mod kinds;
+/// `[[listener]]`: webhooks and commands told of the query's events.
+pub mod listener;
 /// The file as written: serde structs that refuse unknown fields, an enum per kind or format.
 mod spec;
 /// Reading a table by its `kind` or `format` into the structs of that variant, positions kept.
 mod tagged;
 /// Human durations and sizes: `"1 second"`, `"500 ms"`, `"64 MiB"`.
 pub mod units;
-/// Joins: types, keys, sides, static tables' refresh.
-pub mod join;
-/// `[[listener]]`: webhooks and commands told of the query's events.
-pub mod listener;
-/// The values other modules give meaning to (kept here so that the config is a leaf).
-mod values;
 /// From spec to validated job.
 mod validate;
+/// The values other modules give meaning to (kept here so that the config is a leaf).
+mod values;
 
 pub use validate::load_job;
 

@@ -722,7 +722,9 @@ impl Validator<'_> {
                 let example = "window = { left = \"click_time\", right = \"impression_time\", size = \"10 minutes\" } windows both sides on the same tumbling window and joins rows of the same window";
                 let required = |name: &str, v: &Option<String>, what: &str| -> Result<String, JobError> {
                     match v {
-                        None => Err(self.err(&field(&format!("window.{name}")), format!("is required: {what}; {example}"))),
+                        None => {
+                            Err(self.err(&field(&format!("window.{name}")), format!("is required: {what}; {example}")))
+                        }
                         Some(v) if v.trim().is_empty() => {
                             Err(self.err(&field(&format!("window.{name}")), format!("is empty: {what}")))
                         }

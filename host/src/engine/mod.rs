@@ -224,7 +224,8 @@ impl Engine {
         // Kept for `weir status` once the process is gone, with the listeners' final counts.
         ended["listeners"] = self.query.snapshot()["listeners"].clone();
         let file = layout::last_run(self.checkpoint.dir());
-        if let Err(e) = crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&ended).expect("plain json")) {
+        if let Err(e) = crate::atomic_file::write_atomic(&file, &serde_json::to_vec_pretty(&ended).expect("plain json"))
+        {
             eprintln!("warning: recording how the run ended in {}: {e}", file.display());
         }
         result

@@ -9,9 +9,9 @@ use std::path::Path;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use crate::deadletter::row_as_json;
 use crate::deadletter::{BadRecord, BadRecords};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::deadletter::row_as_json;
 use crate::plugin::Runtime;
 
 /// The clocks of one batch (µs since the epoch): its processing time (from the offsets log, so

@@ -6,8 +6,8 @@ use arrow::record_batch::RecordBatch;
 
 use super::columns::{parse_text, Columns, Value};
 use super::DECODE_BATCH_ROWS;
-use crate::deadletter::{BadRecord, BadRecordError, BadRecords};
 use crate::config::CsvOptions;
+use crate::deadletter::{BadRecord, BadRecordError, BadRecords};
 
 /// Decodes CSV bytes (`origin` names the file in messages; line numbers count the header).
 pub fn decode_csv(

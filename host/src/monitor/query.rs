@@ -268,7 +268,10 @@ mod tests {
         assert!(stop.load(Ordering::SeqCst));
         q.terminated(Some("batch 7: operator[0]: boom".into()));
         let snap = q.snapshot();
-        assert_eq!((snap["isActive"].as_bool(), snap["exception"].as_str()), (Some(false), Some("batch 7: operator[0]: boom")));
+        assert_eq!(
+            (snap["isActive"].as_bool(), snap["exception"].as_str()),
+            (Some(false), Some("batch 7: operator[0]: boom"))
+        );
         let kinds = seen.lock().unwrap().clone();
         assert_eq!(kinds.first().map(String::as_str), Some("QueryStartedEvent"));
         assert_eq!(kinds.iter().filter(|k| *k == "QueryProgressEvent").count(), RECENT_PROGRESS + 5);

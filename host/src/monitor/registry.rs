@@ -42,8 +42,7 @@ pub fn register(entry: &Entry) -> Option<PathBuf> {
     let file = dir.join(format!("{}-{}.json", entry.pid, entry.run_id));
     let result = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).and_then(|()| {
         use std::io::Write;
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
         f.write_all(&serde_json::to_vec(entry).expect("plain struct"))
     });
     match result {
@@ -65,7 +64,9 @@ pub fn list() -> Vec<Entry> {
     let mut out = Vec::new();
     for e in rd.flatten() {
         let path = e.path();
-        let Ok(entry) = std::fs::read(&path).map_err(|_| ()).and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|_| ())) else {
+        let Ok(entry) =
+            std::fs::read(&path).map_err(|_| ()).and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|_| ()))
+        else {
             continue;
         };
         if std::path::Path::new(&format!("/proc/{}", entry.pid)).exists() {

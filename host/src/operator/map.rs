@@ -1,8 +1,8 @@
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
 use crate::config::{MapConfig, OnPluginError, PluginLimits};
+use crate::deadletter::{BadRecord, BadRecords, OnBadRecord};
 use crate::engine::operator::{BatchContext, Operator, PluginSlot, PluginVersion};
 use crate::plugin::{MapperPlugin, PluginError, Runtime};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 
-use crate::config::*;
 use super::operators::{plan_operators, LazyRuntime};
+use crate::config::*;
 use crate::schema::to_ddl;
 
 /// The job's plan as text. Plugins are loaded (not run on data) to learn their output columns;
@@ -105,13 +105,18 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
     let _ = writeln!(o, "state store: {state_store}, {} batch versions kept", job.min_batches_to_retain);
     let bad = match job.on_bad_record {
         crate::deadletter::OnBadRecord::Fail => "stop the job".to_string(),
-        crate::deadletter::OnBadRecord::DeadLetter => format!("go to {}", job.dead_letter_dir(crate::checkpoint::layout::dead_letter).display()),
+        crate::deadletter::OnBadRecord::DeadLetter => {
+            format!("go to {}", job.dead_letter_dir(crate::checkpoint::layout::dead_letter).display())
+        }
     };
     let _ = writeln!(o, "bad records: {bad}");
     if let Some(a) = &job.admin {
         let token = match a.token {
             Some(_) => "the job file's [admin].token (not shown)".to_string(),
-            None => format!("generated at each start into {}", crate::checkpoint::layout::admin_token(&job.checkpoint).display()),
+            None => format!(
+                "generated at each start into {}",
+                crate::checkpoint::layout::admin_token(&job.checkpoint).display()
+            ),
         };
         let _ = writeln!(
             o,

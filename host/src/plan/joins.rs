@@ -7,7 +7,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 
 use super::operators::{NotNull, PlannedOperator};
 use crate::checkpoint::layout;
-use crate::config::{JoinConfig, JoinKeys, Job, Side};
+use crate::config::{Job, JoinConfig, JoinKeys, Side};
 use crate::engine::operator::Operator;
 use crate::operator::join::static_join::StaticJoinOperator;
 use crate::operator::join::static_table::{scan, table_schema};
@@ -108,12 +108,17 @@ fn plan_stream_join(
         crate::config::OutputMode::Update => "update",
         crate::config::OutputMode::Complete => "complete",
     };
-    check_output_mode(j.spec.join_type, mode).map_err(|e| anyhow::anyhow!("job file {file}: `sink.output_mode`: {e}"))?;
+    check_output_mode(j.spec.join_type, mode)
+        .map_err(|e| anyhow::anyhow!("job file {file}: `sink.output_mode`: {e}"))?;
     let chain_side = j.other_side.other();
     let range = j.time_range.as_ref().map_or(String::new(), |r| {
         let d = |m: i64| {
             let text = super::describe::duration(std::time::Duration::from_micros(m.unsigned_abs()));
-            if m < 0 { format!("- {text}") } else { format!("+ {text}") }
+            if m < 0 {
+                format!("- {text}")
+            } else {
+                format!("+ {text}")
+            }
         };
         format!(", where {} {} <= {} <= {} {}", r.right, d(r.from_micros), r.left, r.right, d(r.to_micros))
     });

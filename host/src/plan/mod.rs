@@ -18,7 +18,7 @@ pub mod sink;
 /// The streaming sources, opened and unioned.
 pub mod sources;
 
-pub use operators::{plan_operators, LazyRuntime, NotNull, PlannedOperator};
 pub use graph::Graph;
+pub use operators::{plan_operators, LazyRuntime, NotNull, PlannedOperator};
 pub use sink::open_sink;
 pub use sources::open_sources;

@@ -163,8 +163,7 @@ fn plan_one(
                     StatefulPlugin::load(runtime.get()?, &plugin_path(m), &m.config, m.limits, &key_schema, &schema)
                         .with_context(|| format!("starting operator[{}] (kind = \"stateful\")", m.index))?;
                 p.output = Some(plugin.output_schema());
-                let (st, wm_column, state_dir_of) =
-                    (st.clone(), stream_event_time(job), job.checkpoint.clone());
+                let (st, wm_column, state_dir_of) = (st.clone(), stream_event_time(job), job.checkpoint.clone());
                 p.open = Some(Box::new(move |stores| {
                     let m = &st.plugin;
                     let op = StatefulOperator::new(
@@ -280,8 +279,8 @@ fn plan_one(
                 let wm_column = stream_event_time(job);
                 p.open = Some(Box::new(move |stores| {
                     let store = stores("")?;
-                    let op = AggregateOperator::new(&schema, &a, mode, wm_column.as_deref(), store)
-                        .map_err(field_err)?;
+                    let op =
+                        AggregateOperator::new(&schema, &a, mode, wm_column.as_deref(), store).map_err(field_err)?;
                     if !op.bounded() && mode != OutputMode::Complete {
                         eprintln!(
                             "warning: operator[{}] (aggregate) keeps every group it sees, forever: its state grows without bound. Add a window and a [watermark] on the window's column to let old windows leave the state.",

@@ -25,9 +25,9 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
                 .context("starting the sink (format = \"foreach_batch\")")?
                 .with_min_batches_to_retain(job.min_batches_to_retain),
         ),
-        SinkKind::Foreach(f) => Box::new(
-            ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?,
-        ),
+        SinkKind::Foreach(f) => {
+            Box::new(ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?)
+        }
         SinkKind::Kafka(k) => {
             KafkaSink::check_columns(k, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;

@@ -13,10 +13,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+pub use crate::config::LogLimits;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-pub use crate::config::LogLimits;
-
 
 /// What the plugin wrote and has not been printed yet; shared by its stdout and stderr.
 #[derive(Default)]

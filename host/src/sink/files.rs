@@ -47,9 +47,9 @@ use serde::{Deserialize, Serialize};
 use super::file_log::{self, CompactLog};
 use super::{Sink, SinkError};
 use crate::atomic_file::{sync_dir, write_atomic};
+use crate::config::FileFormat;
 use crate::format::encode::{write_csv, write_json_lines};
 use crate::format::timestamp::format_timestamp_micros;
-use crate::config::FileFormat;
 
 /// The commit-log directory inside the output directory.
 pub const LOG_DIR: &str = "_weir_log";

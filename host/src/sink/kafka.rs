@@ -43,8 +43,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{Sink, SinkError};
-use crate::format::encode::write_json_lines;
 use crate::config::KafkaSinkConfig;
+use crate::format::encode::write_json_lines;
 
 pub struct KafkaSink {
     config: KafkaSinkConfig,

@@ -10,9 +10,9 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::{Source, SourceError};
+use crate::config::{CsvOptions, FileFormat, FileSourceConfig};
 use crate::deadletter::{BadRecord, BadRecords};
 use crate::format::{csv::decode_csv, json::decode_json_lines, parquet};
-use crate::config::{CsvOptions, FileFormat, FileSourceConfig};
 
 /// One file of a batch, as recorded in the offsets log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -25,9 +25,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::{Source, SourceError};
+use crate::config::{KafkaSourceConfig, KafkaTopics, KafkaValueFormat, StartingOffsets};
 use crate::deadletter::BadRecords;
 use crate::format::json::decode_json_records;
-use crate::config::{KafkaSourceConfig, KafkaTopics, KafkaValueFormat, StartingOffsets};
 use crate::schema::parse_ddl;
 
 /// The records of one batch: per topic, per partition, `[start, end)`; and what was skipped

@@ -10,9 +10,9 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::{Source, SourceError};
+use crate::config::RateSourceConfig;
 use crate::deadletter::BadRecords;
 use crate::format::DECODE_BATCH_ROWS;
-use crate::config::RateSourceConfig;
 use crate::schema::parse_ddl;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]

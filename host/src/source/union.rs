@@ -271,8 +271,8 @@ impl Union {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deadletter::OnBadRecord;
     use crate::config::{CsvOptions, FileFormat, FileSourceConfig};
+    use crate::deadletter::OnBadRecord;
     use crate::schema::parse_ddl;
     use crate::source::files::FileSource;
 

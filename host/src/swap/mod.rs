@@ -79,7 +79,8 @@ impl Swaps {
 
     fn runtime(&mut self) -> anyhow::Result<&Runtime> {
         if self.runtime.is_none() {
-            self.runtime = Some(std::sync::Arc::new(Runtime::new().context("starting the WebAssembly runtime for swaps")?));
+            self.runtime =
+                Some(std::sync::Arc::new(Runtime::new().context("starting the WebAssembly runtime for swaps")?));
         }
         Ok(self.runtime.as_deref().expect("set just above"))
     }
@@ -212,7 +213,12 @@ impl Swaps {
                 format!(
                     "no operator {name:?}: name one by index (0..{}) or by its plugin file's name ({})",
                     operators.len(),
-                    self.plugins.values().map(|p| p.name.clone()).filter(|n| !n.is_empty()).collect::<Vec<_>>().join(", ")
+                    self.plugins
+                        .values()
+                        .map(|p| p.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })?,
         };
@@ -324,9 +330,10 @@ impl Swaps {
     /// The operator on probation whose plugin made the batch fail, if any.
     pub fn failed_on_probation(&self, operators: &[Box<dyn Operator>], e: &anyhow::Error) -> Option<usize> {
         let text = format!("{e:#}");
-        self.probation.keys().copied().find(|&i| {
-            operators[i].plugin().is_some_and(|p| text.contains(&p.path().display().to_string()))
-        })
+        self.probation
+            .keys()
+            .copied()
+            .find(|&i| operators[i].plugin().is_some_and(|p| text.contains(&p.path().display().to_string())))
     }
 
     /// Every 100 batches (or `min_batches_to_retain`, if fewer) of a job that swaps plugins:
@@ -397,11 +404,7 @@ pub fn put_version(
 
 /// The digest of each plugin operator's running version, by position.
 pub fn plugin_digests(operators: &[Box<dyn Operator>]) -> BTreeMap<usize, String> {
-    operators
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| op.plugin().map(|p| (i, p.digest().to_string())))
-        .collect()
+    operators.iter().enumerate().filter_map(|(i, op)| op.plugin().map(|p| (i, p.digest().to_string()))).collect()
 }
 
 /// Keeps a copy of every plugin version that runs in the checkpoint

@@ -15,9 +15,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType};
 
 use super::hll::{hash_bytes, hash_u64, Hll};
-use crate::schema::{find_column, type_name};
 pub use crate::config::{AggFn, FUNCTION_NAMES};
-
+use crate::schema::{find_column, type_name};
 
 /// An aggregate bound to the input schema: which column it reads and what it outputs.
 #[derive(Debug, Clone)]

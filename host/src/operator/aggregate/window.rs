@@ -6,7 +6,6 @@
 
 pub use crate::config::WindowKind;
 
-
 impl WindowKind {
     /// Calls `f(start)` for each fixed window (tumbling or sliding) that contains `t`, latest
     /// start first.

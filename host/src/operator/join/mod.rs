@@ -9,19 +9,19 @@ pub mod keys;
 pub mod output;
 /// The typed join description the job file's `kind = "join"` operator becomes.
 pub mod spec;
-/// Static tables: versions (file digests), content-addressed snapshots, refresh decisions.
-pub mod static_table;
 /// The stream-static join as the engine runs it: table versions per batch, refresh, progress.
 pub mod static_join;
-/// A stream joined to a static table, batch by batch.
-pub mod stream_static;
+/// Static tables: versions (file digests), content-addressed snapshots, refresh decisions.
+pub mod static_table;
 /// The stream-stream join as the engine runs it: sides, held pieces, no-data batches.
 pub mod stream_join;
 /// One side's buffered rows of a stream-stream join, with Spark's `matched` flag.
 pub mod stream_state;
+/// A stream joined to a static table, batch by batch.
+pub mod stream_static;
 /// A stream joined to a stream: Spark's symmetric hash join.
 pub mod stream_stream;
-/// A window join's `window_start`, `window_end` columns on each side.
-pub mod window;
 /// The range condition between the sides' event times, and each side's state watermark.
 pub mod time_range;
+/// A window join's `window_start`, `window_end` columns on each side.
+pub mod window;

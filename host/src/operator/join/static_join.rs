@@ -49,7 +49,12 @@ impl StaticJoinOperator {
     }
 
     fn what(&self) -> String {
-        format!("operator[{}] (join with static table {:?} in {})", self.index, self.table.name, self.table.path.display())
+        format!(
+            "operator[{}] (join with static table {:?} in {})",
+            self.index,
+            self.table.name,
+            self.table.path.display()
+        )
     }
 
     /// Scans the table and keeps a copy of the files of the version found; a file replaced while
@@ -91,7 +96,9 @@ impl Operator for StaticJoinOperator {
             planned.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect();
         keep.extend(self.latest.clone());
         keep.extend(self.loaded.clone());
-        self.snapshots.purge(&keep).with_context(|| format!("{}: deleting table versions no batch needs", self.what()))?;
+        self.snapshots
+            .purge(&keep)
+            .with_context(|| format!("{}: deleting table versions no batch needs", self.what()))?;
         Ok(())
     }
 
@@ -121,7 +128,10 @@ impl Operator for StaticJoinOperator {
             .snapshots
             .load(&version, t.format, t.schema.as_ref(), t.csv, ctx.bad)
             .with_context(|| format!("batch {id}: {}: loading the table", self.what()))?;
-        let index = self.join.build_index(&batches).with_context(|| format!("batch {id}: {}: indexing the table", self.what()))?;
+        let index = self
+            .join
+            .build_index(&batches)
+            .with_context(|| format!("batch {id}: {}: indexing the table", self.what()))?;
         self.join.set_table(index).map_err(|e| anyhow::anyhow!("batch {id}: {}: {e}", self.what()))?;
         self.loaded = Some(version);
         self.loads += 1;

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::atomic_file::write_atomic;
+use crate::config::{CsvOptions, FileFormat};
 use crate::deadletter::BadRecords;
 use crate::format::{csv::decode_csv, json::decode_json_lines, parquet};
-use crate::config::{CsvOptions, FileFormat};
 use crate::source::SourceError;
 
 /// One file of a table version.

@@ -45,7 +45,8 @@ impl StreamJoinOperator {
         let input = match &self.windows {
             Some((left, right)) => {
                 let w = if side == Side::Left { left } else { right };
-                windowed = w.apply(input).with_context(|| format!("batch {}: {}: windowing", ctx.batch_id, self.origin()))?;
+                windowed =
+                    w.apply(input).with_context(|| format!("batch {}: {}: windowing", ctx.batch_id, self.origin()))?;
                 &windowed
             }
             None => input,
@@ -57,7 +58,12 @@ impl StreamJoinOperator {
         self.join_piece(ctx, side, input)
     }
 
-    fn join_piece(&mut self, ctx: &mut BatchContext, side: Side, input: &RecordBatch) -> anyhow::Result<Vec<RecordBatch>> {
+    fn join_piece(
+        &mut self,
+        ctx: &mut BatchContext,
+        side: Side,
+        input: &RecordBatch,
+    ) -> anyhow::Result<Vec<RecordBatch>> {
         let (out, late) =
             self.join.process(side, input).with_context(|| format!("batch {}: {}", ctx.batch_id, self.origin()))?;
         ctx.late_rows(&self.origin(), input, &late);

@@ -24,9 +24,9 @@ impl SideWindow {
     /// `schema` with `window_start`, `window_end` appended (nullable as the time column is).
     /// Refused when the time column is missing or not a timestamp, or the names are taken.
     pub fn new(schema: &Schema, column: &str, size_micros: i64) -> Result<SideWindow, String> {
-        let time = schema.index_of(column).map_err(|_| {
-            format!("has no column `{column}` (its columns: {})", crate::schema::to_ddl(schema))
-        })?;
+        let time = schema
+            .index_of(column)
+            .map_err(|_| format!("has no column `{column}` (its columns: {})", crate::schema::to_ddl(schema)))?;
         let field = schema.field(time);
         if !matches!(field.data_type(), DataType::Timestamp(TimeUnit::Microsecond, _)) {
             return Err(format!(
@@ -55,10 +55,12 @@ impl SideWindow {
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         let times = batch.column(self.time).as_primitive::<TimestampMicrosecondType>();
         let size = self.size_micros;
-        let start: TimestampMicrosecondArray =
-            times.iter().map(|t| t.map(|t| t - t.rem_euclid(size))).collect();
-        let end: TimestampMicrosecondArray =
-            start.iter().map(|s| s.map(|s| s + size)).collect::<TimestampMicrosecondArray>().with_timezone_opt(self.zone.clone());
+        let start: TimestampMicrosecondArray = times.iter().map(|t| t.map(|t| t - t.rem_euclid(size))).collect();
+        let end: TimestampMicrosecondArray = start
+            .iter()
+            .map(|s| s.map(|s| s + size))
+            .collect::<TimestampMicrosecondArray>()
+            .with_timezone_opt(self.zone.clone());
         let start = start.with_timezone_opt(self.zone.clone());
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(start) as Arc<dyn Array>);
@@ -76,13 +78,18 @@ mod tests {
     fn windows_start_on_multiples_of_the_size_and_nulls_stay_null() {
         let schema = parse_ddl("k string, t timestamp").unwrap();
         let w = SideWindow::new(&schema, "t", 600_000_000).unwrap();
-        assert_eq!(crate::schema::to_ddl(&w.schema), "k string, t timestamp, window_start timestamp, window_end timestamp");
+        assert_eq!(
+            crate::schema::to_ddl(&w.schema),
+            "k string, t timestamp, window_start timestamp, window_end timestamp"
+        );
         let t = TimestampMicrosecondArray::from(vec![Some(0), Some(599_999_999), Some(600_000_000), None, Some(-1)])
             .with_timezone("UTC");
         let k = arrow::array::StringArray::from(vec!["a", "b", "c", "d", "e"]);
         let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(t)]).unwrap();
         let out = w.apply(&b).unwrap();
-        let col = |i: usize| -> Vec<Option<i64>> { out.column(i).as_primitive::<TimestampMicrosecondType>().iter().collect() };
+        let col = |i: usize| -> Vec<Option<i64>> {
+            out.column(i).as_primitive::<TimestampMicrosecondType>().iter().collect()
+        };
         assert_eq!(col(2), vec![Some(0), Some(0), Some(600_000_000), None, Some(-600_000_000)]);
         assert_eq!(col(3), vec![Some(600_000_000), Some(600_000_000), Some(1_200_000_000), None, Some(0)]);
     }
