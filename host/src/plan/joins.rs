@@ -12,8 +12,8 @@ use crate::engine::operator::Operator;
 use crate::operator::join::static_join::StaticJoinOperator;
 use crate::operator::join::static_table::{scan, table_schema};
 use crate::operator::join::stream_join::StreamJoinOperator;
-use crate::operator::join::stream_static::{check_stream_static, StreamStaticJoin};
-use crate::operator::join::stream_stream::{check_output_mode, StreamStreamJoin};
+use crate::operator::join::stream_static::StreamStaticJoin;
+use crate::operator::join::stream_stream::StreamStreamJoin;
 use crate::operator::join::time_range::TimeRange;
 use crate::operator::join::window::SideWindow;
 
@@ -40,8 +40,9 @@ pub fn plan_join(
     let Some(table) = job.tables.iter().find(|t| t.name == j.other) else {
         return plan_stream_join(job, j, input, streams);
     };
+    // Spark's refusals of join types and output modes were made by plan::checks::check_job,
+    // which runs right after the job file is loaded (and StreamStaticJoin::new refuses them too).
     let stream_side = j.other_side.other();
-    check_stream_static(j.spec.join_type, stream_side).map_err(|e| anyhow::anyhow!("{}: {e}", at(".type")))?;
     let side = match stream_side {
         Side::Left => "the stream on the left",
         Side::Right => "the stream on the right",
@@ -103,13 +104,6 @@ fn plan_stream_join(
     let Some(other) = job.sources.iter().find(|s| s.name.as_deref() == Some(j.other.as_str())) else {
         anyhow::bail!("{}: no source is named {:?}", at(""), j.other);
     };
-    let mode = match job.sink.output_mode {
-        crate::config::OutputMode::Append => "append",
-        crate::config::OutputMode::Update => "update",
-        crate::config::OutputMode::Complete => "complete",
-    };
-    check_output_mode(j.spec.join_type, mode)
-        .map_err(|e| anyhow::anyhow!("job file {file}: `sink.output_mode`: {e}"))?;
     let chain_side = j.other_side.other();
     let range = j.time_range.as_ref().map_or(String::new(), |r| {
         let d = |m: i64| {
