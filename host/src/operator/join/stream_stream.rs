@@ -32,7 +32,7 @@ use arrow::row::{RowConverter, SortField};
 use super::keys::KeyEncoder;
 use super::output::{output_schema, OutputLayout};
 use super::spec::{JoinSpec, JoinType, Side};
-use super::stream_state::{SideMetrics, SideState};
+use super::stream_state::{Evicted, RowId, SideMetrics, SideState};
 use super::time_range::{event_times, Eviction, StateWatermarks, TimeRange, WatermarkInputs};
 use crate::operator::StateOperatorProgress;
 use crate::schema::type_name;
@@ -342,8 +342,11 @@ impl StreamStreamJoin {
         // other side (an index into `pool`).
         let mut this_rows: Vec<Option<u32>> = Vec::new();
         let mut other_rows: Vec<Option<u32>> = Vec::new();
-        let mut pool: Vec<Vec<u8>> = Vec::new();
+        let mut pool: Vec<RowId> = Vec::new();
         let mut late = Vec::new();
+        let mut candidates: Vec<RowId> = Vec::new();
+        // Left semi: the left rows a right row matches, emitted now and dropped from the state.
+        let mut done: Vec<RowId> = Vec::new();
         for r in 0..batch.num_rows() {
             // Keys compare as Spark's key rows do, a null equal to a null: on a side Spark filters
             // null keys from, they are gone by now; where it does not, they can meet only on a
@@ -358,9 +361,10 @@ impl StreamStreamJoin {
                 continue;
             }
             let mut matched = false;
-            // Left semi: the left rows a right row matches, emitted now and dropped from the state.
-            let mut done: Vec<u32> = Vec::new();
-            for candidate in other.state.get(key)? {
+            done.clear();
+            other.state.lookup(key, &mut candidates);
+            for &id in &candidates {
+                let candidate = other.state.row(id);
                 if semi && side == Side::Right && candidate.matched {
                     continue;
                 }
@@ -375,9 +379,9 @@ impl StreamStreamJoin {
                 }
                 matched = true;
                 if semi && side == Side::Right {
-                    done.push(candidate.index);
+                    done.push(id);
                 } else if !candidate.matched {
-                    other.state.mark_matched(key, &candidate);
+                    other.state.mark_matched(id);
                 }
                 if semi && side == Side::Left {
                     // Spark asks only whether a match exists.
@@ -385,10 +389,10 @@ impl StreamStreamJoin {
                 }
                 this_rows.push(if semi { None } else { Some(r as u32) });
                 other_rows.push(Some(pool.len() as u32));
-                pool.push(candidate.row);
+                pool.push(id);
             }
             if !done.is_empty() {
-                other.state.remove(key, &done)?;
+                other.state.remove(&done);
             }
             if semi && side == Side::Left && matched {
                 this_rows.push(Some(r as u32));
@@ -408,7 +412,7 @@ impl StreamStreamJoin {
                 !evicted_now || (!matched && keeps_all)
             };
             if buffer {
-                this.state.append(key, rows.row(r).data(), evict_at, range_time, matched)?;
+                this.state.append(key, rows.row(r).data(), evict_at, range_time, matched);
             }
         }
         self.dropped_late += late.len() as u64;
@@ -430,7 +434,7 @@ impl StreamStreamJoin {
         let t = self.join_type;
         let evict = |input: &mut Input, side: Side, w: &StateWatermarks| -> Result<_, StreamJoinError> {
             Ok(match w.threshold(side, wms.eviction) {
-                Some(th) => input.state.evict(th)?,
+                Some(th) => input.state.evict(th),
                 None => Vec::new(),
             })
         };
@@ -442,9 +446,9 @@ impl StreamStreamJoin {
             JoinType::FullOuter => (true, true),
             _ => (false, false),
         };
-        let unmatched = |gone: Vec<super::stream_state::Evicted>, outer: bool| -> Vec<Vec<u8>> {
+        let unmatched = |gone: Vec<Evicted>, outer: bool| -> Vec<RowId> {
             if outer {
-                gone.into_iter().filter(|e| !e.matched).map(|e| e.row).collect()
+                gone.into_iter().filter(|e| !e.matched).map(|e| e.id).collect()
             } else {
                 Vec::new()
             }
@@ -465,13 +469,14 @@ impl StreamStreamJoin {
     }
 }
 
-/// The rows `rows` (a side's row format) as a batch of that side's schema.
-fn decode(input: &Input, rows: &[Vec<u8>]) -> Result<RecordBatch, ArrowError> {
+/// The buffered rows `rows` of a side as a batch of that side's schema.
+fn decode(input: &Input, rows: &[RowId]) -> Result<RecordBatch, ArrowError> {
     if rows.is_empty() {
         return Ok(RecordBatch::new_empty(input.schema.clone()));
     }
     let parser = input.converter.parser();
-    let columns: Vec<ArrayRef> = input.converter.convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+    let columns: Vec<ArrayRef> =
+        input.converter.convert_rows(rows.iter().map(|&id| parser.parse(input.state.row(id).row)))?;
     RecordBatch::try_new(input.schema.clone(), columns)
 }
 
