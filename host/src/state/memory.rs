@@ -1,7 +1,10 @@
 //! The in-memory state store. All state lives in a `BTreeMap`; each batch's changes are written
 //! as `DIR/<batch>.delta` when it commits, and every `SNAPSHOT_EVERY` batches the whole map as
-//! `DIR/<batch>.snapshot`. Loading version N reads the newest snapshot at or before N and the
-//! deltas after it. Files older than what the last `keep` versions need are deleted.
+//! `DIR/<batch>.snapshot`, by a background thread (as Spark's maintenance task writes the HDFS
+//! store's snapshots) from a copy of the map that shares its values: the batch does not wait for
+//! it, and a snapshot counts only once its file is complete, until then the deltas before it stay.
+//! Loading version N reads the newest snapshot at or before N and the deltas after it. Files older
+//! than what the last `keep` versions need are deleted.
 //!
 //! File format (both kinds): `WEIRSTATE1`, then records `[u32 key len][key][u32 value len or
 //! u32::MAX for a removal][value]`, little-endian, then a `u64` record count. Files are written
@@ -9,9 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::{StateError, StateMetrics, StateStore};
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::write_atomic_with;
 
 const MAGIC: &[u8] = b"WEIRSTATE1";
 const REMOVED: u32 = u32::MAX;
@@ -21,13 +26,15 @@ pub const SNAPSHOT_EVERY: u64 = 10;
 pub struct MemoryStateStore {
     dir: PathBuf,
     keep: u64,
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: BTreeMap<Vec<u8>, Arc<[u8]>>,
     /// The version `map` holds when no batch is in progress (`None`: empty, before batch 0).
     loaded: Option<u64>,
     /// The batch in progress and its changes (`None` value: removed).
     batch: Option<u64>,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: BTreeMap<Vec<u8>, Option<Arc<[u8]>>>,
     bytes: u64,
+    /// The snapshot being written in the background: (its batch, the writer).
+    snapshot: Option<(u64, JoinHandle<Result<(), StateError>>)>,
 }
 
 impl MemoryStateStore {
@@ -42,6 +49,7 @@ impl MemoryStateStore {
             batch: None,
             changes: BTreeMap::new(),
             bytes: 0,
+            snapshot: None,
         })
     }
 
@@ -97,7 +105,7 @@ impl MemoryStateStore {
         Ok(())
     }
 
-    fn apply_file(&self, map: &mut BTreeMap<Vec<u8>, Vec<u8>>, name: &str) -> Result<(), StateError> {
+    fn apply_file(&self, map: &mut BTreeMap<Vec<u8>, Arc<[u8]>>, name: &str) -> Result<(), StateError> {
         let bytes = std::fs::read(self.dir.join(name)).map_err(self.io(format!("reading {name}")))?;
         let bad = |what: &str| self.corrupt(format!("{name}: {what}"));
         let body = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("not a weir state file"))?;
@@ -114,25 +122,23 @@ impl MemoryStateStore {
             *rest = r;
             Ok(u32::from_le_bytes(n.try_into().expect("4 bytes")))
         };
-        let take = |rest: &mut &[u8], n: usize| -> Result<Vec<u8>, StateError> {
-            if rest.len() < n {
-                return Err(self.corrupt(format!("{name}: truncated record")));
-            }
-            let (a, r) = rest.split_at(n);
+        fn split<'b>(rest: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+            let (a, r) = rest.split_at_checked(n)?;
             *rest = r;
-            Ok(a.to_vec())
-        };
+            Some(a)
+        }
+        let truncated = || self.corrupt(format!("{name}: truncated record"));
         let mut records = 0u64;
         while !rest.is_empty() {
             let klen = read_u32(&mut rest)? as usize;
-            let key = take(&mut rest, klen)?;
+            let key = split(&mut rest, klen).ok_or_else(truncated)?;
             match read_u32(&mut rest)? {
                 REMOVED => {
-                    map.remove(&key);
+                    map.remove(key);
                 }
                 vlen => {
-                    let value = take(&mut rest, vlen as usize)?;
-                    map.insert(key, value);
+                    let value = split(&mut rest, vlen as usize).ok_or_else(truncated)?;
+                    map.insert(key.to_vec(), value.into());
                 }
             }
             records += 1;
@@ -148,22 +154,26 @@ impl MemoryStateStore {
         name: &str,
         records: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) -> Result<(), StateError> {
-        let mut out = MAGIC.to_vec();
-        let mut count = 0u64;
-        for (k, v) in records {
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k);
-            match v {
-                Some(v) => {
-                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                    out.extend_from_slice(v);
-                }
-                None => out.extend_from_slice(&REMOVED.to_le_bytes()),
-            }
-            count += 1;
+        write_state_file(&self.dir, name, records)
+    }
+
+    /// Waits for the snapshot being written, if any: its error, if it failed.
+    fn join_snapshot(&mut self) -> Result<(), StateError> {
+        match self.snapshot.take() {
+            None => Ok(()),
+            Some((batch, writer)) => writer.join().unwrap_or_else(|_| {
+                Err(self.corrupt(format!("the thread writing the snapshot of batch {batch} panicked")))
+            }),
         }
-        out.extend_from_slice(&count.to_le_bytes());
-        write_atomic(&self.dir.join(name), &out).map_err(self.io(format!("writing {name}")))
+    }
+
+    /// Waits for the snapshot being written and deletes the files it makes unneeded.
+    pub fn settle(&mut self) -> Result<(), StateError> {
+        self.join_snapshot()?;
+        match self.loaded {
+            Some(v) => self.clean(v),
+            None => Ok(()),
+        }
     }
 
     /// Deletes files no longer needed to rebuild the last `keep` versions.
@@ -181,6 +191,33 @@ impl MemoryStateStore {
         }
         Ok(())
     }
+}
+
+/// Writes a state file `DIR/name` of `records` (a `None` value: a removal), whole or not at all.
+fn write_state_file<'a>(
+    dir: &Path,
+    name: &str,
+    records: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> Result<(), StateError> {
+    let path = dir.join(name);
+    write_atomic_with(&path, |out| {
+        out.write_all(MAGIC)?;
+        let mut count = 0u64;
+        for (k, v) in records {
+            out.write_all(&(k.len() as u32).to_le_bytes())?;
+            out.write_all(k)?;
+            match v {
+                Some(v) => {
+                    out.write_all(&(v.len() as u32).to_le_bytes())?;
+                    out.write_all(v)?;
+                }
+                None => out.write_all(&REMOVED.to_le_bytes())?,
+            }
+            count += 1;
+        }
+        out.write_all(&count.to_le_bytes())
+    })
+    .map_err(|source| StateError::Io { dir: dir.to_path_buf(), context: format!("writing {name}"), source })
 }
 
 impl StateStore for MemoryStateStore {
@@ -203,16 +240,17 @@ impl StateStore for MemoryStateStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.map.get(key).cloned())
+        Ok(self.map.get(key).map(|v| v.to_vec()))
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
         assert!(self.batch.is_some(), "put outside a batch: call begin first");
-        if let Some(old) = self.map.insert(key.to_vec(), value.to_vec()) {
+        let value: Arc<[u8]> = value.into();
+        if let Some(old) = self.map.insert(key.to_vec(), value.clone()) {
             self.bytes -= (key.len() + old.len()) as u64;
         }
         self.bytes += (key.len() + value.len()) as u64;
-        self.changes.insert(key.to_vec(), Some(value.to_vec()));
+        self.changes.insert(key.to_vec(), Some(value));
     }
 
     fn remove(&mut self, key: &[u8]) {
@@ -232,10 +270,20 @@ impl StateStore for MemoryStateStore {
         let batch = self.batch.expect("commit outside a batch: call begin first");
         self.write_file(&format!("{batch}.delta"), self.changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
         if (batch + 1).is_multiple_of(SNAPSHOT_EVERY) {
-            self.write_file(
-                &format!("{batch}.snapshot"),
-                self.map.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))),
-            )?;
+            // The one before is long done, normally; a failed one stops the job here.
+            self.join_snapshot()?;
+            let (dir, map) = (self.dir.clone(), self.map.clone());
+            let writer = std::thread::Builder::new()
+                .name(format!("weir-snapshot-{batch}"))
+                .spawn(move || {
+                    write_state_file(
+                        &dir,
+                        &format!("{batch}.snapshot"),
+                        map.iter().map(|(k, v)| (k.as_slice(), Some(&v[..]))),
+                    )
+                })
+                .map_err(self.io(format!("starting the thread writing {batch}.snapshot")))?;
+            self.snapshot = Some((batch, writer));
         }
         self.clean(batch)?;
         let metrics = StateMetrics {
@@ -249,6 +297,13 @@ impl StateStore for MemoryStateStore {
         self.loaded = Some(batch);
         self.batch = None;
         Ok(metrics)
+    }
+}
+
+impl Drop for MemoryStateStore {
+    /// A snapshot being written is finished (its error, if any, only costs a longer restart).
+    fn drop(&mut self) {
+        let _ = self.join_snapshot();
     }
 }
 
@@ -274,6 +329,7 @@ mod tests {
             s.put(format!("k{}", b % 7).as_bytes(), b.to_string().as_bytes());
             s.commit().unwrap();
         }
+        s.settle().unwrap();
         let mut names: Vec<String> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();

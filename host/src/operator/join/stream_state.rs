@@ -3,8 +3,9 @@
 //! memory and made durable on a [`StateStore`] in blocks.
 //!
 //! In memory, the rows live in *segments*: the rows one batch appended, in append order, their
-//! keys and rows (Arrow's row format) in two byte arenas. A hash index maps each key to the ids
-//! (segment, position) of its rows, and a min-heap of (eviction time, id) finds the rows a state
+//! keys and rows (Arrow's row format) in two byte arenas. A hash index maps the 64-bit hash of
+//! each key to the ids (segment, position) of its rows (a lookup compares the keys themselves, so
+//! rows of keys whose hashes collide are told apart), and a min-heap of (eviction time, id) finds the rows a state
 //! watermark passes without scanning (as Spark 4.1's state format 4 keeps its `tsWithKey` index).
 //! A row that leaves is marked dead in its segment; a segment whose rows are all dead is dropped,
 //! and one with fewer than a quarter of its rows alive has them moved into the current batch's
@@ -27,9 +28,11 @@
 //! decides which null keys may be buffered and looked up).
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::{BuildHasher, BuildHasherDefault};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::state::{StateError, StateStore};
 
@@ -292,6 +295,11 @@ impl Ids {
     }
 }
 
+/// The index's hash of a key.
+fn hash(key: &[u8]) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(key)
+}
+
 /// One side's join state.
 pub struct SideState {
     store: Box<dyn StateStore>,
@@ -299,7 +307,8 @@ pub struct SideState {
     name: &'static str,
     /// Ordered by id.
     segments: Vec<Segment>,
-    index: FxHashMap<Box<[u8]>, Ids>,
+    /// Key hash → the ids of the key's rows (and of any key with the same hash).
+    index: FxHashMap<u64, Ids>,
     /// (eviction time, row) of every buffered row with an eviction time, and of some that left
     /// (skipped when they come up).
     heap: BinaryHeap<Reverse<(i64, RowId)>>,
@@ -423,10 +432,10 @@ impl SideState {
                     continue;
                 }
                 let id = RowId { segment: seg.id, pos: pos as u32 };
-                match self.index.get_mut(seg.key(pos)) {
-                    Some(ids) => ids.push(id),
-                    None => {
-                        self.index.insert(seg.key(pos).into(), Ids::One(id));
+                match self.index.entry(hash(seg.key(pos))) {
+                    Entry::Occupied(mut e) => e.get_mut().push(id),
+                    Entry::Vacant(e) => {
+                        e.insert(Ids::One(id));
                     }
                 }
                 if let Some(t) = seg.evict_at(pos) {
@@ -456,8 +465,12 @@ impl SideState {
     /// `out`'s contents).
     pub fn lookup(&self, key: &[u8], out: &mut Vec<RowId>) {
         out.clear();
-        if let Some(ids) = self.index.get(key) {
-            out.extend_from_slice(ids.as_slice());
+        if let Some(ids) = self.index.get(&hash(key)) {
+            out.extend(
+                ids.as_slice()
+                    .iter()
+                    .filter(|&&id| find(&self.segments, id).is_some_and(|s| s.key(id.pos as usize) == key)),
+            );
         }
     }
 
@@ -501,10 +514,10 @@ impl SideState {
         let segment = seg.id;
         let pos = seg.push(key, row, evict_at, range_time, ALIVE | if matched { MATCHED } else { 0 });
         let id = RowId { segment, pos };
-        match self.index.get_mut(key) {
-            Some(ids) => ids.push(id),
-            None => {
-                self.index.insert(key.into(), Ids::One(id));
+        match self.index.entry(hash(key)) {
+            Entry::Occupied(mut e) => e.get_mut().push(id),
+            Entry::Vacant(e) => {
+                e.insert(Ids::One(id));
             }
         }
         if let Some(t) = evict_at {
@@ -514,24 +527,29 @@ impl SideState {
         self.appended += 1;
     }
 
-    /// Marks `ids` dead and drops them from the index (their keys' entries are cleaned once each).
+    /// Marks `ids` dead and drops them from the index (an entry of several rows is cleaned once).
     fn kill(&mut self, ids: &[RowId]) {
+        let mut shared: Vec<u64> = Vec::new();
         for &id in ids {
             let seg = self.segment_mut(id).expect("a live row id");
             seg.flags[id.pos as usize] &= !ALIVE;
             seg.alive -= 1;
             seg.touch(id.pos);
+            let h = hash(seg.key(id.pos as usize));
+            match self.index.get(&h) {
+                Some(Ids::One(only)) if *only == id => {
+                    self.index.remove(&h);
+                }
+                Some(_) => shared.push(h),
+                None => {}
+            }
         }
-        let mut keys: Vec<&[u8]> = ids
-            .iter()
-            .map(|&id| find(&self.segments, id).expect("a row id of this batch").key(id.pos as usize))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            if let Some(entry) = self.index.get_mut(key) {
+        shared.sort_unstable();
+        shared.dedup();
+        for h in shared {
+            if let Some(entry) = self.index.get_mut(&h) {
                 if !entry.retain(|id| Self::is_alive(&self.segments, id)) {
-                    self.index.remove(key);
+                    self.index.remove(&h);
                 }
             }
         }
@@ -600,12 +618,12 @@ impl SideState {
             let i = self.segments.binary_search_by_key(&from, |s| s.id).expect("listed");
             self.segments[i].chunk_starts = old.chunk_starts;
         }
-        let mut keys: Vec<&[u8]> =
-            moved.values().map(|&id| find(&self.segments, id).expect("moved to").key(id.pos as usize)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            if let Some(entry) = self.index.get_mut(key) {
+        let mut hashes: Vec<u64> =
+            moved.values().map(|&id| hash(find(&self.segments, id).expect("moved to").key(id.pos as usize))).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        for h in hashes {
+            if let Some(entry) = self.index.get_mut(&h) {
                 entry.replace(&moved);
             }
         }
@@ -643,9 +661,8 @@ impl SideState {
         let m = self.store.commit()?;
         self.batch = None;
         self.holds = Some(Some(batch));
-        // Each index entry: its key, the box and the id list, and the table's slot.
-        bytes += self.index.keys().map(|k| k.len() as u64 + 48).sum::<u64>()
-            + (self.index.capacity() * 8) as u64
+        // The index's slots (hash, id list, control byte; longer id lists not counted) and the heap.
+        bytes += (self.index.capacity() * (std::mem::size_of::<(u64, Ids)>() + 1)) as u64
             + (self.heap.capacity() * std::mem::size_of::<Reverse<(i64, RowId)>>()) as u64;
         Ok(SideMetrics {
             rows: self.alive,
@@ -726,10 +743,10 @@ mod tests {
     type Entry = (String, String, bool, Option<i64>, Option<i64>);
     fn everything(s: &SideState) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::new();
-        for (key, ids) in &s.index {
+        for ids in s.index.values() {
             for &id in ids.as_slice() {
                 let v = s.row(id);
-                let k = String::from_utf8(key.to_vec()).unwrap();
+                let k = String::from_utf8(find(&s.segments, id).unwrap().key(id.pos as usize).to_vec()).unwrap();
                 out.push((k, String::from_utf8(v.row.to_vec()).unwrap(), v.matched, v.evict_at, v.range_time));
             }
         }
