@@ -1,6 +1,8 @@
-//! The broadcast side of a stream-static join: the whole table in one batch, and a hash map from
+//! The broadcast side of a stream-static join: the whole table in one batch, and a hash table from
 //! join-key bytes to the table rows that have that key.
 //!
+//! The hash table holds only group numbers (4 bytes a slot, so that a table of a million keys
+//! stays in the processor's cache); each group's key bytes are in one arena, compared on a probe.
 //! Rows of one key are stored contiguously in table order, so a lookup is one hash probe and a
 //! slice, and the matches of a stream row come out in table row order. Rows whose key has a null
 //! are not indexed: they match nothing, and a static side's unmatched rows are never output by the
@@ -9,7 +11,10 @@
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use rustc_hash::FxHashMap;
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 
 use super::keys::KeyEncoder;
 
@@ -18,14 +23,15 @@ use super::keys::KeyEncoder;
 pub struct HashIndex {
     /// The whole table (its batches concatenated).
     batch: RecordBatch,
-    /// Key bytes → group number.
-    groups: FxHashMap<Box<[u8]>, u32>,
+    /// Group numbers, found by their key's hash.
+    groups: HashTable<u32>,
+    /// Group `g`'s key bytes are `keys[key_ends[g - 1]..key_ends[g]]` (from 0 for group 0).
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
     /// The rows of group `g` are `rows[starts[g]..starts[g + 1]]`.
     starts: Vec<u32>,
     /// Row numbers of `batch`, grouped by key, each group in table order.
     rows: Vec<u32>,
-    /// Bytes of every key stored in `groups`.
-    key_bytes: usize,
     /// The types the keys were encoded as.
     key_types: Vec<DataType>,
 }
@@ -48,23 +54,26 @@ impl HashIndex {
                 u32::MAX
             )));
         }
-        let keys = encoder.encode(&batch, key_indices)?;
-        let mut groups: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+        let encoded = encoder.encode(&batch, key_indices)?;
+        let mut groups: HashTable<u32> = HashTable::with_capacity(n);
+        let (mut keys, mut key_ends, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         let mut counts: Vec<u32> = Vec::new();
         // The group of each row, u32::MAX for a row with a null key.
         let mut group_of: Vec<u32> = Vec::with_capacity(n);
-        let mut key_bytes = 0;
         for row in 0..n {
-            let Some(key) = keys.get(row) else {
+            let Some(key) = encoded.get(row) else {
                 group_of.push(u32::MAX);
                 continue;
             };
-            let g = match groups.get(key) {
+            let h = hash(key);
+            let g = match groups.find(h, |&g| group_key(&keys, &key_ends, g) == key) {
                 Some(&g) => g,
                 None => {
                     let g = counts.len() as u32;
-                    groups.insert(key.into(), g);
-                    key_bytes += key.len();
+                    keys.extend_from_slice(key);
+                    key_ends.push(keys.len());
+                    hashes.push(h);
+                    groups.insert_unique(h, g, |&g| hashes[g as usize]);
                     counts.push(0);
                     g
                 }
@@ -88,13 +97,14 @@ impl HashIndex {
                 next[g as usize] += 1;
             }
         }
-        groups.shrink_to_fit();
-        Ok(HashIndex { batch, groups, starts, rows, key_bytes, key_types: encoder.types().to_vec() })
+        groups.shrink_to_fit(|&g| hashes[g as usize]);
+        keys.shrink_to_fit();
+        Ok(HashIndex { batch, groups, keys, key_ends, starts, rows, key_types: encoder.types().to_vec() })
     }
 
     /// The table rows whose key is `key`, in table order (empty when none).
     pub fn lookup(&self, key: &[u8]) -> &[u32] {
-        match self.groups.get(key) {
+        match self.groups.find(hash(key), |&g| group_key(&self.keys, &self.key_ends, g) == key) {
             Some(&g) => &self.rows[self.starts[g as usize] as usize..self.starts[g as usize + 1] as usize],
             None => &[],
         }
@@ -120,15 +130,26 @@ impl HashIndex {
         &self.key_types
     }
 
-    /// The memory held, in bytes: the table's Arrow buffers, the map's slots (one control byte and
-    /// one entry each), the keys it owns, and the row-number vectors.
+    /// The memory held, in bytes: the table's Arrow buffers, the hash table's slots (one control
+    /// byte and a group number each), the keys, and the row-number vectors.
     pub fn memory_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(Box<[u8]>, u32)>() + 1;
         self.batch.get_array_memory_size()
-            + self.groups.capacity() * slot
-            + self.key_bytes
+            + self.groups.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.keys.capacity()
+            + self.key_ends.capacity() * std::mem::size_of::<usize>()
             + (self.starts.capacity() + self.rows.capacity()) * std::mem::size_of::<u32>()
     }
+}
+
+/// The hash of a key.
+fn hash(key: &[u8]) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(key)
+}
+
+/// The key bytes of group `g`.
+fn group_key<'a>(keys: &'a [u8], key_ends: &[usize], g: u32) -> &'a [u8] {
+    let g = g as usize;
+    &keys[if g == 0 { 0 } else { key_ends[g - 1] }..key_ends[g]]
 }
 
 #[cfg(test)]
