@@ -1,33 +1,25 @@
 //! The broadcast side of a stream-static join: the whole table in one batch, and a hash table from
 //! join-key bytes to the table rows that have that key.
 //!
-//! The hash table holds only group numbers (4 bytes a slot, so that a table of a million keys
-//! stays in the processor's cache); each group's key bytes are in one arena, compared on a probe.
-//! Rows of one key are stored contiguously in table order, so a lookup is one hash probe and a
+//! Keys are numbered by a [`KeyTable`], probed a batch at a time. Rows of one key are stored contiguously in table order, so a lookup is one hash probe and a
 //! slice, and the matches of a stream row come out in table row order. Rows whose key has a null
 //! are not indexed: they match nothing, and a static side's unmatched rows are never output by the
 //! stream-static joins weir (and Spark) supports.
 
+use super::key_table::{KeyTable, NONE};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use std::hash::{BuildHasher, BuildHasherDefault};
 
-use hashbrown::HashTable;
-use rustc_hash::FxHasher;
-
-use super::keys::KeyEncoder;
+use super::keys::{EncodedKeys, KeyEncoder};
 
 /// A table indexed by its join keys.
 #[derive(Debug)]
 pub struct HashIndex {
     /// The whole table (its batches concatenated).
     batch: RecordBatch,
-    /// Group numbers, found by their key's hash.
-    groups: HashTable<u32>,
-    /// Group `g`'s key bytes are `keys[key_ends[g - 1]..key_ends[g]]` (from 0 for group 0).
-    keys: Vec<u8>,
-    key_ends: Vec<usize>,
+    /// Key bytes → group number.
+    groups: KeyTable,
     /// The rows of group `g` are `rows[starts[g]..starts[g + 1]]`.
     starts: Vec<u32>,
     /// Row numbers of `batch`, grouped by key, each group in table order.
@@ -55,8 +47,7 @@ impl HashIndex {
             )));
         }
         let encoded = encoder.encode(&batch, key_indices)?;
-        let mut groups: HashTable<u32> = HashTable::with_capacity(n);
-        let (mut keys, mut key_ends, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups = KeyTable::new();
         let mut counts: Vec<u32> = Vec::new();
         // The group of each row, u32::MAX for a row with a null key.
         let mut group_of: Vec<u32> = Vec::with_capacity(n);
@@ -65,19 +56,14 @@ impl HashIndex {
                 group_of.push(u32::MAX);
                 continue;
             };
-            let h = hash(key);
-            let g = match groups.find(h, |&g| group_key(&keys, &key_ends, g) == key) {
-                Some(&g) => g,
-                None => {
-                    let g = counts.len() as u32;
-                    keys.extend_from_slice(key);
-                    key_ends.push(keys.len());
-                    hashes.push(h);
-                    groups.insert_unique(h, g, |&g| hashes[g as usize]);
-                    counts.push(0);
-                    g
-                }
-            };
+            let g = groups.insert(key).map_err(|e| {
+                ArrowError::InvalidArgumentError(format!(
+                    "the static table has {e}; split the join or filter the table"
+                ))
+            })?;
+            if g as usize == counts.len() {
+                counts.push(0);
+            }
             counts[g as usize] += 1;
             group_of.push(g);
         }
@@ -97,17 +83,27 @@ impl HashIndex {
                 next[g as usize] += 1;
             }
         }
-        groups.shrink_to_fit(|&g| hashes[g as usize]);
-        keys.shrink_to_fit();
-        Ok(HashIndex { batch, groups, keys, key_ends, starts, rows, key_types: encoder.types().to_vec() })
+        groups.shrink_to_fit();
+        Ok(HashIndex { batch, groups, starts, rows, key_types: encoder.types().to_vec() })
     }
 
     /// The table rows whose key is `key`, in table order (empty when none).
     pub fn lookup(&self, key: &[u8]) -> &[u32] {
-        match self.groups.find(hash(key), |&g| group_key(&self.keys, &self.key_ends, g) == key) {
-            Some(&g) => &self.rows[self.starts[g as usize] as usize..self.starts[g as usize + 1] as usize],
-            None => &[],
+        self.rows_of(self.groups.find(key))
+    }
+
+    /// The group of each of `keys` (a null key's: none), for [`Self::rows_of`]; probes the whole
+    /// batch at once, which is faster than a lookup per row for a large table.
+    pub fn groups_of(&self, keys: &EncodedKeys, out: &mut Vec<u32>) {
+        self.groups.find_all((0..keys.len()).map(|r| keys.get(r)), out);
+    }
+
+    /// The table rows of a group [`Self::groups_of`] gave, in table order (empty for none).
+    pub fn rows_of(&self, group: u32) -> &[u32] {
+        if group == NONE {
+            return &[];
         }
+        &self.rows[self.starts[group as usize] as usize..self.starts[group as usize + 1] as usize]
     }
 
     /// The whole table, in one batch (row numbers from [`HashIndex::lookup`] index into it).
@@ -130,26 +126,13 @@ impl HashIndex {
         &self.key_types
     }
 
-    /// The memory held, in bytes: the table's Arrow buffers, the hash table's slots (one control
-    /// byte and a group number each), the keys, and the row-number vectors.
+    /// The memory held, in bytes: the table's Arrow buffers, the key table, and the row-number
+    /// vectors.
     pub fn memory_bytes(&self) -> usize {
         self.batch.get_array_memory_size()
-            + self.groups.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.keys.capacity()
-            + self.key_ends.capacity() * std::mem::size_of::<usize>()
+            + self.groups.memory_bytes()
             + (self.starts.capacity() + self.rows.capacity()) * std::mem::size_of::<u32>()
     }
-}
-
-/// The hash of a key.
-fn hash(key: &[u8]) -> u64 {
-    BuildHasherDefault::<FxHasher>::default().hash_one(key)
-}
-
-/// The key bytes of group `g`.
-fn group_key<'a>(keys: &'a [u8], key_ends: &[usize], g: u32) -> &'a [u8] {
-    let g = g as usize;
-    &keys[if g == 0 { 0 } else { key_ends[g - 1] }..key_ends[g]]
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 /// A static table as a broadcast hash index: join-key bytes → the table's row numbers.
 pub mod hash_index;
+/// Key bytes → dense group numbers, probed a batch at a time with prefetching.
+pub mod key_table;
 /// Key columns encoded as comparable bytes, one `Option` per row (`None` when a key is null).
 pub mod keys;
 /// Which columns a join outputs, in Spark's order, and from which side each comes.

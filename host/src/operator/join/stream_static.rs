@@ -156,7 +156,9 @@ impl StreamStaticJoin {
         let keys = self.encoder.encode(stream_batch, self.layout.keys.indices(self.stream_side))?;
         let n = stream_batch.num_rows();
         let t = self.spec.join_type;
-        let matches = |row: usize| keys.get(row).map_or(&[] as &[u32], |k| table.lookup(k));
+        let mut groups = Vec::new();
+        table.groups_of(&keys, &mut groups);
+        let matches = |row: usize| table.rows_of(groups[row]);
         if t.left_only() {
             let keep = t == JoinType::LeftSemi;
             let rows: Vec<u32> = (0..n).filter(|&r| matches(r).is_empty() != keep).map(|r| r as u32).collect();
