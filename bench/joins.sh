@@ -215,8 +215,13 @@ def measure(cmd, log):
     """Run cmd (stderr to log); return (exit code, wall seconds, stdout, peak summed RSS MiB of the
     process tree, peak RSS MiB of its largest process), RSS sampled every 0.1 s (tree_rss)."""
     t = time.monotonic()
+    # The command runs under /usr/bin/time, which reports its child's peak RSS (%M): a child forked
+    # straight from this process would start with this process's own peak in its ru_maxrss (Linux
+    # keeps the pre-exec high-water mark), and this process holds Spark's output tables.
+    maxrss_file = log + ".maxrss"
     with open(log, "w") as errf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", maxrss_file] + cmd, stdout=subprocess.PIPE,
+                             stderr=errf, text=True)
         peak, done = [0, 0], threading.Event()
 
         def sample():
@@ -228,12 +233,18 @@ def measure(cmd, log):
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         out = p.stdout.read()
-        _, status, ru = os.wait4(p.pid, 0)
+        _, status, _ = os.wait4(p.pid, 0)
         secs = time.monotonic() - t
         done.set()
         th.join()
-    # ru_maxrss: the largest process among those the child reaped (weir: weir itself).
-    return os.waitstatus_to_exitcode(status), secs, out, max(peak[0], ru.ru_maxrss * 1024) / 2**20, peak[1] / 2**20
+    # The child's ru_maxrss (KiB): the largest process among it and those it reaped (weir: weir
+    # itself; Spark: the JVM).
+    try:
+        with open(maxrss_file) as f:
+            maxrss = int(f.read().split()[-1]) * 1024
+    except (OSError, ValueError, IndexError):
+        maxrss = 0
+    return os.waitstatus_to_exitcode(status), secs, out, max(peak[0], maxrss) / 2**20, peak[1] / 2**20
 
 
 def load():
@@ -335,7 +346,7 @@ print("rows/s: input rows (both streams for stream-stream; the events for stream
 print("not counted) / wall seconds of the whole process (weir: `weir run --quiet`; Spark: the PySpark")
 print("driver, JVM start and stop included). Peak RSS: the largest summed RSS of the process tree (Spark:")
 print("python driver + its JVM; a forked child that has not exec'd yet shares its parent's pages and is left")
-print("out), sampled from /proc every 0.1 s, or wait4's ru_maxrss if larger.")
+print("out), sampled from /proc every 0.1 s, or the child's ru_maxrss (by /usr/bin/time) if larger.")
 print("\"Spark query only\": Spark's time from start() to the end of the query (JVM and session start and")
 print("stop excluded), against weir's whole wall time.")
 print("Late rows dropped: numRowsDroppedByWatermark of the symmetricHashJoin, summed over the batches.")
