@@ -38,10 +38,15 @@ def measure(cmd, log, poll=True):
     """Run cmd (stderr to log); return (exit code, wall seconds, stdout, wait4 ru_maxrss MiB, peak
     summed RSS MiB of the process tree sampled every 0.1 s, or 0 without poll). ru_maxrss is the
     largest single process among the child and the descendants it reaped: for a PySpark script that
-    is the python driver only, as PySpark never reaps its JVM; hence the sampled tree sum."""
+    is the python driver only, as PySpark never reaps its JVM; hence the sampled tree sum.
+    cmd runs under /usr/bin/time, which reports its child's ru_maxrss (%M): a child forked straight
+    from this process would start with this process's own peak in it (Linux keeps the pre-exec
+    high-water mark), and a benchmark script may hold large tables."""
     t = time.monotonic()
+    maxrss_file = log + ".maxrss"
     with open(log, "w") as errf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", maxrss_file] + list(cmd), stdout=subprocess.PIPE,
+                             stderr=errf, text=True)
         peak, done = [0], threading.Event()
 
         def sample():
@@ -53,12 +58,17 @@ def measure(cmd, log, poll=True):
         if poll:
             th.start()
         out = p.stdout.read()
-        _, status, ru = os.wait4(p.pid, 0)
+        _, status, _ = os.wait4(p.pid, 0)
         secs = time.monotonic() - t
         done.set()
         if poll:
             th.join()
-    return os.waitstatus_to_exitcode(status), secs, out, ru.ru_maxrss / 1024, peak[0] / 2**20
+    try:
+        with open(maxrss_file) as f:
+            maxrss_kib = int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        maxrss_kib = 0
+    return os.waitstatus_to_exitcode(status), secs, out, maxrss_kib / 1024, peak[0] / 2**20
 
 
 def tail(path, n=15):
