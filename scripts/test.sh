@@ -20,6 +20,11 @@ fi
 if ! .spark-venv/bin/python -c 'import prometheus_client' 2>/dev/null; then
     .spark-venv/bin/pip install --quiet prometheus-client==0.26.0
 fi
+# PyPI's deltalake (delta-rs), the reader no one here wrote that tests/e2e/delta.rs reads the Delta
+# sink's tables with (installed once, skipped when present).
+if ! .spark-venv/bin/python -c 'import deltalake' 2>/dev/null; then
+    .spark-venv/bin/pip install --quiet deltalake==1.6.6
+fi
 # Debian's chromium and tests/ui's playwright-core, for the web UI's browser test (tests/e2e/ui.rs).
 scripts/ui-deps.sh
 cargo build -p weir-host --bins

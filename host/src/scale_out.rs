@@ -60,6 +60,9 @@ pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
         // is the task's own (from its checkpoint's id), with one partition.
         SinkKind::Kafka(k) if k.marker_topic.is_some() => k.marker_partition = partition,
         SinkKind::Kafka(_) | SinkKind::Console { .. } | SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {}
+        // A Delta table takes every task's commits: each task is a query of its own (its own
+        // `txn` appId), and a version another task took is retried on the next.
+        SinkKind::Delta(_) => {}
     };
     per_task(&mut job.sink.kind);
     if let SinkKind::ForeachBatch(f) | SinkKind::Foreach(f) = &mut job.sink.kind {

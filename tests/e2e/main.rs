@@ -9,6 +9,7 @@ mod admin_api;
 mod bad_input;
 mod crash;
 mod dedup;
+mod delta;
 mod event_time;
 mod foreach_batch;
 mod hostile;

@@ -11,7 +11,7 @@ pub const OPERATOR_KINDS: &[&str] = &["map", "stateful", "dedup", "aggregate", "
 pub const SOURCE_FORMATS: &[&str] = &["json", "csv", "parquet", "rate", "kafka"];
 /// The formats of a static table (`static = true`): it is read from files.
 pub const STATIC_FORMATS: &[&str] = &["json", "csv", "parquet"];
-pub const SINK_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "foreach_batch", "foreach"];
+pub const SINK_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "delta", "foreach_batch", "foreach"];
 pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka"];
 /// The forms of `sink.trigger`, as a user writes them.
 pub const TRIGGER_FORMS: &str =
@@ -119,8 +119,8 @@ mod tests {
         let e =
             check_text("[[source]]\nformat = \"json\"\n[[source]]\nformat = \"xml\"\nrow_tag = \"r\"\n").unwrap_err();
         assert!(e.contains("`source[1].format`: unknown format \"xml\"; allowed: \"json\""), "{e}");
-        let e = check_text("[sink]\nformat = \"delta\"\ntable = \"t\"\n").unwrap_err();
-        assert!(e.contains("`sink.format`: unknown format \"delta\"; allowed: \"parquet\""), "{e}");
+        let e = check_text("[sink]\nformat = \"iceberg\"\ntable = \"t\"\n").unwrap_err();
+        assert!(e.contains("`sink.format`: unknown format \"iceberg\"; allowed: \"parquet\""), "{e}");
         let e = check_text("[sink]\nformat = \"foreach_batch\"\n[[sink.output]]\nformat = \"postgres\"\n").unwrap_err();
         assert!(e.contains("`sink.output[0].format`: unknown format \"postgres\""), "{e}");
         let e = check_text("[[operator]]\nplugin = \"a.wasm\"\n").unwrap_err();

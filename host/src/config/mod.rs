@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 
+pub use delta::DeltaSinkConfig;
 pub use join::{JoinKeys, JoinSpec, JoinType, KeyPair, Refresh, Side};
 pub use values::{
     AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES,
 };
 
+/// `[sink] format = "delta"`: its fields and settings.
+mod delta;
 /// Joins: types, keys, sides, static tables' refresh.
 pub mod join;
 /// Operator kinds, source and sink formats, trigger forms: checked before the typed parse.
@@ -483,6 +486,8 @@ pub enum SinkKind {
     Foreach(PluginSinkConfig),
     /// Kafka, exactly once (a transaction per batch).
     Kafka(KafkaSinkConfig),
+    /// A Delta Lake table, exactly once (a `txn` action in each batch's commit).
+    Delta(DeltaSinkConfig),
 }
 
 #[derive(Debug, Clone)]

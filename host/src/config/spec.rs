@@ -469,6 +469,8 @@ pub(super) enum OutputFormatSpec {
     Files(FileFormat, FileOutputSpec),
     Console(ConsoleOutputSpec),
     Kafka(KafkaOutputSpec),
+    /// The job's sink only, for now (not in OUTPUT_FORMATS).
+    Delta(super::delta::DeltaSinkSpec),
 }
 
 #[derive(Debug, Deserialize)]
@@ -508,6 +510,7 @@ where
     match tag {
         "console" => Variant::of(move |(c, o): (C, ConsoleOutputSpec)| make(c, OutputFormatSpec::Console(o))),
         "kafka" => Variant::of(move |(c, o): (C, KafkaOutputSpec)| make(c, OutputFormatSpec::Kafka(o))),
+        "delta" => Variant::of(move |(c, o): (C, super::delta::DeltaSinkSpec)| make(c, OutputFormatSpec::Delta(o))),
         files => {
             let format = file_format(files);
             Variant::of(move |(c, o): (C, FileOutputSpec)| make(c, OutputFormatSpec::Files(format, o)))

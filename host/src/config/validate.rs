@@ -1125,6 +1125,9 @@ impl Validator<'_> {
                 let num_rows = self.positive(&f("num_rows"), o.num_rows)?.unwrap_or(20) as usize;
                 SinkKind::Console { num_rows }
             }
+            OutputFormatSpec::Delta(o) => SinkKind::Delta(
+                super::delta::delta_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
+            ),
             OutputFormatSpec::Kafka(o) => {
                 // Spark's `topic` option: when set, it wins over the rows' `topic` column.
                 if o.topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
@@ -1191,6 +1194,9 @@ impl Validator<'_> {
                 ))
             }
         };
+        if let SinkKind::Delta(d) = &kind {
+            super::delta::check_output_mode(d, output_mode).map_err(|(field, message)| self.err(&field, message))?;
+        }
         let checkpoint = s.checkpoint.as_ref().ok_or_else(|| {
             self.err(
                 "sink.checkpoint",

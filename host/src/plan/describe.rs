@@ -264,6 +264,14 @@ fn sink(kind: &SinkKind) -> String {
             other_limits(&p.limits),
             p.rows_per_call
         ),
+        SinkKind::Delta(d) => format!(
+            "delta table {}{}{}{}, exactly once (a txn per commit), a checkpoint every {} commits",
+            d.path.display(),
+            if d.partition_by.is_empty() { String::new() } else { format!(", partitioned by {}", d.partition_by.join(", ")) },
+            if d.merge_on.is_empty() { String::new() } else { format!(", MERGE on {}", d.merge_on.join(", ")) },
+            if d.merge_schema { ", merge_schema (new columns are added)" } else { "" },
+            d.checkpoint_interval
+        ),
         SinkKind::Kafka(k) => format!(
             "kafka topic {} (a transaction per batch), markers in {}, broker timeout {}; settings: {}",
             k.topic.as_deref().map_or("from each row's `topic` column".to_string(), |t| format!("{t:?}")),

@@ -6,6 +6,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::config::{Job, SinkKind};
 use crate::plugin::Runtime;
+use crate::sink::delta::DeltaSink;
 use crate::sink::foreach::ForeachSink;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
@@ -28,6 +29,9 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
         SinkKind::Foreach(f) => {
             Box::new(ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?)
         }
+        SinkKind::Delta(d) => Box::new(
+            DeltaSink::new(d, job.sink.output_mode, schema.clone()).context("starting the sink (format = \"delta\")")?,
+        ),
         SinkKind::Kafka(k) => {
             KafkaSink::check_columns(k, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
