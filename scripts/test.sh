@@ -27,6 +27,11 @@ if ! .spark-venv/bin/python -c 'import deltalake' 2>/dev/null; then
 fi
 # Debian's chromium and tests/ui's playwright-core, for the web UI's browser test (tests/e2e/ui.rs).
 scripts/ui-deps.sh
+# A private PostgreSQL server for the postgres sink's tests (tests/e2e/postgres.rs): its data in
+# target/pg (initdb once), port 55432; exports WEIR_PG_URL and WEIR_PG_PASSWORD. Stopped at exit.
+PG_ENV=$(scripts/postgres.sh start)
+eval "$PG_ENV"
+trap 'scripts/postgres.sh stop || true' EXIT
 cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host

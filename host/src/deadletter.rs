@@ -133,7 +133,10 @@ impl DeadLetterOutput {
         for entry in rd {
             let entry = entry?;
             let name = entry.file_name();
-            let id = name.to_str().and_then(|n| n.strip_prefix("batch-")?.strip_suffix(".jsonl")?.parse::<u64>().ok());
+            // batch-<N>.jsonl, and batch-<N>.sink.jsonl (rows a sink's target refused).
+            let id = name.to_str().and_then(|n| {
+                n.strip_prefix("batch-")?.strip_suffix(".jsonl")?.trim_end_matches(".sink").parse::<u64>().ok()
+            });
             if id.is_some_and(|id| id < threshold) {
                 std::fs::remove_file(entry.path())?;
                 deleted += 1;
@@ -181,7 +184,8 @@ mod tests {
             out.write(b, &[rec()]).unwrap();
         }
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-        assert_eq!(out.purge_before(10).unwrap(), 2);
+        std::fs::write(dir.path().join("batch-9.sink.jsonl"), "{}\n").unwrap();
+        assert_eq!(out.purge_before(10).unwrap(), 3);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

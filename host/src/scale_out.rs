@@ -63,6 +63,8 @@ pub fn task_job(base: &Job, topic: &str, partition: i32) -> Job {
         // A Delta table takes every task's commits: each task is a query of its own (its own
         // `txn` appId), and a version another task took is retried on the next.
         SinkKind::Delta(_) => {}
+        // Each task has its own query id, so its own progress row; the table is shared.
+        SinkKind::Postgres(_) => {}
     };
     per_task(&mut job.sink.kind);
     if let SinkKind::ForeachBatch(f) | SinkKind::Foreach(f) = &mut job.sink.kind {

@@ -11,7 +11,8 @@ pub const OPERATOR_KINDS: &[&str] = &["map", "stateful", "dedup", "aggregate", "
 pub const SOURCE_FORMATS: &[&str] = &["json", "csv", "parquet", "rate", "kafka"];
 /// The formats of a static table (`static = true`): it is read from files.
 pub const STATIC_FORMATS: &[&str] = &["json", "csv", "parquet"];
-pub const SINK_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "delta", "foreach_batch", "foreach"];
+pub const SINK_FORMATS: &[&str] =
+    &["parquet", "json", "csv", "console", "kafka", "delta", "postgres", "foreach_batch", "foreach"];
 pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka"];
 /// The forms of `sink.trigger`, as a user writes them.
 pub const TRIGGER_FORMS: &str =

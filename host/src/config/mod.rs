@@ -21,6 +21,8 @@ pub mod join;
 pub mod kinds;
 /// `[[listener]]`: webhooks and commands told of the query's events.
 pub mod listener;
+/// `[sink] format = "postgres"`: its fields and settings; passwords kept out of every print.
+mod postgres;
 /// The file as written: serde structs that refuse unknown fields, an enum per kind or format.
 mod spec;
 /// Reading a table by its `kind` or `format` into the structs of that variant, positions kept.
@@ -32,6 +34,10 @@ mod validate;
 /// The values other modules give meaning to (kept here so that the config is a leaf).
 mod values;
 
+pub use self::postgres::{
+    mask_url, table_parts as postgres_table_parts, ConnectionUrl, PostgresConnection, PostgresMode,
+    PostgresSinkConfig, Secret,
+};
 pub use validate::load_job;
 
 /// A job that passed validation: what the engine runs.
@@ -488,6 +494,8 @@ pub enum SinkKind {
     Kafka(KafkaSinkConfig),
     /// A Delta Lake table, exactly once (a `txn` action in each batch's commit).
     Delta(DeltaSinkConfig),
+    /// PostgreSQL, exactly once (a transaction per batch, with a progress row).
+    Postgres(PostgresSinkConfig),
 }
 
 #[derive(Debug, Clone)]

@@ -383,6 +383,8 @@ pub(super) enum SinkFormatSpec {
     Output(OutputFormatSpec),
     /// `foreach_batch` (no `rows_per_call`) or `foreach`: a plugin that emits to outputs.
     Plugin { foreach: bool, plugin: PluginSpec, sink: PluginSinkSpec, outputs: Vec<OutputSpec> },
+    /// A PostgreSQL table.
+    Postgres(super::postgres::PostgresSinkSpec),
 }
 
 #[derive(Debug, Deserialize)]
@@ -435,6 +437,10 @@ impl Tagged for SinkSpec {
                 Variant::of(move |(c, p, s): (SinkCommonSpec, PluginSpec, PluginSinkSpec)| plugin(c, p, s, true))
                     .with("output", sink_outputs)
             }
+            "postgres" => Variant::of(|(common, p): (SinkCommonSpec, super::postgres::PostgresSinkSpec)| SinkSpec {
+                common,
+                format: SinkFormatSpec::Postgres(p),
+            }),
             _ => output_variant(tag, |common: SinkCommonSpec, format| SinkSpec {
                 common,
                 format: SinkFormatSpec::Output(format),

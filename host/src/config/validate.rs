@@ -1147,6 +1147,9 @@ impl Validator<'_> {
     fn sink(&self, s: &SinkSpec) -> Result<(SinkConfig, PathBuf, Trigger), JobError> {
         let kind = match &s.format {
             SinkFormatSpec::Output(format) => self.sink_kind("sink", format)?,
+            SinkFormatSpec::Postgres(p) => {
+                SinkKind::Postgres(super::postgres::postgres_sink("sink", p).map_err(|(f, m)| self.err(&f, m))?)
+            }
             SinkFormatSpec::Plugin { foreach, plugin: p, sink, outputs: specs } => {
                 let format = if *foreach { "foreach" } else { "foreach_batch" };
                 let plugin = p.plugin.as_ref().ok_or_else(|| {

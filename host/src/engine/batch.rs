@@ -232,7 +232,7 @@ impl Engine {
                 commit_offsets: commit.as_millis() as u64,
                 trigger_execution: total.as_millis() as u64,
             },
-            num_dead_letter_rows: dead.len() as u64,
+            num_dead_letter_rows: dead.len() as u64 + self.sink.dead_letter_rows(),
             state_operators,
             plugin_events: std::mem::take(&mut self.swaps.events),
             plugins: plugin_metrics,

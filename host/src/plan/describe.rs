@@ -279,6 +279,7 @@ fn sink(kind: &SinkKind) -> String {
             duration(k.timeout),
             kafka_settings(&k.client)
         ),
+        SinkKind::Postgres(p) => crate::sink::postgres::describe(p),
     }
 }
 

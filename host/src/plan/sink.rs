@@ -9,6 +9,7 @@ use crate::plugin::Runtime;
 use crate::sink::delta::DeltaSink;
 use crate::sink::foreach::ForeachSink;
 use crate::sink::kafka::KafkaSink;
+use crate::sink::postgres::PostgresSink;
 use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
 
 /// Makes the sink and checks it takes `schema` (partition columns, Kafka's columns, a plugin's
@@ -29,13 +30,27 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
         SinkKind::Foreach(f) => {
             Box::new(ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?)
         }
-        SinkKind::Delta(d) => Box::new(
-            DeltaSink::new(d, job.sink.output_mode, schema.clone()).context("starting the sink (format = \"delta\")")?,
-        ),
+        SinkKind::Delta(d) => {
+            crate::sink::delta::check_columns(d, schema)
+                .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
+            Box::new(
+                DeltaSink::new(d, job.sink.output_mode, schema.clone())
+                    .context("starting the sink (format = \"delta\")")?,
+            )
+        }
         SinkKind::Kafka(k) => {
             KafkaSink::check_columns(k, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
             Box::new(KafkaSink::new(k))
         }
+        SinkKind::Postgres(p) => Box::new(
+            PostgresSink::new(
+                p,
+                p.on_bad_record.unwrap_or(job.on_bad_record),
+                schema.clone(),
+                job.dead_letter_dir(crate::checkpoint::layout::dead_letter),
+            )
+            .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?,
+        ),
     })
 }

@@ -20,6 +20,8 @@ pub mod foreach_batch;
 pub mod kafka;
 /// The named outputs of a sink plugin.
 mod outputs;
+/// PostgreSQL, exactly once: a transaction per batch with a progress row; binary COPY, upserts.
+pub mod postgres;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -68,5 +70,12 @@ pub trait Sink: Send {
     /// their own (console, foreach: at least once) say no.
     fn committed(&mut self, _batch_id: u64) -> Result<bool, SinkError> {
         Ok(false)
+    }
+
+    /// Rows of the last `write_batch` that the sink's target refused and sent to the dead-letter
+    /// output itself (the postgres sink under `on_bad_record = "dead_letter"`); counted in the
+    /// progress record's `numDeadLetterRows`.
+    fn dead_letter_rows(&self) -> u64 {
+        0
     }
 }

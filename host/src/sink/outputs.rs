@@ -117,7 +117,7 @@ impl Outputs {
                         })?;
                         Box::new(out.kafka.take().expect("kafka outputs connect when the sink starts"))
                     }
-                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) | SinkKind::Delta(_) => {
+                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) | SinkKind::Postgres(_) | SinkKind::Delta(_) => {
                         unreachable!("outputs are files or console (checked with the job)")
                     }
                 };
