@@ -14,6 +14,7 @@ Usage: read_table.py TABLE [APP_ID ...]
 
 import datetime
 import json
+import os
 import sys
 
 import pyarrow as pa
@@ -55,7 +56,7 @@ def main():
         if part is None:
             part = {k[len("partition."):]: v for k, v in a.items() if k.startswith("partition.")}
         files.append({"partition": plain(part or {}), "num_records": a.get("num_records")})
-    files.sort(key=lambda r: json.dumps(r, sort_keys=True))
+    files.sort(key=lambda r: (json.dumps(r["partition"], sort_keys=True), r["num_records"] or 0))
     txn = {}
     for app in apps:
         txn[app] = dt.transaction_version(app)
@@ -73,6 +74,10 @@ def main():
         "txn": txn,
         "operations": operations,
     }, sort_keys=True))
+    sys.stdout.flush()
+    # deltalake 1.6's runtime threads can abort the interpreter's exit ("terminate called
+    # without an active exception") after everything was read: leave at once, successfully.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -458,6 +458,23 @@ impl Sink for DeltaSink {
     }
 }
 
+/// Checks the job's `partition_by` and `merge_on` against the output's columns, before
+/// anything is opened: `Err((field, message))` names the field of `[sink]`.
+pub fn check_columns(config: &DeltaSinkConfig, schema: &SchemaRef) -> Result<(), (&'static str, String)> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let missing = |col: &str| format!("column `{col}` is not in the output (its columns are: {})", names.join(", "));
+    if let Some(c) = config.partition_by.iter().find(|c| !names.contains(&c.as_str())) {
+        return Err(("partition_by", missing(c)));
+    }
+    if let Some(c) = config.merge_on.iter().find(|c| !names.contains(&c.as_str())) {
+        return Err(("merge_on", missing(c)));
+    }
+    if !config.partition_by.is_empty() && names.iter().all(|n| config.partition_by.iter().any(|p| p == n)) {
+        return Err(("partition_by", "lists every column; at least one must be left to write in the data files".into()));
+    }
+    Ok(())
+}
+
 /// The path of a table's data file, from its `add` (for tests and tools).
 pub fn file_path(table: &Path, add: &Add) -> PathBuf {
     table.join(log::decode_path(&add.path))
