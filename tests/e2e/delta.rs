@@ -409,3 +409,35 @@ fn delta_sigkill_at_random_moments_loses_and_repeats_nothing() {
 fn delta_sigkill_at_random_moments_during_merges_loses_and_repeats_nothing() {
     kill_and_restart("merge_on = [\"id\"]", 2);
 }
+
+/// A table deltalake created and checkpointed: weir starts from its checkpoint, appends, then
+/// MERGEs into files delta-rs wrote (rewriting those that hold a key).
+#[test]
+fn delta_a_table_deltalake_wrote_and_checkpointed_is_appended_to_and_merged_into() {
+    let s = Scratch::new();
+    let script = r#"
+import os, sys, pyarrow as pa
+from deltalake import write_deltalake, DeltaTable
+t = pa.table({"id": pa.array([1, 2], pa.int64()), "k": ["a", "b"], "v": [1.0, 2.0]})
+write_deltalake(sys.argv[1], t)
+write_deltalake(sys.argv[1], t, mode="append")
+DeltaTable(sys.argv[1]).create_checkpoint()
+os._exit(0)
+"#;
+    let out = Command::new(python()).arg("-c").arg(script).arg(s.path("out")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s.path("out/_delta_log/00000000000000000001.checkpoint.parquet").exists());
+    input(&s, 0, &[(3, "c", 3.0)]);
+    run_ok(&job(&s, "", ""));
+    let t = read_delta(&s.path("out"), &[]);
+    assert_eq!(t["operations"], json!(["WRITE", "WRITE", "STREAMING UPDATE"]));
+    assert_eq!(triples(&t), t3(&[(1, "a", 1.0), (1, "a", 1.0), (2, "b", 2.0), (2, "b", 2.0), (3, "c", 3.0)]));
+    // A MERGE on id (another query: a new checkpoint) replaces both rows of id 1.
+    input(&s, 1, &[(1, "new", 10.0)]);
+    std::fs::remove_dir_all(s.path("ckpt")).unwrap();
+    std::fs::remove_file(s.path("in/f000.json")).unwrap();
+    run_ok(&job(&s, "merge_on = [\"id\"]", ""));
+    let t = read_delta(&s.path("out"), &[]);
+    assert_eq!(triples(&t), t3(&[(1, "new", 10.0), (2, "b", 2.0), (2, "b", 2.0), (3, "c", 3.0)]));
+    assert_eq!(t["operations"], json!(["WRITE", "WRITE", "STREAMING UPDATE", "MERGE"]));
+}
