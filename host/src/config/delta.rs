@@ -2,9 +2,11 @@
 //! (docs/delta.md).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::units::parse_duration;
 use super::OutputMode;
 
 /// The delta sink's fields as written.
@@ -18,6 +20,8 @@ pub(super) struct DeltaSinkSpec {
     pub merge_on: Option<Vec<String>>,
     pub checkpoint_interval: Option<i64>,
     pub max_commit_retries: Option<i64>,
+    /// Log entries and checkpoints older than this are deleted after a checkpoint.
+    pub log_retention: Option<String>,
 }
 
 /// A Delta Lake table written exactly once per batch (a `txn` action per commit).
@@ -35,6 +39,10 @@ pub struct DeltaSinkConfig {
     pub checkpoint_interval: u64,
     /// Versions a batch may lose to other writers before it stops the job (default 10).
     pub max_commit_retries: u32,
+    /// After each checkpoint, commits and checkpoints older than this (before the newest
+    /// checkpoint that is older) are deleted, as Delta's metadata cleanup
+    /// (`delta.logRetentionDuration`, default 30 days).
+    pub log_retention: Duration,
 }
 
 /// Default of `checkpoint_interval` (Delta's).
@@ -42,11 +50,17 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
 /// Default of `max_commit_retries`.
 pub const DEFAULT_MAX_COMMIT_RETRIES: u32 = 10;
 
+/// Default of `log_retention` (Delta's `delta.logRetentionDuration`).
+pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Validates the fields of a delta sink at `at` (`sink`): `Err((field, message))`.
 pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig, (String, String)> {
     let f = |name: &str| format!("{at}.{name}");
     let path = s.path.as_ref().filter(|p| !p.trim().is_empty()).ok_or_else(|| {
-        (f("path"), "is required for format = \"delta\": the table's directory (created with the first commit)".to_string())
+        (
+            f("path"),
+            "is required for format = \"delta\": the table's directory (created with the first commit)".to_string(),
+        )
     })?;
     let unique = |field: &str, list: &[String]| -> Result<(), (String, String)> {
         for (i, col) in list.iter().enumerate() {
@@ -62,7 +76,10 @@ pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig,
     unique("partition_by", &s.partition_by)?;
     let merge_on = s.merge_on.clone().unwrap_or_default();
     if s.merge_on.is_some() && merge_on.is_empty() {
-        return Err((f("merge_on"), "is empty: name the key columns to merge on, or leave merge_on out to append".into()));
+        return Err((
+            f("merge_on"),
+            "is empty: name the key columns to merge on, or leave merge_on out to append".into(),
+        ));
     }
     unique("merge_on", &merge_on)?;
     if let Some(k) = merge_on.iter().find(|k| s.partition_by.contains(k)) {
@@ -74,12 +91,21 @@ pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig,
     let checkpoint_interval = match s.checkpoint_interval {
         None => DEFAULT_CHECKPOINT_INTERVAL,
         Some(n) if n >= 1 => n as u64,
-        Some(n) => return Err((f("checkpoint_interval"), format!("must be at least 1 (commits between two Delta checkpoints), not {n}"))),
+        Some(n) => {
+            return Err((
+                f("checkpoint_interval"),
+                format!("must be at least 1 (commits between two Delta checkpoints), not {n}"),
+            ))
+        }
     };
     let max_commit_retries = match s.max_commit_retries {
         None => DEFAULT_MAX_COMMIT_RETRIES,
         Some(n) if (0..=1000).contains(&n) => n as u32,
         Some(n) => return Err((f("max_commit_retries"), format!("must be between 0 and 1000, not {n}"))),
+    };
+    let log_retention = match &s.log_retention {
+        None => DEFAULT_LOG_RETENTION,
+        Some(t) => parse_duration(t).map_err(|e| (f("log_retention"), e))?,
     };
     Ok(DeltaSinkConfig {
         path: PathBuf::from(path),
@@ -88,6 +114,7 @@ pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig,
         merge_on,
         checkpoint_interval,
         max_commit_retries,
+        log_retention,
     })
 }
 
@@ -118,13 +145,24 @@ mod tests {
     fn defaults_and_refusals_name_the_field() {
         let d = delta_sink("sink", &spec("path = \"t\"")).unwrap();
         assert_eq!((d.checkpoint_interval, d.max_commit_retries, d.merge_schema), (10, 10, false));
+        assert_eq!(d.log_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(
+            delta_sink("sink", &spec("path = \"t\"\nlog_retention = \"2 hours\"")).unwrap().log_retention,
+            Duration::from_secs(7200)
+        );
         let e = |text: &str| delta_sink("sink", &spec(text)).unwrap_err();
         assert_eq!(e("").0, "sink.path");
-        assert_eq!(e("path = \"t\"\ncheckpoint_interval = 0").1, "must be at least 1 (commits between two Delta checkpoints), not 0");
+        assert_eq!(
+            e("path = \"t\"\ncheckpoint_interval = 0").1,
+            "must be at least 1 (commits between two Delta checkpoints), not 0"
+        );
         assert_eq!(e("path = \"t\"\nmerge_on = [\"a\", \"a\"]").1, "column `a` is listed twice");
         assert_eq!(e("path = \"t\"\nmerge_on = []").0, "sink.merge_on");
         assert_eq!(e("path = \"t\"\nmax_commit_retries = -1").0, "sink.max_commit_retries");
-        assert!(e("path = \"t\"\nmerge_on = [\"k\"]\npartition_by = [\"k\"]").1.starts_with("column `k` is also a partition_by column"));
+        assert_eq!(e("path = \"t\"\nlog_retention = \"soon\"").0, "sink.log_retention");
+        assert!(e("path = \"t\"\nmerge_on = [\"k\"]\npartition_by = [\"k\"]")
+            .1
+            .starts_with("column `k` is also a partition_by column"));
         let m = delta_sink("sink", &spec("path = \"t\"\nmerge_on = [\"id\"]\ncheckpoint_interval = 3")).unwrap();
         assert_eq!(m.checkpoint_interval, 3);
         assert!(check_output_mode(&m, OutputMode::Update).is_ok());

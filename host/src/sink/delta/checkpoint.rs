@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames, StringArray,
-    StringBuilder, StructArray,
+    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames, StringArray, StringBuilder,
+    StructArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -65,6 +65,64 @@ pub fn write(table: &Path, state: &TableState, now_ms: i64) -> Result<(), SinkEr
     write_atomic(&last_path, last.to_string().as_bytes()).map_err(io(&last_path))
 }
 
+/// Delta's metadata cleanup: the newest commit written at or before `keep_after_ms` (by its
+/// file's modification time, as Delta dates commits) is the cutoff; the newest checkpoint at or
+/// before it is kept with everything after it, and every commit, checkpoint and checksum file of
+/// an earlier version is deleted. Without such a checkpoint nothing is deleted. Returns how many
+/// files were deleted.
+pub fn clean_up(table: &Path, keep_after_ms: i64) -> Result<usize, SinkError> {
+    let dir = table.join(LOG_DIR);
+    let io = |e: std::io::Error| SinkError::Io { context: format!("listing {}", dir.display()), source: e };
+    // (version, kind, path, modified ms): kind 0 = commit, 1 = checkpoint, 2 = other versioned file.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(version) = name.get(..20).and_then(|v| v.parse::<u64>().ok()) else { continue };
+        let rest = &name[20..];
+        let kind = if rest == ".json" {
+            0
+        } else if rest.starts_with(".checkpoint.") && rest.ends_with(".parquet") || rest.ends_with(".checkpoint.json") {
+            1
+        } else if rest == ".crc" {
+            2
+        } else {
+            continue;
+        };
+        let modified = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(i64::MAX, |d| d.as_millis() as i64);
+        files.push((version, kind, entry.path(), modified));
+    }
+    let Some(cutoff_commit) = files.iter().filter(|f| f.1 == 0 && f.3 <= keep_after_ms).map(|f| f.0).max() else {
+        return Ok(0);
+    };
+    let Some(cutoff_checkpoint) = files
+        .iter()
+        .filter(|f| f.1 == 1 && f.0 <= cutoff_commit && f.2.to_string_lossy().ends_with(".checkpoint.parquet"))
+        .map(|f| f.0)
+        .max()
+    else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    for (version, _, path, _) in files.iter().filter(|f| f.0 < cutoff_checkpoint) {
+        match std::fs::remove_file(path) {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SinkError::Io {
+                    context: format!("deleting {} (version {version}, past log_retention)", path.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// The rows of a checkpoint: one action each, in the protocol's column layout.
 fn encode(actions: &[Action]) -> RecordBatch {
     let n = actions.len();
@@ -110,10 +168,7 @@ fn encode(actions: &[Action]) -> RecordBatch {
     let format = strukt(
         vec![
             ("provider", strings(metas.iter().map(|m| m.map(|m| m.format.provider.clone())).collect())),
-            (
-                "options",
-                maps_plain(metas.iter().map(|m| m.map(|m| &m.format.options)).collect()),
-            ),
+            ("options", maps_plain(metas.iter().map(|m| m.map(|m| &m.format.options)).collect())),
         ],
         meta_valid.clone(),
     );
@@ -134,19 +189,22 @@ fn encode(actions: &[Action]) -> RecordBatch {
         vec![
             (
                 "minReaderVersion",
-                Arc::new(Int32Array::from(protos.iter().map(|p| p.map(|p| p.min_reader_version as i32)).collect::<Vec<_>>())),
+                Arc::new(Int32Array::from(
+                    protos.iter().map(|p| p.map(|p| p.min_reader_version as i32)).collect::<Vec<_>>(),
+                )),
             ),
             (
                 "minWriterVersion",
-                Arc::new(Int32Array::from(protos.iter().map(|p| p.map(|p| p.min_writer_version as i32)).collect::<Vec<_>>())),
+                Arc::new(Int32Array::from(
+                    protos.iter().map(|p| p.map(|p| p.min_writer_version as i32)).collect::<Vec<_>>(),
+                )),
             ),
         ],
         pick(&|a| matches!(a, Action::Protocol(_))),
     );
     let columns = vec![("txn", txn), ("add", add), ("remove", remove), ("metaData", meta), ("protocol", protocol)];
-    let schema = Schema::new(
-        columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
-    );
+    let schema =
+        Schema::new(columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>());
     let batch = RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
         .expect("the columns are built for this schema");
     debug_assert_eq!(batch.num_rows(), n);
@@ -154,11 +212,14 @@ fn encode(actions: &[Action]) -> RecordBatch {
 }
 
 fn strukt(children: Vec<(&str, ArrayRef)>, valid: Vec<bool>) -> ArrayRef {
-    let fields: Vec<Field> =
-        children.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect();
+    let fields: Vec<Field> = children.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect();
     Arc::new(
-        StructArray::try_new(fields.into(), children.into_iter().map(|(_, a)| a).collect(), Some(NullBuffer::from(valid)))
-            .expect("children of one length, all nullable"),
+        StructArray::try_new(
+            fields.into(),
+            children.into_iter().map(|(_, a)| a).collect(),
+            Some(NullBuffer::from(valid)),
+        )
+        .expect("children of one length, all nullable"),
     )
 }
 
@@ -241,7 +302,8 @@ pub fn read(table: &Path, version: u64) -> Result<Vec<Action>, SinkError> {
     for (i, row) in rows.enumerate() {
         let row = row.map_err(|e| err(e.to_string()))?;
         for (name, field) in row.get_column_iter() {
-            if matches!(field, PqField::Null) || !["txn", "add", "remove", "metaData", "protocol"].contains(&name.as_str())
+            if matches!(field, PqField::Null)
+                || !["txn", "add", "remove", "metaData", "protocol"].contains(&name.as_str())
             {
                 continue;
             }
@@ -270,9 +332,7 @@ fn to_json(field: &PqField) -> Value {
         PqField::Float(n) => json!(n),
         PqField::Double(n) => json!(n),
         PqField::Str(s) => json!(s),
-        PqField::Group(row) => {
-            Value::Object(row.get_column_iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
-        }
+        PqField::Group(row) => Value::Object(row.get_column_iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
         PqField::ListInternal(list) => Value::Array(list.elements().iter().map(to_json).collect()),
         PqField::MapInternal(map) => Value::Object(
             map.entries()
@@ -334,7 +394,10 @@ mod tests {
         write(dir.path(), &state, now).unwrap();
         let last: Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("_delta_log/_last_checkpoint")).unwrap()).unwrap();
-        assert_eq!((last["version"].as_u64(), last["size"].as_u64(), last["numOfAddFiles"].as_u64()), (Some(10), Some(5), Some(1)));
+        assert_eq!(
+            (last["version"].as_u64(), last["size"].as_u64(), last["numOfAddFiles"].as_u64()),
+            (Some(10), Some(5), Some(1))
+        );
         let mut back = TableState::default();
         for a in read(dir.path(), 10).unwrap() {
             back.apply(a);

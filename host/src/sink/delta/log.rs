@@ -215,10 +215,10 @@ impl TableState {
         let last = dir.join(LOG_DIR).join(LAST_CHECKPOINT);
         match std::fs::read(&last) {
             Ok(bytes) => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| damaged(last.display().to_string(), &e.to_string()))?;
-                let version = v["version"]
-                    .as_u64()
-                    .ok_or_else(|| damaged(last.display().to_string(), "no `version`"))?;
+                let v: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| damaged(last.display().to_string(), &e.to_string()))?;
+                let version =
+                    v["version"].as_u64().ok_or_else(|| damaged(last.display().to_string(), "no `version`"))?;
                 if v.get("parts").is_some_and(|p| !p.is_null()) {
                     return Err(SinkError::Invalid(format!(
                         "{}: the table's latest checkpoint has several parts, which weir does not read; write a single-file checkpoint of the table (deltalake's create_checkpoint()) or use another path",
@@ -305,11 +305,8 @@ impl TableState {
         txns.sort_by(|a, b| a.app_id.cmp(&b.app_id));
         out.extend(txns.into_iter().cloned().map(Action::Txn));
         out.extend(self.files.values().cloned().map(Action::Add));
-        let mut tombs: Vec<&Remove> = self
-            .tombstones
-            .values()
-            .filter(|r| r.deletion_timestamp.unwrap_or(0) > tombstones_after_ms)
-            .collect();
+        let mut tombs: Vec<&Remove> =
+            self.tombstones.values().filter(|r| r.deletion_timestamp.unwrap_or(0) > tombstones_after_ms).collect();
         tombs.sort_by(|a, b| a.path.cmp(&b.path));
         out.extend(tombs.into_iter().cloned().map(Action::Remove));
         out
@@ -385,7 +382,8 @@ pub fn decode_path(uri: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -533,20 +531,29 @@ mod tests {
     #[test]
     fn the_state_keeps_the_latest_txn_per_app_and_the_files_not_removed() {
         let mut s = TableState::default();
-        let add = |p: &str| Action::Add(Add {
-            path: p.into(),
-            partition_values: BTreeMap::new(),
-            size: 1,
-            modification_time: 0,
-            data_change: true,
-            stats: None,
-            tags: None,
-            deletion_vector: None,
-        });
+        let add = |p: &str| {
+            Action::Add(Add {
+                path: p.into(),
+                partition_values: BTreeMap::new(),
+                size: 1,
+                modification_time: 0,
+                data_change: true,
+                stats: None,
+                tags: None,
+                deletion_vector: None,
+            })
+        };
         s.apply(add("a"));
         s.apply(add("b"));
         s.apply(Action::Txn(Txn { app_id: "q".into(), version: 0, last_updated: None }));
-        s.apply(Action::Remove(Remove { path: "a".into(), deletion_timestamp: Some(10), data_change: true, extended_file_metadata: None, partition_values: None, size: None }));
+        s.apply(Action::Remove(Remove {
+            path: "a".into(),
+            deletion_timestamp: Some(10),
+            data_change: true,
+            extended_file_metadata: None,
+            partition_values: None,
+            size: None,
+        }));
         s.apply(Action::Txn(Txn { app_id: "q".into(), version: 1, last_updated: None }));
         assert_eq!(s.files.keys().collect::<Vec<_>>(), ["b"]);
         assert_eq!(s.txn_version("q"), Some(1));
@@ -571,7 +578,8 @@ mod tests {
 
     #[test]
     fn schema_strings_are_sparks_struct_json() {
-        let schema = crate::schema::parse_ddl("id bigint, name string, ok boolean, t timestamp, x double, n int").unwrap();
+        let schema =
+            crate::schema::parse_ddl("id bigint, name string, ok boolean, t timestamp, x double, n int").unwrap();
         let cols = columns_of(&schema).unwrap();
         assert_eq!(
             schema_string(&cols),

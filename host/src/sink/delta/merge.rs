@@ -50,13 +50,8 @@ impl Keys {
             cols.push(if col.data_type() == t { col.clone() } else { cast(col, t).map_err(invalid)? });
         }
         let rows = self.converter.convert_columns(&cols).map_err(invalid)?;
-        let nulls: Vec<bool> =
-            (0..batch.num_rows()).map(|r| cols.iter().any(|c| c.is_null(r))).collect();
-        Ok(Some(
-            (0..batch.num_rows())
-                .map(|r| Some(!nulls[r] && self.set.contains(rows.row(r).as_ref())))
-                .collect(),
-        ))
+        let nulls: Vec<bool> = (0..batch.num_rows()).map(|r| cols.iter().any(|c| c.is_null(r))).collect();
+        Ok(Some((0..batch.num_rows()).map(|r| Some(!nulls[r] && self.set.contains(rows.row(r).as_ref()))).collect()))
     }
 
     /// Whether the file `add` may hold one of the keys, by its statistics (`minValues`,
@@ -216,7 +211,10 @@ mod tests {
         // A file with keys 1 and 3 and a null: 1 matches, the null never does.
         let file = RecordBatch::try_new(
             schema,
-            vec![Arc::new(Int64Array::from(vec![Some(1), Some(3), None])), Arc::new(StringArray::from(vec!["x", "y", "z"]))],
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), Some(3), None])),
+                Arc::new(StringArray::from(vec!["x", "y", "z"])),
+            ],
         )
         .unwrap();
         let m = keys.matches(&file).unwrap().unwrap();

@@ -13,7 +13,8 @@
 //! the new ones in the same commit (the table is the result table); with `merge_on`, each
 //! batch is a MERGE ([`merge`]). `merge_schema = true` lets a batch add nullable columns
 //! (a `metaData` action with the wider schema in the batch's commit); without it a new column
-//! is refused, naming it. A checkpoint is written every `checkpoint_interval` commits.
+//! is refused, naming it. A checkpoint is written every `checkpoint_interval` commits; then
+//! log entries older than `log_retention` are deleted (Delta's metadata cleanup).
 //!
 //! Files of an attempt that crashed before its commit are in no commit: readers never see
 //! them, and Delta's VACUUM (`deltalake`'s `vacuum()`, Spark's `VACUUM`) deletes them.
@@ -213,7 +214,8 @@ impl DeltaSink {
             }
         }
         if !new.is_empty() && !self.config.merge_schema {
-            let names: Vec<String> = new.iter().map(|c| format!("`{}` ({})", c.name, type_name(&c.delta_type))).collect();
+            let names: Vec<String> =
+                new.iter().map(|c| format!("`{}` ({})", c.name, type_name(&c.delta_type))).collect();
             return Err(SinkError::Invalid(format!(
                 "the job's output has columns that {} does not: {}; set merge_schema = true in [sink] to add them to the table (as Spark's mergeSchema option), or leave them out of the output",
                 self.table_name(),
@@ -303,7 +305,13 @@ impl DeltaSink {
                         let rel = log::decode_path(&file.path);
                         let dir = rel.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
                         let name = self.next_file_name(batch_id, &dir);
-                        adds.push(writer::write_file(&self.dir, &name, &schema, &batches, file.partition_values.clone())?);
+                        adds.push(writer::write_file(
+                            &self.dir,
+                            &name,
+                            &schema,
+                            &batches,
+                            file.partition_values.clone(),
+                        )?);
                     }
                 }
             }
@@ -322,7 +330,9 @@ impl DeltaSink {
     /// Creates the commit of another writer at `version` (the [`OTHER_WRITER_ENV`] hook).
     fn stage_other_writer(&self, version: u64, batch_id: u64) -> Result<(), SinkError> {
         let actions = [
-            Action::CommitInfo(json!({"timestamp": log::now_ms(), "operation": "WRITE", "engineInfo": "weir test: another writer"})),
+            Action::CommitInfo(
+                json!({"timestamp": log::now_ms(), "operation": "WRITE", "engineInfo": "weir test: another writer"}),
+            ),
             Action::Txn(Txn { app_id: "weir-test-other-writer".into(), version: batch_id as i64, last_updated: None }),
         ];
         log::try_commit(&self.dir, version, &actions)?;
@@ -339,6 +349,11 @@ impl DeltaSink {
         }
         if let Err(e) = checkpoint::write(&self.dir, &self.table, now) {
             eprintln!("warning: {}: writing the checkpoint of version {version}: {e}", self.table_name());
+            return;
+        }
+        let keep_after = log::now_ms() - self.config.log_retention.as_millis().min(i64::MAX as u128) as i64;
+        if let Err(e) = checkpoint::clean_up(&self.dir, keep_after) {
+            eprintln!("warning: {}: deleting log entries older than log_retention: {e}", self.table_name());
         }
     }
 }
@@ -418,7 +433,11 @@ impl Sink for DeltaSink {
             if let Some(m) = self.metadata_action(&columns, now) {
                 actions.push(Action::MetaData(m));
             }
-            actions.push(Action::Txn(Txn { app_id: app_id.clone(), version: batch_id as i64, last_updated: Some(now) }));
+            actions.push(Action::Txn(Txn {
+                app_id: app_id.clone(),
+                version: batch_id as i64,
+                last_updated: Some(now),
+            }));
             actions.extend(removes.into_iter().map(Action::Remove));
             actions.extend(adds.iter().cloned().map(Action::Add));
             if std::env::var(CRASH_BEFORE_COMMIT_ENV).is_ok_and(|v| v == batch_id.to_string()) {
@@ -470,7 +489,10 @@ pub fn check_columns(config: &DeltaSinkConfig, schema: &SchemaRef) -> Result<(),
         return Err(("merge_on", missing(c)));
     }
     if !config.partition_by.is_empty() && names.iter().all(|n| config.partition_by.iter().any(|p| p == n)) {
-        return Err(("partition_by", "lists every column; at least one must be left to write in the data files".into()));
+        return Err((
+            "partition_by",
+            "lists every column; at least one must be left to write in the data files".into(),
+        ));
     }
     Ok(())
 }

@@ -12,7 +12,9 @@
 //!   them, and a bound that ignored NaN would let a reader skip the file wrongly).
 //! - Booleans, binary and lists get a null count only (Spark's choice as well).
 
-use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
+};
 use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Map, Value};
@@ -58,11 +60,19 @@ pub fn file_stats(batches: &[RecordBatch]) -> String {
 fn bounds(columns: &[&ArrayRef]) -> Option<(Option<Value>, Option<Value>)> {
     let data_type = columns.first()?.data_type().clone();
     match data_type {
-        DataType::Int8 => ints(columns, |c| c.as_any().downcast_ref::<Int8Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())),
-        DataType::Int16 => ints(columns, |c| c.as_any().downcast_ref::<Int16Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())),
-        DataType::Int32 => ints(columns, |c| c.as_any().downcast_ref::<Int32Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())),
+        DataType::Int8 => ints(columns, |c| {
+            c.as_any().downcast_ref::<Int8Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
+        }),
+        DataType::Int16 => ints(columns, |c| {
+            c.as_any().downcast_ref::<Int16Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
+        }),
+        DataType::Int32 => ints(columns, |c| {
+            c.as_any().downcast_ref::<Int32Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
+        }),
         DataType::Int64 => ints(columns, |c| c.as_any().downcast_ref::<Int64Array>().map(|a| a.iter().collect())),
-        DataType::Float32 => floats(columns, |c| c.as_any().downcast_ref::<Float32Array>().map(|a| a.iter().map(|v| v.map(f64::from)).collect())),
+        DataType::Float32 => floats(columns, |c| {
+            c.as_any().downcast_ref::<Float32Array>().map(|a| a.iter().map(|v| v.map(f64::from)).collect())
+        }),
         DataType::Float64 => floats(columns, |c| c.as_any().downcast_ref::<Float64Array>().map(|a| a.iter().collect())),
         DataType::Date32 => {
             let (min, max) = min_max(columns.iter().flat_map(|c| c.as_primitive::<Date32Type>().iter().flatten()))?;
@@ -100,13 +110,19 @@ fn bounds(columns: &[&ArrayRef]) -> Option<(Option<Value>, Option<Value>)> {
     }
 }
 
-fn ints(columns: &[&ArrayRef], values: impl Fn(&ArrayRef) -> Option<Vec<Option<i64>>>) -> Option<(Option<Value>, Option<Value>)> {
+fn ints(
+    columns: &[&ArrayRef],
+    values: impl Fn(&ArrayRef) -> Option<Vec<Option<i64>>>,
+) -> Option<(Option<Value>, Option<Value>)> {
     let all: Vec<i64> = columns.iter().filter_map(|c| values(*c)).flatten().flatten().collect();
     let (min, max) = min_max(all.into_iter())?;
     Some((Some(json!(min)), Some(json!(max))))
 }
 
-fn floats(columns: &[&ArrayRef], values: impl Fn(&ArrayRef) -> Option<Vec<Option<f64>>>) -> Option<(Option<Value>, Option<Value>)> {
+fn floats(
+    columns: &[&ArrayRef],
+    values: impl Fn(&ArrayRef) -> Option<Vec<Option<f64>>>,
+) -> Option<(Option<Value>, Option<Value>)> {
     let all: Vec<f64> = columns.iter().filter_map(|c| values(*c)).flatten().flatten().collect();
     if all.is_empty() || all.iter().any(|v| !v.is_finite()) {
         return None;
@@ -162,7 +178,14 @@ mod tests {
                 Arc::new(Int64Array::from(vec![Some(5), None, Some(-2)])),
                 Arc::new(StringArray::from(vec![Some("b"), Some("a"), None])),
                 Arc::new(Float64Array::from(vec![Some(1.5), Some(-0.25), None])),
-                Arc::new(TimestampMicrosecondArray::from(vec![Some(1_704_067_200_123_999), None, Some(1_704_067_200_000_000)]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        Some(1_704_067_200_123_999),
+                        None,
+                        Some(1_704_067_200_000_000),
+                    ])
+                    .with_timezone("UTC"),
+                ),
                 Arc::new(BooleanArray::from(vec![Some(true), None, None])),
             ],
         )
@@ -198,14 +221,14 @@ mod tests {
         ]));
         let b = RecordBatch::try_new(
             schema,
-            vec![Arc::new(Float64Array::from(vec![Some(1.0), Some(f64::NAN)])), Arc::new(StringArray::from(vec![None::<&str>, None]))],
+            vec![
+                Arc::new(Float64Array::from(vec![Some(1.0), Some(f64::NAN)])),
+                Arc::new(StringArray::from(vec![None::<&str>, None])),
+            ],
         )
         .unwrap();
         let stats: Value = serde_json::from_str(&file_stats(&[b])).unwrap();
-        assert_eq!(
-            stats,
-            json!({"numRecords": 2, "minValues": {}, "maxValues": {}, "nullCount": {"x": 0, "s": 2}})
-        );
+        assert_eq!(stats, json!({"numRecords": 2, "minValues": {}, "maxValues": {}, "nullCount": {"x": 0, "s": 2}}));
         assert_eq!(format_millis(-1), "1969-12-31T23:59:59.999Z", "truncated down, also before 1970");
     }
 }

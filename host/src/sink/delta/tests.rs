@@ -17,6 +17,7 @@ fn config(dir: &Path) -> DeltaSinkConfig {
         merge_on: Vec::new(),
         checkpoint_interval: 10,
         max_commit_retries: 10,
+        log_retention: std::time::Duration::from_secs(30 * 24 * 3600),
     }
 }
 
@@ -44,7 +45,13 @@ fn rows(dir: &Path) -> Vec<(i64, String)> {
             let b = b.unwrap();
             let ids = b.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
             let ks: Vec<String> = match b.column_by_name("k") {
-                Some(k) => k.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect(),
+                Some(k) => k
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap_or("").to_string())
+                    .collect(),
                 None => vec![add.partition_values["k"].clone().unwrap_or_default(); b.num_rows()],
             };
             out.extend(ids.iter().map(|v| v.unwrap()).zip(ks));
@@ -230,7 +237,10 @@ fn a_new_column_evolves_the_table_under_merge_schema_and_is_refused_without() {
     // Another type for a column is refused, naming it.
     let typed = parse_ddl("id string, k string").unwrap();
     let e = DeltaSink::new(&c2, OutputMode::Append, typed).err().unwrap().to_string();
-    assert!(e.starts_with("column `id` is long in the Delta table") && e.contains("but string in the job's output"), "{e}");
+    assert!(
+        e.starts_with("column `id` is long in the Delta table") && e.contains("but string in the job's output"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -246,7 +256,8 @@ fn a_checkpoint_every_ten_commits_and_a_restart_reads_from_it() {
     assert!(log_dir.join("00000000000000000010.checkpoint.parquet").exists());
     assert!(log_dir.join("00000000000000000020.checkpoint.parquet").exists());
     assert!(!log_dir.join("00000000000000000011.checkpoint.parquet").exists());
-    let last: serde_json::Value = serde_json::from_slice(&std::fs::read(log_dir.join("_last_checkpoint")).unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log_dir.join("_last_checkpoint")).unwrap()).unwrap();
     assert_eq!(last["version"], 20);
     // Without the commits before the checkpoint, the table still reads whole.
     for v in 0..=20u64 {
@@ -262,15 +273,45 @@ fn a_checkpoint_every_ten_commits_and_a_restart_reads_from_it() {
 #[test]
 fn a_table_needing_a_newer_protocol_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let actions = [
-        Action::Protocol(Protocol {
-            min_reader_version: 3,
-            min_writer_version: 7,
-            reader_features: Some(vec!["deletionVectors".into()]),
-            writer_features: Some(vec!["deletionVectors".into()]),
-        }),
-    ];
+    let actions = [Action::Protocol(Protocol {
+        min_reader_version: 3,
+        min_writer_version: 7,
+        reader_features: Some(vec!["deletionVectors".into()]),
+        writer_features: Some(vec!["deletionVectors".into()]),
+    })];
     log::try_commit(dir.path(), 0, &actions).unwrap();
-    let e = DeltaSink::new(&config(dir.path()), OutputMode::Append, batch(&[], &[]).schema()).err().unwrap().to_string();
+    let e =
+        DeltaSink::new(&config(dir.path()), OutputMode::Append, batch(&[], &[]).schema()).err().unwrap().to_string();
     assert!(e.contains("needs Delta readers of version 3 and writers of version 7 (features: deletionVectors)"), "{e}");
+}
+
+#[test]
+fn after_a_checkpoint_log_entries_older_than_log_retention_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    let mut s = sink(&c, OutputMode::Append, "q1");
+    for b in 0..12u64 {
+        s.write_batch(b, &[batch(&[b as i64], &["x"])]).unwrap();
+    }
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path().join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names().len(), 12 + 2, "the default (30 days) keeps everything: {:?}", names());
+    // No retention: at the next checkpoint (version 20), everything before it goes.
+    c.log_retention = std::time::Duration::ZERO;
+    let mut s = sink(&c, OutputMode::Append, "q1");
+    for b in 12..23u64 {
+        s.write_batch(b, &[batch(&[b as i64], &["x"])]).unwrap();
+    }
+    let left = names();
+    assert_eq!(left.first().map(String::as_str), Some("00000000000000000020.checkpoint.parquet"), "{left:?}");
+    assert_eq!(left.len(), 1 + 3 + 1, "checkpoint 20, commits 20..=22, _last_checkpoint: {left:?}");
+    let state = read_table(dir.path()).unwrap();
+    assert_eq!((state.version, state.files.len(), state.txn_version("q1")), (Some(22), 23, Some(22)));
+    assert!(sink(&c, OutputMode::Append, "q1").committed(22).unwrap());
 }

@@ -180,14 +180,16 @@ pub fn write_file(
     let file = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let enc = |e: parquet::errors::ParquetError| SinkError::Encode { context: rel.to_string(), message: e.to_string() };
-    let mut w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props)).map_err(enc)?;
+    let mut w =
+        ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props)).map_err(enc)?;
     for b in batches {
         w.write(b).map_err(enc)?;
     }
-    let file = w.into_inner().map_err(enc)?.into_inner().map_err(|e| SinkError::Io {
-        context: format!("writing {}", tmp.display()),
-        source: e.into_error(),
-    })?;
+    let file = w
+        .into_inner()
+        .map_err(enc)?
+        .into_inner()
+        .map_err(|e| SinkError::Io { context: format!("writing {}", tmp.display()), source: e.into_error() })?;
     file.sync_all().map_err(io(format!("writing {}", tmp.display())))?;
     let size = file.metadata().map_err(io(format!("reading the size of {}", tmp.display())))?.len();
     drop(file);
@@ -240,10 +242,7 @@ mod tests {
         assert_eq!(got, vec![(vec![Some("b/x".to_string())], 2), (vec![None], 2)], "an empty string is null");
         assert_eq!(parts[0].batches[0].schema().fields().len(), 1, "the partition column is not in the files");
         let names = ["k".to_string(), "t".to_string()];
-        assert_eq!(
-            partition_dir(&names, &[Some("b/x:1".into()), None]),
-            "k=b%2Fx%3A1/t=__HIVE_DEFAULT_PARTITION__/"
-        );
+        assert_eq!(partition_dir(&names, &[Some("b/x:1".into()), None]), "k=b%2Fx%3A1/t=__HIVE_DEFAULT_PARTITION__/");
     }
 
     #[test]
