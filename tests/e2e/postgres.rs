@@ -272,6 +272,7 @@ fn under_dead_letter_refused_rows_go_to_the_dead_letters_and_the_others_land_onc
             assert!(reasons[1].contains("duplicate key value violates unique constraint"), "{reasons:?}");
             assert_eq!(dead[1]["raw"], "{\"amount\":\"1.0\",\"id\":\"100\",\"name\":\"dup\"}");
         }
+        assert_eq!(progress(&s.path("ckpt"))[0]["numDeadLetterRows"], want_rows.len());
         // Replayed after a crash between the sink's commit and the checkpoint's: nothing twice.
         std::fs::remove_file(s.path("ckpt/commits/0")).unwrap();
         let before = std::fs::read_to_string(&dead_file).unwrap();
