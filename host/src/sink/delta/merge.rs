@@ -157,9 +157,9 @@ pub fn rewrite(table: &Path, add: &Add, keys: &Keys) -> Result<Rewrite, SinkErro
     let mut removed = 0;
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
-        let Some(matched) = keys.matches(&batch)? else {
-            return Err(err(format!(
-                "it has no column {:?}; a merge key must be a data column of every file",
+        // A file written before a key column existed (schema evolution) reads it as null,
+        // which never matches.
+        let Some(matched) = keys.matches(&batch)? else { return Ok(Rewrite::Untouched) }; a merge key must be a data column of every file",
                 keys.names
             )));
         };

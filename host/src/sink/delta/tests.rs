@@ -315,3 +315,49 @@ fn after_a_checkpoint_log_entries_older_than_log_retention_are_deleted() {
     assert_eq!((state.version, state.files.len(), state.txn_version("q1")), (Some(22), 23, Some(22)));
     assert!(sink(&c, OutputMode::Append, "q1").committed(22).unwrap());
 }
+
+#[test]
+fn a_batch_that_loses_more_races_than_max_commit_retries_stops_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_commit_retries = 0;
+    let mut s = sink(&c, OutputMode::Append, "q1");
+    s.write_batch(0, &[batch(&[1], &["a"])]).unwrap();
+    s.other_writer_before = Some(1);
+    let e = s.write_batch(1, &[batch(&[2], &["b"])]).unwrap_err().to_string();
+    assert!(
+        e.ends_with("batch 1 lost the race for a version 1 times in a row to other writers; nothing of it was committed. Raise sink.max_commit_retries, or give this job the table alone; a restart retries the batch"),
+        "{e}"
+    );
+    let parquet = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".parquet"))
+            .count()
+    };
+    assert_eq!(parquet(), 1, "the lost batch's file is deleted");
+    // The retry (as after a restart) commits it on the next version.
+    s.other_writer_before = None;
+    assert_eq!(s.write_batch(1, &[batch(&[2], &["b"])]).unwrap(), 1);
+    assert_eq!(read_table(dir.path()).unwrap().version, Some(2));
+    assert_eq!(rows(dir.path()), [(1, "a".into()), (2, "b".into())]);
+}
+
+#[test]
+fn an_append_only_table_refuses_complete_mode_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let mut s = sink(&c, OutputMode::Append, "q1");
+    s.write_batch(0, &[batch(&[1], &["a"])]).unwrap();
+    // The table's owner sets delta.appendOnly (a metaData action of another writer).
+    let mut meta = read_table(dir.path()).unwrap().metadata.unwrap();
+    meta.configuration.insert("delta.appendOnly".into(), Some("true".into()));
+    assert!(log::try_commit(dir.path(), 1, &[Action::MetaData(meta)]).unwrap());
+    let e = DeltaSink::new(&c, OutputMode::Complete, batch(&[], &[]).schema()).err().unwrap().to_string();
+    assert!(e.ends_with("is append-only (delta.appendOnly = true): output_mode = \"complete\" and merge_on would remove files from it; append to it, or write to another path"), "{e}");
+    let mut m = config(dir.path());
+    m.merge_on = vec!["id".into()];
+    assert!(DeltaSink::new(&m, OutputMode::Append, batch(&[], &[]).schema()).is_err());
+    // Appending goes on.
+    assert_eq!(s.write_batch(1, &[batch(&[2], &["b"])]).unwrap(), 1);
+}
