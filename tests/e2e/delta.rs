@@ -441,3 +441,27 @@ os._exit(0)
     assert_eq!(triples(&t), t3(&[(1, "new", 10.0), (2, "b", 2.0), (2, "b", 2.0), (3, "c", 3.0)]));
     assert_eq!(t["operations"], json!(["WRITE", "WRITE", "STREAMING UPDATE", "MERGE"]));
 }
+
+/// Spark's pattern for an aggregation in update mode into Delta (a MERGE on the group key in
+/// foreachBatch): each batch's updated counts replace the rows of their keys.
+#[test]
+fn delta_update_mode_with_merge_on_keeps_the_latest_count_of_each_key() {
+    let s = Scratch::new();
+    input(&s, 0, &[(1, "a", 1.0), (2, "b", 2.0)]);
+    input(&s, 1, &[(3, "a", 3.0)]);
+    input(&s, 2, &[(4, "c", 4.0), (5, "a", 5.0)]);
+    let ops = "[[operator]]\nkind = \"aggregate\"\ngroup_by = [\"k\"]\naggregates = [{ fn = \"count\", as = \"n\" }, { fn = \"sum\", column = \"v\", as = \"total\" }]\n";
+    run_ok(&job(&s, "output_mode = \"update\"\nmerge_on = [\"k\"]", ops));
+    let q = query_id(&s);
+    let t = read_delta(&s.path("out"), &[&q]);
+    let mut rows: Vec<(String, i64, f64)> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["k"].as_str().unwrap().to_string(), r["n"].as_i64().unwrap(), r["total"].as_f64().unwrap()))
+        .collect();
+    rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(rows, [("a".to_string(), 3, 9.0), ("b".to_string(), 1, 2.0), ("c".to_string(), 1, 4.0)]);
+    assert_eq!(t["txn"][&q], 2);
+    assert_eq!(t["operations"], json!(["MERGE", "MERGE", "MERGE"]));
+}
