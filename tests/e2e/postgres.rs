@@ -582,3 +582,53 @@ fn killed_at_random_moments_every_row_lands_once() {
         assert_eq!(pg.lines(&format!("SELECT batch_id FROM weir_sink_progress WHERE output = 'public.{t}'")), ["39"]);
     }
 }
+
+/// A hot swap that adds a nullable column (tests/plugins/tagger "wide"): with create_table the
+/// sink adds the column to the table, later batches fill it, and every row lands once.
+#[test]
+fn a_hot_swap_that_adds_a_column_adds_it_to_the_table() {
+    use crate::hot_swap::{start, stop, swap, tagger};
+    let Some(pg) = pg() else { return };
+    let s = Scratch::new();
+    let t = table("swap");
+    let (v1, wide) = (tagger("v1"), tagger("wide"));
+    let job = s.job(&format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+probation_batches = 3
+
+[source]
+format = "rate"
+rows_per_second = 4000
+
+[[operator]]
+kind = "map"
+plugin = "{}"
+
+[sink]
+format = "postgres"
+url = "{}"
+password_env = "WEIR_PG_PASSWORD"
+table = "{t}"
+create_table = true
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ processing_time = "50 milliseconds" }}
+"#,
+        v1.display(),
+        pg.url
+    ));
+    let committed = || progress(&s.path("ckpt")).len();
+    let (child, addr) = start(&s, &job);
+    wait_until("3 batches", Duration::from_secs(60), || committed() >= 3);
+    swap(&addr, &wide);
+    let at = committed();
+    wait_until("5 more batches", Duration::from_secs(60), || committed() >= at + 5);
+    stop(child);
+    let columns = pg.lines(&format!(
+        "SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = '{t}' ORDER BY ordinal_position"
+    ));
+    assert_eq!(columns, ["timestamp timestamp with time zone", "value bigint", "version text", "extra bigint"]);
+    let stats = pg.sql(&format!("SELECT count(*) = count(DISTINCT value) AND count(*) = max(value) + 1 AND min(value) = 0, count(*) FILTER (WHERE version = 'wide') > 0, count(*) FILTER (WHERE (version = 'wide') <> (extra IS NOT NULL)) FROM \"{t}\""));
+    assert_eq!(stats.trim(), "t|t|0", "every value once; the wide version's rows, and only they, have extra");
+}
