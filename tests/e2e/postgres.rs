@@ -632,3 +632,41 @@ trigger = {{ processing_time = "50 milliseconds" }}
     let stats = pg.sql(&format!("SELECT count(*) = count(DISTINCT value) AND count(*) = max(value) + 1 AND min(value) = 0, count(*) FILTER (WHERE version = 'wide') > 0, count(*) FILTER (WHERE (version = 'wide') <> (extra IS NOT NULL)) FROM \"{t}\""));
     assert_eq!(stats.trim(), "t|t|0", "every value once; the wide version's rows, and only they, have extra");
 }
+
+/// A role without CREATE on the schema (PostgreSQL 15's default on `public` for roles that do not
+/// own the database) writes to a table and a progress table an administrator made; without the
+/// progress table, the error says what is missing and what to do.
+#[test]
+fn a_role_without_create_writes_to_tables_an_administrator_made() {
+    let Some(pg) = pg() else { return };
+    let Ok(admin) = std::env::var("WEIR_PG_ADMIN") else {
+        eprintln!("skipped: WEIR_PG_ADMIN (scripts/postgres.sh's superuser connection) is not set");
+        return;
+    };
+    let admin = admin.replace("dbname=postgres", "dbname=weir");
+    let as_admin = |sql: &str| {
+        let out =
+            Command::new("psql").arg(&admin).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "psql (admin): {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let schema = table("locked");
+    as_admin(&format!(
+        "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".t (id bigint PRIMARY KEY, name text, amount double precision); \
+         CREATE TABLE \"{schema}\".weir_sink_progress (query_id text NOT NULL, output text NOT NULL, batch_id bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (query_id, output)); \
+         GRANT USAGE ON SCHEMA \"{schema}\" TO weir; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA \"{schema}\" TO weir"
+    ));
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"id\":1,\"name\":\"a\",\"amount\":1}\n{\"id\":1,\"name\":\"b\",\"amount\":2}\n");
+    let t = format!("{schema}.t");
+    run_ok(&job(&s, &pg, "id bigint, name string, amount double", &t, "mode = \"upsert\"\nkey = [\"id\"]"));
+    assert_eq!(pg.lines(&format!("SELECT id, name, amount FROM \"{schema}\".t")), ["1|b|2"]);
+    as_admin(&format!("DROP TABLE \"{schema}\".weir_sink_progress"));
+    let s = Scratch::new();
+    s.write("in/a.json", "{\"id\":2,\"name\":\"c\",\"amount\":3}\n");
+    let err = run_err(&job(&s, &pg, "id bigint, name string, amount double", &t, ""));
+    assert!(
+        err.contains(&format!("creating {schema}.weir_sink_progress: permission denied for schema {schema} (SQLSTATE 42501); the role needs CREATE on the schema, or create it beforehand (docs/postgres.md)")),
+        "{err}"
+    );
+    as_admin(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
+}

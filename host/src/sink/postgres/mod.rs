@@ -325,19 +325,31 @@ impl PostgresSink {
             PostgresMode::Upsert { key } => key.clone(),
             PostgresMode::Append => Vec::new(),
         };
-        // DDL one writer at a time: concurrent CREATE TABLE IF NOT EXISTS can collide.
-        let mut ddl =
-            format!("BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {};", sql::create_progress_table(&progress));
-        if self.config.create_table {
-            ddl.push_str(&sql::create_table(&table, &self.schema, &key));
-            ddl.push(';');
+        // Only what is missing is created (a role may lack CREATE on a schema whose tables an
+        // administrator made), one writer at a time: concurrent CREATE TABLE IF NOT EXISTS collide.
+        let exists = |client: &mut Client, t: &TableName| -> Result<bool, Failure> {
+            Ok(client_query_one_p(client, "SELECT to_regclass($1) IS NOT NULL", &[&t.sql()])?.get::<_, bool>(0))
+        };
+        let mut create = Vec::new();
+        if !exists(client, &progress)? {
+            create.push((sql::create_progress_table(&progress), progress.display()));
         }
-        ddl.push_str(" COMMIT;");
-        if let Err(e) = client.batch_execute(&ddl) {
-            let _ = client.batch_execute("ROLLBACK");
-            return Err(classify(&e, |m| {
-                format!("creating {}{}: {m}; the role needs CREATE on the schema (or create them beforehand: docs/postgres.md)", progress.display(), if self.config.create_table { format!(" and {}", table.display()) } else { String::new() })
-            }));
+        if self.config.create_table && !exists(client, &table)? {
+            create.push((sql::create_table(&table, &self.schema, &key), table.display()));
+        }
+        if !create.is_empty() {
+            let ddl: Vec<&str> = create.iter().map(|(d, _)| d.as_str()).collect();
+            let ddl = format!("BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {}; COMMIT;", ddl.join("; "));
+            if let Err(e) = client.batch_execute(&ddl) {
+                let _ = client.batch_execute("ROLLBACK");
+                let names: Vec<&str> = create.iter().map(|(_, n)| n.as_str()).collect();
+                return Err(classify(&e, |m| {
+                    format!(
+                        "creating {}: {m}; the role needs CREATE on the schema, or create it beforehand (docs/postgres.md)",
+                        names.join(" and ")
+                    )
+                }));
+            }
         }
         self.check_table(client, &table, &key)?;
         let columns = sql::column_list(&self.schema);
