@@ -53,6 +53,8 @@ static HELD: AtomicBool = AtomicBool::new(false);
 /// The first pause between two attempts, and the longest.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Rows per COPY after a refused row, while the refused rows of a batch are looked for.
+const ISOLATION_PART: usize = 4096;
 /// A key for `pg_advisory_xact_lock`: weir's DDL (progress table, CREATE TABLE) one at a time.
 const DDL_LOCK: i64 = 0x7765_6972_5f64_646c;
 
@@ -600,8 +602,16 @@ impl PostgresSink {
                     }
                     match copy_line(&e).filter(|&l| l >= 1 && l <= to - from) {
                         Some(line) => {
+                            // The rows before the named one went in; the one named alone; the
+                            // rest in parts, so that a later refusal costs one part again, not
+                            // the rest of the batch.
                             let i = from + line - 1;
-                            todo.extend([(i + 1, to), (i, i + 1), (from, i)]);
+                            let parts: Vec<(usize, usize)> = (i + 1..to)
+                                .step_by(ISOLATION_PART)
+                                .map(|a| (a, (a + ISOLATION_PART).min(to)))
+                                .collect();
+                            todo.extend(parts.into_iter().rev());
+                            todo.extend([(i, i + 1), (from, i)]);
                         }
                         None => {
                             let mid = from + (to - from) / 2;
