@@ -12,10 +12,12 @@
 //!   them, and a bound that ignored NaN would let a reader skip the file wrongly).
 //! - Booleans, binary and lists get a null count only (Spark's choice as well).
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::{max, max_string, max_string_view, min, min_string, min_string_view};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimeUnit, TimestampMicrosecondType,
 };
-use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Map, Value};
 
@@ -56,50 +58,42 @@ pub fn file_stats(batches: &[RecordBatch]) -> String {
 }
 
 /// The (min, max) of non-null values across `columns`, as JSON; `None` for a type without
-/// bounds or a column of nulls only.
+/// bounds or a column of nulls only. Arrow's aggregate kernels do the scanning.
 fn bounds(columns: &[&ArrayRef]) -> Option<(Option<Value>, Option<Value>)> {
     let data_type = columns.first()?.data_type().clone();
+    let ints = |(lo, hi): (i64, i64)| Some((Some(json!(lo)), Some(json!(hi))));
     match data_type {
-        DataType::Int8 => ints(columns, |c| {
-            c.as_any().downcast_ref::<Int8Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
-        }),
-        DataType::Int16 => ints(columns, |c| {
-            c.as_any().downcast_ref::<Int16Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
-        }),
-        DataType::Int32 => ints(columns, |c| {
-            c.as_any().downcast_ref::<Int32Array>().map(|a| a.iter().map(|v| v.map(i64::from)).collect())
-        }),
-        DataType::Int64 => ints(columns, |c| c.as_any().downcast_ref::<Int64Array>().map(|a| a.iter().collect())),
-        DataType::Float32 => floats(columns, |c| {
-            c.as_any().downcast_ref::<Float32Array>().map(|a| a.iter().map(|v| v.map(f64::from)).collect())
-        }),
-        DataType::Float64 => floats(columns, |c| c.as_any().downcast_ref::<Float64Array>().map(|a| a.iter().collect())),
+        DataType::Int8 => prim::<Int8Type>(columns, |_| false).and_then(|(a, b)| ints((a.into(), b.into()))),
+        DataType::Int16 => prim::<Int16Type>(columns, |_| false).and_then(|(a, b)| ints((a.into(), b.into()))),
+        DataType::Int32 => prim::<Int32Type>(columns, |_| false).and_then(|(a, b)| ints((a.into(), b.into()))),
+        DataType::Int64 => prim::<Int64Type>(columns, |_| false).and_then(ints),
+        DataType::Float32 => prim::<Float32Type>(columns, f32::is_nan).and_then(|(a, b)| floats(a.into(), b.into())),
+        DataType::Float64 => prim::<Float64Type>(columns, f64::is_nan).and_then(|(a, b)| floats(a, b)),
         DataType::Date32 => {
-            let (min, max) = min_max(columns.iter().flat_map(|c| c.as_primitive::<Date32Type>().iter().flatten()))?;
+            let (min, max) = prim::<Date32Type>(columns, |_| false)?;
             Some((Some(json!(format_date(min))), Some(json!(format_date(max)))))
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            let (min, max) =
-                min_max(columns.iter().flat_map(|c| c.as_primitive::<TimestampMicrosecondType>().iter().flatten()))?;
+            let (min, max) = prim::<TimestampMicrosecondType>(columns, |_| false)?;
             Some((Some(json!(format_millis(min))), Some(json!(format_millis(max)))))
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let mut min: Option<String> = None;
-            let mut max: Option<String> = None;
+            let mut min: Option<&str> = None;
+            let mut max: Option<&str> = None;
             for c in columns {
-                let values: Vec<Option<&str>> = match c.data_type() {
-                    DataType::Utf8 => c.as_string::<i32>().iter().collect(),
-                    DataType::LargeUtf8 => c.as_string::<i64>().iter().collect(),
-                    _ => c.as_string_view().iter().collect(),
+                let (lo, hi) = match c.data_type() {
+                    DataType::Utf8 => (min_string(c.as_string::<i32>()), max_string(c.as_string::<i32>())),
+                    DataType::LargeUtf8 => (min_string(c.as_string::<i64>()), max_string(c.as_string::<i64>())),
+                    _ => (min_string_view(c.as_string_view()), max_string_view(c.as_string_view())),
                 };
-                for v in values.into_iter().flatten() {
-                    if min.as_deref().is_none_or(|m| v < m) {
-                        min = Some(v.to_string());
-                    }
-                    if max.as_deref().is_none_or(|m| v > m) {
-                        max = Some(v.to_string());
-                    }
-                }
+                min = match (min, lo) {
+                    (Some(m), Some(v)) => Some(if v < m { v } else { m }),
+                    (m, v) => m.or(v),
+                };
+                max = match (max, hi) {
+                    (Some(m), Some(v)) => Some(if v > m { v } else { m }),
+                    (m, v) => m.or(v),
+                };
             }
             let (min, max) = (min?, max?);
             let min: String = min.chars().take(STRING_PREFIX).collect();
@@ -110,31 +104,36 @@ fn bounds(columns: &[&ArrayRef]) -> Option<(Option<Value>, Option<Value>)> {
     }
 }
 
-fn ints(
+/// The smallest and largest non-null value of primitive columns (`None`: all null, or a NaN:
+/// Arrow orders NaN above every number, so a column holding one has NaN as its maximum).
+fn prim<T: ArrowPrimitiveType>(
     columns: &[&ArrayRef],
-    values: impl Fn(&ArrayRef) -> Option<Vec<Option<i64>>>,
-) -> Option<(Option<Value>, Option<Value>)> {
-    let all: Vec<i64> = columns.iter().filter_map(|c| values(*c)).flatten().flatten().collect();
-    let (min, max) = min_max(all.into_iter())?;
-    Some((Some(json!(min)), Some(json!(max))))
+    is_nan: impl Fn(T::Native) -> bool,
+) -> Option<(T::Native, T::Native)>
+where
+    T::Native: PartialOrd,
+{
+    let mut acc: Option<(T::Native, T::Native)> = None;
+    for c in columns {
+        let a = c.as_primitive::<T>();
+        let (Some(lo), Some(hi)) = (min(a), max(a)) else { continue };
+        if is_nan(hi) {
+            return None;
+        }
+        acc = Some(match acc {
+            None => (lo, hi),
+            Some((l, h)) => (if lo < l { lo } else { l }, if hi > h { hi } else { h }),
+        });
+    }
+    acc
 }
 
-fn floats(
-    columns: &[&ArrayRef],
-    values: impl Fn(&ArrayRef) -> Option<Vec<Option<f64>>>,
-) -> Option<(Option<Value>, Option<Value>)> {
-    let all: Vec<f64> = columns.iter().filter_map(|c| values(*c)).flatten().flatten().collect();
-    if all.is_empty() || all.iter().any(|v| !v.is_finite()) {
+/// Bounds of a double column: none when it holds NaN or an infinity.
+fn floats(min: f64, max: f64) -> Option<(Option<Value>, Option<Value>)> {
+    if !(min.is_finite() && max.is_finite()) {
         return None;
     }
-    let min = all.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     Some((Some(json!(min)), Some(json!(max))))
-}
-
-fn min_max<T: PartialOrd + Copy>(mut values: impl Iterator<Item = T>) -> Option<(T, T)> {
-    let first = values.next()?;
-    Some(values.fold((first, first), |(lo, hi), v| (if v < lo { v } else { lo }, if v > hi { v } else { hi })))
 }
 
 /// A timestamp statistic: ISO 8601 in UTC, truncated down to milliseconds.
@@ -157,7 +156,7 @@ fn format_date(days: i32) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{BooleanArray, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
@@ -230,5 +229,19 @@ mod tests {
         let stats: Value = serde_json::from_str(&file_stats(&[b])).unwrap();
         assert_eq!(stats, json!({"numRecords": 2, "minValues": {}, "maxValues": {}, "nullCount": {"x": 0, "s": 2}}));
         assert_eq!(format_millis(-1), "1969-12-31T23:59:59.999Z", "truncated down, also before 1970");
+        // A NaN or an infinity in a later batch of the file, too.
+        let x = |v: f64| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)])),
+                vec![Arc::new(Float64Array::from(vec![v]))],
+            )
+            .unwrap()
+        };
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let stats: Value = serde_json::from_str(&file_stats(&[x(1.0), x(bad)])).unwrap();
+            assert_eq!(stats["minValues"], json!({}), "{bad}");
+        }
+        let stats: Value = serde_json::from_str(&file_stats(&[x(1.0), x(-3.5)])).unwrap();
+        assert_eq!((stats["minValues"]["x"].as_f64(), stats["maxValues"]["x"].as_f64()), (Some(-3.5), Some(1.0)));
     }
 }
