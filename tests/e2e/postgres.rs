@@ -670,3 +670,45 @@ fn a_role_without_create_writes_to_tables_an_administrator_made() {
     );
     as_admin(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
 }
+
+/// A server that accepts connections and never answers: each attempt gives up after
+/// connect_timeout, and the job after retry_timeout (the client's own timeout covers only the
+/// TCP connect).
+#[test]
+fn a_server_that_never_answers_is_given_up_after_connect_timeout() {
+    let Some(pg) = pg() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let s = Scratch::new();
+    s.write("in/a.json", &order(1, "a", 1.0));
+    let job = s.job(&format!(
+        r#"
+[source]
+format = "json"
+path = "{{dir}}/in"
+schema = "{ORDERS}"
+
+[sink]
+format = "postgres"
+url = "postgres://weir@127.0.0.1:{port}/weir"
+password_env = "WEIR_PG_PASSWORD"
+table = "never"
+connect_timeout = "300 ms"
+retry_timeout = "1 second"
+checkpoint = "{{dir}}/ckpt"
+trigger = {{ available_now = true }}
+"#
+    ));
+    let t0 = Instant::now();
+    let err = run_err(&job);
+    assert!(err.contains("connecting: no answer from the server within 300 ms (sink.connect_timeout)"), "{err}");
+    assert!(err.contains("(sink.retry_timeout = 1 s)"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert!(!err.contains(&pg.password));
+}

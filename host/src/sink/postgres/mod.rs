@@ -190,8 +190,13 @@ impl PostgresSink {
         }
         pg.application_name("weir");
         pg.connect_timeout(config.connect_timeout);
+        // A server that vanishes (a network partition, a host that died) is noticed within about
+        // a minute, idle or while data is in flight, and the batch retried.
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(30));
+        pg.keepalives_interval(Duration::from_secs(10));
+        pg.keepalives_retries(3);
+        pg.tcp_user_timeout(Duration::from_secs(60));
         let hosts: Vec<String> = pg
             .get_hosts()
             .iter()
@@ -281,7 +286,26 @@ impl PostgresSink {
                 return Ok(c);
             }
         }
-        self.pg.connect(NoTls).map_err(|e| {
+        // The client's own timeout covers the TCP connect only: a server that accepts and never
+        // answers would hold the job forever. So the whole attempt (startup, authentication)
+        // runs in a thread of its own, given up after connect_timeout (the thread ends when the
+        // server answers or the connection breaks).
+        let limit = self.config.connect_timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pg = self.pg.clone();
+        std::thread::Builder::new()
+            .name("weir-pg-connect".into())
+            .spawn(move || {
+                let _ = tx.send(pg.connect(NoTls));
+            })
+            .map_err(|e| Failure::Retry(format!("connecting: cannot start a thread: {e}")))?;
+        let connected = rx.recv_timeout(limit).map_err(|_| {
+            Failure::Retry(format!(
+                "connecting: no answer from the server within {} ms (sink.connect_timeout)",
+                limit.as_millis()
+            ))
+        })?;
+        connected.map_err(|e| {
             let m = format!("connecting: {}", db_message(&e));
             match e.code() {
                 // Wrong password or role, no such database: another try will not help.
