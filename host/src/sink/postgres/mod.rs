@@ -976,3 +976,63 @@ pub fn describe(c: &PostgresSinkConfig) -> String {
         c.retry_timeout.as_secs_f64()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+    use crate::config::{PostgresConnection, PostgresSinkConfig};
+
+    fn config(mode: PostgresMode) -> PostgresSinkConfig {
+        PostgresSinkConfig {
+            connection: PostgresConnection {
+                url: Some(crate::config::ConnectionUrl("postgres://u:hunter22@db:5432/app".into())),
+                host: None,
+                port: None,
+                user: None,
+                dbname: None,
+                password: None,
+                password_env: None,
+            },
+            table: "t".into(),
+            mode,
+            create_table: false,
+            on_bad_record: None,
+            retry_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            progress_table: "weir_sink_progress".into(),
+        }
+    }
+
+    #[test]
+    fn a_column_of_a_type_the_sink_cannot_write_is_refused_by_name() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        ]);
+        let (field, e) = PostgresSink::check_columns(&config(PostgresMode::Append), &schema).unwrap_err();
+        assert_eq!(field, "format");
+        assert!(e.contains("columns of types the postgres sink cannot write: `tags` (unsupported(List"), "{e}");
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let (field, e) =
+            PostgresSink::check_columns(&config(PostgresMode::Upsert { key: vec!["k".into()] }), &schema).unwrap_err();
+        assert_eq!(
+            (field, e.as_str()),
+            ("key", "column `k` is not a column of the output (its columns: id); name output columns")
+        );
+    }
+
+    #[test]
+    fn the_description_and_weir_check_show_no_password() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let sink =
+            PostgresSink::new(&config(PostgresMode::Append), OnBadRecord::Fail, schema, PathBuf::from("dl")).unwrap();
+        assert_eq!(sink.description(), "PostgresSink[t at db:5432/app, append]");
+        let text = describe(&config(PostgresMode::Append));
+        assert!(text.contains("at postgres://u:***@db:5432/app") && !text.contains("hunter22"), "{text}");
+        assert_eq!(sink.scrub("auth for hunter22 failed".into()), "auth for *** failed");
+    }
+}
