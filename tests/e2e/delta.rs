@@ -316,10 +316,18 @@ fn delta_a_crash_before_the_commit_leaves_nothing_visible_and_the_replay_commits
     let t = read_delta(&s.path("out"), &[&q]);
     assert_eq!((t["version"].as_i64(), t["txn"][&q].as_i64()), (Some(0), Some(0)));
     assert_eq!(triples(&t), t3(&[(0, "a", 0.0)]), "the crashed batch's file is in no commit");
+    let data_files = || {
+        std::fs::read_dir(s.path("out"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".parquet"))
+            .count()
+    };
+    assert_eq!(data_files(), 2, "batch 0's and the crashed attempt's");
     run_ok(&job);
     let t = read_delta(&s.path("out"), &[&q]);
     assert_eq!(triples(&t), t3(&[(0, "a", 0.0), (1, "a", 1.0), (2, "a", 2.0)]));
     assert_eq!(txn_versions(&s.path("out"), &q), [0, 1, 2]);
+    assert_eq!(data_files(), 3, "the crashed attempt's file was deleted when its batch committed");
 }
 
 #[test]

@@ -17,7 +17,9 @@
 //! log entries older than `log_retention` are deleted (Delta's metadata cleanup).
 //!
 //! Files of an attempt that crashed before its commit are in no commit: readers never see
-//! them, and Delta's VACUUM (`deltalake`'s `vacuum()`, Spark's `VACUUM`) deletes them.
+//! them. Each attempt records the names of the files it is about to write in
+//! `_weir_pending/<batch>-<attempt>`; when the batch commits (or its replay finds it committed),
+//! the recorded files no version of the table names are deleted, then the records.
 
 /// Checkpoints: the table's state in Parquet every N commits, and `_last_checkpoint`.
 pub mod checkpoint;
@@ -48,6 +50,9 @@ const CRASH_BEFORE_COMMIT_ENV: &str = "WEIR_TEST_CRASH_BEFORE_COMMIT";
 /// version it is about to take, as another writer would (a commit of appId
 /// `weir-test-other-writer`), so that the retry on the next version is exercised end to end.
 const OTHER_WRITER_ENV: &str = "WEIR_TEST_DELTA_OTHER_WRITER_BEFORE";
+/// The data files each attempt is about to write, by batch, until the batch commits (a
+/// directory readers and VACUUM ignore: its name starts with `_`).
+pub const PENDING_DIR: &str = "_weir_pending";
 
 pub struct DeltaSink {
     dir: PathBuf,
@@ -65,6 +70,9 @@ pub struct DeltaSink {
     /// Random per sink instance, in data file names, with a counter.
     attempt: String,
     files_written: u64,
+    /// The data files this instance wrote for the batch in progress (relative paths), as
+    /// recorded in `_weir_pending/<batch>-<attempt>`.
+    pending: Vec<String>,
     /// The batch before whose commit another writer's commit is staged ([`OTHER_WRITER_ENV`]).
     other_writer_before: Option<u64>,
 }
@@ -93,6 +101,7 @@ impl DeltaSink {
             app_id: None,
             attempt: crate::checkpoint::random_hex()[..16].to_string(),
             files_written: 0,
+            pending: Vec::new(),
             other_writer_before: std::env::var(OTHER_WRITER_ENV).ok().and_then(|v| v.parse().ok()),
         };
         sink.check_table()?;
@@ -270,13 +279,20 @@ impl DeltaSink {
     fn write_files(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<Vec<Add>, SinkError> {
         let cols = self.partition_cols();
         let data_schema = writer::data_schema(&self.schema, &cols);
+        let parts = writer::split(data, &cols, &data_schema)?;
+        let names: Vec<String> = parts
+            .iter()
+            .map(|part| {
+                let dir = writer::partition_dir(&self.partition_by, &part.values);
+                self.next_file_name(batch_id, &dir)
+            })
+            .collect();
+        self.record_pending(batch_id, &names)?;
         let mut adds = Vec::new();
-        for part in writer::split(data, &cols, &data_schema)? {
-            let dir = writer::partition_dir(&self.partition_by, &part.values);
-            let rel = self.next_file_name(batch_id, &dir);
+        for (part, rel) in parts.iter().zip(&names) {
             let values: BTreeMap<String, Option<String>> =
                 self.partition_by.iter().cloned().zip(part.values.iter().cloned()).collect();
-            adds.push(writer::write_file(&self.dir, &rel, &data_schema, &part.batches, values)?);
+            adds.push(writer::write_file(&self.dir, rel, &data_schema, &part.batches, values)?);
         }
         Ok(adds)
     }
@@ -305,6 +321,7 @@ impl DeltaSink {
                         let rel = log::decode_path(&file.path);
                         let dir = rel.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
                         let name = self.next_file_name(batch_id, &dir);
+                        self.record_pending(batch_id, std::slice::from_ref(&name))?;
                         adds.push(writer::write_file(
                             &self.dir,
                             &name,
@@ -318,6 +335,70 @@ impl DeltaSink {
         }
         adds.extend(self.write_files(batch_id, std::slice::from_ref(input))?);
         Ok((removes, adds))
+    }
+
+    fn pending_record(&self, batch_id: u64) -> PathBuf {
+        self.dir.join(PENDING_DIR).join(format!("{batch_id}-{}", self.attempt))
+    }
+
+    /// Records, before they are written, the names of data files of `batch_id`: whatever a
+    /// crash leaves of them is found without listing the table, and deleted when the batch
+    /// commits ([`Self::resolve_pending`]).
+    fn record_pending(&mut self, batch_id: u64, names: &[String]) -> Result<(), SinkError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.pending.extend(names.iter().cloned());
+        let record = self.pending_record(batch_id);
+        let text: String = self.pending.iter().map(|n| format!("{n}\n")).collect();
+        crate::atomic_file::write_atomic(&record, text.as_bytes())
+            .map_err(io(format!("batch {batch_id}: recording the data files it writes in {}", record.display())))
+    }
+
+    /// Once batch `batch_id` is in the table: the recorded files of it and earlier batches that
+    /// no version of the table holds (a crashed or losing attempt's) are deleted, then the
+    /// records. Files the log names (live or removed) are never touched. Failures are warnings:
+    /// the batch is committed, and VACUUM deletes what is left.
+    fn resolve_pending(&mut self, batch_id: u64) {
+        self.pending.clear();
+        let dir = self.dir.join(PENDING_DIR);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        for record in entries.flatten() {
+            let name = record.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.split_once('-').and_then(|(id, _)| id.parse::<u64>().ok()) else { continue };
+            if id > batch_id {
+                continue;
+            }
+            let names = std::fs::read_to_string(record.path()).unwrap_or_default();
+            for rel in names.lines().filter(|l| !l.is_empty()) {
+                let key = log::encode_path(rel);
+                let ours = rel.rsplit('/').next().is_some_and(|n| n.starts_with(&format!("part-{id:05}-")));
+                if rel.contains("..")
+                    || !ours
+                    || self.table.files.contains_key(&key)
+                    || self.table.tombstones.contains_key(&key)
+                {
+                    continue;
+                }
+                let path = self.dir.join(rel);
+                let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                for p in [path.clone(), path.with_file_name(format!(".{file_name}.tmp"))] {
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {
+                            eprintln!("batch {id}: deleted {}, written by an attempt that did not commit", p.display())
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => eprintln!(
+                            "warning: batch {id}: deleting {} (an attempt that did not commit wrote it): {e}",
+                            p.display()
+                        ),
+                    }
+                }
+            }
+            if let Err(e) = std::fs::remove_file(record.path()) {
+                eprintln!("warning: deleting {}: {e}", record.path().display());
+            }
+        }
     }
 
     /// Deletes data files this instance wrote for a commit that did not happen.
@@ -384,6 +465,8 @@ impl Sink for DeltaSink {
         let app_id = self.app_id()?;
         self.table.refresh(&self.dir)?;
         if self.done(batch_id)? {
+            // A replay of a committed batch: what its crashed attempts left goes.
+            self.resolve_pending(batch_id);
             return Ok(0);
         }
         // Append and complete: the files do not depend on the table's state, so they are
@@ -452,6 +535,7 @@ impl Sink for DeltaSink {
                     self.table.apply(a);
                 }
                 self.table.version = Some(version);
+                self.resolve_pending(batch_id);
                 self.after_commit(version, now);
                 return Ok(rows);
             }
@@ -465,6 +549,7 @@ impl Sink for DeltaSink {
             self.table.refresh(&self.dir)?;
             if self.done(batch_id)? {
                 self.discard(&files);
+                self.resolve_pending(batch_id);
                 return Ok(0);
             }
         }

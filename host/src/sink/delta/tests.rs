@@ -361,3 +361,41 @@ fn an_append_only_table_refuses_complete_mode_and_merges() {
     // Appending goes on.
     assert_eq!(s.write_batch(1, &[batch(&[2], &["b"])]).unwrap(), 1);
 }
+
+#[test]
+fn a_crashed_attempts_files_go_when_their_batch_commits_and_committed_files_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.partition_by = vec!["k".into()];
+    let mut s = sink(&c, OutputMode::Complete, "q1");
+    s.write_batch(0, &[batch(&[1], &["a"])]).unwrap();
+    // An attempt of batch 1 wrote its files and crashed before the commit; one of batch 2 is
+    // in flight.
+    let mut crashed = sink(&c, OutputMode::Complete, "q1");
+    let left = crashed.write_files(1, &[batch(&[2, 3], &["a", "b"])]).unwrap();
+    let mut in_flight = sink(&c, OutputMode::Complete, "q1");
+    let flying = in_flight.write_files(2, &[batch(&[4], &["a"])]).unwrap();
+    let exists = |a: &Add| file_path(dir.path(), a).exists();
+    assert!(left.iter().all(exists) && flying.iter().all(exists));
+    // The restarted query commits batch 1 (complete mode: batch 0's file is removed, kept on
+    // disk for readers of version 0).
+    let mut restarted = sink(&c, OutputMode::Complete, "q1");
+    restarted.write_batch(1, &[batch(&[2, 3], &["a", "b"])]).unwrap();
+    assert!(!left.iter().any(exists), "the crashed attempt's files are deleted");
+    assert!(flying.iter().all(exists), "batch 2's are not touched");
+    let state = read_table(dir.path()).unwrap();
+    assert!(state.files.values().all(exists) && state.tombstones.keys().all(|p| dir.path().join(log::decode_path(p)).exists()));
+    let records: Vec<String> = std::fs::read_dir(dir.path().join(PENDING_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(records, [format!("2-{}", in_flight.attempt)]);
+    // A replay of batch 2 after its commit (made here by the in-flight attempt's own sink)
+    // clears its record and keeps its files.
+    in_flight.write_batch(2, &[batch(&[4], &["a"])]).unwrap();
+    let again = sink(&c, OutputMode::Complete, "q1").write_batch(2, &[batch(&[9], &["z"])]).unwrap();
+    assert_eq!(again, 0);
+    assert!(std::fs::read_dir(dir.path().join(PENDING_DIR)).unwrap().next().is_none());
+    assert!(read_table(dir.path()).unwrap().files.values().all(exists));
+    assert_eq!(rows(dir.path()), [(4, "a".into())]);
+}
