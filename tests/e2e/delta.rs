@@ -473,3 +473,62 @@ fn delta_update_mode_with_merge_on_keeps_the_latest_count_of_each_key() {
     assert_eq!(t["txn"][&q], 2);
     assert_eq!(t["operations"], json!(["MERGE", "MERGE", "MERGE"]));
 }
+
+/// Two jobs (two queries) append to one table at the same time: their commits race for the
+/// same versions; every row of both lands once, and each query's batches are each in one commit.
+#[test]
+fn delta_two_jobs_writing_one_table_at_once_both_commit_every_batch_once() {
+    let s = Scratch::new();
+    let mut jobs = Vec::new();
+    for j in 0..2 {
+        for n in 0..12 {
+            let rows: Vec<(i64, &str, f64)> = (0..50).map(|r| ((j * 10_000 + n * 100 + r) as i64, "k", 0.0)).collect();
+            let text: String =
+                rows.iter().map(|(id, k, v)| format!("{{\"id\":{id},\"k\":\"{k}\",\"v\":{v:?}}}\n")).collect();
+            s.write(&format!("in{j}/f{n:03}.json"), &text);
+        }
+        jobs.push(s.job(&format!(
+            r#"
+[source]
+format = "json"
+path = "{{dir}}/in{j}"
+schema = "id bigint, k string, v double"
+max_files_per_trigger = 1
+[sink]
+format = "delta"
+path = "{{dir}}/out"
+checkpoint = "{{dir}}/ckpt{j}"
+checkpoint_interval = 5
+trigger = {{ available_now = true }}
+"#
+        )));
+        // Scratch::job writes job.toml: keep each under its own name.
+        let own = s.path(&format!("job{j}.toml"));
+        std::fs::rename(jobs.last().unwrap(), &own).unwrap();
+        *jobs.last_mut().unwrap() = own;
+    }
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|j| weir().args(["run", "--quiet"]).arg(j).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("deleted"), "no file of a commit in flight is deleted: {err}");
+    }
+    let id = |j: usize| {
+        let v: Value = serde_json::from_slice(&std::fs::read(s.path(&format!("ckpt{j}/metadata"))).unwrap()).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let (q0, q1) = (id(0), id(1));
+    let t = read_delta(&s.path("out"), &[&q0, &q1]);
+    assert_eq!((t["txn"][&q0].as_i64(), t["txn"][&q1].as_i64()), (Some(11), Some(11)));
+    assert_eq!(t["version"], 23, "24 commits, none lost or doubled");
+    let mut ids: Vec<i64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    let want: Vec<i64> = (0..2).flat_map(|j| (0..12).flat_map(move |n| (0..50).map(move |r| j * 10_000 + n * 100 + r))).collect();
+    assert_eq!(ids, want);
+    assert_eq!(txn_versions(&s.path("out"), &q0), (0..12).collect::<Vec<_>>());
+    assert_eq!(txn_versions(&s.path("out"), &q1), (0..12).collect::<Vec<_>>());
+}

@@ -18,7 +18,7 @@
 //!
 //! Files of an attempt that crashed before its commit are in no commit: readers never see
 //! them. Each attempt records the names of the files it is about to write in
-//! `_weir_pending/<batch>-<attempt>`; when the batch commits (or its replay finds it committed),
+//! `_weir_pending/<query id>/<batch>-<attempt>`; when the batch commits (or its replay finds it committed),
 //! the recorded files no version of the table names are deleted, then the records.
 
 /// Checkpoints: the table's state in Parquet every N commits, and `_last_checkpoint`.
@@ -50,8 +50,9 @@ const CRASH_BEFORE_COMMIT_ENV: &str = "WEIR_TEST_CRASH_BEFORE_COMMIT";
 /// version it is about to take, as another writer would (a commit of appId
 /// `weir-test-other-writer`), so that the retry on the next version is exercised end to end.
 const OTHER_WRITER_ENV: &str = "WEIR_TEST_DELTA_OTHER_WRITER_BEFORE";
-/// The data files each attempt is about to write, by batch, until the batch commits (a
-/// directory readers and VACUUM ignore: its name starts with `_`).
+/// The data files each attempt is about to write, by query and batch, until the batch commits
+/// (`_weir_pending/<query id>/<batch>-<attempt>`; readers and VACUUM ignore a directory whose
+/// name starts with `_`).
 pub const PENDING_DIR: &str = "_weir_pending";
 
 pub struct DeltaSink {
@@ -337,8 +338,14 @@ impl DeltaSink {
         Ok((removes, adds))
     }
 
+    /// This query's records: another query writing the table at the same time has its own
+    /// (only its own process may resolve them; one process runs a query, by its checkpoint's lock).
+    fn pending_dir(&self) -> PathBuf {
+        self.dir.join(PENDING_DIR).join(self.app_id.as_deref().unwrap_or("_"))
+    }
+
     fn pending_record(&self, batch_id: u64) -> PathBuf {
-        self.dir.join(PENDING_DIR).join(format!("{batch_id}-{}", self.attempt))
+        self.pending_dir().join(format!("{batch_id}-{}", self.attempt))
     }
 
     /// Records, before they are written, the names of data files of `batch_id`: whatever a
@@ -361,7 +368,7 @@ impl DeltaSink {
     /// the batch is committed, and VACUUM deletes what is left.
     fn resolve_pending(&mut self, batch_id: u64) {
         self.pending.clear();
-        let dir = self.dir.join(PENDING_DIR);
+        let dir = self.pending_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for record in entries.flatten() {
             let name = record.file_name().to_string_lossy().into_owned();

@@ -384,8 +384,11 @@ fn a_crashed_attempts_files_go_when_their_batch_commits_and_committed_files_stay
     assert!(!left.iter().any(exists), "the crashed attempt's files are deleted");
     assert!(flying.iter().all(exists), "batch 2's are not touched");
     let state = read_table(dir.path()).unwrap();
-    assert!(state.files.values().all(exists) && state.tombstones.keys().all(|p| dir.path().join(log::decode_path(p)).exists()));
-    let records: Vec<String> = std::fs::read_dir(dir.path().join(PENDING_DIR))
+    assert!(
+        state.files.values().all(exists)
+            && state.tombstones.keys().all(|p| dir.path().join(log::decode_path(p)).exists())
+    );
+    let records: Vec<String> = std::fs::read_dir(dir.path().join(PENDING_DIR).join("q1"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -395,7 +398,7 @@ fn a_crashed_attempts_files_go_when_their_batch_commits_and_committed_files_stay
     in_flight.write_batch(2, &[batch(&[4], &["a"])]).unwrap();
     let again = sink(&c, OutputMode::Complete, "q1").write_batch(2, &[batch(&[9], &["z"])]).unwrap();
     assert_eq!(again, 0);
-    assert!(std::fs::read_dir(dir.path().join(PENDING_DIR)).unwrap().next().is_none());
+    assert!(std::fs::read_dir(dir.path().join(PENDING_DIR).join("q1")).unwrap().next().is_none());
     assert!(read_table(dir.path()).unwrap().files.values().all(exists));
     assert_eq!(rows(dir.path()), [(4, "a".into())]);
 }
