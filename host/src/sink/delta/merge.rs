@@ -102,9 +102,9 @@ pub fn last_row_per_key(
     let mut set = HashSet::new();
     let mut keep = Vec::new();
     for r in (0..all.num_rows()).rev() {
-        if cols.iter().any(|c| c.is_null(r)) {
-            keep.push(r as u32);
-        } else if set.insert(rows.row(r).as_ref().to_vec()) {
+        // A key with a null never matches: every such row is kept.
+        let null_key = cols.iter().any(|c| c.is_null(r));
+        if null_key || set.insert(rows.row(r).as_ref().to_vec()) {
             keep.push(r as u32);
         }
     }

@@ -432,7 +432,7 @@ impl DeltaSink {
     /// that cannot be written is a warning: the commit stands, and readers read the log.
     fn after_commit(&self, version: u64, now: i64) {
         let every = self.config.checkpoint_interval.max(1);
-        if version == 0 || version % every != 0 {
+        if version == 0 || !version.is_multiple_of(every) {
             return;
         }
         if let Err(e) = checkpoint::write(&self.dir, &self.table, now) {
