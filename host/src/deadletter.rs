@@ -133,6 +133,11 @@ impl DeadLetterOutput {
         for entry in rd {
             let entry = entry?;
             let name = entry.file_name();
+            // A postgres output of a plugin sink keeps its refused rows in `output-<name>/`.
+            if name.to_str().is_some_and(|n| n.starts_with("output-")) && entry.path().is_dir() {
+                deleted += DeadLetterOutput::new(entry.path()).purge_before(threshold)?;
+                continue;
+            }
             // batch-<N>.jsonl, and batch-<N>.sink.jsonl (rows a sink's target refused).
             let id = name.to_str().and_then(|n| {
                 n.strip_prefix("batch-")?.strip_suffix(".jsonl")?.trim_end_matches(".sink").parse::<u64>().ok()
@@ -185,13 +190,17 @@ mod tests {
         }
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
         std::fs::write(dir.path().join("batch-9.sink.jsonl"), "{}\n").unwrap();
-        assert_eq!(out.purge_before(10).unwrap(), 3);
+        std::fs::create_dir(dir.path().join("output-pg")).unwrap();
+        std::fs::write(dir.path().join("output-pg/batch-8.sink.jsonl"), "{}\n").unwrap();
+        std::fs::write(dir.path().join("output-pg/batch-11.sink.jsonl"), "{}\n").unwrap();
+        assert_eq!(out.purge_before(10).unwrap(), 4);
+        assert!(dir.path().join("output-pg/batch-11.sink.jsonl").exists());
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["batch-10.jsonl", "batch-12.jsonl", "notes.txt"]);
+        assert_eq!(left, ["batch-10.jsonl", "batch-12.jsonl", "notes.txt", "output-pg"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub const SOURCE_FORMATS: &[&str] = &["json", "csv", "parquet", "rate", "kafka"]
 pub const STATIC_FORMATS: &[&str] = &["json", "csv", "parquet"];
 pub const SINK_FORMATS: &[&str] =
     &["parquet", "json", "csv", "console", "kafka", "delta", "postgres", "foreach_batch", "foreach"];
-pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka"];
+pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "delta", "postgres"];
 /// The forms of `sink.trigger`, as a user writes them.
 pub const TRIGGER_FORMS: &str =
     "trigger = { processing_time = \"1 second\" }, trigger = { once = true } or trigger = { available_now = true }";
@@ -122,8 +122,8 @@ mod tests {
         assert!(e.contains("`source[1].format`: unknown format \"xml\"; allowed: \"json\""), "{e}");
         let e = check_text("[sink]\nformat = \"iceberg\"\ntable = \"t\"\n").unwrap_err();
         assert!(e.contains("`sink.format`: unknown format \"iceberg\"; allowed: \"parquet\""), "{e}");
-        let e = check_text("[sink]\nformat = \"foreach_batch\"\n[[sink.output]]\nformat = \"postgres\"\n").unwrap_err();
-        assert!(e.contains("`sink.output[0].format`: unknown format \"postgres\""), "{e}");
+        let e = check_text("[sink]\nformat = \"foreach_batch\"\n[[sink.output]]\nformat = \"foreach\"\n").unwrap_err();
+        assert!(e.contains("`sink.output[0].format`: unknown format \"foreach\""), "{e}");
         let e = check_text("[[operator]]\nplugin = \"a.wasm\"\n").unwrap_err();
         assert!(e.contains("`operator[0].kind`: is required: one of \"map\""), "{e}");
         for kind in OPERATOR_KINDS {

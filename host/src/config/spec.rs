@@ -475,8 +475,9 @@ pub(super) enum OutputFormatSpec {
     Files(FileFormat, FileOutputSpec),
     Console(ConsoleOutputSpec),
     Kafka(KafkaOutputSpec),
-    /// The job's sink only, for now (not in OUTPUT_FORMATS).
     Delta(super::delta::DeltaSinkSpec),
+    /// An output of a plugin sink (the job's sink is read as `SinkFormatSpec::Postgres`).
+    Postgres(super::postgres::PostgresSinkSpec),
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,7 +507,7 @@ pub(super) struct KafkaOutputSpec {
     pub marker_topic: Option<String>,
 }
 
-/// The variant of a files, console or kafka output (`tag`), with the fields `C` beside it: a
+/// The variant of a files, console, kafka, delta or postgres output (`tag`), with the fields `C` beside it: a
 /// sink's checkpoint and trigger, or an output's name.
 fn output_variant<C, T>(tag: &str, make: impl Fn(C, OutputFormatSpec) -> T + 'static) -> Variant<T>
 where
@@ -517,6 +518,9 @@ where
         "console" => Variant::of(move |(c, o): (C, ConsoleOutputSpec)| make(c, OutputFormatSpec::Console(o))),
         "kafka" => Variant::of(move |(c, o): (C, KafkaOutputSpec)| make(c, OutputFormatSpec::Kafka(o))),
         "delta" => Variant::of(move |(c, o): (C, super::delta::DeltaSinkSpec)| make(c, OutputFormatSpec::Delta(o))),
+        "postgres" => {
+            Variant::of(move |(c, o): (C, super::postgres::PostgresSinkSpec)| make(c, OutputFormatSpec::Postgres(o)))
+        }
         files => {
             let format = file_format(files);
             Variant::of(move |(c, o): (C, FileOutputSpec)| make(c, OutputFormatSpec::Files(format, o)))

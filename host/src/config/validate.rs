@@ -1128,6 +1128,9 @@ impl Validator<'_> {
             OutputFormatSpec::Delta(o) => SinkKind::Delta(
                 super::delta::delta_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
             ),
+            OutputFormatSpec::Postgres(o) => SinkKind::Postgres(
+                super::postgres::postgres_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
+            ),
             OutputFormatSpec::Kafka(o) => {
                 // Spark's `topic` option: when set, it wins over the rows' `topic` column.
                 if o.topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
@@ -1169,7 +1172,17 @@ impl Validator<'_> {
                     if specs[..i].iter().any(|p| p.name == o.name) {
                         return Err(self.err(&format!("{at}.name"), format!("output {:?} is declared twice", o.name)));
                     }
-                    outputs.push(NamedOutput { name: o.name.clone(), kind: self.sink_kind(&at, &o.format)? });
+                    let kind = self.sink_kind(&at, &o.format)?;
+                    // A delta output's name is part of its `txn` appId and of a directory name
+                    // in the table (`_weir_pending/<query id>-<name>`).
+                    let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+                    if matches!(kind, SinkKind::Delta(_)) && (!o.name.chars().all(plain) || o.name.starts_with('.')) {
+                        return Err(self.err(
+                            &format!("{at}.name"),
+                            format!("{:?} names a delta output, whose name goes into directory names of the table: use letters, digits, `_`, `-` and `.` (not first)", o.name),
+                        ));
+                    }
+                    outputs.push(NamedOutput { name: o.name.clone(), kind });
                 }
                 let config = PluginSinkConfig {
                     plugin: PathBuf::from(plugin),

@@ -25,11 +25,14 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
         SinkKind::ForeachBatch(f) => Box::new(
             ForeachBatchSink::new(runtime, f, schema.clone())
                 .context("starting the sink (format = \"foreach_batch\")")?
-                .with_min_batches_to_retain(job.min_batches_to_retain),
+                .with_min_batches_to_retain(job.min_batches_to_retain)
+                .with_dead_letters(job.dead_letter_dir(crate::checkpoint::layout::dead_letter), job.on_bad_record),
         ),
-        SinkKind::Foreach(f) => {
-            Box::new(ForeachSink::new(runtime, f, schema.clone()).context("starting the sink (format = \"foreach\")")?)
-        }
+        SinkKind::Foreach(f) => Box::new(
+            ForeachSink::new(runtime, f, schema.clone())
+                .context("starting the sink (format = \"foreach\")")?
+                .with_dead_letters(job.dead_letter_dir(crate::checkpoint::layout::dead_letter), job.on_bad_record),
+        ),
         SinkKind::Delta(d) => {
             crate::sink::delta::check_columns(d, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;

@@ -38,6 +38,18 @@ impl ForeachSink {
     }
 }
 
+impl ForeachSink {
+    /// The job's dead-letter directory and `on_bad_record`, for postgres outputs.
+    pub fn with_dead_letters(
+        mut self,
+        dir: std::path::PathBuf,
+        on_bad_record: crate::config::OnBadRecord,
+    ) -> ForeachSink {
+        self.outputs = self.outputs.with_dead_letters(dir, on_bad_record);
+        self
+    }
+}
+
 impl Sink for ForeachSink {
     fn description(&self) -> String {
         format!("ForeachSink[{}]", self.plugin.path().display())
@@ -52,7 +64,12 @@ impl Sink for ForeachSink {
         self.outputs.start(query_id)
     }
 
+    fn dead_letter_rows(&self) -> u64 {
+        self.outputs.dead_letter_rows()
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        self.outputs.new_batch();
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let calls = input.num_rows().div_ceil(self.rows_per_call) as u64;
         if calls >= CALLS_PER_BATCH {

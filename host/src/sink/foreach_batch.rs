@@ -38,6 +38,18 @@ impl ForeachBatchSink {
     }
 }
 
+impl ForeachBatchSink {
+    /// The job's dead-letter directory and `on_bad_record`, for postgres outputs.
+    pub fn with_dead_letters(
+        mut self,
+        dir: std::path::PathBuf,
+        on_bad_record: crate::config::OnBadRecord,
+    ) -> ForeachBatchSink {
+        self.outputs = self.outputs.with_dead_letters(dir, on_bad_record);
+        self
+    }
+}
+
 impl Sink for ForeachBatchSink {
     fn description(&self) -> String {
         format!("ForeachBatchSink[{}]", self.plugin.path().display())
@@ -56,7 +68,12 @@ impl Sink for ForeachBatchSink {
         self.outputs.committed(batch_id)
     }
 
+    fn dead_letter_rows(&self) -> u64 {
+        self.outputs.dead_letter_rows()
+    }
+
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        self.outputs.new_batch();
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let emitted = self.plugin.write_batch(batch_id, &input).map_err(|e| SinkError::Plugin(Box::new(e)))?;
         self.outputs.write(batch_id, batch_id, &emitted)

@@ -1,15 +1,26 @@
-//! The named outputs a sink plugin (`foreach_batch`, `foreach`) emits to: each a files or console
-//! sink, made when the plugin first emits to it (its schema is the emitted batch's); every later
-//! emit to it must have the same columns.
+//! The named outputs a sink plugin (`foreach_batch`, `foreach`) emits to: each a files, console,
+//! Kafka, Delta or PostgreSQL sink, made when the plugin first emits to it (its schema is the
+//! emitted batch's); every later emit to it must have the same columns, except that a delta or
+//! postgres output takes new columns as those sinks take a hot swap's (`merge_schema`,
+//! `create_table`).
+//!
+//! Each output writes write id N at most once, by its own record: a file output's log, a Kafka
+//! output's markers, a delta output's `txn` (appId `<query id>-<output name>`), a postgres
+//! output's progress row (query id `<query id>-<output name>`). So two outputs of one job, or of
+//! two jobs, writing the same table never take each other's batches for their own.
+
+use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::console::ConsoleSink;
+use super::delta::DeltaSink;
 use super::files::FileSink;
 use super::kafka::KafkaSink;
+use super::postgres::PostgresSink;
 use super::{Sink, SinkError};
-use crate::config::{NamedOutput, SinkKind};
+use crate::config::{NamedOutput, OnBadRecord, OutputMode, SinkKind};
 
 struct Output {
     name: String,
@@ -24,11 +35,32 @@ pub struct Outputs {
     /// Who emits, for messages (`plugin PATH`).
     emitter: String,
     /// The query's id (set when the sink starts): a Kafka output's transactional id and default
-    /// marker topic derive from it and the output's name.
+    /// marker topic, a delta output's `txn` appId and a postgres output's progress row derive
+    /// from it and the output's name ([`output_id`]).
     query_id: Option<String>,
     /// Writes kept readable in each file output's log (the job's `min_batches_to_retain` for a
     /// foreach_batch sink, whose write ids are its batch ids; `None`: the file sink's default).
     min_batches_to_retain: Option<u64>,
+    /// The job's dead-letter directory and `on_bad_record`: a postgres output under
+    /// `on_bad_record = "dead_letter"` (its own, else the job's) writes the rows its table
+    /// refuses to `DIR/output-<name>/batch-<write id>.sink.jsonl`.
+    dead_letter_dir: PathBuf,
+    on_bad_record: OnBadRecord,
+    /// Rows the outputs' targets refused and sent to the dead letters since [`Outputs::new_batch`].
+    dead_letter_rows: u64,
+}
+
+/// The identity of output `name` of query `query_id` in its target: a Kafka output's
+/// transactional id, a delta output's `txn` appId, a postgres output's progress-table query id.
+pub fn output_id(query_id: &str, name: &str) -> String {
+    format!("{query_id}-{name}")
+}
+
+/// A postgres output's own directory of dead letters, under the job's.
+fn dead_letter_subdir(dir: &std::path::Path, name: &str) -> PathBuf {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    dir.join(format!("output-{safe}"))
 }
 
 impl Outputs {
@@ -37,7 +69,15 @@ impl Outputs {
             .iter()
             .map(|o| Output { name: o.name.clone(), kind: o.kind.clone(), sink: None, kafka: None })
             .collect();
-        Outputs { outputs, emitter, query_id: None, min_batches_to_retain: None }
+        Outputs {
+            outputs,
+            emitter,
+            query_id: None,
+            min_batches_to_retain: None,
+            dead_letter_dir: PathBuf::from("dead_letter"),
+            on_bad_record: OnBadRecord::Fail,
+            dead_letter_rows: 0,
+        }
     }
 
     /// Keeps `n` writes readable in each file output's log, as the job keeps `n` batches.
@@ -46,30 +86,63 @@ impl Outputs {
         self
     }
 
+    /// The job's dead-letter directory and `on_bad_record`, for postgres outputs.
+    pub fn with_dead_letters(mut self, dir: PathBuf, on_bad_record: OnBadRecord) -> Outputs {
+        self.dead_letter_dir = dir;
+        self.on_bad_record = on_bad_record;
+        self
+    }
+
     /// Records the query's id, and connects the Kafka outputs now (fencing any earlier producer
-    /// of theirs) rather than at their first emit.
+    /// of theirs) rather than at their first emit. A postgres output's `password_env` must be
+    /// set now, not only at its first emit.
     pub fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
         self.query_id = Some(query_id.to_string());
         for out in &mut self.outputs {
-            if let SinkKind::Kafka(k) = &out.kind {
-                let mut sink = KafkaSink::new(k);
-                sink.start(&format!("{query_id}-{}", out.name))
-                    .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
-                // Its schema is fixed by the first emit; a Kafka output takes any columns.
-                out.kafka = Some(sink);
+            match &out.kind {
+                SinkKind::Kafka(k) => {
+                    let mut sink = KafkaSink::new(k);
+                    sink.start(&output_id(query_id, &out.name))
+                        .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                    // Its schema is fixed by the first emit; a Kafka output takes any columns.
+                    out.kafka = Some(sink);
+                }
+                SinkKind::Postgres(p) => {
+                    if let Some(var) = &p.connection.password_env {
+                        if std::env::var(var).is_err() {
+                            return Err(SinkError::Invalid(format!(
+                                "output {:?}: `password_env` names the environment variable {var}, which is not set (or not UTF-8): set it to the database password before `weir run`",
+                                out.name
+                            )));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
     }
 
     /// Whether any output has committed write `id` (file outputs: their log; Kafka outputs:
-    /// their markers). Outputs made lazily on the first emit are looked at on disk.
+    /// their markers; delta outputs: their table's `txn`; postgres outputs: their progress
+    /// row). Outputs made lazily on the first emit are looked at in their targets.
     pub fn committed(&mut self, id: u64) -> Result<bool, SinkError> {
+        let query_id = self.query_id.clone();
         for out in &mut self.outputs {
+            let own_id = query_id.as_deref().map(|q| output_id(q, &out.name));
+            let in_output = |e: SinkError| SinkError::Invalid(format!("output {:?}: {e}", out.name));
             let done = match (&mut out.sink, &out.kind, &mut out.kafka) {
                 (Some((sink, _)), _, _) => sink.committed(id)?,
                 (None, SinkKind::Files { path, .. }, _) => super::files::is_committed(path, id)?,
                 (None, SinkKind::Kafka(_), Some(kafka)) => kafka.committed(id)?,
+                (None, SinkKind::Delta(d), _) => match &own_id {
+                    Some(app_id) => super::delta::is_committed(&d.path, app_id, id).map_err(in_output)?,
+                    None => false,
+                },
+                (None, SinkKind::Postgres(p), _) => match &own_id {
+                    Some(q) => super::postgres::is_committed(p, q, id).map_err(in_output)?,
+                    None => false,
+                },
                 _ => false,
             };
             if done {
@@ -83,16 +156,44 @@ impl Outputs {
         self.outputs.iter().map(|o| o.name.clone()).collect()
     }
 
+    /// A new batch: [`Outputs::dead_letter_rows`] counts from zero.
+    pub fn new_batch(&mut self) {
+        self.dead_letter_rows = 0;
+    }
+
+    /// Rows the postgres outputs' tables refused (sent to the dead letters) since
+    /// [`Outputs::new_batch`].
+    pub fn dead_letter_rows(&self) -> u64 {
+        self.dead_letter_rows
+    }
+
     /// Writes `emitted` (output name, batch), output by output, as write `id` of each output
-    /// (idempotent per id for file outputs). Outputs made earlier get the write even when
-    /// nothing was emitted to them, so their log has every id. Returns the rows written.
+    /// (idempotent per id). File, console and Kafka outputs made earlier get the write even when
+    /// nothing was emitted to them, so their log has every id; a delta or postgres output
+    /// writes nothing then (no empty version, no transaction: their record of the last id
+    /// covers the ids before it). Returns the rows written.
     pub fn write(&mut self, id: u64, batch_label: u64, emitted: &[(String, RecordBatch)]) -> Result<u64, SinkError> {
         let mut written = 0;
         for out in &mut self.outputs {
             let batches: Vec<&RecordBatch> = emitted.iter().filter(|(n, _)| n == &out.name).map(|(_, b)| b).collect();
+            let own_record = matches!(out.kind, SinkKind::Delta(_) | SinkKind::Postgres(_));
+            if own_record && batches.is_empty() {
+                continue;
+            }
+            let cannot_write = |field: &str, e: String| {
+                SinkError::Invalid(format!(
+                    "batch {batch_label}: {} emitted to output {:?} rows it cannot write: `{field}` {e}",
+                    self.emitter, out.name
+                ))
+            };
             if out.sink.is_none() {
                 let Some(first) = batches.first() else { continue };
                 let schema = first.schema();
+                let own_id = || {
+                    self.query_id.as_deref().map(|q| output_id(q, &out.name)).ok_or_else(|| {
+                        SinkError::Invalid(format!("output {:?}: the sink was not started (no query id)", out.name))
+                    })
+                };
                 let sink: Box<dyn Sink> = match &out.kind {
                     SinkKind::Files { format, path, partition_by } => {
                         let mut sink = FileSink::new(*format, path, partition_by, schema.clone())
@@ -109,21 +210,43 @@ impl Outputs {
                     }
                     SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
                     SinkKind::Kafka(k) => {
-                        KafkaSink::check_columns(k, &schema).map_err(|(field, e)| {
-                            SinkError::Invalid(format!(
-                                "batch {batch_label}: {} emitted to output {:?} rows it cannot write: `{field}` {e}",
-                                self.emitter, out.name
-                            ))
-                        })?;
+                        KafkaSink::check_columns(k, &schema).map_err(|(field, e)| cannot_write(field, e))?;
                         Box::new(out.kafka.take().expect("kafka outputs connect when the sink starts"))
                     }
-                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) | SinkKind::Postgres(_) | SinkKind::Delta(_) => {
-                        unreachable!("outputs are files or console (checked with the job)")
+                    SinkKind::Delta(d) => {
+                        super::delta::check_columns(d, &schema).map_err(|(field, e)| cannot_write(field, e))?;
+                        // Each emit is appended (or MERGEd, with merge_on).
+                        let mut sink = DeltaSink::new(d, OutputMode::Append, schema.clone())
+                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                        sink.start(&own_id()?)?;
+                        Box::new(sink)
+                    }
+                    SinkKind::Postgres(p) => {
+                        let mut sink = PostgresSink::new(
+                            p,
+                            p.on_bad_record.unwrap_or(self.on_bad_record),
+                            schema.clone(),
+                            dead_letter_subdir(&self.dead_letter_dir, &out.name),
+                        )
+                        .map_err(|(field, e)| cannot_write(field, e))?;
+                        sink.start(&own_id()?)
+                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                        Box::new(sink)
+                    }
+                    SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
+                        unreachable!("outputs are files, console, kafka, delta or postgres (checked with the job)")
                     }
                 };
                 out.sink = Some((sink, schema));
             }
             let (sink, schema) = out.sink.as_mut().expect("made just above");
+            // A delta or postgres output takes other columns as its sink takes a hot swap's:
+            // the sink checks them against its table (merge_schema, create_table).
+            if let Some(first) = batches.first().filter(|b| own_record && !same_columns(&b.schema(), schema)) {
+                sink.set_schema(first.schema())
+                    .map_err(|e| SinkError::Invalid(format!("batch {batch_label}: output {:?}: {e}", out.name)))?;
+                *schema = first.schema();
+            }
             if let Some(b) = batches.iter().find(|b| !same_columns(&b.schema(), schema)) {
                 return Err(SinkError::Invalid(format!(
                     "batch {batch_label}: {} emitted to output {:?} the columns ({}), but its first batch had ({}); one output takes one schema: emit the same columns, or declare another output",
@@ -144,6 +267,7 @@ impl Outputs {
                 }
                 other => SinkError::Invalid(format!("output {:?}: {other}", out.name)),
             })?;
+            self.dead_letter_rows += sink.dead_letter_rows();
         }
         Ok(written)
     }

@@ -589,6 +589,13 @@ pub fn check_columns(config: &DeltaSinkConfig, schema: &SchemaRef) -> Result<(),
     Ok(())
 }
 
+/// Whether the table at `table` has a `txn` of `app_id` covering `batch_id`, read from its log
+/// without a schema: a foreach_batch plugin's delta output, not made yet (it is made at its
+/// first emit), answers a restart's "is batch N committed" with this. No table: no.
+pub fn is_committed(table: &Path, app_id: &str, batch_id: u64) -> Result<bool, SinkError> {
+    Ok(TableState::load(table)?.txn_version(app_id).is_some_and(|v| v >= batch_id as i64))
+}
+
 /// The path of a table's data file, from its `add` (for tests and tools).
 pub fn file_path(table: &Path, add: &Add) -> PathBuf {
     table.join(log::decode_path(&add.path))

@@ -938,6 +938,61 @@ impl Sink for PostgresSink {
     }
 }
 
+/// Whether the progress table of `config` records batch `batch_id` (or a later one) of
+/// `query_id` for its table, read without a schema and creating nothing (no progress table: no),
+/// retried as the sink's other queries: a foreach_batch plugin's postgres output, not made yet
+/// (it is made at its first emit), answers a restart's "is batch N committed" with this.
+pub fn is_committed(config: &PostgresSinkConfig, query_id: &str, batch_id: u64) -> Result<bool, SinkError> {
+    // Only the connection is used: no columns to check, no key to find among them.
+    let probe = PostgresSinkConfig { mode: PostgresMode::Append, create_table: false, ..config.clone() };
+    let mut sink = PostgresSink::new(&probe, OnBadRecord::Fail, SchemaRef::new(Schema::empty()), PathBuf::new())
+        .map_err(|(field, e)| SinkError::Invalid(format!("`{field}` {e}")))?;
+    sink.query_id = Some(query_id.to_string());
+    let last = sink.with_retries("reading the progress table", PostgresSink::recorded_batch)?;
+    Ok(last.is_some_and(|l| l >= batch_id as i64))
+}
+
+impl PostgresSink {
+    /// The progress table's batch of this query and table, the names resolved as `prepare`
+    /// does (the table's schema: the given one, else the server's current schema), without
+    /// creating or checking anything.
+    fn recorded_batch(&mut self) -> Result<Option<i64>, Failure> {
+        let mut client = self.take_client()?;
+        let result = (|| {
+            let (schema_name, name) =
+                crate::config::postgres_table_parts(&self.config.table).expect("checked with the job");
+            let schema_of_table = match schema_name {
+                Some(s) => s.to_string(),
+                None => {
+                    match client_query_one(&mut client, "SELECT current_schema()::text")?.get::<_, Option<String>>(0) {
+                        Some(s) => s,
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let output = TableName { schema: schema_of_table.clone(), name: name.to_string() }.display();
+            let (p_schema, p_name) =
+                crate::config::postgres_table_parts(&self.config.progress_table).expect("checked with the job");
+            let progress =
+                TableName { schema: p_schema.map_or(schema_of_table, str::to_string), name: p_name.to_string() };
+            let exists = client_query_one_p(&mut client, "SELECT to_regclass($1) IS NOT NULL", &[&progress.sql()])?
+                .get::<_, bool>(0);
+            if !exists {
+                return Ok(None);
+            }
+            let sql = format!("SELECT batch_id FROM {} WHERE query_id = $1 AND output = $2", progress.sql());
+            client
+                .query_opt(&sql, &[&self.query_id(), &output])
+                .map(|r| r.map(|r| r.get::<_, i64>(0)))
+                .map_err(|e| classify(&e, |m| format!("reading {}: {m}", progress.display())))
+        })();
+        if !matches!(result, Err(Failure::Retry(_))) {
+            self.client = Some(client);
+        }
+        result
+    }
+}
+
 /// What `weir check` says of the sink: where, how, and where the password comes from (never
 /// the password).
 pub fn describe(c: &PostgresSinkConfig) -> String {
