@@ -20,6 +20,7 @@ mod listeners;
 mod metrics;
 mod monitor;
 mod pipeline;
+mod plugin_outputs;
 mod postgres;
 mod restart_after_change;
 mod retention;

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// The test server: a URL without the password, and the password.
-struct Pg {
-    url: String,
+pub(crate) struct Pg {
+    pub(crate) url: String,
     password: String,
 }
 
 /// The server of scripts/postgres.sh, or `None` (with a message) when WEIR_PG_URL is unset.
-fn pg() -> Option<Pg> {
+pub(crate) fn pg() -> Option<Pg> {
     match (std::env::var("WEIR_PG_URL"), std::env::var("WEIR_PG_PASSWORD")) {
         (Ok(url), Ok(password)) if !url.is_empty() => Some(Pg { url, password }),
         _ => {
@@ -30,7 +30,7 @@ fn pg() -> Option<Pg> {
 
 impl Pg {
     /// Runs SQL with psql; the rows, `|`-separated, one per line.
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         let out = self.psql(sql);
         assert!(out.status.success(), "psql: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
@@ -45,7 +45,7 @@ impl Pg {
             .expect("running psql")
     }
 
-    fn lines(&self, sql: &str) -> Vec<String> {
+    pub(crate) fn lines(&self, sql: &str) -> Vec<String> {
         self.sql(sql).lines().map(str::to_string).collect()
     }
 
@@ -56,7 +56,7 @@ impl Pg {
 }
 
 /// A table name of its own for each test (tests share the server).
-fn table(prefix: &str) -> String {
+pub(crate) fn table(prefix: &str) -> String {
     format!("{prefix}_{}_{:x}", std::process::id(), rand::random::<u32>())
 }
 
