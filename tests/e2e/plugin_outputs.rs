@@ -398,3 +398,55 @@ fn a_postgres_outputs_refused_rows_go_to_its_own_dead_letters() {
     assert_eq!(progress(&s.path("ckpt"))[0]["numDeadLetterRows"], 1);
     assert_eq!(count_rows(&pg, &counts), ["0|3"]);
 }
+
+/// A hot swap of the map plugin before the sink plugin adds a column to what the plugin emits:
+/// the delta output evolves its table (`merge_schema = true`), the postgres output adds the
+/// column to its table (`create_table = true`), in the running process; rows before the swap
+/// have it null.
+#[test]
+fn a_hot_swap_that_adds_a_column_widens_the_delta_and_postgres_outputs() {
+    let Some(pg) = pg() else { return };
+    let s = Scratch::new();
+    let (small, counts) = (table("wide_small"), table("wide_counts"));
+    let (v1, wide) = (crate::hot_swap::tagger("v1"), crate::hot_swap::tagger("wide"));
+    let outputs = [
+        format!("{}merge_schema = true\n", delta("big", "big")),
+        postgres(&pg, "small", &small, ""),
+        postgres(&pg, "counts", &counts, ""),
+    ];
+    let ops = format!("[[operator]]\nkind = \"map\"\nplugin = \"{}\"\n", v1.display());
+    let text = std::fs::read_to_string(job(&s, FOREACH_BATCH, &ops, &outputs)).unwrap();
+    let text =
+        text.replace("trigger = { available_now = true }", "trigger = { processing_time = \"50 milliseconds\" }");
+    let job = s.job(&format!("[admin]\nlisten = \"127.0.0.1:0\"\nprobation_batches = 3\n{text}"));
+    s.write("in/a.json", "{\"id\":\"a1\",\"amount\":50.0}\n{\"id\":\"a2\",\"amount\":150.0}\n");
+    let (child, addr) = crate::hot_swap::start(&s, &job);
+    crate::hot_swap::wait_until("batch 0", || s.path("ckpt/commits/0").exists());
+    let swapped = crate::hot_swap::swap(&addr, &wide);
+    assert_eq!(swapped["event"], "swap", "{swapped}");
+    s.write("in/b.json", "{\"id\":\"b1\",\"amount\":100.0}\n{\"id\":\"b2\",\"amount\":5.0}\n");
+    crate::hot_swap::wait_until("batch 1", || s.path("ckpt/commits/1").exists());
+    crate::hot_swap::stop(child);
+    let t = read_delta(&s.path("big"), &[]);
+    assert_eq!(
+        t["schema"],
+        serde_json::json!([
+            ["id", "string", true],
+            ["amount", "double", true],
+            ["version", "string", true],
+            ["extra", "long", true]
+        ])
+    );
+    assert_eq!(
+        delta_rows(&s.path("big")),
+        [
+            "{\"amount\":100.0,\"extra\":0,\"id\":\"b1\",\"version\":\"wide\"}",
+            "{\"amount\":150.0,\"extra\":null,\"id\":\"a2\",\"version\":\"v1\"}"
+        ]
+    );
+    assert_eq!(
+        pg.lines(&format!("SELECT id, amount, version, extra FROM \"{small}\" ORDER BY id")),
+        ["a1|50|v1|", "b2|5|wide|1"]
+    );
+    assert_eq!(count_rows(&pg, &counts), ["0|2", "1|2"]);
+}

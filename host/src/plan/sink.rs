@@ -15,6 +15,9 @@ use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachB
 /// Makes the sink and checks it takes `schema` (partition columns, Kafka's columns, a plugin's
 /// `init`). Nothing is written yet: the engine starts it once the checkpoint is open.
 pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Result<Box<dyn Sink>> {
+    if let SinkKind::ForeachBatch(f) | SinkKind::Foreach(f) = &job.sink.kind {
+        check_output_passwords(job, &f.outputs)?;
+    }
     Ok(match &job.sink.kind {
         SinkKind::Files { format, path, partition_by } => Box::new(
             FileSink::new(*format, path, partition_by, schema.clone())
@@ -56,4 +59,20 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
             .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?,
         ),
     })
+}
+
+/// A postgres output connects at its first emit; its `password_env` must be set before the job
+/// starts, as the postgres sink's.
+fn check_output_passwords(job: &Job, outputs: &[crate::config::NamedOutput]) -> anyhow::Result<()> {
+    for (i, o) in outputs.iter().enumerate() {
+        if let SinkKind::Postgres(p) = &o.kind {
+            if let Some(var) = p.connection.password_env.as_deref().filter(|v| std::env::var(v).is_err()) {
+                anyhow::bail!(
+                    "job file {}: `sink.output[{i}].password_env`: names the environment variable {var}, which is not set (or not UTF-8): set it to the database password before `weir run`",
+                    job.file.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }

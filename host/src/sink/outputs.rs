@@ -94,8 +94,7 @@ impl Outputs {
     }
 
     /// Records the query's id, and connects the Kafka outputs now (fencing any earlier producer
-    /// of theirs) rather than at their first emit. A postgres output's `password_env` must be
-    /// set now, not only at its first emit.
+    /// of theirs) rather than at their first emit.
     pub fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
         self.query_id = Some(query_id.to_string());
         for out in &mut self.outputs {
@@ -107,16 +106,8 @@ impl Outputs {
                     // Its schema is fixed by the first emit; a Kafka output takes any columns.
                     out.kafka = Some(sink);
                 }
-                SinkKind::Postgres(p) => {
-                    if let Some(var) = &p.connection.password_env {
-                        if std::env::var(var).is_err() {
-                            return Err(SinkError::Invalid(format!(
-                                "output {:?}: `password_env` names the environment variable {var}, which is not set (or not UTF-8): set it to the database password before `weir run`",
-                                out.name
-                            )));
-                        }
-                    }
-                }
+                // A postgres output's password_env is checked with the job (plan::sink), a
+                // delta or postgres output is made at its first emit.
                 _ => {}
             }
         }
