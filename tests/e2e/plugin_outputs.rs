@@ -537,3 +537,46 @@ fn sigkill_at_random_moments_delta_and_postgres_outputs_hold_every_batch_once() 
         eprintln!("plugin outputs crash round {round}: seed {seed}, {kills} kills, every batch once");
     }
 }
+
+/// New columns that the output may not add: the batch fails naming the output and the column
+/// (delta without merge_schema; postgres without create_table, its table made beforehand), and
+/// the outputs after it do not get the batch (the restart replays it).
+#[test]
+fn new_columns_an_output_may_not_add_fail_the_batch_naming_output_and_column() {
+    let Some(pg) = pg() else { return };
+    let (v1, wide) = (crate::hot_swap::tagger("v1"), crate::hot_swap::tagger("wide"));
+    for kind in ["delta", "postgres"] {
+        let s = Scratch::new();
+        let (big, counts) = (table("narrow_big"), table("narrow_counts"));
+        pg.sql(&format!("CREATE TABLE \"{big}\" (id text, amount double precision, version text)"));
+        let big_output = if kind == "delta" {
+            delta("big", "big")
+        } else {
+            postgres(&pg, "big", &big, "").replace("create_table = true\n", "")
+        };
+        let outputs = [big_output, delta("small", "small"), postgres(&pg, "counts", &counts, "")];
+        let plugin = s.path("tagger.wasm");
+        std::fs::copy(&v1, &plugin).unwrap();
+        let ops = format!("[[operator]]\nkind = \"map\"\nplugin = \"{}\"\n", plugin.display());
+        let job = job(&s, FOREACH_BATCH, &ops, &outputs);
+        s.write("in/a.json", "{\"id\":\"a1\",\"amount\":150.0}\n");
+        run_ok(&job);
+        std::fs::copy(&wide, &plugin).unwrap();
+        s.write("in/b.json", "{\"id\":\"b1\",\"amount\":150.0}\n");
+        let err = run_err(&job);
+        let want = if kind == "delta" {
+            "output \"big\": the job's output has columns that the Delta table"
+        } else {
+            "has no column `extra` (bigint) of the output: add them, or set create_table = true in the [[sink.output]] named \"big\" to have them added"
+        };
+        assert!(err.contains("batch 1") && err.contains(want), "{kind}: {err}");
+        if kind == "delta" {
+            assert!(
+                err.contains("does not: `extra` (long); set merge_schema = true in the [[sink.output]] named \"big\" to add them"),
+                "{err}"
+            );
+        }
+        assert!(!s.path("ckpt/commits/1").exists());
+        assert_eq!(count_rows(&pg, &counts), ["0|1"], "{kind}: nothing of batch 1 in the outputs after big");
+    }
+}

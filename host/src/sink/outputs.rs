@@ -56,6 +56,12 @@ pub fn output_id(query_id: &str, name: &str) -> String {
     format!("{query_id}-{name}")
 }
 
+/// `output "NAME": <message>`, where a sink's message that points at its fields in `[sink]`
+/// points at the output's `[[sink.output]]` instead.
+fn in_its_output(name: &str, message: &str) -> String {
+    format!("output {name:?}: {}", message.replace(" in [sink]", &format!(" in the [[sink.output]] named {name:?}")))
+}
+
 /// A postgres output's own directory of dead letters, under the job's.
 fn dead_letter_subdir(dir: &std::path::Path, name: &str) -> PathBuf {
     let safe: String =
@@ -208,7 +214,7 @@ impl Outputs {
                         super::delta::check_columns(d, &schema).map_err(|(field, e)| cannot_write(field, e))?;
                         // Each emit is appended (or MERGEd, with merge_on).
                         let mut sink = DeltaSink::new(d, OutputMode::Append, schema.clone())
-                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                            .map_err(|e| SinkError::Invalid(in_its_output(&out.name, &e.to_string())))?;
                         sink.start(&own_id()?)?;
                         Box::new(sink)
                     }
@@ -221,7 +227,7 @@ impl Outputs {
                         )
                         .map_err(|(field, e)| cannot_write(field, e))?;
                         sink.start(&own_id()?)
-                            .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                            .map_err(|e| SinkError::Invalid(in_its_output(&out.name, &e.to_string())))?;
                         Box::new(sink)
                     }
                     SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
@@ -234,8 +240,9 @@ impl Outputs {
             // A delta or postgres output takes other columns as its sink takes a hot swap's:
             // the sink checks them against its table (merge_schema, create_table).
             if let Some(first) = batches.first().filter(|b| own_record && !same_columns(&b.schema(), schema)) {
-                sink.set_schema(first.schema())
-                    .map_err(|e| SinkError::Invalid(format!("batch {batch_label}: output {:?}: {e}", out.name)))?;
+                sink.set_schema(first.schema()).map_err(|e| {
+                    SinkError::Invalid(format!("batch {batch_label}: {}", in_its_output(&out.name, &e.to_string())))
+                })?;
                 *schema = first.schema();
             }
             if let Some(b) = batches.iter().find(|b| !same_columns(&b.schema(), schema)) {
@@ -256,7 +263,7 @@ impl Outputs {
                 SinkError::Io { context, source } => {
                     SinkError::Io { context: format!("output {:?}: {context}", out.name), source }
                 }
-                other => SinkError::Invalid(format!("output {:?}: {other}", out.name)),
+                other => SinkError::Invalid(in_its_output(&out.name, &other.to_string())),
             })?;
             self.dead_letter_rows += sink.dead_letter_rows();
         }
