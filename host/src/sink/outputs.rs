@@ -346,4 +346,60 @@ mod tests {
         let files = super::super::files::committed_files(dir.path()).unwrap();
         assert_eq!(files.len(), 40, "every write stays readable through the compact files");
     }
+
+    fn delta_outputs(table: &std::path::Path, names: &[&str], query: &str) -> Outputs {
+        let config = crate::config::DeltaSinkConfig {
+            path: table.to_path_buf(),
+            partition_by: vec![],
+            merge_schema: false,
+            merge_on: vec![],
+            checkpoint_interval: 10,
+            max_commit_retries: 10,
+            log_retention: std::time::Duration::from_secs(3600),
+        };
+        let declared: Vec<NamedOutput> =
+            names.iter().map(|n| NamedOutput { name: n.to_string(), kind: SinkKind::Delta(config.clone()) }).collect();
+        let mut o = Outputs::new(&declared, "plugin p.wasm".into());
+        o.start(query).unwrap();
+        o
+    }
+
+    fn emit_to(names: &[&str], v: i64) -> Vec<(String, RecordBatch)> {
+        names.iter().map(|n| (n.to_string(), emit(v).remove(0).1)).collect()
+    }
+
+    /// Two delta outputs of one table: each has its own `txn` (`<query id>-<name>`), so each
+    /// commits every write once, and neither takes the other's for its own.
+    #[test]
+    fn two_delta_outputs_of_one_table_each_commit_every_write_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = delta_outputs(dir.path(), &["a", "b"], "q");
+        assert_eq!(o.write(0, 0, &emit_to(&["a", "b"], 1)).unwrap(), 2);
+        assert_eq!(o.write(1, 1, &emit_to(&["a", "b"], 2)).unwrap(), 2);
+        // A replay of write 1 (the process restarted): nothing twice.
+        let mut again = delta_outputs(dir.path(), &["a", "b"], "q");
+        assert_eq!(again.write(1, 1, &emit_to(&["a", "b"], 2)).unwrap(), 0);
+        let table = crate::sink::delta::read_table(dir.path()).unwrap();
+        assert_eq!(
+            (table.txn_version("q-a"), table.txn_version("q-b"), table.txn_version("q")),
+            (Some(1), Some(1), None)
+        );
+        assert_eq!(table.version, Some(3), "four commits: two writes of two outputs");
+    }
+
+    /// A restart asks an output not made yet (it is made at its first emit) whether a write is
+    /// committed: a delta output reads its table's `txn` of this query and output.
+    #[test]
+    fn a_delta_output_not_made_yet_reads_its_txn_for_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!delta_outputs(dir.path(), &["a"], "q").committed(0).unwrap(), "no table yet");
+        delta_outputs(dir.path(), &["a"], "q").write(4, 4, &emit_to(&["a"], 1)).unwrap();
+        let mut fresh = delta_outputs(dir.path(), &["a"], "q");
+        assert_eq!((fresh.committed(4).unwrap(), fresh.committed(5).unwrap()), (true, false));
+        assert!(!delta_outputs(dir.path(), &["b"], "q").committed(4).unwrap(), "another output's txn");
+        assert!(!delta_outputs(dir.path(), &["a"], "other").committed(4).unwrap(), "another query's txn");
+        // A write that emitted nothing to it adds no version.
+        fresh.write(5, 5, &[]).unwrap();
+        assert_eq!(crate::sink::delta::read_table(dir.path()).unwrap().version, Some(0));
+    }
 }
