@@ -100,21 +100,17 @@ impl Outputs {
     }
 
     /// Records the query's id, and connects the Kafka outputs now (fencing any earlier producer
-    /// of theirs) rather than at their first emit.
+    /// of theirs) rather than at their first emit. Delta and postgres outputs are made at their
+    /// first emit (a postgres output's `password_env` is checked with the job, in plan::sink).
     pub fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
         self.query_id = Some(query_id.to_string());
         for out in &mut self.outputs {
-            match &out.kind {
-                SinkKind::Kafka(k) => {
-                    let mut sink = KafkaSink::new(k);
-                    sink.start(&output_id(query_id, &out.name))
-                        .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
-                    // Its schema is fixed by the first emit; a Kafka output takes any columns.
-                    out.kafka = Some(sink);
-                }
-                // A postgres output's password_env is checked with the job (plan::sink), a
-                // delta or postgres output is made at its first emit.
-                _ => {}
+            if let SinkKind::Kafka(k) = &out.kind {
+                let mut sink = KafkaSink::new(k);
+                sink.start(&output_id(query_id, &out.name))
+                    .map_err(|e| SinkError::Invalid(format!("output {:?}: {e}", out.name)))?;
+                // Its schema is fixed by the first emit; a Kafka output takes any columns.
+                out.kafka = Some(sink);
             }
         }
         Ok(())
