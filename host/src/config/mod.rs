@@ -526,7 +526,8 @@ pub struct PluginSinkConfig {
     pub rows_per_call: usize,
 }
 
-/// An output a foreach_batch plugin emits to by name: files or console.
+/// An output a foreach_batch or foreach plugin emits to by name: files, console, Kafka, Delta
+/// or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct NamedOutput {
     pub name: String,

@@ -1,8 +1,9 @@
 //! Spark's `foreachBatch`, with exactly-once outputs: a `batch-sink` plugin gets each
 //! micro-batch whole and emits batches to the outputs the job declares (`[[sink.output]]`,
-//! each a files or console sink). The host holds what a call emitted; only when the call has
-//! returned is it written, output by output, each output writing batch N at most once (its own
-//! commit log), and then the checkpoint commits N. A crash anywhere replays batch N: the plugin
+//! each a files, console, Kafka, Delta or PostgreSQL sink). The host holds what a call
+//! emitted; only when the call has returned is it written, output by output, each output
+//! writing batch N at most once (its own commit log, markers, `txn` or progress row), and then
+//! the checkpoint commits N. A crash anywhere replays batch N: the plugin
 //! runs again (with the same input, clock and random seed), and outputs that already hold N
 //! skip it. So every output shows what the plugin emitted for N exactly once.
 
