@@ -41,8 +41,7 @@ fn query_id(s: &Scratch) -> String {
 
 /// Input file `n` (in/fNNN.json) with rows (id, k, v).
 fn input(s: &Scratch, n: usize, rows: &[(i64, &str, f64)]) {
-    let text: String =
-        rows.iter().map(|(id, k, v)| format!("{{\"id\":{id},\"k\":\"{k}\",\"v\":{v:?}}}\n")).collect();
+    let text: String = rows.iter().map(|(id, k, v)| format!("{{\"id\":{id},\"k\":\"{k}\",\"v\":{v:?}}}\n")).collect();
     s.write(&format!("in/f{n:03}.json"), &text);
 }
 
@@ -123,7 +122,10 @@ fn delta_appends_each_batch_as_a_commit_with_its_txn_across_a_restart() {
         triples(&t),
         t3(&[(1, "a", 1.0), (2, "b", 2.5), (3, "a", 3.0), (4, "c", -1.0), (5, "b", 0.0), (6, "a", 1e10)])
     );
-    assert_eq!(t["operations"], json!(["STREAMING UPDATE", "STREAMING UPDATE", "STREAMING UPDATE", "STREAMING UPDATE"]));
+    assert_eq!(
+        t["operations"],
+        json!(["STREAMING UPDATE", "STREAMING UPDATE", "STREAMING UPDATE", "STREAMING UPDATE"])
+    );
     let records: Vec<i64> = t["files"].as_array().unwrap().iter().map(|f| f["num_records"].as_i64().unwrap()).collect();
     assert_eq!(records.iter().sum::<i64>(), 6);
     assert_eq!(txn_versions(&s.path("out"), &q), [0, 1, 2, 3]);
@@ -240,7 +242,12 @@ fn delta_table_schema_evolves_through_a_hot_swap_that_adds_a_column() {
     let t = read_delta(&s.path("out"), &[&q]);
     assert_eq!(
         t["schema"],
-        json!([["timestamp", "timestamp", true], ["value", "long", true], ["version", "string", true], ["extra", "long", true]])
+        json!([
+            ["timestamp", "timestamp", true],
+            ["value", "long", true],
+            ["version", "string", true],
+            ["extra", "long", true]
+        ])
     );
     let mut rows: Vec<(i64, String, Option<i64>)> = t["rows"]
         .as_array()
@@ -361,8 +368,9 @@ fn delta_checkpoint_every_ten_commits_is_read_by_deltalake() {
 fn kill_and_restart(sink: &str, rounds: u64) {
     let write = |s: &Scratch| {
         for n in 0..16 {
-            let rows: Vec<(i64, &str, f64)> =
-                (0..200).map(|r| (((n * 200 + r) % 900) as i64, ["a", "b", "c"][r % 3], (n * 1000 + r) as f64)).collect();
+            let rows: Vec<(i64, &str, f64)> = (0..200)
+                .map(|r| (((n * 200 + r) % 900) as i64, ["a", "b", "c"][r % 3], (n * 1000 + r) as f64))
+                .collect();
             input(s, n, &rows);
         }
     };
@@ -401,9 +409,16 @@ fn kill_and_restart(sink: &str, rounds: u64) {
         assert!(kills > 0, "seed {seed}: no kill landed while the job ran");
         let q = query_id(&s);
         let t = read_delta(&s.path("out"), &[&q]);
-        assert!(triples(&t) == expected, "seed {seed} ({kills} kills): the table differs from the unkilled run's; rerun with WEIR_CRASH_SEED={seed}");
+        assert!(
+            triples(&t) == expected,
+            "seed {seed} ({kills} kills): the table differs from the unkilled run's; rerun with WEIR_CRASH_SEED={seed}"
+        );
         assert_eq!(t["txn"][&q], 15, "seed {seed}");
-        assert_eq!(txn_versions(&s.path("out"), &q), (0..16).collect::<Vec<_>>(), "seed {seed}: a batch committed twice or never");
+        assert_eq!(
+            txn_versions(&s.path("out"), &q),
+            (0..16).collect::<Vec<_>>(),
+            "seed {seed}: a batch committed twice or never"
+        );
         eprintln!("delta crash round {round}: seed {seed}, {kills} kills, {} rows identical", expected.len());
     }
 }
@@ -527,7 +542,8 @@ trigger = {{ available_now = true }}
     assert_eq!(t["version"], 23, "24 commits, none lost or doubled");
     let mut ids: Vec<i64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
-    let want: Vec<i64> = (0..2).flat_map(|j| (0..12).flat_map(move |n| (0..50).map(move |r| j * 10_000 + n * 100 + r))).collect();
+    let want: Vec<i64> =
+        (0..2).flat_map(|j| (0..12).flat_map(move |n| (0..50).map(move |r| j * 10_000 + n * 100 + r))).collect();
     assert_eq!(ids, want);
     assert_eq!(txn_versions(&s.path("out"), &q0), (0..12).collect::<Vec<_>>());
     assert_eq!(txn_versions(&s.path("out"), &q1), (0..12).collect::<Vec<_>>());

@@ -35,8 +35,8 @@ mod validate;
 mod values;
 
 pub use self::postgres::{
-    mask_url, table_parts as postgres_table_parts, ConnectionUrl, PostgresConnection, PostgresMode,
-    PostgresSinkConfig, Secret,
+    mask_url, table_parts as postgres_table_parts, ConnectionUrl, PostgresConnection, PostgresMode, PostgresSinkConfig,
+    Secret,
 };
 pub use validate::load_job;
 

@@ -1125,9 +1125,9 @@ impl Validator<'_> {
                 let num_rows = self.positive(&f("num_rows"), o.num_rows)?.unwrap_or(20) as usize;
                 SinkKind::Console { num_rows }
             }
-            OutputFormatSpec::Delta(o) => SinkKind::Delta(
-                super::delta::delta_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
-            ),
+            OutputFormatSpec::Delta(o) => {
+                SinkKind::Delta(super::delta::delta_sink(at, o).map_err(|(field, message)| self.err(&field, message))?)
+            }
             OutputFormatSpec::Postgres(o) => SinkKind::Postgres(
                 super::postgres::postgres_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
             ),

@@ -267,7 +267,11 @@ fn sink(kind: &SinkKind) -> String {
         SinkKind::Delta(d) => format!(
             "delta table {}{}{}{}, exactly once (a txn per commit), a checkpoint every {} commits, log kept {}",
             d.path.display(),
-            if d.partition_by.is_empty() { String::new() } else { format!(", partitioned by {}", d.partition_by.join(", ")) },
+            if d.partition_by.is_empty() {
+                String::new()
+            } else {
+                format!(", partitioned by {}", d.partition_by.join(", "))
+            },
             if d.merge_on.is_empty() { String::new() } else { format!(", MERGE on {}", d.merge_on.join(", ")) },
             if d.merge_schema { ", merge_schema (new columns are added)" } else { "" },
             d.checkpoint_interval,

@@ -6,10 +6,10 @@ use arrow::record_batch::RecordBatch;
 
 /// Prints each batch as a table (for trying things out; no exactly-once promise).
 pub mod console;
-/// A compactible metadata log (Spark's `CompactibleFileStreamLog`): a file sink's logs.
-pub mod file_log;
 /// A Delta Lake table: a commit per batch with its `txn`, MERGE upserts, schema evolution.
 pub mod delta;
+/// A compactible metadata log (Spark's `CompactibleFileStreamLog`): a file sink's logs.
+pub mod file_log;
 /// Parquet, json-lines and csv files with a commit log (`_weir_log/`) beside the data.
 pub mod files;
 /// foreach: a batch-sink plugin over calls of a few rows, outputs written per call (at least once).
