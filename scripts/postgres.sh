@@ -127,7 +127,7 @@ log_directory = 'log'
 EOF
     fi
     if ! running "$data"; then
-        as_server "$BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \
+        as_server "$BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $PORT" -w -t 60 start >/dev/null \
             || { tail -n 20 "$data/server.log" >&2 || true; say "the server did not start (log: $data/server.log)"; exit 1; }
     fi
     # The test role and database, once (a random password, kept beside the data).
@@ -168,7 +168,7 @@ restart)
     data=$(data_dir)
     [ -f "$data/PG_VERSION" ] || { say "no server in $data: run start first"; exit 1; }
     # The server keeps the descriptors pg_ctl had: its output goes to the log, never to ours.
-    as_server "$BIN/pg_ctl" -D "$data" -m fast -w -t 60 restart >>"$data/server.log" 2>&1 \
+    as_server "$BIN/pg_ctl" -D "$data" -m fast -o "-p $PORT" -w -t 60 restart >>"$data/server.log" 2>&1 \
         || { tail -n 20 "$data/server.log" >&2 || true; say "restart failed (log: $data/server.log)"; exit 1; }
     ;;
 status)

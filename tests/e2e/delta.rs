@@ -83,7 +83,7 @@ fn t3(rows: &[(i64, &str, f64)]) -> Vec<(i64, String, f64)> {
 }
 
 /// The `txn` versions of `app` in the table's commit files, in version order: each batch once.
-fn txn_versions(table: &Path, app: &str) -> Vec<i64> {
+pub(crate) fn txn_versions(table: &Path, app: &str) -> Vec<i64> {
     let mut names: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::*;
+use crate::delta::txn_versions;
 use crate::postgres::{pg, table, Pg};
 
 /// Two files, one batch each: amounts 50, 150, null / 100, 99.5.
@@ -89,26 +90,6 @@ fn delta_rows(table: &Path) -> Vec<String> {
         read_delta(table, &[])["rows"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
     rows.sort();
     rows
-}
-
-/// The `txn` versions of `app` in the table's commit files, in version order: each write once.
-fn txn_versions(table: &Path, app: &str) -> Vec<i64> {
-    let mut names: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 25 && n.ends_with(".json"))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        for line in std::fs::read_to_string(table.join("_delta_log").join(&n)).unwrap().lines() {
-            let a: Value = serde_json::from_str(line).unwrap();
-            if a["txn"]["appId"] == app {
-                out.push(a["txn"]["version"].as_i64().unwrap());
-            }
-        }
-    }
-    out
 }
 
 const BIG: [&str; 2] = ["{\"amount\":100.0,\"id\":\"b1\"}", "{\"amount\":150.0,\"id\":\"a2\"}"];

@@ -592,8 +592,18 @@ fn partition_value(col: &dyn Array, row: usize, opts: &FormatOptions) -> Result<
     Ok(escape(&text))
 }
 
-/// Escapes what cannot stand in a path segment as `%XX`, as Hive and Spark do.
+/// [`escape_segment`], with an empty value as Spark's null partition (an empty string cannot
+/// name a directory).
 fn escape(s: &str) -> String {
+    let out = escape_segment(s);
+    if out.is_empty() {
+        return NULL_PARTITION.to_string();
+    }
+    out
+}
+
+/// Escapes what cannot stand in a path segment as `%XX`, as Hive and Spark do.
+pub fn escape_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control()
@@ -606,10 +616,6 @@ fn escape(s: &str) -> String {
         } else {
             out.push(c);
         }
-    }
-    if out.is_empty() {
-        // An empty string cannot name a directory; Spark treats it as null.
-        return NULL_PARTITION.to_string();
     }
     out
 }

@@ -130,22 +130,7 @@ pub fn partition_value(col: &dyn Array, row: usize) -> Result<Option<String>, Si
 }
 
 /// Escapes what cannot stand in a path segment as `%XX`, as Hive and Spark do.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control()
-            || matches!(c, '/' | '\\' | '=' | '%' | ':' | '"' | '#' | '\'' | '*' | '?' | '[' | ']' | '^' | '{' | '}')
-        {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::sink::files::escape_segment as escape;
 
 /// The directory of a partition, relative to the table (`a=1/b=x/`; empty when unpartitioned).
 pub fn partition_dir(names: &[String], values: &[Option<String>]) -> String {
