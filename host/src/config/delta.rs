@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::units::parse_duration;
+use super::units::{parse_duration, parse_size};
 use super::OutputMode;
 
 /// The delta sink's fields as written.
@@ -22,6 +22,8 @@ pub(super) struct DeltaSinkSpec {
     pub max_commit_retries: Option<i64>,
     /// Log entries and checkpoints older than this are deleted after a checkpoint.
     pub log_retention: Option<String>,
+    /// The largest log file (commit, checkpoint, `_last_checkpoint`) the sink reads.
+    pub max_log_file_bytes: Option<String>,
 }
 
 /// A Delta Lake table written exactly once per batch (a `txn` action per commit).
@@ -43,12 +45,18 @@ pub struct DeltaSinkConfig {
     /// checkpoint that is older) are deleted, as Delta's metadata cleanup
     /// (`delta.logRetentionDuration`, default 30 days).
     pub log_retention: Duration,
+    /// The largest log file (a commit, a checkpoint, `_last_checkpoint`) the sink reads: a
+    /// larger one is refused, naming it (default 1 GiB).
+    pub max_log_file_bytes: u64,
 }
 
 /// Default of `checkpoint_interval` (Delta's).
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
 /// Default of `max_commit_retries`.
 pub const DEFAULT_MAX_COMMIT_RETRIES: u32 = 10;
+
+/// Default of `max_log_file_bytes`.
+pub const DEFAULT_MAX_LOG_FILE_BYTES: u64 = 1 << 30;
 
 /// Default of `log_retention` (Delta's `delta.logRetentionDuration`).
 pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -107,6 +115,13 @@ pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig,
         None => DEFAULT_LOG_RETENTION,
         Some(t) => parse_duration(t).map_err(|e| (f("log_retention"), e))?,
     };
+    let max_log_file_bytes = match &s.max_log_file_bytes {
+        None => DEFAULT_MAX_LOG_FILE_BYTES,
+        Some(t) => match parse_size(t).map_err(|e| (f("max_log_file_bytes"), e))? {
+            0 => return Err((f("max_log_file_bytes"), "must be more than 0 bytes (e.g. \"1 GiB\")".into())),
+            n => n as u64,
+        },
+    };
     Ok(DeltaSinkConfig {
         path: PathBuf::from(path),
         partition_by: s.partition_by.clone(),
@@ -115,6 +130,7 @@ pub(super) fn delta_sink(at: &str, s: &DeltaSinkSpec) -> Result<DeltaSinkConfig,
         checkpoint_interval,
         max_commit_retries,
         log_retention,
+        max_log_file_bytes,
     })
 }
 
@@ -160,6 +176,11 @@ mod tests {
         assert_eq!(e("path = \"t\"\nmerge_on = []").0, "sink.merge_on");
         assert_eq!(e("path = \"t\"\nmax_commit_retries = -1").0, "sink.max_commit_retries");
         assert_eq!(e("path = \"t\"\nlog_retention = \"soon\"").0, "sink.log_retention");
+        assert_eq!(d.max_log_file_bytes, 1 << 30);
+        let capped = delta_sink("sink", &spec("path = \"t\"\nmax_log_file_bytes = \"64 KiB\"")).unwrap();
+        assert_eq!(capped.max_log_file_bytes, 64 << 10);
+        assert_eq!(e("path = \"t\"\nmax_log_file_bytes = \"0\"").0, "sink.max_log_file_bytes");
+        assert_eq!(e("path = \"t\"\nmax_log_file_bytes = \"lots\"").0, "sink.max_log_file_bytes");
         assert!(e("path = \"t\"\nmerge_on = [\"k\"]\npartition_by = [\"k\"]")
             .1
             .starts_with("column `k` is also a partition_by column"));

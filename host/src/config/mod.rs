@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 
-pub use delta::DeltaSinkConfig;
+pub use delta::{DeltaSinkConfig, DEFAULT_MAX_LOG_FILE_BYTES as DEFAULT_DELTA_MAX_LOG_FILE_BYTES};
 pub use join::{JoinKeys, JoinSpec, JoinType, KeyPair, Refresh, Side};
 pub use values::{
     AggFn, LogLimits, MultipleWatermarkPolicy, OnBadRecord, WindowKind, DEFAULT_MAX_UPLOAD, FUNCTION_NAMES,

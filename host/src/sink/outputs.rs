@@ -352,6 +352,7 @@ mod tests {
             checkpoint_interval: 10,
             max_commit_retries: 10,
             log_retention: std::time::Duration::from_secs(3600),
+            max_log_file_bytes: crate::config::DEFAULT_DELTA_MAX_LOG_FILE_BYTES,
         };
         let declared: Vec<NamedOutput> =
             names.iter().map(|n| NamedOutput { name: n.to_string(), kind: SinkKind::Delta(config.clone()) }).collect();

@@ -287,8 +287,9 @@ fn lists(v: Vec<Option<&Vec<String>>>) -> ArrayRef {
 
 /// The actions of the checkpoint of `version` (one written by weir, Spark or delta-rs: each
 /// row's non-null action column, read by name).
-pub fn read(table: &Path, version: u64) -> Result<Vec<Action>, SinkError> {
+pub fn read(table: &Path, version: u64, max_bytes: u64) -> Result<Vec<Action>, SinkError> {
     let file = path(table, version);
+    super::log::check_size(&file, max_bytes)?;
     let err = |e: String| {
         SinkError::Invalid(format!(
             "{}: cannot read the table's checkpoint ({e}); restore it, or delete {LAST_CHECKPOINT} so that the log is read from version 0",
@@ -399,7 +400,7 @@ mod tests {
             (Some(10), Some(5), Some(1))
         );
         let mut back = TableState::default();
-        for a in read(dir.path(), 10).unwrap() {
+        for a in read(dir.path(), 10, u64::MAX).unwrap() {
             back.apply(a);
         }
         assert_eq!(back.protocol, state.protocol);

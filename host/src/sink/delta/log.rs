@@ -195,7 +195,7 @@ pub fn commit_path(table: &Path, version: u64) -> PathBuf {
 
 /// The table as of a version: the log's actions reconciled (the latest protocol and metaData,
 /// the latest txn per appId, the files added and not removed, the tombstones).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TableState {
     /// The latest version read; `None` when the table has no commit yet.
     pub version: Option<u64>,
@@ -205,14 +205,50 @@ pub struct TableState {
     /// Live files by path.
     pub files: BTreeMap<String, Add>,
     pub tombstones: HashMap<String, Remove>,
+    /// The largest log file read (the sink's `max_log_file_bytes`).
+    pub max_file_bytes: u64,
+}
+
+impl Default for TableState {
+    fn default() -> Self {
+        TableState {
+            version: None,
+            protocol: None,
+            metadata: None,
+            txns: HashMap::new(),
+            files: BTreeMap::new(),
+            tombstones: HashMap::new(),
+            max_file_bytes: crate::config::DEFAULT_DELTA_MAX_LOG_FILE_BYTES,
+        }
+    }
+}
+
+/// Refuses a log file of more than `max` bytes (the sink's `max_log_file_bytes`) before it is
+/// read; `Ok` also when it does not exist.
+pub fn check_size(path: &Path, max: u64) -> Result<(), SinkError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > max => Err(SinkError::Invalid(format!(
+            "{} has {} bytes, more than the delta sink reads (sink.max_log_file_bytes = {max}); raise \
+             max_log_file_bytes if the table's log is this large",
+            path.display(),
+            m.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl TableState {
     /// Reads the table at `dir`: the latest checkpoint (as `_last_checkpoint` says), then every
     /// commit after it. A directory without a log is a table not created yet.
     pub fn load(dir: &Path) -> Result<TableState, SinkError> {
-        let mut state = TableState::default();
+        Self::load_with(dir, crate::config::DEFAULT_DELTA_MAX_LOG_FILE_BYTES)
+    }
+
+    /// [`Self::load`], reading no log file of more than `max_file_bytes`.
+    pub fn load_with(dir: &Path, max_file_bytes: u64) -> Result<TableState, SinkError> {
+        let mut state = TableState { max_file_bytes, ..TableState::default() };
         let last = dir.join(LOG_DIR).join(LAST_CHECKPOINT);
+        check_size(&last, max_file_bytes)?;
         match std::fs::read(&last) {
             Ok(bytes) => {
                 let v: Value =
@@ -225,7 +261,7 @@ impl TableState {
                         last.display()
                     )));
                 }
-                for action in checkpoint::read(dir, version)? {
+                for action in checkpoint::read(dir, version, max_file_bytes)? {
                     state.apply(action);
                 }
                 state.version = Some(version);
@@ -257,6 +293,7 @@ impl TableState {
         loop {
             let next = self.version.map_or(0, |v| v + 1);
             let path = commit_path(dir, next);
+            check_size(&path, self.max_file_bytes)?;
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(read),
@@ -499,6 +536,29 @@ pub fn columns_of(schema: &Schema) -> Result<Vec<Column>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit larger than `max_log_file_bytes` is refused, naming it and the setting, before
+    /// it is read; at the limit it is read.
+    #[test]
+    fn a_log_file_over_max_log_file_bytes_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = format!("{{\"commitInfo\":{{\"pad\":\"{}\"}}}}\n", "x".repeat(1000));
+        std::fs::create_dir_all(dir.path().join(LOG_DIR)).unwrap();
+        std::fs::write(commit_path(dir.path(), 0), &line).unwrap();
+        let size = line.len() as u64;
+        let e = TableState::load_with(dir.path(), size - 1).unwrap_err().to_string();
+        assert!(
+            e.contains("00000000000000000000.json")
+                && e.contains(&format!("has {size} bytes"))
+                && e.contains("sink.max_log_file_bytes"),
+            "{e}"
+        );
+        assert_eq!(TableState::load_with(dir.path(), size).unwrap().version, Some(0));
+        // A table loaded with the cap keeps it for the commits it reads later.
+        let mut t = TableState::load_with(dir.path(), size).unwrap();
+        std::fs::write(commit_path(dir.path(), 1), format!("{line}{line}")).unwrap();
+        assert!(t.refresh(dir.path()).unwrap_err().to_string().contains("00000000000000000001.json"));
+    }
 
     #[test]
     fn actions_round_trip_as_one_json_object_per_line() {

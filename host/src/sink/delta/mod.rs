@@ -91,7 +91,7 @@ impl DeltaSink {
     /// Reads the table (if it exists) and checks that the output fits it: partition columns,
     /// column types, new columns only under `merge_schema`, a protocol weir can write.
     pub fn new(config: &DeltaSinkConfig, mode: OutputMode, schema: SchemaRef) -> Result<DeltaSink, SinkError> {
-        let table = TableState::load(&config.path)?;
+        let table = TableState::load_with(&config.path, config.max_log_file_bytes)?;
         let mut sink = DeltaSink {
             dir: config.path.clone(),
             config: config.clone(),

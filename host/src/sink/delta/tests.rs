@@ -18,6 +18,7 @@ fn config(dir: &Path) -> DeltaSinkConfig {
         checkpoint_interval: 10,
         max_commit_retries: 10,
         log_retention: std::time::Duration::from_secs(30 * 24 * 3600),
+        max_log_file_bytes: crate::config::DEFAULT_DELTA_MAX_LOG_FILE_BYTES,
     }
 }
 
