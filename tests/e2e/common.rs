@@ -146,3 +146,40 @@ pub fn state_per_batch(p: &[serde_json::Value]) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// The first seed of a random-kill test: `WEIR_CRASH_SEED`, else the clock (each round adds
+/// its number; tests print the seed so that a failing round can be rerun).
+pub fn crash_seed() -> u64 {
+    match std::env::var("WEIR_CRASH_SEED") {
+        Ok(s) => s.parse().expect("WEIR_CRASH_SEED must be a number"),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+    }
+}
+
+/// Runs `weir run --quiet job` until it finishes, SIGKILLing it at a random moment of each of
+/// its first 6 runs (the first within the first half of `full_run`, an unkilled run's duration,
+/// so that it lands mid-run). Returns the kills that interrupted a running job; panics when
+/// weir fails on its own, or when no kill landed (the test would check nothing).
+pub fn run_under_random_kills(job: &Path, rng: &mut impl rand::Rng, full_run: std::time::Duration, seed: u64) -> u32 {
+    let (mut attempts, mut kills) = (0, 0);
+    loop {
+        let mut child = weir().args(["run", "--quiet"]).arg(job).spawn().unwrap();
+        if attempts < 6 {
+            let window = full_run.as_millis() as u64 / if kills == 0 { 2 } else { 1 };
+            std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..window.max(20))));
+            let _ = child.kill();
+            attempts += 1;
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            break;
+        }
+        assert!(
+            status.code().is_none(),
+            "seed {seed}: weir failed on its own after a kill (not by the signal): {status:?}; rerun with WEIR_CRASH_SEED={seed}"
+        );
+        kills += 1;
+    }
+    assert!(kills > 0, "seed {seed}: no kill landed while the job ran; the test checked nothing");
+    kills
+}

@@ -3,9 +3,9 @@
 //! repeated. Seeds are printed; rerun one with WEIR_CRASH_SEED=<seed>.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::common::*;
 
@@ -100,40 +100,14 @@ fn kill_and_restart_until_done(sink: &str, operators: &str, rounds: u64) {
     let expected = committed_bytes(&reference.path("out"));
     assert!(!expected.is_empty());
 
-    let base_seed: u64 = match std::env::var("WEIR_CRASH_SEED") {
-        Ok(s) => s.parse().expect("WEIR_CRASH_SEED must be a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
-    };
+    let base_seed = crash_seed();
     for round in 0..rounds {
         let seed = base_seed.wrapping_add(round);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let s = Scratch::new();
         write_input(&s);
         let job = job(&s, sink, operators);
-        // Kill at a random moment (the first within the first half of a whole run, so it lands
-        // mid-run), up to 6 attempts; then let it finish. Only kills that interrupted a running
-        // job count.
-        let mut attempts = 0;
-        let mut kills = 0;
-        loop {
-            let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
-            if attempts < 6 {
-                let window = full_run.as_millis() as u64 / if kills == 0 { 2 } else { 1 };
-                std::thread::sleep(Duration::from_millis(rng.random_range(0..window.max(20))));
-                let _ = std::process::Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
-                attempts += 1;
-            }
-            let status = child.wait().unwrap();
-            if status.success() {
-                break;
-            }
-            assert!(
-                status.code().is_none(),
-                "seed {seed}: weir failed on its own after a kill (not by the signal): {status:?}; rerun with WEIR_CRASH_SEED={seed}"
-            );
-            kills += 1;
-        }
-        assert!(kills > 0, "seed {seed}: no kill landed while the job ran; the test checked nothing");
+        let kills = run_under_random_kills(&job, &mut rng, full_run, seed);
         let got = committed_bytes(&s.path("out"));
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(

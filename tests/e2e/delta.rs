@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -380,33 +380,14 @@ fn kill_and_restart(sink: &str, rounds: u64) {
     run_ok(&job(&reference, sink, ""));
     let full_run = started.elapsed();
     let expected = triples(&read_delta(&reference.path("out"), &[]));
-    let base_seed: u64 = match std::env::var("WEIR_CRASH_SEED") {
-        Ok(s) => s.parse().expect("WEIR_CRASH_SEED must be a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
-    };
+    let base_seed = crash_seed();
     for round in 0..rounds {
         let seed = base_seed.wrapping_add(round);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let s = Scratch::new();
         write(&s);
         let job = job(&s, sink, "");
-        let (mut attempts, mut kills) = (0, 0);
-        loop {
-            let mut child = weir().args(["run", "--quiet"]).arg(&job).spawn().unwrap();
-            if attempts < 6 {
-                let window = full_run.as_millis() as u64 / if kills == 0 { 2 } else { 1 };
-                std::thread::sleep(Duration::from_millis(rng.random_range(0..window.max(20))));
-                let _ = Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
-                attempts += 1;
-            }
-            let status = child.wait().unwrap();
-            if status.success() {
-                break;
-            }
-            assert!(status.code().is_none(), "seed {seed}: weir failed on its own after a kill: {status:?}");
-            kills += 1;
-        }
-        assert!(kills > 0, "seed {seed}: no kill landed while the job ran");
+        let kills = run_under_random_kills(&job, &mut rng, full_run, seed);
         let q = query_id(&s);
         let t = read_delta(&s.path("out"), &[&q]);
         assert!(

@@ -437,7 +437,7 @@ fn a_hot_swap_that_adds_a_column_widens_the_delta_and_postgres_outputs() {
 /// however the kills fall between the outputs' commits and the checkpoint's.
 #[test]
 fn sigkill_at_random_moments_delta_and_postgres_outputs_hold_every_batch_once() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let Some(pg) = pg() else { return };
     const FILES: usize = 24;
     const ROWS: usize = 40;
@@ -475,33 +475,14 @@ fn sigkill_at_random_moments_delta_and_postgres_outputs_hold_every_batch_once() 
     run_ok(&make(&reference, "ref").0);
     let full_run = started.elapsed();
 
-    let base_seed: u64 = match std::env::var("WEIR_CRASH_SEED") {
-        Ok(s) => s.parse().expect("WEIR_CRASH_SEED must be a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
-    };
+    let base_seed = crash_seed();
     for round in 0..3u64 {
         let seed = base_seed.wrapping_add(round);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let s = Scratch::new();
         write(&s);
         let (job, small_t, counts_t) = make(&s, "kill");
-        let (mut attempts, mut kills) = (0, 0);
-        loop {
-            let mut child = weir().args(["run", "--quiet"]).arg(&job).stderr(Stdio::null()).spawn().unwrap();
-            if attempts < 6 {
-                let window = full_run.as_millis() as u64 / if kills == 0 { 2 } else { 1 };
-                std::thread::sleep(Duration::from_millis(rng.random_range(0..window.max(20))));
-                let _ = child.kill();
-                attempts += 1;
-            }
-            let status = child.wait().unwrap();
-            if status.success() {
-                break;
-            }
-            assert!(status.code().is_none(), "seed {seed}: weir failed on its own after a kill: {status:?}");
-            kills += 1;
-        }
-        assert!(kills > 0, "seed {seed}: no kill landed while the job ran; the test checked nothing");
+        let kills = run_under_random_kills(&job, &mut rng, full_run, seed);
         let q = query_id(&s);
         let mut got_big: Vec<String> = read_delta(&s.path("big"), &[])["rows"]
             .as_array()
