@@ -15,8 +15,7 @@ pub const SINK_FORMATS: &[&str] =
     &["parquet", "json", "csv", "console", "kafka", "delta", "postgres", "foreach_batch", "foreach"];
 pub const OUTPUT_FORMATS: &[&str] = &["parquet", "json", "csv", "console", "kafka", "delta", "postgres"];
 /// The forms of `sink.trigger`, as a user writes them.
-pub const TRIGGER_FORMS: &str =
-    "trigger = { processing_time = \"1 second\" }, trigger = { once = true } or trigger = { available_now = true }";
+pub const TRIGGER_FORMS: &str = "trigger = { processing_time = \"1 second\" }, trigger = { once = true }, trigger = { available_now = true } or trigger = { continuous = \"1 second\" }";
 
 pub(super) fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
@@ -90,7 +89,7 @@ fn trigger_form(trigger: &toml::Value) -> Result<(), String> {
     };
     for (k, v) in t {
         let fits = match k.as_str() {
-            "processing_time" => v.is_str(),
+            "processing_time" | "continuous" => v.is_str(),
             "once" | "available_now" => v.is_bool(),
             _ => return Err(format!("unknown trigger `{k}`")),
         };
@@ -149,12 +148,15 @@ mod tests {
 
     #[test]
     fn a_mistyped_trigger_lists_the_accepted_forms() {
-        for trigger in ["\"once\"", "{ once = \"yes\" }", "{ processing = \"1 second\" }", "{ processing_time = 5 }"] {
+        for trigger in
+            ["\"once\"", "{ once = \"yes\" }", "{ processing = \"1 second\" }", "{ processing_time = 5 }", "{ continuous = true }"]
+        {
             let e = check_text(&format!("[sink]\nformat = \"console\"\ntrigger = {trigger}\n")).unwrap_err();
             assert!(e.starts_with("job file job.toml: `sink.trigger`: "), "{e}");
             assert!(e.ends_with(&format!("; write {TRIGGER_FORMS}")), "{e}");
             assert!(!e.contains("TriggerSpec"), "{e}");
         }
         check_text("[sink]\nformat = \"console\"\ntrigger = { available_now = true }\n").unwrap();
+        check_text("[sink]\nformat = \"console\"\ntrigger = { continuous = \"1 second\" }\n").unwrap();
     }
 }

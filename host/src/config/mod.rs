@@ -550,6 +550,9 @@ pub enum Trigger {
     Once,
     /// Everything available at start, in as many batches as the limits allow, then stop.
     AvailableNow,
+    /// Spark's continuous processing: records go through as they arrive; every interval an
+    /// epoch ends (its offsets checkpointed, the sink committed). Map-like jobs only.
+    Continuous(Duration),
 }
 
 impl Job {

@@ -401,6 +401,7 @@ pub(super) struct TriggerSpec {
     pub processing_time: Option<String>,
     pub once: Option<bool>,
     pub available_now: Option<bool>,
+    pub continuous: Option<String>,
 }
 
 /// A plugin sink's own fields (`foreach`; `foreach_batch` has no `rows_per_call`).

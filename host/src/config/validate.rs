@@ -109,7 +109,7 @@ impl Validator<'_> {
             if !matches!(trigger, Trigger::ProcessingTime(_)) {
                 return Err(self.err(
                     "sink.trigger",
-                    "a job that scales out (source.consumer_group) runs until stopped: use trigger = { processing_time = \"...\" }, not once or available_now",
+                    "a job that scales out (source.consumer_group) runs micro-batches until stopped: use trigger = { processing_time = \"...\" }, not once, available_now or continuous",
                 ));
             }
         }
@@ -1236,11 +1236,23 @@ impl Validator<'_> {
         if t.available_now == Some(true) {
             chosen.push(Trigger::AvailableNow);
         }
+        if let Some(c) = &t.continuous {
+            let d = parse_duration(c).map_err(|e| self.err("sink.trigger.continuous", e))?;
+            if d.is_zero() {
+                return Err(self.err(
+                    "sink.trigger.continuous",
+                    "is the epoch (checkpoint) interval and must be more than 0, e.g. \"1 second\"",
+                ));
+            }
+            chosen.push(Trigger::Continuous(d));
+        }
         match chosen.as_slice() {
             [one] => Ok(*one),
-            [] => Err(self
-                .err("sink.trigger", "set one of processing_time = \"1 second\", once = true, available_now = true")),
-            _ => Err(self.err("sink.trigger", "set only one of processing_time, once, available_now")),
+            [] => Err(self.err(
+                "sink.trigger",
+                "set one of processing_time = \"1 second\", once = true, available_now = true, continuous = \"1 second\"",
+            )),
+            _ => Err(self.err("sink.trigger", "set only one of processing_time, once, available_now, continuous")),
         }
     }
 }

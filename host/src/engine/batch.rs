@@ -17,7 +17,7 @@ use crate::progress::{DurationMs, QueryProgress, SinkProgress, SourceProgress};
 use crate::watermark::{progress_json, EventTimeStats, Watermark};
 
 /// The rows of `batch` whose `columns` are all non-null.
-fn non_null_rows(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub(super) fn non_null_rows(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, arrow::error::ArrowError> {
     if columns.iter().all(|&c| batch.column(c).null_count() == 0) {
         return Ok(batch.clone());
     }
@@ -30,7 +30,7 @@ fn non_null_rows(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, 
 
 /// Each operator's watermarks (µs): (eviction, late), the batch's for the first operator, then
 /// as each operator passes them on (see [`Operator::output_watermark`]).
-fn operator_watermarks(operators: &[Box<dyn Operator>], now: i64, late: i64) -> Vec<(i64, i64)> {
+pub(super) fn operator_watermarks(operators: &[Box<dyn Operator>], now: i64, late: i64) -> Vec<(i64, i64)> {
     let mut marks = Vec::with_capacity(operators.len());
     let (mut now, mut late) = (now, late);
     for op in operators {
@@ -46,7 +46,7 @@ fn at(ctx: &mut BatchContext, marks: &[(i64, i64)], k: usize) {
 }
 
 /// Runs `input` through `operators[from..]`; empty pieces are not passed on.
-fn push(
+pub(super) fn push(
     operators: &mut [Box<dyn Operator>],
     marks: &[(i64, i64)],
     from: usize,
@@ -163,28 +163,7 @@ impl Engine {
             .with_context(|| format!("batch {id}: writing to {}", self.sink.description()))?;
         let add_batch = t_sink.elapsed();
         let t_commit = Instant::now();
-        let plugins = self
-            .operators
-            .iter()
-            .filter_map(|op| {
-                op.plugin().map(|p| PluginVersion {
-                    operator: op.index(),
-                    path: p.path().display().to_string(),
-                    digest: p.digest().to_string(),
-                })
-            })
-            .collect();
-        let plugin_metrics: Vec<serde_json::Value> = self
-            .operators
-            .iter_mut()
-            .filter_map(|op| {
-                let index = op.index();
-                op.plugin_mut().map(|p| {
-                    let digest = p.digest().to_string();
-                    p.take_metrics().to_json(index, &digest)
-                })
-            })
-            .collect();
+        let plugins = self.plugin_versions();
         let all_event_times = event_times.iter().fold(EventTimeStats::default(), |a, s| a.merge(s));
         let event_time = self.watermark.as_ref().map(|wm| progress_json(wm.current(), &all_event_times));
         let next_watermark_micros = self.watermark.as_mut().map_or(0, |wm| wm.advance(&event_times));
@@ -207,6 +186,58 @@ impl Engine {
         summary.batches += 1;
         summary.input_rows += num_input_rows;
         summary.output_rows += output_rows;
+        self.report(Finished {
+            id,
+            total,
+            since_last,
+            ranges,
+            rows_per_source,
+            output_rows,
+            dead_letter_rows: dead.len() as u64,
+            event_time,
+            state_operators,
+            duration_ms: DurationMs {
+                latest_offset: plan_times.latest_offset,
+                query_planning: plan_times.query_planning,
+                wal_commit: plan_times.wal_commit,
+                get_batch: t_read.as_millis() as u64,
+                add_batch: add_batch.as_millis() as u64,
+                commit_offsets: commit.as_millis() as u64,
+                trigger_execution: total.as_millis() as u64,
+            },
+        })
+    }
+
+    /// The versions of the plugins running now, for a commit entry.
+    pub(super) fn plugin_versions(&self) -> Vec<PluginVersion> {
+        self.operators
+            .iter()
+            .filter_map(|op| {
+                op.plugin().map(|p| PluginVersion {
+                    operator: op.index(),
+                    path: p.path().display().to_string(),
+                    digest: p.digest().to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The progress record of a batch (or continuous epoch) that finished, to the reporter and
+    /// the query's listeners.
+    pub(super) fn report(&mut self, f: Finished) -> anyhow::Result<()> {
+        let plugin_metrics: Vec<serde_json::Value> = self
+            .operators
+            .iter_mut()
+            .filter_map(|op| {
+                let index = op.index();
+                op.plugin_mut().map(|p| {
+                    let digest = p.digest().to_string();
+                    p.take_metrics().to_json(index, &digest)
+                })
+            })
+            .collect();
+        let Finished { id, total, since_last, ranges, rows_per_source, output_rows, .. } = f;
+        let num_input_rows: u64 = rows_per_source.iter().sum();
         let secs = total.as_secs_f64().max(1e-9);
         let processed = num_input_rows as f64 / secs;
         let input_rate = since_last.map_or(0.0, |d| num_input_rows as f64 / d.as_secs_f64().max(1e-9));
@@ -222,18 +253,10 @@ impl Engine {
             num_input_rows,
             input_rows_per_second: input_rate,
             processed_rows_per_second: processed,
-            event_time,
-            duration_ms: DurationMs {
-                latest_offset: plan_times.latest_offset,
-                query_planning: plan_times.query_planning,
-                wal_commit: plan_times.wal_commit,
-                get_batch: t_read.as_millis() as u64,
-                add_batch: add_batch.as_millis() as u64,
-                commit_offsets: commit.as_millis() as u64,
-                trigger_execution: total.as_millis() as u64,
-            },
-            num_dead_letter_rows: dead.len() as u64 + self.sink.dead_letter_rows(),
-            state_operators,
+            event_time: f.event_time,
+            duration_ms: f.duration_ms,
+            num_dead_letter_rows: f.dead_letter_rows + self.sink.dead_letter_rows(),
+            state_operators: f.state_operators,
             plugin_events: std::mem::take(&mut self.swaps.events),
             plugins: plugin_metrics,
             sources: ranges
@@ -263,4 +286,20 @@ impl Engine {
         self.query.progress(serde_json::to_value(&progress).expect("plain struct"));
         Ok(())
     }
+}
+
+/// What a finished batch (or continuous epoch) did, for its progress record.
+pub(super) struct Finished {
+    pub id: u64,
+    pub total: Duration,
+    /// Since the previous batch started (the input rate's denominator).
+    pub since_last: Option<Duration>,
+    /// Per source: the range it read (null: nothing).
+    pub ranges: Vec<serde_json::Value>,
+    pub rows_per_source: Vec<u64>,
+    pub output_rows: u64,
+    pub dead_letter_rows: u64,
+    pub event_time: Option<serde_json::Value>,
+    pub state_operators: Vec<serde_json::Value>,
+    pub duration_ms: DurationMs,
 }

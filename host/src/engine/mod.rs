@@ -34,6 +34,8 @@ use self::operator::Operator;
 
 /// One batch through the graph: read, operators, dead letters, sink, commit, progress.
 mod batch;
+/// The continuous trigger: records through the graph as they arrive, an epoch per interval.
+mod continuous;
 /// The interface every operator is run through.
 pub mod operator;
 
@@ -273,6 +275,11 @@ impl Engine {
         for (i, file) in watched {
             crate::admin::watch(i, file, self.checkpoint.dir().to_path_buf(), tx.clone(), self.runtime.clone());
         }
+        if let Trigger::Continuous(interval) = self.job.trigger {
+            self.run_continuous(interval)?;
+            self.progress.finish();
+            return Ok(self.cursor.summary);
+        }
         let mut idle = false;
         while !self.stop.load(Ordering::Relaxed) {
             let (mut graph, swaps) = self.graph();
@@ -317,6 +324,7 @@ impl Engine {
             Trigger::ProcessingTime(d) => format!("ProcessingTime({} ms)", d.as_millis()),
             Trigger::Once => "Once".to_string(),
             Trigger::AvailableNow => "AvailableNow".to_string(),
+            Trigger::Continuous(d) => format!("Continuous({} ms)", d.as_millis()),
         };
         serde_json::json!({
             "trigger": trigger,
@@ -441,7 +449,7 @@ impl Engine {
         match self.job.trigger {
             Trigger::AvailableNow => self.sources.snapshot_available_now()?,
             Trigger::Once => self.sources.ignore_trigger_limits(),
-            Trigger::ProcessingTime(_) => {}
+            Trigger::ProcessingTime(_) | Trigger::Continuous(_) => {}
         }
         let last_ends = self.cursor.last_ends.clone();
         self.cursor = Cursor {

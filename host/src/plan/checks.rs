@@ -14,6 +14,9 @@ use crate::operator::join::stream_stream::check_output_mode;
 /// loaded (`weir run`, `weir check`).
 pub fn check_job(job: &Job) -> Result<(), JobError> {
     let c = Checks { file: &job.file };
+    if matches!(job.trigger, Trigger::Continuous(_)) {
+        c.continuous(job)?;
+    }
     c.complete_needs_aggregation(&job.operators, job.sink.output_mode)?;
     c.file_sink_appends(&job.sink)?;
     // The event-time columns with a watermark: `[watermark].column` and each stream's own
@@ -160,6 +163,68 @@ impl Checks<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Spark's `checkForContinuous`: a continuous query reads one Kafka or rate source, runs
+    /// only map-like operators (no state, so nothing waits for an epoch's end) and writes to a
+    /// sink that takes rows as they come. The first thing that does not fit is named.
+    fn continuous(&self, job: &Job) -> Result<(), JobError> {
+        const HOW: &str = "use trigger = { processing_time = \"0 seconds\" } for this job";
+        for op in &job.operators {
+            let (index, node) = match op {
+                OperatorConfig::Map(_) => continue,
+                OperatorConfig::Stateful(s) => (s.plugin.index, "FlatMapGroupsWithState"),
+                OperatorConfig::Dedup(d) => (d.index, "Deduplicate"),
+                OperatorConfig::Aggregate(a) => (a.index, "Aggregate"),
+                OperatorConfig::Join(j) => (j.index, "Join"),
+            };
+            return Err(self.err(
+                &format!("operator[{index}].kind"),
+                format!("Continuous processing does not support {node} operations (only map operators run continuously); {HOW}"),
+            ));
+        }
+        let watermarked = job.sources.iter().find(|s| s.watermark_delay.is_some() || s.watermark_column.is_some());
+        if job.watermark.is_some() || watermarked.is_some() {
+            let field = watermarked.map_or("watermark".to_string(), |s| format!("{}.watermark_delay", s.field));
+            return Err(self.err(
+                &field,
+                format!("Continuous processing does not support EventTimeWatermark operations (a watermark only serves state, which continuous mode does not keep); remove it or {HOW}"),
+            ));
+        }
+        if job.sources.len() > 1 {
+            return Err(self.err(
+                "source",
+                format!("Continuous processing does not support Union operations (a continuous query reads one source); {HOW}"),
+            ));
+        }
+        for input in &job.sources {
+            let name = match &input.source {
+                SourceConfig::Rate(_) => continue,
+                // consumer_group with continuous is refused with the job file's fields.
+                SourceConfig::Kafka(_) => continue,
+                SourceConfig::Files(f) => f.format.extension(),
+            };
+            return Err(self.err(
+                &format!("{}.format", input.field),
+                format!("Data source {name} does not support continuous processing (only kafka and rate sources do); {HOW}"),
+            ));
+        }
+        let name = match &job.sink.kind {
+            SinkKind::Kafka(_) | SinkKind::Console { .. } | SinkKind::Foreach(_) => return Ok(()),
+            SinkKind::ForeachBatch(_) => {
+                return Err(self.err(
+                    "sink.format",
+                    format!("'foreachBatch' is not supported with continuous trigger (it needs whole batches); use format = \"foreach\", or {HOW}"),
+                ))
+            }
+            SinkKind::Files { format, .. } => format.extension(),
+            SinkKind::Delta(_) => "delta",
+            SinkKind::Postgres(_) => "postgres",
+        };
+        Err(self.err(
+            "sink.format",
+            format!("Data source {name} does not support continuous processing (continuous writing goes to kafka, console and foreach sinks); {HOW}"),
+        ))
     }
 
     /// The joins Spark refuses whatever the columns: a stream-static join that would need the

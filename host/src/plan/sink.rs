@@ -47,7 +47,12 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
         SinkKind::Kafka(k) => {
             KafkaSink::check_columns(k, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;
-            Box::new(KafkaSink::new(k))
+            let mut k = k.clone();
+            // Continuous: each record leaves as it is produced (the job's kafka settings win).
+            if matches!(job.trigger, crate::config::Trigger::Continuous(_)) {
+                k.client.entry("linger.ms".into()).or_insert_with(|| "0".into());
+            }
+            Box::new(KafkaSink::new(&k))
         }
         SinkKind::Postgres(p) => Box::new(
             PostgresSink::new(

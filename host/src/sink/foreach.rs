@@ -24,6 +24,8 @@ pub struct ForeachSink {
     input_schema: SchemaRef,
     outputs: Outputs,
     rows_per_call: usize,
+    /// Continuous: the epoch being written and its next call number.
+    epoch_calls: Option<(u64, u64)>,
 }
 
 impl ForeachSink {
@@ -34,7 +36,7 @@ impl ForeachSink {
     ) -> Result<ForeachSink, PluginError> {
         let outputs = Outputs::new(&config.outputs, format!("plugin {}", config.plugin.display()));
         let plugin = BatchSinkPlugin::load(runtime, &config.plugin, &config.config, config.limits, outputs.names())?;
-        Ok(ForeachSink { plugin, input_schema, outputs, rows_per_call: config.rows_per_call })
+        Ok(ForeachSink { plugin, input_schema, outputs, rows_per_call: config.rows_per_call, epoch_calls: None })
     }
 }
 
@@ -70,13 +72,37 @@ impl Sink for ForeachSink {
 
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
         self.outputs.new_batch();
+        self.write_calls(batch_id, data, 0).map(|(written, _)| written)
+    }
+
+    /// Continuous: each piece of the epoch is written as it comes, its calls numbered on from
+    /// the epoch's earlier pieces.
+    fn write_now(&mut self, epoch: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        let first = match self.epoch_calls {
+            Some((e, next)) if e == epoch => next,
+            _ => {
+                self.outputs.new_batch();
+                0
+            }
+        };
+        let (written, calls) = self.write_calls(epoch, data, first)?;
+        self.epoch_calls = Some((epoch, first + calls));
+        Ok(written)
+    }
+}
+
+impl ForeachSink {
+    /// Calls the plugin over `data` in calls of `rows_per_call` rows, numbered from `first`;
+    /// returns the rows written to the outputs and the number of calls.
+    fn write_calls(&mut self, batch_id: u64, data: &[RecordBatch], first: u64) -> Result<(u64, u64), SinkError> {
         let input = arrow::compute::concat_batches(&self.input_schema, data).expect("batches share the schema");
         let calls = input.num_rows().div_ceil(self.rows_per_call) as u64;
-        if calls >= CALLS_PER_BATCH {
+        if first + calls >= CALLS_PER_BATCH {
             return Err(SinkError::Invalid(format!(
-                "batch {batch_id} has {} rows, {calls} calls of rows_per_call = {}; at most {} calls per batch: raise sink.rows_per_call",
-                input.num_rows(),
+                "batch {batch_id} has {} calls of rows_per_call = {} ({} rows in this piece); at most {} calls per batch: raise sink.rows_per_call",
+                first + calls,
                 self.rows_per_call,
+                input.num_rows(),
                 CALLS_PER_BATCH - 1
             )));
         }
@@ -85,8 +111,8 @@ impl Sink for ForeachSink {
             let start = call as usize * self.rows_per_call;
             let rows = input.slice(start, self.rows_per_call.min(input.num_rows() - start));
             let emitted = self.plugin.write_batch(batch_id, &rows).map_err(|e| SinkError::Plugin(Box::new(e)))?;
-            written += self.outputs.write(batch_id * CALLS_PER_BATCH + call, batch_id, &emitted)?;
+            written += self.outputs.write(batch_id * CALLS_PER_BATCH + first + call, batch_id, &emitted)?;
         }
-        Ok(written)
+        Ok((written, calls))
     }
 }

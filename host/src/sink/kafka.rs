@@ -55,6 +55,17 @@ pub struct KafkaSink {
     /// batch replayed at start can be there already, so the markers are read once, then kept
     /// up to date by this sink's own commits.
     next_uncommitted: Option<u64>,
+    /// The transaction of the batch (or continuous epoch) being written.
+    open: Option<OpenTransaction>,
+}
+
+/// A batch's transaction, open.
+#[derive(Debug, Clone, Copy)]
+struct OpenTransaction {
+    batch_id: u64,
+    began: Instant,
+    /// Records sent in it so far.
+    sent: u64,
 }
 
 struct Live {
@@ -90,7 +101,7 @@ fn kafka_err(servers: &str, what: &str, e: KafkaError) -> SinkError {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> KafkaSink {
         let servers = config.client.get("bootstrap.servers").cloned().unwrap_or_default();
-        KafkaSink { config: config.clone(), servers, live: None, next_uncommitted: None }
+        KafkaSink { config: config.clone(), servers, live: None, next_uncommitted: None, open: None }
     }
 
     /// Connects and fences any earlier producer of this query (`init_transactions`), so a
@@ -395,6 +406,67 @@ impl KafkaSink {
     }
 }
 
+impl KafkaSink {
+    /// Opens batch (or epoch) `batch_id`'s transaction.
+    fn begin(&mut self, batch_id: u64) -> Result<(), SinkError> {
+        let servers = self.servers.clone();
+        self.live().producer.begin_transaction().map_err(|e| kafka_err(&servers, "beginning a transaction", e))?;
+        self.open = Some(OpenTransaction { batch_id, began: Instant::now(), sent: 0 });
+        Ok(())
+    }
+
+    /// Sends `batch`'s rows into the open transaction.
+    fn produce_open(&mut self, batch: &RecordBatch) -> Result<u64, SinkError> {
+        let OpenTransaction { batch_id, began, sent } = *self.open.as_ref().expect("a transaction is open");
+        let n = self.produce(batch, batch_id, began, sent)?;
+        self.open.as_mut().expect("open").sent += n;
+        Ok(n)
+    }
+
+    /// Writes the open transaction's marker, delivers everything and commits: the batch is in
+    /// Kafka. Returns the records sent in it.
+    fn commit_open(&mut self) -> Result<u64, SinkError> {
+        let OpenTransaction { batch_id, began, sent } = *self.open.as_ref().expect("a transaction is open");
+        let servers = self.servers.clone();
+        let id = batch_id.to_string();
+        let live = self.live();
+        self.send(
+            BaseRecord::to(&live.marker_topic)
+                .partition(self.config.marker_partition)
+                .key(live.owner.as_bytes())
+                .payload(id.as_bytes()),
+        )?;
+        // Everything delivered first, so that the check sees the time the brokers did.
+        let left = self.transaction_timeout().saturating_sub(began.elapsed());
+        if let Err(e) = live.producer.flush(left) {
+            self.check_open_time(batch_id, began, sent)?;
+            return Err(kafka_err(&servers, &format!("delivering batch {batch_id}"), e));
+        }
+        self.check_open_time(batch_id, began, sent)?;
+        live.producer
+            .commit_transaction(self.config.timeout)
+            .map_err(|e| kafka_err(&servers, &format!("committing batch {batch_id}"), e))?;
+        self.open = None;
+        self.next_uncommitted = Some(batch_id + 1);
+        Ok(sent)
+    }
+
+    /// Aborts the open transaction after a failure.
+    fn abort_open(&mut self) {
+        let timeout = self.config.timeout;
+        let producer = &self.live().producer;
+        // What is still queued or in flight belongs to the aborted transaction: drop it, and
+        // serve its delivery reports, which abort_transaction waits for (a BaseProducer has no
+        // thread of its own to serve them).
+        producer.purge(PurgeConfig::default().queue().inflight());
+        let _ = producer.flush(timeout.min(Duration::from_secs(5)));
+        let _ = producer.abort_transaction(timeout);
+        self.open = None;
+        // Whether the commit reached Kafka is unknown: read the markers again.
+        self.next_uncommitted = None;
+    }
+}
+
 /// Creates the marker topic (one partition) unless it exists.
 fn create_marker_topic(
     client: &std::collections::BTreeMap<String, String>,
@@ -461,57 +533,68 @@ impl Sink for KafkaSink {
     }
 
     fn write_batch(&mut self, batch_id: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
-        let next = match self.next_uncommitted {
-            Some(n) => n,
-            None => self.committed_batches()?,
-        };
-        self.next_uncommitted = Some(next);
-        if next > batch_id {
+        if self.committed(batch_id)? {
             return Ok(0);
         }
-        let servers = self.servers.clone();
-        let timeout = self.config.timeout;
-        let producer = &self.live().producer;
-        producer.begin_transaction().map_err(|e| kafka_err(&servers, "beginning a transaction", e))?;
-        let began = Instant::now();
         let result = (|| {
-            let mut n = 0;
+            self.begin(batch_id)?;
             for b in data {
-                n += self.produce(b, batch_id, began, n)?;
+                self.produce_open(b)?;
             }
-            let id = batch_id.to_string();
-            let live = self.live();
-            self.send(
-                BaseRecord::to(&live.marker_topic)
-                    .partition(self.config.marker_partition)
-                    .key(live.owner.as_bytes())
-                    .payload(id.as_bytes()),
-            )?;
-            // Everything delivered first, so that the check sees the time the brokers did.
-            let left = self.transaction_timeout().saturating_sub(began.elapsed());
-            if let Err(e) = producer.flush(left) {
-                self.check_open_time(batch_id, began, n)?;
-                return Err(kafka_err(&servers, &format!("delivering batch {batch_id}"), e));
-            }
-            self.check_open_time(batch_id, began, n)?;
-            producer
-                .commit_transaction(timeout)
-                .map_err(|e| kafka_err(&servers, &format!("committing batch {batch_id}"), e))?;
-            Ok(n)
+            self.commit_open()
         })();
-        match &result {
-            Ok(_) => self.next_uncommitted = Some(batch_id + 1),
-            Err(_) => {
-                // What is still queued or in flight belongs to the aborted transaction: drop
-                // it, and serve its delivery reports, which abort_transaction waits for (a
-                // BaseProducer has no thread of its own to serve them).
-                producer.purge(PurgeConfig::default().queue().inflight());
-                let _ = producer.flush(timeout.min(Duration::from_secs(5)));
-                let _ = producer.abort_transaction(timeout);
-                // Whether the commit reached Kafka is unknown: read the markers again.
-                self.next_uncommitted = None;
-            }
+        if result.is_err() {
+            self.abort_open();
         }
         result
+    }
+
+    /// Continuous: the epoch's records go into its transaction as they come (`read_uncommitted`
+    /// consumers see them at once; `read_committed` ones when the epoch commits).
+    fn write_now(&mut self, epoch: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        let result = (|| {
+            if self.open.is_none() {
+                if self.committed(epoch)? {
+                    return Err(SinkError::Invalid(format!(
+                        "kafka sink ({}): epoch {epoch} is already committed in Kafka (marker topic {}), but the checkpoint has no offsets for it: the checkpoint was replaced or belongs to another query with the same id. Use the checkpoint that wrote the topic",
+                        self.servers,
+                        self.live().marker_topic
+                    )));
+                }
+                self.begin(epoch)?;
+            }
+            let mut n = 0;
+            for b in data {
+                n += self.produce_open(b)?;
+            }
+            Ok(n)
+        })();
+        if result.is_err() {
+            self.abort_open();
+        }
+        result
+    }
+
+    fn commit_epoch(&mut self, epoch: u64) -> Result<(), SinkError> {
+        let result = (|| {
+            if self.open.is_none() {
+                // Nothing was written in the epoch: its marker still goes in, as a replay's would.
+                if self.committed(epoch)? {
+                    return Ok(());
+                }
+                self.begin(epoch)?;
+            }
+            self.commit_open().map(|_| ())
+        })();
+        if result.is_err() {
+            self.abort_open();
+        }
+        result
+    }
+
+    fn abort_epoch(&mut self) {
+        if self.open.is_some() {
+            self.abort_open();
+        }
     }
 }

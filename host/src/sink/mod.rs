@@ -78,4 +78,21 @@ pub trait Sink: Send {
     fn dead_letter_rows(&self) -> u64 {
         0
     }
+
+    /// Continuous trigger: rows of epoch `epoch` as they come (the plan lets only sinks that
+    /// take them run continuously). The default writes them at once as a batch of their own
+    /// (console; at least once). Returns the number of rows written.
+    fn write_now(&mut self, epoch: u64, data: &[RecordBatch]) -> Result<u64, SinkError> {
+        self.write_batch(epoch, data)
+    }
+
+    /// Continuous trigger: epoch `epoch` ended and its offsets are in the checkpoint: what
+    /// `write_now` wrote for it becomes final (Kafka: its transaction commits, with the
+    /// epoch's marker, so a replay of the epoch writes nothing again).
+    fn commit_epoch(&mut self, _epoch: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Continuous trigger: the epoch failed; what it wrote that is not final is dropped.
+    fn abort_epoch(&mut self) {}
 }

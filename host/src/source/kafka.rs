@@ -61,7 +61,12 @@ pub struct KafkaSource {
     /// Backoff while the brokers cannot be reached mid-run.
     backoff: Duration,
     pattern: Option<regex::Regex>,
+    /// The continuous trigger's reader, once opened.
+    continuous: Option<continuous::Reader>,
 }
+
+/// The continuous trigger: one long-lived consumer over the job's partitions.
+mod continuous;
 
 fn client(config: &KafkaSourceConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -122,6 +127,7 @@ impl KafkaSource {
             started: false,
             backoff: Duration::from_millis(100),
             pattern,
+            continuous: None,
         };
         // Reachable, and the topics exist (or the job waits for them).
         source.partitions()?;
@@ -356,6 +362,103 @@ impl RawColumns {
     }
 }
 
+/// Records as they are read, into the source's columns: the raw Kafka columns, or the values
+/// to decode (with where each came from, for messages about a bad one).
+pub(super) struct Records {
+    raw: Option<RawColumns>,
+    /// Per value: (topic index, partition, offset).
+    values: Vec<(Vec<u8>, (usize, i32, i64))>,
+    topics: Vec<String>,
+}
+
+impl Records {
+    pub(super) fn new(config: &KafkaSourceConfig) -> Records {
+        Records {
+            raw: config.value.is_none().then(|| RawColumns::new(config.include_headers)),
+            values: Vec::new(),
+            topics: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match &self.raw {
+            Some(raw) => raw.offset.values_slice().len(),
+            None => self.values.len(),
+        }
+    }
+
+    pub(super) fn push(&mut self, m: &impl Message) {
+        let Some(raw) = self.raw.as_mut() else {
+            let ti = match self.topics.iter().position(|t| t == m.topic()) {
+                Some(i) => i,
+                None => {
+                    self.topics.push(m.topic().to_string());
+                    self.topics.len() - 1
+                }
+            };
+            self.values.push((m.payload().unwrap_or_default().to_vec(), (ti, m.partition(), m.offset())));
+            return;
+        };
+        raw.key.append_option(m.key());
+        raw.value.append_option(m.payload());
+        raw.topic.append_value(m.topic());
+        raw.partition.append_value(m.partition());
+        raw.offset.append_value(m.offset());
+        let (ts, kind) = match m.timestamp() {
+            Timestamp::NotAvailable => (None, None),
+            Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
+            Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
+        };
+        raw.timestamp.append_option(ts);
+        raw.timestamp_type.append_option(kind);
+        if let Some(h) = raw.headers.as_mut() {
+            let list: Vec<serde_json::Value> = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            serde_json::json!({
+                                "key": h.key,
+                                "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            h.append_value(serde_json::Value::Array(list).to_string());
+        }
+    }
+
+    /// The rows, decoded with the job's `value_format` when it has one (a value that does not
+    /// decode goes to `bad`, named by topic, partition and offset).
+    pub(super) fn finish(
+        self,
+        config: &KafkaSourceConfig,
+        schema: &SchemaRef,
+        bad: &mut BadRecords,
+    ) -> Result<Vec<RecordBatch>, SourceError> {
+        let (Some(value), None) = (&config.value, &self.raw) else {
+            return Ok(self.raw.into_iter().map(|raw| raw.finish(schema)).collect());
+        };
+        let topics = &self.topics;
+        let at =
+            |(ti, p, o): (usize, i32, i64)| (format!("kafka topic {:?} partition {p} offset {o}", topics[ti]), None);
+        Ok(match value.format {
+            KafkaValueFormat::Json => {
+                decode_json_records(self.values.iter().map(|(v, tag)| (v.as_slice(), *tag)), &value.schema, bad, at)?
+            }
+            KafkaValueFormat::Csv => {
+                let mut out = Vec::new();
+                for (v, tag) in &self.values {
+                    let (origin, _) = at(*tag);
+                    out.extend(crate::format::csv::decode_csv(&origin, v, &value.schema, value.csv, bad)?);
+                }
+                vec![arrow::compute::concat_batches(&value.schema, &out).expect("one schema")]
+            }
+        })
+    }
+}
+
 impl Source for KafkaSource {
     fn description(&self) -> String {
         let what = match &self.config.topics {
@@ -452,6 +555,10 @@ impl Source for KafkaSource {
         Some(serde_json::to_value(out).expect("serialisable"))
     }
 
+    fn continuous(&mut self) -> Option<&mut dyn super::continuous::ContinuousSource> {
+        Some(self)
+    }
+
     fn describe_range(&self, range: &serde_json::Value) -> String {
         match serde_json::from_value::<KafkaRange>(range.clone()) {
             Ok(r) => r
@@ -477,10 +584,7 @@ impl Source for KafkaSource {
             }
         }
         consumer.assign(&tpl).map_err(|e| SourceError::Invalid(format!("kafka source: assigning {tpl:?}: {e}")))?;
-        let mut raw = RawColumns::new(self.config.include_headers);
-        // Decoded values keep (topic, partition, offset) for messages.
-        let mut values: Vec<(Vec<u8>, (usize, i32, i64))> = Vec::new();
-        let mut topics: Vec<String> = Vec::new();
+        let mut records = Records::new(&self.config);
         let mut last_progress = Instant::now();
         let mut backoff = Duration::from_millis(100);
         while !remaining.is_empty() {
@@ -513,48 +617,7 @@ impl Source for KafkaSource {
                     }
                     last_progress = Instant::now();
                     backoff = Duration::from_millis(100);
-                    match &self.config.value {
-                        Some(_) => {
-                            let ti = match topics.iter().position(|t| t == m.topic()) {
-                                Some(i) => i,
-                                None => {
-                                    topics.push(m.topic().to_string());
-                                    topics.len() - 1
-                                }
-                            };
-                            values.push((m.payload().unwrap_or_default().to_vec(), (ti, m.partition(), m.offset())));
-                        }
-                        None => {
-                            raw.key.append_option(m.key());
-                            raw.value.append_option(m.payload());
-                            raw.topic.append_value(m.topic());
-                            raw.partition.append_value(m.partition());
-                            raw.offset.append_value(m.offset());
-                            let (ts, kind) = match m.timestamp() {
-                                Timestamp::NotAvailable => (None, None),
-                                Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
-                                Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
-                            };
-                            raw.timestamp.append_option(ts);
-                            raw.timestamp_type.append_option(kind);
-                            if let Some(h) = raw.headers.as_mut() {
-                                let list: Vec<serde_json::Value> = m
-                                    .headers()
-                                    .map(|hs| {
-                                        hs.iter()
-                                            .map(|h| {
-                                                serde_json::json!({
-                                                    "key": h.key,
-                                                    "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
-                                                })
-                                            })
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                h.append_value(serde_json::Value::Array(list).to_string());
-                            }
-                        }
-                    }
+                    records.push(&m);
                     if m.offset() + 1 >= end {
                         remaining.remove(&part);
                     }
@@ -585,23 +648,6 @@ impl Source for KafkaSource {
                 )));
             }
         }
-        let Some(value) = &self.config.value else {
-            return Ok(vec![raw.finish(&self.schema)]);
-        };
-        let at =
-            |(ti, p, o): (usize, i32, i64)| (format!("kafka topic {:?} partition {p} offset {o}", topics[ti]), None);
-        Ok(match value.format {
-            KafkaValueFormat::Json => {
-                decode_json_records(values.iter().map(|(v, tag)| (v.as_slice(), *tag)), &value.schema, bad, at)?
-            }
-            KafkaValueFormat::Csv => {
-                let mut out = Vec::new();
-                for (v, tag) in &values {
-                    let (origin, _) = at(*tag);
-                    out.extend(crate::format::csv::decode_csv(&origin, v, &value.schema, value.csv, bad)?);
-                }
-                vec![arrow::compute::concat_batches(&value.schema, &out).expect("one schema")]
-            }
-        })
+        records.finish(&self.config, &self.schema, bad)
     }
 }

@@ -7,6 +7,8 @@ use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecordError, BadRecords};
 
+/// The continuous trigger's view of a source: records as they arrive, ranges per epoch.
+pub mod continuous;
 /// Files arriving in a directory (json lines, csv, parquet).
 pub mod files;
 /// Kafka topics: offset ranges per partition, read from the brokers.
@@ -89,6 +91,11 @@ pub trait Source: Send {
     /// Spark's `latestOffset` in progress records: the newest data the source knew of when it
     /// last planned (Kafka: the partitions' end offsets). None where there is no such thing.
     fn latest_offset(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The continuous trigger reads it as records arrive (Kafka, rate); None: it cannot be.
+    fn continuous(&mut self) -> Option<&mut dyn continuous::ContinuousSource> {
         None
     }
 }

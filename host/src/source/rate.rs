@@ -3,12 +3,14 @@
 //! generated up to the moment it was planned, and reads the same rows whenever it is replayed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Int64Array, TimestampMicrosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::continuous::{ContinuousSource, MAX_POLL_ROWS};
 use super::{Source, SourceError};
 use crate::config::RateSourceConfig;
 use crate::deadletter::BadRecords;
@@ -31,6 +33,8 @@ pub struct RateSource {
     schema: SchemaRef,
     start_time_micros: Option<i64>,
     next_value: i64,
+    /// The continuous trigger: the first value of the current epoch.
+    epoch_start: i64,
 }
 
 impl RateSource {
@@ -41,6 +45,7 @@ impl RateSource {
             schema: parse_ddl("timestamp timestamp NOT NULL, value bigint NOT NULL").expect("fixed schema"),
             start_time_micros: None,
             next_value: 0,
+            epoch_start: 0,
         }
     }
 
@@ -115,11 +120,58 @@ impl Source for RateSource {
         Ok(out)
     }
 
+    fn continuous(&mut self) -> Option<&mut dyn ContinuousSource> {
+        Some(self)
+    }
+
     fn describe_range(&self, range: &serde_json::Value) -> String {
         match parse_range(range) {
             Ok(r) => format!("rate values {}..{}", r.start, r.end),
             Err(_) => range.to_string(),
         }
+    }
+}
+
+/// Continuous: each value is handed over as soon as its timestamp is reached (Spark's
+/// `RateStreamContinuousStream`), a range per epoch.
+impl ContinuousSource for RateSource {
+    fn open(&mut self) -> Result<(), SourceError> {
+        self.start_time_micros.get_or_insert_with(|| chrono::Utc::now().timestamp_micros());
+        self.epoch_start = self.next_value;
+        Ok(())
+    }
+
+    fn poll(&mut self, wait: Duration, bad: &mut BadRecords) -> Result<Vec<RecordBatch>, SourceError> {
+        let start_time = self.start_time_micros.expect("opened");
+        // Values whose timestamp has been reached: v <= elapsed × rate.
+        let due = |now: i64| ((now - start_time).max(0) as i128 * self.rows_per_second as i128 / 1_000_000) as i64 + 1;
+        let now = chrono::Utc::now().timestamp_micros();
+        if due(now) <= self.next_value {
+            let next_at = self.timestamp_of(start_time, self.next_value);
+            std::thread::sleep(Duration::from_micros((next_at - now).max(0) as u64).min(wait));
+        }
+        let end = due(chrono::Utc::now().timestamp_micros()).min(self.next_value + MAX_POLL_ROWS as i64);
+        if end <= self.next_value {
+            return Ok(Vec::new());
+        }
+        let range = RateRange { start: self.next_value, end, start_time_micros: start_time };
+        self.next_value = end;
+        self.read(&serde_json::to_value(range).expect("plain struct"), bad)
+    }
+
+    fn end_epoch(&mut self) -> Result<Option<serde_json::Value>, SourceError> {
+        if self.next_value == self.epoch_start {
+            return Ok(None);
+        }
+        let start_time_micros = self.start_time_micros.expect("opened");
+        let range = RateRange { start: self.epoch_start, end: self.next_value, start_time_micros };
+        self.epoch_start = self.next_value;
+        Ok(Some(serde_json::to_value(range).expect("plain struct")))
+    }
+
+    fn rewind_epoch(&mut self) -> Result<(), SourceError> {
+        self.next_value = self.epoch_start;
+        Ok(())
     }
 }
 

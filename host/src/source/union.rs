@@ -266,6 +266,18 @@ impl Union {
     pub fn ignore_trigger_limits(&mut self) {
         self.inputs.iter_mut().for_each(|i| i.source.ignore_trigger_limits());
     }
+
+    /// The continuous trigger's reader of the job's one source (the plan refuses others).
+    pub fn continuous(&mut self) -> Result<&mut dyn super::continuous::ContinuousSource, SourceError> {
+        let [input] = self.inputs.as_mut_slice() else {
+            return Err(SourceError::Invalid("continuous processing reads exactly one source".into()));
+        };
+        let label = input.label.clone();
+        input
+            .source
+            .continuous()
+            .ok_or_else(|| SourceError::Invalid(format!("{label} does not support continuous processing")))
+    }
 }
 
 #[cfg(test)]
