@@ -271,6 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn a_continuous_job_runs_map_operators_from_kafka_or_rate_to_kafka_console_or_foreach() {
+        const C: &str = "trigger = { continuous = \"1 second\" }\n";
+        let map = "[[operator]]\nkind = \"map\"\nplugin = \"filter.wasm\"\n";
+        let kafka_source = "[source]\nformat = \"kafka\"\nsubscribe = [\"in\"]\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:9\" }\n";
+        let kafka_sink = "[sink]\nformat = \"kafka\"\ntopic = \"out\"\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:9\" }\ncheckpoint = \"ckpt\"\n";
+        check(&format!("{kafka_source}{map}{map}{kafka_sink}{C}")).unwrap();
+        check(&format!("{RATE}{map}{}{C}", sink("console", "append"))).unwrap();
+        check(&format!("{RATE}{}{C}", sink("console", "update"))).unwrap();
+        // The same job with an aggregation is refused, naming the operator, in Spark's words.
+        let agg = "[[operator]]\nkind = \"aggregate\"\naggregates = [{ fn = \"count\" }]\n";
+        let e = check(&format!("{RATE}{map}{agg}{}{C}", sink("console", "complete"))).unwrap_err();
+        assert!(
+            e.starts_with("job file job.toml: `operator[1].kind`: Continuous processing does not support Aggregate operations"),
+            "{e}"
+        );
+        // Micro-batch triggers are not held to the continuous rules.
+        check(&format!("{RATE}{map}{agg}{}", sink("console", "complete"))).unwrap();
+    }
+
+    #[test]
     fn output_modes_follow_sparks_rules() {
         let e = check(&format!("{RATE}{}", sink("json", "complete"))).unwrap_err();
         assert_eq!(
