@@ -368,7 +368,9 @@ fn kafka_sink_sigkill_at_random_moments_loses_and_repeats_nothing() {
     // The mock cluster cannot create topics through the admin API: the marker topic is made here.
     cluster.create_topic("weir-markers", 1, 1).unwrap();
     let s = Scratch::new();
-    write_orders(&s, 30, 50);
+    // 300 one-file batches: enough that a run lasts past the kills' random moments (a batch's
+    // transaction takes a few milliseconds).
+    write_orders(&s, 300, 5);
     let job = kafka_sink_job(&s, &servers);
     let seed: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -393,7 +395,7 @@ fn kafka_sink_sigkill_at_random_moments_loses_and_repeats_nothing() {
         .map(|r| serde_json::from_str::<serde_json::Value>(&r.3).unwrap()["order_id"].as_str().unwrap().to_string())
         .collect();
     ids.sort();
-    let mut want: Vec<String> = (0..30).flat_map(|f| (0..50).map(move |r| format!("o{f}-{r}"))).collect();
+    let mut want: Vec<String> = (0..300).flat_map(|f| (0..5).map(move |r| format!("o{f}-{r}"))).collect();
     want.sort();
     assert_eq!(ids.len(), want.len(), "seed {seed} ({kills} kills): {} rows read back", ids.len());
     assert_eq!(ids, want, "seed {seed} ({kills} kills)");

@@ -39,10 +39,6 @@ mod continuous;
 /// The interface every operator is run through.
 pub mod operator;
 
-/// How long an idle query waits before asking its source again (Spark polls every 10 ms; files
-/// rarely arrive that fast, and listing a directory is not free).
-const IDLE_POLL: Duration = Duration::from_millis(100);
-
 /// What a run did, for the CLI's last line and for tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RunSummary {
@@ -306,7 +302,9 @@ impl Engine {
                 Trigger::ProcessingTime(d) => d,
                 _ => Duration::ZERO,
             };
-            let wait = if ran { interval } else { interval.max(IDLE_POLL) };
+            // Idle: each source says how soon to ask again (files 100 ms, Kafka 10 ms, rate
+            // when its next row is due).
+            let wait = if ran { interval } else { interval.max(self.sources.idle_poll(now_micros())) };
             self.sleep_until(trigger_start + wait);
         }
         self.progress.finish();

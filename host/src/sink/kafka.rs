@@ -111,7 +111,10 @@ impl KafkaSink {
         let mut p = ClientConfig::new();
         p.set("transactional.id", format!("weir-{query_id}"));
         p.set("enable.idempotence", "true");
-        p.set("linger.ms", "5");
+        // A batch ends by delivering everything it sent: lingering only delays its commit (and,
+        // continuous, what `read_uncommitted` consumers see). Records still go out in batches,
+        // those that queue while a request is in flight.
+        p.set("linger.ms", "0");
         for (k, v) in &config.client {
             p.set(k, v);
         }
@@ -277,7 +280,8 @@ impl KafkaSink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    self.live().producer.poll(Duration::from_millis(50));
+                    // (rdkafka's `poll` returns only when its timeout is over: keep it short.)
+                    self.live().producer.poll(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(kafka_err(&self.servers, "producing a record", e)),
             }
@@ -438,7 +442,7 @@ impl KafkaSink {
         )?;
         // Everything delivered first, so that the check sees the time the brokers did.
         let left = self.transaction_timeout().saturating_sub(began.elapsed());
-        if let Err(e) = live.producer.flush(left) {
+        if let Err(e) = deliver(&live.producer, left) {
             self.check_open_time(batch_id, began, sent)?;
             return Err(kafka_err(&servers, &format!("delivering batch {batch_id}"), e));
         }
@@ -465,6 +469,21 @@ impl KafkaSink {
         // Whether the commit reached Kafka is unknown: read the markers again.
         self.next_uncommitted = None;
     }
+}
+
+/// Waits until every record sent is delivered (or `timeout` passed), serving the delivery reports
+/// in 1 ms steps. rdkafka's `BaseProducer::flush` serves them with `poll(100 ms)`, and that
+/// `poll` returns only when its timeout is over, so each flush with anything in flight took
+/// 100 ms: the whole of a small batch's time in the sink.
+fn deliver(producer: &BaseProducer, timeout: Duration) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Creates the marker topic (one partition) unless it exists.

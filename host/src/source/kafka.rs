@@ -11,6 +11,7 @@
 //! is a bad record named by topic, partition and offset.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ pub struct KafkaRange {
 
 type Partition = (String, i32);
 
+/// Clients of finished reads closed in the background at once, at most (see `retire`).
+const MAX_RETIRING: usize = 4;
+
 pub struct KafkaSource {
     config: KafkaSourceConfig,
     servers: String,
@@ -63,6 +67,8 @@ pub struct KafkaSource {
     pattern: Option<regex::Regex>,
     /// The continuous trigger's reader, once opened.
     continuous: Option<continuous::Reader>,
+    /// How many clients of finished reads are being closed off the batch's path (see `retire`).
+    retiring: Arc<AtomicUsize>,
 }
 
 /// The continuous trigger: one long-lived consumer over the job's partitions.
@@ -128,6 +134,7 @@ impl KafkaSource {
             backoff: Duration::from_millis(100),
             pattern,
             continuous: None,
+            retiring: Arc::new(AtomicUsize::new(0)),
         };
         // Reachable, and the topics exist (or the job waits for them).
         source.partitions()?;
@@ -310,6 +317,26 @@ impl KafkaSource {
             }
         }
         Ok((!range.offsets.is_empty() || !range.lost.is_empty()).then_some(range))
+    }
+
+    /// Closes a read's client on a thread of its own: librdkafka's close and destroy take some
+    /// 60-90 ms, which were part of every batch. (A client kept and assigned again per batch is
+    /// slower still: the new assignment waits for the fetch in flight, up to fetch.wait.max.ms.)
+    /// At most a few at a time; beyond that the batch closes its own.
+    fn retire(&self, consumer: BaseConsumer) {
+        if self.retiring.fetch_add(1, Ordering::SeqCst) >= MAX_RETIRING {
+            drop(consumer);
+            self.retiring.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let retiring = self.retiring.clone();
+        let spawned = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
+            drop(consumer);
+            retiring.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.retiring.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn consumer(&self) -> Result<BaseConsumer, SourceError> {
@@ -559,6 +586,12 @@ impl Source for KafkaSource {
         Some(self)
     }
 
+    /// Spark's polling delay (10 ms): each plan asks the brokers for the partitions and their
+    /// end offsets, a few round trips.
+    fn idle_poll(&self, _now_micros: i64) -> Duration {
+        Duration::from_millis(10)
+    }
+
     fn describe_range(&self, range: &serde_json::Value) -> String {
         match serde_json::from_value::<KafkaRange>(range.clone()) {
             Ok(r) => r
@@ -610,14 +643,19 @@ impl Source for KafkaSource {
                 Some(Ok(m)) => {
                     check_positions = false;
                     let part = (m.topic().to_string(), m.partition());
-                    let Some(&[_, end]) = remaining.get(&part) else { continue };
+                    let Some(&[from, end]) = remaining.get(&part) else { continue };
                     if m.offset() >= end {
                         remaining.remove(&part);
+                        continue;
+                    }
+                    // Each offset once, from the range's start on.
+                    if m.offset() < from {
                         continue;
                     }
                     last_progress = Instant::now();
                     backoff = Duration::from_millis(100);
                     records.push(&m);
+                    remaining.insert(part.clone(), [m.offset() + 1, end]);
                     if m.offset() + 1 >= end {
                         remaining.remove(&part);
                     }
@@ -648,6 +686,7 @@ impl Source for KafkaSource {
                 )));
             }
         }
+        self.retire(consumer);
         records.finish(&self.config, &self.schema, bad)
     }
 }

@@ -2,10 +2,16 @@
 //! to the offsets log before the batch runs) and reads a planned range deterministically, so a
 //! batch replayed after a crash sees exactly the same rows.
 
+use std::time::Duration;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::deadletter::{BadRecordError, BadRecords};
+
+/// [`Source::idle_poll`]'s default: how long an idle query waits before asking a source again.
+/// Spark polls every 10 ms; files rarely arrive that fast, and listing a directory is not free.
+pub const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// The continuous trigger's view of a source: records as they arrive, ranges per epoch.
 pub mod continuous;
@@ -92,6 +98,14 @@ pub trait Source: Send {
     /// last planned (Kafka: the partitions' end offsets). None where there is no such thing.
     fn latest_offset(&self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// How long an idle query (nothing new at its last plan) waits before planning again, when
+    /// the trigger interval is shorter (`processing_time = "0 seconds"`): what a record that
+    /// arrives just after an empty plan waits at most before its batch starts. Files: 100 ms,
+    /// since listing a directory is not free.
+    fn idle_poll(&self, _now_micros: i64) -> Duration {
+        IDLE_POLL
     }
 
     /// The continuous trigger reads it as records arrive (Kafka, rate); None: it cannot be.

@@ -120,6 +120,14 @@ impl Source for RateSource {
         Ok(out)
     }
 
+    /// Until the next row is due (a plan takes the rows whose time has fully passed), at most
+    /// 100 ms: at 1000 rows/s a row is due every millisecond.
+    fn idle_poll(&self, now_micros: i64) -> std::time::Duration {
+        let Some(start) = self.start_time_micros else { return std::time::Duration::ZERO };
+        let due = self.timestamp_of(start, self.next_value + 1);
+        std::time::Duration::from_micros((due - now_micros).clamp(0, super::IDLE_POLL.as_micros() as i64) as u64)
+    }
+
     fn continuous(&mut self) -> Option<&mut dyn ContinuousSource> {
         Some(self)
     }
@@ -182,6 +190,24 @@ mod tests {
 
     use super::*;
     use crate::deadletter::OnBadRecord;
+
+    #[test]
+    fn an_idle_query_asks_again_when_the_next_row_is_due_and_at_most_after_100_ms() {
+        let mut s = RateSource::new(&RateSourceConfig { rows_per_second: 4, num_partitions: 1 });
+        assert_eq!(s.idle_poll(0), Duration::ZERO, "not started: plan now");
+        let t0 = 1_000_000_000;
+        assert!(s.plan_next(t0).unwrap().is_none());
+        // Row 0 is planned once 250 ms have passed: at most 100 ms at a time.
+        assert_eq!(s.idle_poll(t0), Duration::from_millis(100));
+        assert_eq!(s.idle_poll(t0 + 200_000), Duration::from_millis(50));
+        assert_eq!(s.idle_poll(t0 + 300_000), Duration::ZERO, "overdue");
+        s.plan_next(t0 + 1_600_000).unwrap().unwrap();
+        // Rows 0..6 planned; row 6 is planned at 1.75 s.
+        assert_eq!(s.idle_poll(t0 + 1_700_000), Duration::from_millis(50));
+        let mut fast = RateSource::new(&RateSourceConfig { rows_per_second: 1000, num_partitions: 1 });
+        fast.plan_next(t0).unwrap();
+        assert_eq!(fast.idle_poll(t0 + 400), Duration::from_micros(600));
+    }
 
     #[test]
     fn values_follow_the_clock_and_replay_identically_after_restore() {

@@ -196,6 +196,11 @@ impl Union {
         Ok(())
     }
 
+    /// How long an idle query waits before planning again: the shortest of the inputs'.
+    pub fn idle_poll(&self, now_micros: i64) -> std::time::Duration {
+        self.inputs.iter().map(|i| i.source.idle_poll(now_micros)).min().unwrap_or(super::IDLE_POLL)
+    }
+
     /// Plans the next batch: every input's next range, or `None` when none has new data.
     pub fn plan_next(&mut self, now_micros: i64) -> Result<Option<serde_json::Value>, SourceError> {
         let mut ranges = Vec::with_capacity(self.inputs.len());
