@@ -206,7 +206,7 @@ fn output_ids(servers: &str, topic: &str, isolation: &str) -> Vec<u64> {
 
 fn kafka_job(s: &Scratch, name: &str, servers: &str, topics: &Topics, trigger: &str) -> std::path::PathBuf {
     // On the mock cluster the markers go into the output partition, after their epoch's records
-    // (see `committed_on_the_mock`); a real broker gets the default marker topic.
+    // (see `kafka::committed_on_the_mock`); a real broker gets the default marker topic.
     let marker = match &topics.marker {
         Some(m) => format!("marker_topic = \"{m}\"\n"),
         None => String::new(),
@@ -272,11 +272,6 @@ fn real_kafka(test: &str) -> Option<String> {
 
 const TOTAL: u64 = 4000;
 
-/// Milliseconds since the epoch (Kafka's record timestamps).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 /// Kafka → filter plugin → Kafka while records arrive at 1,000/s: five runs SIGKILLed at random
 /// moments (the fourth as micro-batches), then a last continuous run until every kept record
 /// is in. Returns each run's time span (ms) and the kept ids.
@@ -294,7 +289,7 @@ fn run_with_kills(servers: &str, topics: &Topics) -> (Vec<(i64, i64)>, Vec<u64>)
     let mut runs = Vec::new();
     for round in 0..5 {
         let job = if round == 3 { &micro } else { &continuous };
-        let start = now_ms();
+        let start = crate::kafka::now_ms();
         let mut run = spawn(job);
         std::thread::sleep(Duration::from_millis(rng.random_range(500..2000)));
         let killed = run.child.try_wait().unwrap().is_none();
@@ -304,11 +299,11 @@ fn run_with_kills(servers: &str, topics: &Topics) -> (Vec<(i64, i64)>, Vec<u64>)
         let status = run.child.wait().unwrap();
         let err = std::fs::read_to_string(run.stdout.with_extension("err")).unwrap_or_default();
         assert!(killed && status.code().is_none(), "seed {seed}: weir stopped on its own in round {round}: {status:?}: {err}");
-        runs.push((start, now_ms()));
+        runs.push((start, crate::kafka::now_ms()));
     }
     producer.join().unwrap();
     let want: Vec<u64> = (0..TOTAL).filter(|n| n % 10 >= 5).collect();
-    let start = now_ms();
+    let start = crate::kafka::now_ms();
     let run = spawn(&continuous);
     wait_until("every kept record in the output", || {
         let mut seen = output_ids(servers, &topics.output, "read_uncommitted");
@@ -319,67 +314,16 @@ fn run_with_kills(servers: &str, topics: &Topics) -> (Vec<(i64, i64)>, Vec<u64>)
     // Two more epochs: the last records' epoch commits.
     std::thread::sleep(Duration::from_millis(500));
     stop_and_read(run);
-    runs.push((start, now_ms()));
+    runs.push((start, crate::kafka::now_ms()));
     eprintln!("seed {seed}: 5 kills; rerun with WEIR_CRASH_SEED={seed}");
     (runs, want)
-}
-
-/// Every record of the one-partition `topic` in log order: (timestamp ms, key, value).
-fn log_of(servers: &str, topic: &str) -> Vec<(i64, Option<String>, String)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", "continuous-test-log")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    loop {
-        match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.timestamp().to_millis().unwrap(),
-                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-            )),
-            Some(Err(KafkaError::PartitionEOF(_))) => return out,
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-}
-
-/// What a `read_committed` reader of a real broker would see, rebuilt from the mock cluster's log
-/// (which keeps aborted transactions' records visible and writes no commit markers): within each
-/// run's time span, the records before its last epoch marker were committed; the ones after it
-/// belong to the transaction the kill aborted. Also checks that no epoch's marker appears twice.
-fn committed_on_the_mock(log: &[(i64, Option<String>, String)], runs: &[(i64, i64)]) -> Vec<u64> {
-    let mut committed = Vec::new();
-    let mut epochs: Vec<u64> = Vec::new();
-    for &(start, end) in runs {
-        let records: Vec<&(i64, Option<String>, String)> =
-            log.iter().filter(|(ts, _, _)| (start..=end).contains(ts)).collect();
-        let Some(last_marker) = records.iter().rposition(|(_, key, _)| key.is_some()) else { continue };
-        for (_, key, value) in &records[..last_marker] {
-            match key {
-                Some(_) => epochs.push(value.parse().unwrap()),
-                None => committed.push(serde_json::from_str::<serde_json::Value>(value).unwrap()["id"].as_u64().unwrap()),
-            }
-        }
-        epochs.push(records[last_marker].2.parse().unwrap());
-    }
-    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "an epoch committed twice, or out of order: {epochs:?}");
-    committed.sort();
-    committed
 }
 
 /// Kafka → filter plugin → Kafka, continuous, SIGKILLed at random moments while records arrive
 /// (one run as micro-batches): every kept record is in exactly one committed transaction, and a
 /// `read_uncommitted` reader sees each at least once. On librdkafka's mock cluster, which has no
 /// transaction semantics, the committed transactions are rebuilt from the epoch markers (see
-/// `committed_on_the_mock`); the next test checks the same on a real broker's read_committed.
+/// `kafka::committed_on_the_mock`); the next test checks the same on a real broker's read_committed.
 #[test]
 fn kafka_to_plugin_to_kafka_continuously_is_exactly_once_across_sigkills_and_trigger_switches() {
     let cluster = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
@@ -388,8 +332,12 @@ fn kafka_to_plugin_to_kafka_continuously_is_exactly_once_across_sigkills_and_tri
     cluster.create_topic("in", 2, 1).unwrap();
     cluster.create_topic("out", 1, 1).unwrap();
     let (runs, want) = run_with_kills(&servers, &topics);
-    let log = log_of(&servers, "out");
-    let got = committed_on_the_mock(&log, &runs);
+    let log = crate::kafka::log_of(&servers, "out");
+    let got = crate::kafka::committed_on_the_mock(&log, &runs, |v| {
+        serde_json::from_str::<serde_json::Value>(v).unwrap()["id"].as_u64().unwrap().to_string()
+    });
+    let mut got: Vec<u64> = got.iter().map(|id| id.parse().unwrap()).collect();
+    got.sort();
     assert_eq!(got.len(), want.len(), "{} records in committed transactions", got.len());
     assert_eq!(got, want);
     let mut seen = output_ids(&servers, "out", "read_uncommitted");
