@@ -431,7 +431,9 @@ fn kafka_sink_sigkill_at_random_moments_loses_and_repeats_nothing() {
     let servers = cluster.bootstrap_servers();
     cluster.create_topic("out", 1, 1).unwrap();
     let s = Scratch::new();
-    write_orders(&s, 30, 50);
+    // 300 one-file batches: enough that a run lasts past the kills' random moments (a batch's
+    // transaction takes a few milliseconds).
+    write_orders(&s, 300, 5);
     let text = std::fs::read_to_string(kafka_sink_job(&s, &servers)).unwrap();
     let job = s.job(&text.replace("marker_topic = \"weir-markers\"", "marker_topic = \"out\""));
     let seed = crash_seed();
@@ -459,7 +461,7 @@ fn kafka_sink_sigkill_at_random_moments_loses_and_repeats_nothing() {
     let ids = committed_on_the_mock(&log, &runs, |v| {
         serde_json::from_str::<serde_json::Value>(v).unwrap()["order_id"].as_str().unwrap().to_string()
     });
-    let mut want: Vec<String> = (0..30).flat_map(|f| (0..50).map(move |r| format!("o{f}-{r}"))).collect();
+    let mut want: Vec<String> = (0..300).flat_map(|f| (0..5).map(move |r| format!("o{f}-{r}"))).collect();
     want.sort();
     let mut ids = ids;
     ids.sort();
