@@ -210,6 +210,36 @@ mod tests {
     }
 
     #[test]
+    fn continuously_each_value_comes_once_its_time_is_reached_and_an_epoch_is_its_range() {
+        let cfg = RateSourceConfig { rows_per_second: 4, num_partitions: 1 };
+        let mut s = RateSource::new(&cfg);
+        // Started 1.1 s ago: values 0..=4 (timestamps 0, 0.25, ..., 1.0 s) are due.
+        let t0 = chrono::Utc::now().timestamp_micros() - 1_100_000;
+        s.restore(&[serde_json::to_value(RateRange { start: 0, end: 0, start_time_micros: t0 }).unwrap()]).unwrap();
+        ContinuousSource::open(&mut s).unwrap();
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let values = |b: &[RecordBatch]| -> Vec<i64> {
+            b.iter().flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect()
+        };
+        let first = s.poll(Duration::ZERO, &mut bad).unwrap();
+        assert_eq!(values(&first), vec![0, 1, 2, 3, 4]);
+        assert!(s.poll(Duration::ZERO, &mut bad).unwrap().is_empty(), "value 5 is not due before 1.25 s");
+        let epoch = s.end_epoch().unwrap().unwrap();
+        assert_eq!(parse_range(&epoch).unwrap(), RateRange { start: 0, end: 5, start_time_micros: t0 });
+        assert_eq!(s.end_epoch().unwrap(), None, "an epoch that read nothing has no range");
+        // Waiting for the next value: it comes when due.
+        let next = s.poll(Duration::from_secs(1), &mut bad).unwrap();
+        assert_eq!(values(&next), vec![5]);
+        // Rewound, the epoch's values come again, then the epoch covers them once.
+        s.rewind_epoch().unwrap();
+        assert_eq!(values(&s.poll(Duration::ZERO, &mut bad).unwrap()), vec![5]);
+        let epoch = s.end_epoch().unwrap().unwrap();
+        assert_eq!((parse_range(&epoch).unwrap().start, parse_range(&epoch).unwrap().end), (5, 6));
+        // A micro-batch replay of the epoch reads the same rows.
+        assert_eq!(values(&s.read(&epoch, &mut bad).unwrap()), vec![5]);
+    }
+
+    #[test]
     fn values_follow_the_clock_and_replay_identically_after_restore() {
         let cfg = RateSourceConfig { rows_per_second: 4, num_partitions: 1 };
         let mut s = RateSource::new(&cfg);
