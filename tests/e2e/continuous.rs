@@ -298,7 +298,10 @@ fn run_with_kills(servers: &str, topics: &Topics) -> (Vec<(i64, i64)>, Vec<u64>)
         }
         let status = run.child.wait().unwrap();
         let err = std::fs::read_to_string(run.stdout.with_extension("err")).unwrap_or_default();
-        assert!(killed && status.code().is_none(), "seed {seed}: weir stopped on its own in round {round}: {status:?}: {err}");
+        assert!(
+            killed && status.code().is_none(),
+            "seed {seed}: weir stopped on its own in round {round}: {status:?}: {err}"
+        );
         runs.push((start, crate::kafka::now_ms()));
     }
     producer.join().unwrap();
@@ -560,14 +563,23 @@ path = "{{dir}}/out/counts"
     std::thread::sleep(Duration::from_millis(300));
     crate::kafka::produce(&broker.addr, "orders", &records[3..]);
     wait_until("six rows counted", || {
-        let text = std::fs::read_dir(s.path("out/counts"))
-            .map(|_| committed_text(&s.path("out/counts")))
-            .unwrap_or_default();
-        text.lines().filter(|l| !l.starts_with("batch_id")).map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum::<u64>() >= 6
+        let text =
+            std::fs::read_dir(s.path("out/counts")).map(|_| committed_text(&s.path("out/counts"))).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with("batch_id"))
+            .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+            >= 6
     });
     stop_and_read(run);
-    assert_eq!(committed_text(&s.path("out/big")), "{\"id\":\"o3\",\"amount\":120.0}\n{\"id\":\"o4\",\"amount\":160.0}\n{\"id\":\"o5\",\"amount\":200.0}\n");
-    assert_eq!(committed_text(&s.path("out/small")), "{\"id\":\"o0\",\"amount\":0.0}\n{\"id\":\"o1\",\"amount\":40.0}\n{\"id\":\"o2\",\"amount\":80.0}\n");
+    assert_eq!(
+        committed_text(&s.path("out/big")),
+        "{\"id\":\"o3\",\"amount\":120.0}\n{\"id\":\"o4\",\"amount\":160.0}\n{\"id\":\"o5\",\"amount\":200.0}\n"
+    );
+    assert_eq!(
+        committed_text(&s.path("out/small")),
+        "{\"id\":\"o0\",\"amount\":0.0}\n{\"id\":\"o1\",\"amount\":40.0}\n{\"id\":\"o2\",\"amount\":80.0}\n"
+    );
     // Write ids: epoch × 1,000,000 + call, numbered on across an epoch's pieces (no id twice).
     let mut ids: Vec<u64> = std::fs::read_dir(s.path("out/counts/_weir_log"))
         .unwrap()

@@ -148,9 +148,13 @@ mod tests {
 
     #[test]
     fn a_mistyped_trigger_lists_the_accepted_forms() {
-        for trigger in
-            ["\"once\"", "{ once = \"yes\" }", "{ processing = \"1 second\" }", "{ processing_time = 5 }", "{ continuous = true }"]
-        {
+        for trigger in [
+            "\"once\"",
+            "{ once = \"yes\" }",
+            "{ processing = \"1 second\" }",
+            "{ processing_time = 5 }",
+            "{ continuous = true }",
+        ] {
             let e = check_text(&format!("[sink]\nformat = \"console\"\ntrigger = {trigger}\n")).unwrap_err();
             assert!(e.starts_with("job file job.toml: `sink.trigger`: "), "{e}");
             assert!(e.ends_with(&format!("; write {TRIGGER_FORMS}")), "{e}");

@@ -172,7 +172,8 @@ impl Engine {
                 break;
             }
             let t_read = Instant::now();
-            let mut read = self.sources.continuous()?.poll((deadline - now).min(STOP_CHECK), ctx.bad).with_context(what)?;
+            let mut read =
+                self.sources.continuous()?.poll((deadline - now).min(STOP_CHECK), ctx.bad).with_context(what)?;
             if read.is_empty() {
                 continue;
             }

@@ -206,7 +206,9 @@ impl Checks<'_> {
             };
             return Err(self.err(
                 &format!("{}.format", input.field),
-                format!("Data source {name} does not support continuous processing (only kafka and rate sources do); {HOW}"),
+                format!(
+                    "Data source {name} does not support continuous processing (only kafka and rate sources do); {HOW}"
+                ),
             ));
         }
         let name = match &job.sink.kind {
@@ -274,7 +276,8 @@ mod tests {
     fn a_continuous_job_runs_map_operators_from_kafka_or_rate_to_kafka_console_or_foreach() {
         const C: &str = "trigger = { continuous = \"1 second\" }\n";
         let map = "[[operator]]\nkind = \"map\"\nplugin = \"filter.wasm\"\n";
-        let kafka_source = "[source]\nformat = \"kafka\"\nsubscribe = [\"in\"]\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:9\" }\n";
+        let kafka_source =
+            "[source]\nformat = \"kafka\"\nsubscribe = [\"in\"]\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:9\" }\n";
         let kafka_sink = "[sink]\nformat = \"kafka\"\ntopic = \"out\"\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:9\" }\ncheckpoint = \"ckpt\"\n";
         check(&format!("{kafka_source}{map}{map}{kafka_sink}{C}")).unwrap();
         check(&format!("{RATE}{map}{}{C}", sink("console", "append"))).unwrap();
@@ -283,7 +286,9 @@ mod tests {
         let agg = "[[operator]]\nkind = \"aggregate\"\naggregates = [{ fn = \"count\" }]\n";
         let e = check(&format!("{RATE}{map}{agg}{}{C}", sink("console", "complete"))).unwrap_err();
         assert!(
-            e.starts_with("job file job.toml: `operator[1].kind`: Continuous processing does not support Aggregate operations"),
+            e.starts_with(
+                "job file job.toml: `operator[1].kind`: Continuous processing does not support Aggregate operations"
+            ),
             "{e}"
         );
         // Micro-batch triggers are not held to the continuous rules.

@@ -95,7 +95,9 @@ pub fn describe(job: &Job) -> anyhow::Result<String> {
         Trigger::ProcessingTime(d) => format!("a batch every {}", duration(d)),
         Trigger::Once => "one batch, then stop".to_string(),
         Trigger::AvailableNow => "what is available at start, then stop".to_string(),
-        Trigger::Continuous(d) => format!("continuously, records as they arrive; an epoch commits every {}", duration(d)),
+        Trigger::Continuous(d) => {
+            format!("continuously, records as they arrive; an epoch commits every {}", duration(d))
+        }
     };
     let _ = writeln!(o, "trigger: {trigger}");
     let _ = writeln!(o, "checkpoint: {}", job.checkpoint.display());

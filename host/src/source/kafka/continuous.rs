@@ -170,7 +170,10 @@ impl ContinuousSource for KafkaSource {
         let reached = r.reached.clone();
         self.next.extend(reached);
         if let Err(e) = self.add_new_partitions() {
-            eprintln!("warning: kafka source ({}): looking for new partitions: {e}; trying again at the next epoch", self.servers);
+            eprintln!(
+                "warning: kafka source ({}): looking for new partitions: {e}; trying again at the next epoch",
+                self.servers
+            );
         }
         Ok((!range.offsets.is_empty()).then(|| serde_json::to_value(range).expect("serialisable")))
     }
