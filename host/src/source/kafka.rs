@@ -69,6 +69,23 @@ pub struct KafkaSource {
     continuous: Option<continuous::Reader>,
     /// How many clients of finished reads are being closed off the batch's path (see `retire`).
     retiring: Arc<AtomicUsize>,
+    /// The micro-batch reader, kept from batch to batch (see [`Reader`]).
+    reader: Option<Reader>,
+}
+
+/// The micro-batch reader: one client kept from batch to batch, so that a batch neither opens a
+/// connection nor waits for a fetch: the client fetches ahead while the batch before runs, and
+/// what it delivers past the end of the range being read is kept for the next range. A range
+/// that does not start where the reader is (the first, a new partition, a replay) assigns the
+/// client anew at the range's start. Either way a range reads exactly its offsets.
+struct Reader {
+    consumer: BaseConsumer,
+    /// Per assigned partition: the offset its records continue from (the stash's first, else
+    /// what the client delivers next).
+    next: BTreeMap<Partition, i64>,
+    /// Records delivered past the end of the range they came in, per partition, in order.
+    stash: BTreeMap<Partition, std::collections::VecDeque<rdkafka::message::OwnedMessage>>,
+    stash_bytes: usize,
 }
 
 /// The continuous trigger: one long-lived consumer over the job's partitions.
@@ -83,6 +100,10 @@ fn client(config: &KafkaSourceConfig) -> ClientConfig {
     c.set("isolation.level", "read_committed");
     c.set("enable.partition.eof", "true");
     c.set("group.id", "weir-source");
+    // A fetch that finds nothing new waits at most this long (librdkafka's default is 500 ms):
+    // the kept micro-batch reader (and the continuous one) fetch ahead, and the next batch's
+    // records must not wait behind a long poll. Idle, about a hundred small fetches a second.
+    c.set("fetch.wait.max.ms", "10");
     for (k, v) in &config.client {
         c.set(k, v);
     }
@@ -135,6 +156,7 @@ impl KafkaSource {
             pattern,
             continuous: None,
             retiring: Arc::new(AtomicUsize::new(0)),
+            reader: None,
         };
         // Reachable, and the topics exist (or the job waits for them).
         source.partitions()?;
@@ -337,6 +359,13 @@ impl KafkaSource {
         if spawned.is_err() {
             self.retiring.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// The most a kept reader holds past its ranges: librdkafka's `queued.max.messages.kbytes`
+    /// (the client's own fetch queue, per partition; 64 MiB unless the job's kafka settings say).
+    fn stash_limit(&self) -> usize {
+        let kib = self.config.client.get("queued.max.messages.kbytes").and_then(|v| v.trim().parse::<usize>().ok());
+        kib.unwrap_or(65_536).saturating_mul(1024)
     }
 
     fn consumer(&self) -> Result<BaseConsumer, SourceError> {
@@ -606,18 +635,61 @@ impl Source for KafkaSource {
 
     fn read(&mut self, range: &serde_json::Value, bad: &mut BadRecords) -> Result<Vec<RecordBatch>, SourceError> {
         let range: KafkaRange = serde_json::from_value(range.clone()).map_err(|e| invalid(range, e))?;
-        let consumer = self.consumer()?;
-        let mut tpl = TopicPartitionList::new();
         let mut remaining: BTreeMap<Partition, [i64; 2]> = BTreeMap::new();
         for (t, parts) in &range.offsets {
             for (&p, &[s, e]) in parts {
-                tpl.add_partition_offset(t, p, Offset::Offset(s))
-                    .map_err(|e| SourceError::Invalid(format!("kafka source: {t}-{p}: {e}")))?;
                 remaining.insert((t.clone(), p), [s, e]);
             }
         }
-        consumer.assign(&tpl).map_err(|e| SourceError::Invalid(format!("kafka source: assigning {tpl:?}: {e}")))?;
+        // Taken: a read that fails drops it, and the next read starts with a new one.
+        let mut reader = match self.reader.take() {
+            Some(r) if remaining.iter().all(|(part, [s, _])| r.next.get(part) == Some(s)) => r,
+            other => {
+                // Not where a kept reader is (or none): a new client (one assigned anew would
+                // wait for its fetch in flight, and report positions from before), assigned to
+                // the range's partitions at their starts and the source's others where their
+                // next ranges start.
+                if let Some(old) = other {
+                    self.retire(old.consumer);
+                }
+                let mut next = self.next.clone();
+                for (part, [s, _]) in &remaining {
+                    next.insert(part.clone(), *s);
+                }
+                let mut tpl = TopicPartitionList::new();
+                for ((t, p), &o) in &next {
+                    tpl.add_partition_offset(t, *p, Offset::Offset(o))
+                        .map_err(|e| SourceError::Invalid(format!("kafka source: {t}-{p}: {e}")))?;
+                }
+                let consumer = self.consumer()?;
+                consumer
+                    .assign(&tpl)
+                    .map_err(|e| SourceError::Invalid(format!("kafka source: assigning {tpl:?}: {e}")))?;
+                Reader { consumer, next, stash: BTreeMap::new(), stash_bytes: 0 }
+            }
+        };
+        let consumer = &reader.consumer;
         let mut records = Records::new(&self.config);
+        // First what the last read kept.
+        for (part, [from, end]) in remaining.clone() {
+            let Some(kept) = reader.stash.get_mut(&part) else { continue };
+            while let Some(m) = kept.front() {
+                if m.offset() >= end {
+                    remaining.remove(&part);
+                    break;
+                }
+                let m = kept.pop_front().expect("a front");
+                reader.stash_bytes -= m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
+                if m.offset() >= from {
+                    records.push(&m);
+                    remaining.insert(part.clone(), [m.offset() + 1, end]);
+                    if m.offset() + 1 >= end {
+                        remaining.remove(&part);
+                        break;
+                    }
+                }
+            }
+        }
         let mut last_progress = Instant::now();
         let mut backoff = Duration::from_millis(100);
         while !remaining.is_empty() {
@@ -643,11 +715,15 @@ impl Source for KafkaSource {
                 Some(Ok(m)) => {
                     check_positions = false;
                     let part = (m.topic().to_string(), m.partition());
-                    let Some(&[from, end]) = remaining.get(&part) else { continue };
-                    if m.offset() >= end {
+                    let Some(&[from, end]) = remaining.get(&part).filter(|&&[_, end]| m.offset() < end) else {
+                        // Past the range (or of a partition it does not cover): the next one's.
                         remaining.remove(&part);
+                        if reader.next.contains_key(&part) {
+                            reader.stash_bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
+                            reader.stash.entry(part).or_default().push_back(m.detach());
+                        }
                         continue;
-                    }
+                    };
                     // Each offset once, from the range's start on.
                     if m.offset() < from {
                         continue;
@@ -686,7 +762,120 @@ impl Source for KafkaSource {
                 )));
             }
         }
-        self.retire(consumer);
+        for (t, parts) in &range.offsets {
+            for (&p, &[_, e]) in parts {
+                reader.next.insert((t.clone(), p), e);
+            }
+        }
+        // Kept for the next batch, unless it holds more than the client's own fetch queue may
+        // (queued.max.messages.kbytes): then the next read starts afresh.
+        if reader.stash_bytes <= self.stash_limit() {
+            self.reader = Some(reader);
+        } else {
+            self.retire(reader.consumer);
+        }
         records.finish(&self.config, &self.schema, bad)
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use super::*;
+    use crate::deadletter::OnBadRecord;
+
+    fn config(servers: &str) -> KafkaSourceConfig {
+        KafkaSourceConfig {
+            topics: KafkaTopics::Subscribe(vec!["t".into()]),
+            starting_offsets: StartingOffsets::Earliest,
+            max_offsets_per_trigger: Some(7),
+            client: [("bootstrap.servers".to_string(), servers.to_string())].into(),
+            value: None,
+            include_headers: false,
+            fail_on_data_loss: true,
+            wait_for_topics: false,
+            timeout: Duration::from_secs(10),
+            consumer_group: None,
+        }
+    }
+
+    /// Records `v<n>` for n in `from..to`, alternately to partitions 0 and 1.
+    fn produce(servers: &str, from: u32, to: u32) {
+        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", servers).create().unwrap();
+        for n in from..to {
+            p.send(BaseRecord::<[u8], [u8]>::to("t").partition((n % 2) as i32).payload(format!("v{n}").as_bytes()))
+                .unwrap();
+        }
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    /// (partition, offset, value) of every row read, sorted.
+    fn read(source: &mut KafkaSource, range: &serde_json::Value) -> Vec<(i32, i64, String)> {
+        let mut bad = BadRecords::new(OnBadRecord::Fail);
+        let mut rows = Vec::new();
+        for b in source.read(range, &mut bad).unwrap() {
+            for r in 0..b.num_rows() {
+                rows.push((
+                    b.column(3).as_primitive::<Int32Type>().value(r),
+                    b.column(4).as_primitive::<Int64Type>().value(r),
+                    String::from_utf8(b.column(1).as_binary::<i32>().value(r).to_vec()).unwrap(),
+                ));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    /// What a range covers: (partition, offset) pairs.
+    fn covered(range: &serde_json::Value) -> Vec<(i32, i64)> {
+        let r: KafkaRange = serde_json::from_value(range.clone()).unwrap();
+        r.offsets["t"].iter().flat_map(|(&p, &[s, e])| (s..e).map(move |o| (p, o))).collect()
+    }
+
+    #[test]
+    fn a_kept_reader_reads_each_range_exactly_and_a_replay_reads_the_same_rows() {
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        let servers = cluster.bootstrap_servers();
+        cluster.create_topic("t", 2, 1).unwrap();
+        produce(&servers, 0, 20);
+        let mut source = KafkaSource::new(&config(&servers)).unwrap();
+        let mut ranges = Vec::new();
+        let mut first_reads = Vec::new();
+        for round in 0..5 {
+            // More records arrive while the reader is kept: it fetches them ahead, past the
+            // planned ranges, and keeps them for the next.
+            if round == 2 {
+                produce(&servers, 20, 40);
+            }
+            let range = source.plan_next(0).unwrap().unwrap();
+            let rows = read(&mut source, &range);
+            assert_eq!(rows.iter().map(|&(p, o, _)| (p, o)).collect::<Vec<_>>(), covered(&range), "round {round}");
+            assert_eq!(rows.len(), 7, "round {round}: max_offsets_per_trigger");
+            ranges.push(range);
+            first_reads.push(rows);
+        }
+        // Values are the records produced at those offsets: v<n> went to partition n % 2 at
+        // offset n / 2 (the second lot after the first 10 of each partition).
+        for rows in &first_reads {
+            for (p, o, v) in rows {
+                assert_eq!(v, &format!("v{}", o * 2 + *p as i64), "partition {p} offset {o}");
+            }
+        }
+        // The same source, an earlier range again (not where its reader is): the same rows.
+        assert_eq!(read(&mut source, &ranges[1]), first_reads[1]);
+        // After a restart: a new source restored from the planned ranges replays them exactly.
+        let mut restarted = KafkaSource::new(&config(&servers)).unwrap();
+        restarted.restore(&ranges).unwrap();
+        for (range, rows) in ranges.iter().zip(&first_reads).skip(2) {
+            assert_eq!(&read(&mut restarted, range), rows);
+        }
+        // And it goes on where the first left off.
+        let next = restarted.plan_next(0).unwrap().unwrap();
+        let rows = read(&mut restarted, &next);
+        assert_eq!(rows.iter().map(|&(p, o, _)| (p, o)).collect::<Vec<_>>(), covered(&next));
+        assert_eq!(rows.len(), 5, "40 records, 35 read before");
     }
 }
