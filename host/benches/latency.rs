@@ -77,7 +77,13 @@ impl Samples {
         self.latencies.sort_unstable();
         let n = self.latencies.len();
         let q = |q: f64| self.latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0;
-        Some(Stats { count: n, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: *self.latencies.last().unwrap() as f64 / 1000.0 })
+        Some(Stats {
+            count: n,
+            p50: q(0.5),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: *self.latencies.last().unwrap() as f64 / 1000.0,
+        })
     }
 }
 
@@ -128,7 +134,10 @@ fn batch_summary(progress: &std::path::Path, from_ms: i64) -> String {
         return "0 batches".into();
     }
     let m: Vec<String> = sums.iter().map(|s| format!("{:.1}", s / n)).collect();
-    format!("{n} batches; mean ms: offsets {} wal {} read {} sink {} commit {} total {}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{n} batches; mean ms: offsets {} wal {} read {} sink {} commit {} total {}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 /// Starts weir on `job`; when it exits within `grace` (a refused job), its reason.
@@ -323,7 +332,9 @@ trigger = {{ {trigger} }}
                 expected += 1;
             }
             let v = format!("{{\"t\":{t},\"amount\":1.0}}");
-            let mut rec = BaseRecord::<[u8], [u8]>::to(&input).partition((sent % IN_PARTITIONS as u64) as i32).payload(v.as_bytes());
+            let mut rec = BaseRecord::<[u8], [u8]>::to(&input)
+                .partition((sent % IN_PARTITIONS as u64) as i32)
+                .payload(v.as_bytes());
             loop {
                 match producer.send(rec) {
                     Ok(()) => break,
