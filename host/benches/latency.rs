@@ -216,18 +216,15 @@ fn measuring_consumer(
     std::thread::spawn(move || {
         let mut s = Samples::default();
         while !stop.load(Ordering::Relaxed) {
-            match c.poll(Duration::from_millis(20)) {
-                Some(Ok(m)) => {
-                    let now = now_micros();
-                    let t = m
-                        .payload()
-                        .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                        .and_then(|v| v["t"].as_i64());
-                    if let Some(t) = t.filter(|t| (window.0..window.1).contains(t)) {
-                        s.latencies.push(now - t);
-                    }
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                let now = now_micros();
+                let t = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                    .and_then(|v| v["t"].as_i64());
+                if let Some(t) = t.filter(|t| (window.0..window.1).contains(t)) {
+                    s.latencies.push(now - t);
                 }
-                Some(Err(_)) | None => {}
             }
         }
         s
