@@ -45,7 +45,9 @@ const FETCH_WAIT_MS: &str = "1";
 /// record is stamped when handed to the producer); with 0 every record is its own message set,
 /// and the mock cluster returns one message set per partition per fetch, which makes reading
 /// back (weir's and the measuring consumers') far slower than on a real broker.
-const PRODUCER_LINGER_MS: &str = "5";
+fn producer_linger_ms() -> String {
+    std::env::var("PRODUCER_LINGER_MS").unwrap_or_else(|_| "5".into())
+}
 
 fn now_micros() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_micros() as i64
@@ -310,7 +312,7 @@ trigger = {{ {trigger} }}
     // The paced producer: every ~200 µs, the records due by now, each stamped when sent.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &servers)
-        .set("linger.ms", PRODUCER_LINGER_MS)
+        .set("linger.ms", producer_linger_ms())
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
@@ -488,6 +490,7 @@ fn main() {
     }
     println!();
     println!(
-        "Kafka: librdkafka mock cluster in the bench process (TCP), {IN_PARTITIONS} input and {OUT_PARTITIONS} output partitions; paced producer linger.ms={PRODUCER_LINGER_MS} (part of the latency); measuring consumers fetch.wait.max.ms={FETCH_WAIT_MS}. rate: rows stamped when weir's stdout line is read."
+        "Kafka: librdkafka mock cluster in the bench process (TCP), {IN_PARTITIONS} input and {OUT_PARTITIONS} output partitions; paced producer linger.ms={} (part of the latency); measuring consumers fetch.wait.max.ms={FETCH_WAIT_MS}. rate: rows stamped when weir's stdout line is read.",
+        producer_linger_ms()
     );
 }
