@@ -361,57 +361,14 @@ fn kafka_to_plugin_to_kafka_continuously_is_exactly_once_read_committed_on_a_rea
     assert_eq!(got, want);
 }
 
-/// A hot swap in continuous mode takes effect between two epochs: every epoch is wholly one
-/// version's, the new one from the epoch the API answered, and no row is lost or repeated.
-#[test]
-fn a_hot_swap_takes_effect_at_an_epoch_boundary() {
-    let s = Scratch::new();
-    let (v1, v2) = (tagger("v1"), tagger("v2"));
-    let job = s.job(&format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[source]
-format = "rate"
-rows_per_second = 500
-
-[[operator]]
-kind = "map"
-plugin = "{}"
-
-[sink]
-format = "console"
-num_rows = 100000
-checkpoint = "{{dir}}/ckpt"
-trigger = {{ continuous = "200 milliseconds" }}
-"#,
-        v1.display()
-    ));
-    let child = spawn(&job);
-    wait_until("the admin API", || s.path("ckpt/admin-address").exists());
-    let commits = || std::fs::read_dir(s.path("ckpt/commits")).map(|d| d.count()).unwrap_or(0);
-    wait_until("3 epochs", || commits() >= 3);
-    let addr = s.path("ckpt").display().to_string();
-    let first_v2 = swap(&addr, &v2)["first_batch"].as_u64().unwrap();
-    let at = commits();
-    wait_until("3 more epochs", || commits() >= at + 3);
-    let rows = printed_rows(&stop_and_read(child));
-    assert!(rows.iter().any(|(_, c)| c[2] == "v2"), "v2 ran");
-    for (i, (batch, cells)) in rows.iter().enumerate() {
-        assert_eq!(cells[1], i.to_string(), "row {i} (epoch {batch}): a value lost or repeated");
-        let want = if *batch < first_v2 { "v1" } else { "v2" };
-        assert_eq!(cells[2], want, "value {} in epoch {batch} (v2 from epoch {first_v2})", cells[1]);
-    }
+/// Epochs the checkpoint has committed.
+fn epochs(s: &Scratch) -> usize {
+    std::fs::read_dir(s.path("ckpt/commits")).map(|d| d.count()).unwrap_or(0)
 }
 
-/// A version that fails on probation in continuous mode is rolled back, and the epoch it failed
-/// in starts again from its beginning with the old version: no row is lost, repeated or written
-/// by the broken version.
-#[test]
-fn a_version_that_fails_on_probation_is_rolled_back_and_its_epoch_read_again() {
-    let s = Scratch::new();
-    let (v1, broken) = (tagger("v1"), tagger("broken"));
+/// Starts rate (500 rows/s) → `first` (a tagger) → console, continuous with 200 ms epochs and an
+/// admin API (probation: 3 epochs); returns once 3 epochs are committed.
+fn start_swappable(s: &Scratch, first: &Path) -> Running {
     let job = s.job(&format!(
         r#"
 [admin]
@@ -432,15 +389,46 @@ num_rows = 100000
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ continuous = "200 milliseconds" }}
 "#,
-        v1.display()
+        first.display()
     ));
     let run = spawn(&job);
     wait_until("the admin API", || s.path("ckpt/admin-address").exists());
-    let commits = || std::fs::read_dir(s.path("ckpt/commits")).map(|d| d.count()).unwrap_or(0);
-    wait_until("3 epochs", || commits() >= 3);
-    swap(&s.path("ckpt").display().to_string(), &broken);
-    let at = commits();
-    wait_until("3 more epochs", || commits() >= at + 3);
+    wait_until("3 epochs", || epochs(s) >= 3);
+    run
+}
+
+/// Swaps in `wasm` and waits for 3 more epochs; returns the API's answer.
+fn swap_and_wait(s: &Scratch, wasm: &Path) -> serde_json::Value {
+    let answer = swap(&s.path("ckpt").display().to_string(), wasm);
+    let at = epochs(s);
+    wait_until("3 more epochs", || epochs(s) >= at + 3);
+    answer
+}
+
+/// A hot swap in continuous mode takes effect between two epochs: every epoch is wholly one
+/// version's, the new one from the epoch the API answered, and no row is lost or repeated.
+#[test]
+fn a_hot_swap_takes_effect_at_an_epoch_boundary() {
+    let s = Scratch::new();
+    let run = start_swappable(&s, &tagger("v1"));
+    let first_v2 = swap_and_wait(&s, &tagger("v2"))["first_batch"].as_u64().unwrap();
+    let rows = printed_rows(&stop_and_read(run));
+    assert!(rows.iter().any(|(_, c)| c[2] == "v2"), "v2 ran");
+    for (i, (batch, cells)) in rows.iter().enumerate() {
+        assert_eq!(cells[1], i.to_string(), "row {i} (epoch {batch}): a value lost or repeated");
+        let want = if *batch < first_v2 { "v1" } else { "v2" };
+        assert_eq!(cells[2], want, "value {} in epoch {batch} (v2 from epoch {first_v2})", cells[1]);
+    }
+}
+
+/// A version that fails on probation in continuous mode is rolled back, and the epoch it failed
+/// in starts again from its beginning with the old version: no row is lost, repeated or written
+/// by the broken version.
+#[test]
+fn a_version_that_fails_on_probation_is_rolled_back_and_its_epoch_read_again() {
+    let s = Scratch::new();
+    let run = start_swappable(&s, &tagger("v1"));
+    swap_and_wait(&s, &tagger("broken"));
     let rows = printed_rows(&stop_and_read(run));
     for (i, (epoch, cells)) in rows.iter().enumerate() {
         assert_eq!(cells[1], i.to_string(), "row {i} (epoch {epoch}): a value lost or repeated");
@@ -452,6 +440,14 @@ trigger = {{ continuous = "200 milliseconds" }}
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(events, ["swap", "rollback"]);
+}
+
+/// The `[source]` of a job reading JSON orders (`id_column`, `amount double`) from topic `orders`
+/// on `servers`, from its start.
+fn orders_source(servers: &str, id_column: &str) -> String {
+    format!(
+        "[source]\nformat = \"kafka\"\nsubscribe = [\"orders\"]\nstarting_offsets = \"earliest\"\nvalue_format = \"json\"\nschema = \"{id_column}, amount double\"\nkafka = {{ \"bootstrap.servers\" = \"{servers}\" }}"
+    )
 }
 
 /// The continuous Kafka source against a broker process (tansu): records print as they arrive,
@@ -466,13 +462,7 @@ fn a_kafka_source_read_continuously_prints_records_and_keeps_bad_ones_as_dead_le
         r#"
 on_bad_record = "dead_letter"
 
-[source]
-format = "kafka"
-subscribe = ["orders"]
-starting_offsets = "earliest"
-value_format = "json"
-schema = "order_id string, amount double"
-kafka = {{ "bootstrap.servers" = "{}" }}
+{}
 
 [sink]
 format = "console"
@@ -480,7 +470,7 @@ num_rows = 1000
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ continuous = "200 milliseconds" }}
 "#,
-        broker.addr
+        orders_source(&broker.addr, "order_id string")
     ));
     let run = spawn(&job);
     let values: Vec<String> = (0..6)
@@ -523,13 +513,7 @@ fn foreach_runs_continuously_writing_each_call_as_it_returns() {
     let s = Scratch::new();
     let job = s.job(&format!(
         r#"
-[source]
-format = "kafka"
-subscribe = ["orders"]
-starting_offsets = "earliest"
-value_format = "json"
-schema = "id string, amount double"
-kafka = {{ "bootstrap.servers" = "{}" }}
+{}
 
 [sink]
 format = "foreach"
@@ -553,7 +537,7 @@ name = "counts"
 format = "csv"
 path = "{{dir}}/out/counts"
 "#,
-        broker.addr
+        orders_source(&broker.addr, "id string")
     ));
     let run = spawn(&job);
     let values: Vec<String> = (0..6).map(|i| format!("{{\"id\":\"o{i}\",\"amount\":{}.0}}", i * 40)).collect();
