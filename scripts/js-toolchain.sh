@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# JavaScript plugins: installs the pinned npm toolchain (componentize-js, which brings jco and
+# componentize-qjs) into tools/js/node_modules, from tools/js/package-lock.json. Idempotent: does
+# nothing when the installed lockfile matches. Needs node >= 18 and npm.
+#
+#   scripts/js-toolchain.sh                      install (or check) the toolchain
+#   scripts/js-toolchain.sh build DIR [OUT]      build DIR/app.js (world `mapper`) into a component,
+#                                                default OUT target/plugins/<dir name>.wasm
+#
+# Builds use componentize-js (StarlingMonkey) without --aot: AOT (weval) downloads at build time.
+# `-d http fetch-event` leaves out wasi:http, which weir does not give plugins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS=tools/js
+command -v npm >/dev/null 2>&1 || { echo "js-toolchain: npm not found; install Node.js 18+ (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+
+# npm ci writes node_modules/.package-lock.json; same content as the lockfile = installed.
+if [ -f "$TOOLS/node_modules/.package-lock.json" ] && [ -x "$TOOLS/node_modules/.bin/componentize-js" ] \
+    && [ "$TOOLS/node_modules/.package-lock.json" -nt "$TOOLS/package-lock.json" ]; then
+    :
+else
+    echo "js-toolchain: installing $TOOLS (npm ci)" >&2
+    (cd "$TOOLS" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ "${1:-}" = build ]; then
+    dir=${2:?usage: scripts/js-toolchain.sh build DIR [OUT]}
+    [ -f "$dir/app.js" ] || { echo "js-toolchain: $dir/app.js not found (a JS plugin is a directory with app.js)" >&2; exit 1; }
+    out=${3:-target/plugins/$(basename "$dir").wasm}
+    mkdir -p "$(dirname "$out")"
+    "$TOOLS/node_modules/.bin/componentize-js" --wit wit --world-name mapper -d http fetch-event \
+        -o "$out" "$dir/app.js" >&2
+    echo "$out"
+fi
