@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# JavaScript plugins: installs the pinned npm toolchain (componentize-js, which brings jco and
+# JavaScript plugins: installs the pinned npm toolchain (componentize-js and jco, which bring
 # componentize-qjs) into tools/js/node_modules, from tools/js/package-lock.json. Idempotent: does
 # nothing when the installed lockfile matches. Needs node >= 18 and npm.
 #
