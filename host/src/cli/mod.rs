@@ -127,7 +127,7 @@ pub enum PluginCommand {
         #[arg(long)]
         token: Option<String>,
     },
-    /// Build a plugin directory (a Rust crate, or a Python plugin with app.py) into a component.
+    /// Build a plugin directory (a Rust crate, a Python plugin with app.py, a JS one with app.js) into a component.
     Build {
         dir: PathBuf,
         /// Where to write the component [default: target/plugins/<dir name>.wasm].

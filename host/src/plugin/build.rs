@@ -13,6 +13,10 @@
 //!   `<repo>/guest-sdk/python` (the `weir_guest` helper) on the module path. The WIT world comes
 //!   from app.py: a top-level `WORLD = "stateful"` (any world of the contract) names it; without
 //!   one, an app.py that calls `export_stateful(` is built as `stateful`, anything else as `mapper`.
+//! - A JavaScript plugin (DIR has `app.js`, an ES module exporting the `mapper` world's functions
+//!   with the raw bindings: `init`, `outputSchema`, `mapBatch`): `componentize-js` from
+//!   `<repo>/tools/js` (`scripts/js-toolchain.sh` installs it), without AOT and without
+//!   `wasi:http`. Only the `mapper` world for now (docs/plugins-js.md).
 //!
 //! `<repo>` is the nearest ancestor of DIR holding `wit/weir.wit` (or the parent of
 //! `$WEIR_WIT_DIR`). `scripts/wasm-toolchain.sh` installs whichever toolchain is missing.
@@ -36,10 +40,12 @@ pub fn build_plugin(dir: &Path, out: &Path) -> anyhow::Result<()> {
         build_rust(dir).with_context(|| format!("building the Rust plugin in {}", dir.display()))?
     } else if dir.join("app.py").is_file() {
         build_python(dir).with_context(|| format!("building the Python plugin in {}", dir.display()))?
+    } else if dir.join("app.js").is_file() {
+        build_js(dir).with_context(|| format!("building the JavaScript plugin in {}", dir.display()))?
     } else {
         bail!(
-            "{} is not a plugin directory: it needs a Cargo.toml (a Rust crate of crate-type cdylib) \
-             or an app.py (a Python plugin)",
+            "{} is not a plugin directory: it needs a Cargo.toml (a Rust crate of crate-type cdylib), \
+             an app.py (a Python plugin) or an app.js (a JavaScript plugin)",
             dir.display()
         );
     };
@@ -255,6 +261,35 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
     componentize(&bytes)
 }
 
+/// A JavaScript plugin: `app.js` through componentize-js (SpiderMonkey) into a `mapper`
+/// component. No `--aot` (it downloads weval); `-d http fetch-event` keeps `wasi:http`, which
+/// weir does not give plugins, out of the component's imports.
+fn build_js(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let dir = &dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let repo = repo_for(dir)?;
+    let tool = repo.root.join("tools/js/node_modules/.bin/componentize-js");
+    if !tool.is_file() {
+        bail!("componentize-js is not installed ({} is missing); run scripts/js-toolchain.sh", tool.display());
+    }
+    let scratch = std::env::temp_dir().join(format!("weir-plugin-{}-{}.wasm", std::process::id(), unique()));
+    let mut cmd = Command::new(&tool);
+    cmd.arg("--wit")
+        .arg(&repo.wit)
+        .args(["--world-name", "mapper", "-d", "http", "fetch-event", "-o"])
+        .arg(&scratch)
+        .arg(dir.join("app.js"))
+        .current_dir(dir);
+    eprintln!("weir plugin build: {} (JavaScript, world `mapper`, via componentize-js)", dir.display());
+    let result = cmd.status();
+    let bytes = match result {
+        Ok(s) if s.success() => std::fs::read(&scratch).with_context(|| format!("reading {}", scratch.display())),
+        Ok(s) => Err(anyhow::anyhow!("{} failed ({s}); see its output above", describe(&cmd))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("running {}", describe(&cmd)))),
+    };
+    let _ = std::fs::remove_file(&scratch);
+    componentize(&bytes?)
+}
+
 /// The WIT world a Python plugin implements, from its app.py: a top-level `WORLD = "name"`
 /// (or `'name'`, a trailing `# comment` allowed), else `stateful` when the module calls
 /// `export_stateful(` (the SDK's export for that world), else `mapper`.
@@ -360,6 +395,20 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = build_plugin(d.path(), &d.path().join("x.wasm")).unwrap_err().to_string();
         assert!(e.contains("is not a plugin directory") && e.contains("Cargo.toml") && e.contains("app.py"), "{e}");
+        assert!(e.contains("app.js"), "{e}");
+    }
+
+    #[test]
+    fn a_js_plugin_without_the_js_toolchain_names_the_script() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("wit")).unwrap();
+        std::fs::write(repo.path().join("wit/weir.wit"), "package weir:plugin@0.1.0;\n").unwrap();
+        let dir = repo.path().join("plugins/p");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app.js"), "export function init(config) {}\n").unwrap();
+        let e = format!("{:#}", build_plugin(&dir, &repo.path().join("p.wasm")).unwrap_err());
+        assert!(e.starts_with("building the JavaScript plugin in "), "{e}");
+        assert!(e.contains("componentize-js is not installed") && e.contains("run scripts/js-toolchain.sh"), "{e}");
     }
 
     #[test]
