@@ -249,16 +249,21 @@ fn build_python(dir: &Path) -> anyhow::Result<Vec<u8>> {
         // Keep the plugin's directory free of __pycache__.
         .env("PYTHONDONTWRITEBYTECODE", "1");
     eprintln!("weir plugin build: {} (Python, world `{world}`, via componentize-py)", dir.display());
-    let result = cmd.status();
-    let bytes = match result {
-        Ok(s) if s.success() => std::fs::read(&scratch).with_context(|| format!("reading {}", scratch.display())),
-        Ok(s) => Err(anyhow::anyhow!("{} failed ({s}); see its output above", describe(&cmd))),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("running {}", describe(&cmd)))),
-    };
-    let _ = std::fs::remove_file(&scratch);
-    let bytes = bytes?;
+    let bytes = run_into(&mut cmd, &scratch)?;
     // componentize-py already gives a component; this checks the header all the same.
     componentize(&bytes)
+}
+
+/// Runs `cmd`, which writes a component to `scratch`, and returns the component's bytes (the
+/// scratch file is removed either way).
+fn run_into(cmd: &mut Command, scratch: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = match cmd.status() {
+        Ok(s) if s.success() => std::fs::read(scratch).with_context(|| format!("reading {}", scratch.display())),
+        Ok(s) => Err(anyhow::anyhow!("{} failed ({s}); see its output above", describe(cmd))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("running {}", describe(cmd)))),
+    };
+    let _ = std::fs::remove_file(scratch);
+    bytes
 }
 
 /// A JavaScript plugin: `app.js` through componentize-js (SpiderMonkey) into a `mapper`
@@ -280,14 +285,7 @@ fn build_js(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .arg(dir.join("app.js"))
         .current_dir(dir);
     eprintln!("weir plugin build: {} (JavaScript, world `mapper`, via componentize-js)", dir.display());
-    let result = cmd.status();
-    let bytes = match result {
-        Ok(s) if s.success() => std::fs::read(&scratch).with_context(|| format!("reading {}", scratch.display())),
-        Ok(s) => Err(anyhow::anyhow!("{} failed ({s}); see its output above", describe(&cmd))),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("running {}", describe(&cmd)))),
-    };
-    let _ = std::fs::remove_file(&scratch);
-    componentize(&bytes?)
+    componentize(&run_into(&mut cmd, &scratch)?)
 }
 
 /// The WIT world a Python plugin implements, from its app.py: a top-level `WORLD = "name"`
