@@ -6,6 +6,8 @@
 # Rust plugins: cargo decides what to rebuild (guest builds live in target/wasm-guest, apart from
 # the host's). Python plugins (dirs with app.py): rebuilt only when a hash of their inputs (the
 # plugin's .py files, the Python SDK, the WIT contract, componentize-py's version) changed.
+# JavaScript plugins (dirs with app.js; scripts/js-toolchain.sh installs componentize-js): the
+# same, over their .js files, the WIT contract and tools/js/package-lock.json.
 #
 # WEIR=path/to/weir picks the binary (default target/debug/weir, built if missing).
 # Plugin names given as arguments limit the build to those: scripts/build-plugins.sh enrich filter
@@ -23,6 +25,11 @@ if [ ! -x "$WEIR" ]; then
 fi
 OUT_DIR=target/plugins
 mkdir -p "$OUT_DIR"
+
+js_inputs_hash() {
+    find "$1" wit tools/js/package-lock.json -type f \( -name '*.js' -o -name '*.wit' -o -name 'package-lock.json' \) \
+        -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
 
 python_inputs_hash() {
     local dir=$1 tool=.venv-plugins/bin/componentize-py
@@ -50,9 +57,9 @@ for dir in plugins/*/ tests/plugins/*/; do
     out=$OUT_DIR/$name.wasm
     if [ -f "$dir/Cargo.toml" ]; then
         "$WEIR" plugin build "$dir" --out "$out" >/dev/null
-    elif [ -f "$dir/app.py" ]; then
+    elif [ -f "$dir/app.py" ] || [ -f "$dir/app.js" ]; then
         stamp=$OUT_DIR/.$name.inputs
-        hash=$(python_inputs_hash "$dir")
+        if [ -f "$dir/app.py" ]; then hash=$(python_inputs_hash "$dir"); else hash=$(js_inputs_hash "$dir"); fi
         if [ -f "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
             echo "build-plugins: $out is up to date" >&2
         else

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/host-deps.sh
 scripts/wasm-toolchain.sh
+# componentize-js, for the JavaScript plugins (tools/js, npm ci once, skipped when installed).
+scripts/js-toolchain.sh
 # The Kafka-protocol broker the Kafka tests start (tansu; installed once, ~14 min).
 WEIR_TANSU=$(scripts/kafka-broker.sh install)
 export WEIR_TANSU

@@ -53,13 +53,13 @@ fn json_files_through_the_rust_enrich_plugin_give_exact_json() {
     assert_eq!(committed_text(&s.path("out")), ENRICHED);
 }
 
-#[test]
-fn rust_and_python_plugins_give_byte_identical_parquet() {
+/// The Parquet output of the enrich job with `plugin`, compared byte for byte with the Rust one's.
+fn assert_parquet_identical_to_rust(plugin: &str) {
     let rust = Scratch::new();
-    let py = Scratch::new();
+    let other = Scratch::new();
     run_ok(&enrich_job(&rust, "enrich", "parquet", ""));
-    run_ok(&enrich_job(&py, "enrich-py", "parquet", ""));
-    let (a, b) = (committed_files(&rust.path("out")), committed_files(&py.path("out")));
+    run_ok(&enrich_job(&other, plugin, "parquet", ""));
+    let (a, b) = (committed_files(&rust.path("out")), committed_files(&other.path("out")));
     assert_eq!(a.len(), 2, "one file per batch, one batch per input file");
     // Names differ only in each writer's random part.
     let unique = regex::Regex::new(r"-[0-9a-f]{12}\.").unwrap();
@@ -67,9 +67,26 @@ fn rust_and_python_plugins_give_byte_identical_parquet() {
     assert_eq!(a.iter().map(plain).collect::<Vec<_>>(), b.iter().map(plain).collect::<Vec<_>>(), "same file names");
     for (f, g) in a.iter().zip(&b) {
         let x = std::fs::read(rust.path("out").join(f)).unwrap();
-        let y = std::fs::read(py.path("out").join(g)).unwrap();
-        assert!(x == y, "{} differs between the Rust and the Python plugin", f.display());
+        let y = std::fs::read(other.path("out").join(g)).unwrap();
+        assert!(x == y, "{} differs between the Rust and the {plugin} plugin", f.display());
     }
+}
+
+#[test]
+fn rust_and_python_plugins_give_byte_identical_parquet() {
+    assert_parquet_identical_to_rust("enrich-py");
+}
+
+#[test]
+fn rust_and_javascript_plugins_give_byte_identical_parquet() {
+    assert_parquet_identical_to_rust("enrich-js");
+}
+
+#[test]
+fn javascript_plugin_gives_the_same_json_as_the_rust_one() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich-js", "json", ""));
+    assert_eq!(committed_text(&s.path("out")), ENRICHED);
 }
 
 #[test]
