@@ -8,11 +8,8 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 
 use crate::common::*;
 use crate::hot_swap::{swap, tagger, wait_until};
@@ -175,33 +172,12 @@ fn produce_events(servers: &str, topic: &str, from: u64, to: u64, per_second: u6
 /// The ids in `topic` (one partition), as a reader with `isolation` sees them, to the end
 /// (markers left out).
 fn output_ids(servers: &str, topic: &str, isolation: &str) -> Vec<u64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", "continuous-test-reader")
-        .set("isolation.level", isolation)
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ids = Vec::new();
-    loop {
-        assert!(Instant::now() < deadline, "reading out back took over 30 s");
-        match c.poll(Duration::from_millis(100)) {
-            // Keyed records are the sink's epoch markers (on the mock, in the output topic).
-            Some(Ok(m)) if m.key().is_some() => {}
-            Some(Ok(m)) => {
-                let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-                ids.push(v["id"].as_u64().unwrap());
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => return ids,
-            Some(Err(e)) => panic!("reading out: {e}"),
-            None => {}
-        }
-    }
+    crate::kafka::log_of(servers, topic, isolation)
+        .into_iter()
+        // Keyed records are the sink's epoch markers (on the mock, in the output topic).
+        .filter(|(_, key, _)| key.is_none())
+        .map(|(_, _, value)| serde_json::from_str::<serde_json::Value>(&value).unwrap()["id"].as_u64().unwrap())
+        .collect()
 }
 
 fn kafka_job(s: &Scratch, name: &str, servers: &str, topics: &Topics, trigger: &str) -> std::path::PathBuf {
@@ -335,7 +311,7 @@ fn kafka_to_plugin_to_kafka_continuously_is_exactly_once_across_sigkills_and_tri
     cluster.create_topic("in", 2, 1).unwrap();
     cluster.create_topic("out", 1, 1).unwrap();
     let (runs, want) = run_with_kills(&servers, &topics);
-    let log = crate::kafka::log_of(&servers, "out");
+    let log = crate::kafka::log_of(&servers, "out", "read_uncommitted");
     let got = crate::kafka::committed_on_the_mock(&log, &runs, |v| {
         serde_json::from_str::<serde_json::Value>(v).unwrap()["id"].as_u64().unwrap().to_string()
     });

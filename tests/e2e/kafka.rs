@@ -147,11 +147,13 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// Every record of the one-partition `topic` in log order: (timestamp ms, key, value).
-pub(crate) fn log_of(servers: &str, topic: &str) -> Vec<(i64, Option<String>, String)> {
+/// Every record of the one-partition `topic` as a reader with `isolation` sees it, in log order,
+/// to the end: (timestamp ms, key, value).
+pub(crate) fn log_of(servers: &str, topic: &str, isolation: &str) -> Vec<(i64, Option<String>, String)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
-        .set("group.id", "continuous-test-log")
+        .set("group.id", "weir-test-log")
+        .set("isolation.level", isolation)
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
         .create()
@@ -159,8 +161,10 @@ pub(crate) fn log_of(servers: &str, topic: &str) -> Vec<(i64, Option<String>, St
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
     loop {
+        assert!(Instant::now() < deadline, "reading {topic} back took over 30 s");
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => out.push((
                 m.timestamp().to_millis().unwrap(),
@@ -457,7 +461,7 @@ fn kafka_sink_sigkill_at_random_moments_loses_and_repeats_nothing() {
         kills += 1;
     }
     assert!(kills > 0, "seed {seed}: no kill landed");
-    let log = log_of(&servers, "out");
+    let log = log_of(&servers, "out", "read_uncommitted");
     let ids = committed_on_the_mock(&log, &runs, |v| {
         serde_json::from_str::<serde_json::Value>(v).unwrap()["order_id"].as_str().unwrap().to_string()
     });
