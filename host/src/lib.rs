@@ -24,6 +24,8 @@ pub mod cli;
 pub mod deadletter;
 /// The micro-batch loop over the planned graph: trigger, offsets, run, commit.
 pub mod engine;
+/// Which optional parts (cargo features `kafka`, `rocksdb`) this binary was built with.
+pub mod features;
 /// Decoding input files (json lines, csv, parquet) into Arrow batches and encoding output files.
 pub mod format;
 /// Watching a running query: status, progress, events for listeners and metrics, stop.
@@ -39,6 +41,7 @@ pub mod progress;
 /// Unpredictable bytes from the OS: the admin API's generated token, each run's `runId`.
 pub mod random;
 /// Scale-out across processes: a Kafka consumer group shares the partitions, one task each.
+#[cfg(feature = "kafka")]
 pub mod scale_out;
 /// Spark DDL schema strings (`"id string, amount double"`) to Arrow schemas.
 pub mod schema;

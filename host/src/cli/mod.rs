@@ -134,6 +134,21 @@ pub enum PluginCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a new plugin directory NAME: its source, its own test and a job file that runs it
+    /// over sample input (`cd NAME && weir plugin build . --out NAME.wasm && weir run job.toml`).
+    New {
+        /// The plugin's name (lowercase letters, digits, `-`, `_`): its directory and file names.
+        name: String,
+        /// rust, python, js or c.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// mapper (map/filter/flatMap), stateful (per-key state) or batch-sink (foreachBatch).
+        #[arg(long, default_value = "mapper")]
+        world: String,
+        /// The directory to create NAME in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,6 +215,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::plugin::build::build_plugin(&dir, &out)?;
             println!("{}", out.display());
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::New { name, lang, world, dir }) => {
+            let repo = crate::plugin::build::repo_for(&dir)?;
+            let created = crate::plugin::new::create(&dir, &name, &lang, &world, &repo.root)?;
+            let d = created.dir.display();
+            println!("wrote the {lang} {world} plugin {d}; from there:");
+            println!("  weir plugin build . --out {name}.wasm   # build the component");
+            if let Some(test) = created.test_command {
+                println!("  {test}   # its own test");
+            }
+            println!("  weir run job.toml   # run it over input/ (output under out/)");
             Ok(())
         }
         Command::Checkpoint(CheckpointCommand::Inspect { dir }) => inspect_checkpoint(&dir),
@@ -352,7 +379,10 @@ fn run_job(
     .context("installing the Ctrl-C and SIGTERM handler")?;
     let summary = match engine.as_mut() {
         Some(d) => d.run()?,
+        #[cfg(feature = "kafka")]
         None => crate::scale_out::run(job.clone(), &runtime, quiet, stop)?,
+        #[cfg(not(feature = "kafka"))]
+        None => anyhow::bail!("scaling out by consumer group {}", crate::features::not_built("kafka")),
     };
     eprintln!(
         "stopped: {} batches, {} rows in, {} rows out; checkpoint {}",

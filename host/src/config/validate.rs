@@ -92,7 +92,8 @@ impl Validator<'_> {
         let dead_letter = spec.dead_letter_path.map(PathBuf::from);
         let state_store = match spec.state_store.as_deref() {
             None | Some("memory") => StateStoreKind::Memory,
-            Some("rocksdb") => StateStoreKind::RocksDb,
+            Some("rocksdb") if crate::features::ROCKSDB => StateStoreKind::RocksDb,
+            Some("rocksdb") => return Err(self.err("state_store", crate::features::not_built("rocksdb"))),
             Some(other) => {
                 return Err(
                     self.err("state_store", format!("unknown provider {other:?}; allowed: \"memory\", \"rocksdb\""))
@@ -416,6 +417,9 @@ impl Validator<'_> {
 
     fn kafka_source(&self, at: &str, s: &KafkaSourceSpec) -> Result<SourceConfig, JobError> {
         let f = |name: &str| format!("{at}.{name}");
+        if !crate::features::KAFKA {
+            return Err(self.err(&f("format"), crate::features::not_built("kafka")));
+        }
         let topics = match (&s.subscribe, &s.subscribe_pattern, &s.assign) {
             (Some(list), None, None) => {
                 if list.is_empty() || list.iter().any(|t| t.trim().is_empty()) {
@@ -1131,6 +1135,9 @@ impl Validator<'_> {
             OutputFormatSpec::Postgres(o) => SinkKind::Postgres(
                 super::postgres::postgres_sink(at, o).map_err(|(field, message)| self.err(&field, message))?,
             ),
+            OutputFormatSpec::Kafka(_) if !crate::features::KAFKA => {
+                return Err(self.err(&f("format"), crate::features::not_built("kafka")));
+            }
             OutputFormatSpec::Kafka(o) => {
                 // Spark's `topic` option: when set, it wins over the rows' `topic` column.
                 if o.topic.as_ref().is_some_and(|t| t.trim().is_empty()) {

@@ -25,6 +25,7 @@ use crate::progress::ProgressReporter;
 use crate::sink::Sink;
 use crate::source::union::Union;
 use crate::state::memory::MemoryStateStore;
+#[cfg(feature = "rocksdb")]
 use crate::state::rocksdb::RocksDbStateStore;
 use crate::state::StateStore;
 use crate::swap::{self, Swaps};
@@ -89,7 +90,10 @@ fn open_state_store(job: &Job, index: usize, sub: &str) -> anyhow::Result<Box<dy
     let dir = if sub.is_empty() { dir } else { dir.join(sub) };
     Ok(match job.state_store {
         StateStoreKind::Memory => Box::new(MemoryStateStore::open(&dir, job.min_batches_to_retain)?),
+        #[cfg(feature = "rocksdb")]
         StateStoreKind::RocksDb => Box::new(RocksDbStateStore::open(&dir, job.min_batches_to_retain)?),
+        #[cfg(not(feature = "rocksdb"))]
+        StateStoreKind::RocksDb => anyhow::bail!("state_store = \"rocksdb\" {}", crate::features::not_built("rocksdb")),
     })
 }
 

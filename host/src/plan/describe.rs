@@ -211,7 +211,11 @@ fn source(s: &SourceConfig) -> anyhow::Result<(String, Option<SchemaRef>)> {
                 let _ = write!(text, ", scaled out in consumer group {g:?}");
             }
             let _ = write!(text, ", broker timeout {}; settings: {}", duration(k.timeout), kafka_settings(&k.client));
-            (text, Some(crate::source::kafka::schema_of(k)))
+            #[cfg(feature = "kafka")]
+            let schema = Some(crate::source::kafka::schema_of(k));
+            #[cfg(not(feature = "kafka"))]
+            let schema = None;
+            (text, schema)
         }
     })
 }

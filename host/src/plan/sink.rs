@@ -8,6 +8,7 @@ use crate::config::{Job, SinkKind};
 use crate::plugin::Runtime;
 use crate::sink::delta::DeltaSink;
 use crate::sink::foreach::ForeachSink;
+#[cfg(feature = "kafka")]
 use crate::sink::kafka::KafkaSink;
 use crate::sink::postgres::PostgresSink;
 use crate::sink::{console::ConsoleSink, files::FileSink, foreach_batch::ForeachBatchSink, Sink};
@@ -44,6 +45,9 @@ pub fn open_sink(job: &Job, runtime: &Runtime, schema: &SchemaRef) -> anyhow::Re
                     .context("starting the sink (format = \"delta\")")?,
             )
         }
+        #[cfg(not(feature = "kafka"))]
+        SinkKind::Kafka(_) => anyhow::bail!("sink format = \"kafka\" {}", crate::features::not_built("kafka")),
+        #[cfg(feature = "kafka")]
         SinkKind::Kafka(k) => {
             KafkaSink::check_columns(k, schema)
                 .map_err(|(field, e)| anyhow::anyhow!("job file {}: `sink.{field}`: {e}", job.file.display()))?;

@@ -4,7 +4,9 @@ use anyhow::Context;
 
 use crate::config::{Job, OperatorConfig, SourceConfig};
 use crate::source::union::{Input, Union};
-use crate::source::{files::FileSource, kafka::KafkaSource, rate::RateSource, Source};
+#[cfg(feature = "kafka")]
+use crate::source::kafka::KafkaSource;
+use crate::source::{files::FileSource, rate::RateSource, Source};
 
 /// Opens every source of the job and checks they can be unioned (one schema). Checked before
 /// any state or checkpoint exists: a refused job leaves nothing behind.
@@ -18,6 +20,9 @@ pub fn open_sources(job: &Job) -> anyhow::Result<Union> {
                 Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })
             }
             SourceConfig::Rate(cfg) => Box::new(RateSource::new(cfg)),
+            #[cfg(not(feature = "kafka"))]
+            SourceConfig::Kafka(_) => anyhow::bail!("{}: {}", input.label(), crate::features::not_built("kafka")),
+            #[cfg(feature = "kafka")]
             SourceConfig::Kafka(cfg) => {
                 let s = KafkaSource::new(cfg);
                 Box::new(if several { s.with_context(|| format!("starting {}", input.label()))? } else { s? })

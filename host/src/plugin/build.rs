@@ -12,11 +12,19 @@
 //! - A Python plugin (DIR has `app.py`): `componentize-py` from `<repo>/.venv-plugins`, with
 //!   `<repo>/guest-sdk/python` (the `weir_guest` helper) on the module path. The WIT world comes
 //!   from app.py: a top-level `WORLD = "stateful"` (any world of the contract) names it; without
-//!   one, an app.py that calls `export_stateful(` is built as `stateful`, anything else as `mapper`.
-//! - A JavaScript plugin (DIR has `app.js`, an ES module exporting the `mapper` world's functions
-//!   with the raw bindings: `init`, `outputSchema`, `mapBatch`): `componentize-js` from
-//!   `<repo>/tools/js` (`scripts/js-toolchain.sh` installs it), without AOT and without
-//!   `wasi:http`. Only the `mapper` world for now (docs/plugins-js.md).
+//!   one, an app.py that calls `export_stateful(` is built as `stateful`, one that calls
+//!   `export_batch_sink(` as `batch-sink`, anything else as `mapper`.
+//! - A JavaScript plugin (DIR has `app.js`, an ES module exporting a world's functions, usually
+//!   through the SDK in `<repo>/guest-sdk/js`): `<repo>/tools/js/build.mjs` bundles it (rolldown)
+//!   and runs `componentize-js` from `<repo>/tools/js` (`scripts/js-toolchain.sh` installs both),
+//!   without AOT and without `wasi:http`. The world: a top-level `export const WORLD = "stateful";`
+//!   names it; without one, an app.js calling `exportStateful(` is `stateful`, one calling
+//!   `exportBatchSink(` is `batch-sink`, anything else `mapper` (docs/plugins-js.md).
+//!
+//! - A C plugin (DIR has `plugin.c`, or a Makefile with a `weir-wasm` target): `wit-bindgen c`,
+//!   clang for wasm32-wasip1 with wasi-libc and the SDK in `<repo>/guest-sdk/c`, then
+//!   wit-component with the WASI preview 1 adapter ([`c`], docs/plugins-c.md;
+//!   `scripts/c-toolchain.sh` installs the tools).
 //!
 //! `<repo>` is the nearest ancestor of DIR holding `wit/weir.wit` (or the parent of
 //! `$WEIR_WIT_DIR`). `scripts/wasm-toolchain.sh` installs whichever toolchain is missing.
@@ -26,6 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
+
+mod c;
 
 /// The message for a machine with no route to Wasm.
 const INSTALL_HINT: &str = "run scripts/wasm-toolchain.sh to install one";
@@ -42,10 +52,12 @@ pub fn build_plugin(dir: &Path, out: &Path) -> anyhow::Result<()> {
         build_python(dir).with_context(|| format!("building the Python plugin in {}", dir.display()))?
     } else if dir.join("app.js").is_file() {
         build_js(dir).with_context(|| format!("building the JavaScript plugin in {}", dir.display()))?
+    } else if c::is_c_plugin(dir) {
+        c::build_c(dir).with_context(|| format!("building the C plugin in {}", dir.display()))?
     } else {
         bail!(
             "{} is not a plugin directory: it needs a Cargo.toml (a Rust crate of crate-type cdylib), \
-             an app.py (a Python plugin) or an app.js (a JavaScript plugin)",
+             an app.py (a Python plugin), an app.js (a JavaScript plugin) or a plugin.c (a C plugin)",
             dir.display()
         );
     };
@@ -79,14 +91,15 @@ pub fn componentize(wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Where the contract and the guest SDKs live.
-struct Repo {
-    wit: PathBuf,
-    root: PathBuf,
+pub(crate) struct Repo {
+    pub(crate) wit: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 /// The repository the plugin belongs to: `$WEIR_WIT_DIR` if set, else the nearest ancestor of
-/// `dir` holding `wit/weir.wit`.
-fn repo_for(dir: &Path) -> anyhow::Result<Repo> {
+/// `dir` holding `wit/weir.wit`, else the one the running `weir` binary was built in (a plugin
+/// made by `weir plugin new` outside the repository).
+pub(crate) fn repo_for(dir: &Path) -> anyhow::Result<Repo> {
     if let Some(wit) = std::env::var_os("WEIR_WIT_DIR").filter(|v| !v.is_empty()) {
         let wit = PathBuf::from(wit)
             .canonicalize()
@@ -95,11 +108,17 @@ fn repo_for(dir: &Path) -> anyhow::Result<Repo> {
         return Ok(Repo { wit, root });
     }
     let start = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
-    let root =
-        start.ancestors().find(|d| d.join("wit/weir.wit").is_file()).map(Path::to_path_buf).with_context(|| {
+    let holds_wit = |d: &&Path| d.join("wit/weir.wit").is_file();
+    let exe = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok());
+    let root = start
+        .ancestors()
+        .find(holds_wit)
+        .or_else(|| exe.as_deref().and_then(|e| e.ancestors().find(holds_wit)))
+        .map(Path::to_path_buf)
+        .with_context(|| {
             format!(
-                "no wit/weir.wit in {} or any parent: build plugins inside the weir repository, \
-                 or set WEIR_WIT_DIR to its wit/ directory",
+                "no wit/weir.wit in {} or any parent, nor beside the weir binary: build plugins inside \
+                 the weir repository, or set WEIR_WIT_DIR to its wit/ directory",
                 start.display()
             )
         })?;
@@ -266,9 +285,10 @@ fn run_into(cmd: &mut Command, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     bytes
 }
 
-/// A JavaScript plugin: `app.js` through componentize-js (SpiderMonkey) into a `mapper`
-/// component. No `--aot` (it downloads weval); `-d http fetch-event` keeps `wasi:http`, which
-/// weir does not give plugins, out of the component's imports.
+/// A JavaScript plugin: `app.js` (and what it imports, e.g. the SDK in `guest-sdk/js`) bundled
+/// by `tools/js/build.mjs` with rolldown, then through componentize-js (SpiderMonkey) into a
+/// component of the world [`js_world`] reads. No `--aot` (it downloads weval); `wasi:http`, which
+/// weir does not give plugins, is left out of the component's imports.
 fn build_js(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let dir = &dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
     let repo = repo_for(dir)?;
@@ -276,21 +296,75 @@ fn build_js(dir: &Path) -> anyhow::Result<Vec<u8>> {
     if !tool.is_file() {
         bail!("componentize-js is not installed ({} is missing); run scripts/js-toolchain.sh", tool.display());
     }
+    let app = dir.join("app.js");
+    let source = std::fs::read_to_string(&app).with_context(|| format!("reading {}", app.display()))?;
+    let world = js_world(&source).with_context(|| format!("reading the world of {}", app.display()))?;
+    let worlds = wit_worlds(&repo.wit)?;
+    if !worlds.iter().any(|w| *w == world) {
+        bail!(
+            "{} asks for the world `{world}`, but the contract in {} has no such world (its worlds: {})",
+            app.display(),
+            repo.wit.display(),
+            worlds.join(", ")
+        );
+    }
     let scratch = std::env::temp_dir().join(format!("weir-plugin-{}-{}.wasm", std::process::id(), unique()));
-    let mut cmd = Command::new(&tool);
-    cmd.arg("--wit")
+    let mut cmd = Command::new("node");
+    cmd.arg(repo.root.join("tools/js/build.mjs"))
+        .arg("--wit")
         .arg(&repo.wit)
-        .args(["--world-name", "mapper", "-d", "http", "fetch-event", "-o"])
+        .args(["--world", &world, "--out"])
         .arg(&scratch)
-        .arg(dir.join("app.js"))
+        .arg(&app)
         .current_dir(dir);
-    eprintln!("weir plugin build: {} (JavaScript, world `mapper`, via componentize-js)", dir.display());
+    eprintln!("weir plugin build: {} (JavaScript, world `{world}`, via componentize-js)", dir.display());
     componentize(&run_into(&mut cmd, &scratch)?)
+}
+
+/// The WIT world a JavaScript plugin implements, from its app.js: a top-level
+/// `export const WORLD = "name";` (or `const WORLD = 'name'`) names it; without one, an app.js
+/// that calls the SDK's `exportStateful(` is `stateful`, one that calls `exportBatchSink(` is
+/// `batch-sink`, anything else `mapper`.
+fn js_world(source: &str) -> anyhow::Result<String> {
+    for (n, line) in source.lines().enumerate() {
+        let decl = line.strip_prefix("export ").unwrap_or(line);
+        let Some(rest) = decl.strip_prefix("const WORLD").or_else(|| decl.strip_prefix("let WORLD")) else {
+            continue;
+        };
+        let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
+        let value = value.trim();
+        let name = value.chars().next().filter(|q| *q == '"' || *q == '\'').and_then(|q| {
+            let inner = &value[1..];
+            let close = inner.find(q)?;
+            let rest = inner[close + 1..].trim_start();
+            let rest = rest.strip_prefix(';').unwrap_or(rest).trim_start();
+            (rest.is_empty() || rest.starts_with("//")).then_some(&inner[..close])
+        });
+        let name =
+            name.filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        return match name {
+            Some(name) => Ok(name.to_string()),
+            None => bail!(
+                "line {}: `{}` must give the world as a plain string, e.g. export const WORLD = \"stateful\";",
+                n + 1,
+                line.trim_end()
+            ),
+        };
+    }
+    Ok(if source.contains("exportStateful(") {
+        "stateful"
+    } else if source.contains("exportBatchSink(") {
+        "batch-sink"
+    } else {
+        "mapper"
+    }
+    .to_string())
 }
 
 /// The WIT world a Python plugin implements, from its app.py: a top-level `WORLD = "name"`
 /// (or `'name'`, a trailing `# comment` allowed), else `stateful` when the module calls
-/// `export_stateful(` (the SDK's export for that world), else `mapper`.
+/// `export_stateful(` (the SDK's export for that world), else `batch-sink` when it calls
+/// `export_batch_sink(`, else `mapper`.
 fn python_world(source: &str) -> anyhow::Result<String> {
     for (n, line) in source.lines().enumerate() {
         let Some(rest) = line.strip_prefix("WORLD") else { continue };
@@ -317,7 +391,14 @@ fn python_world(source: &str) -> anyhow::Result<String> {
             ),
         };
     }
-    Ok(if source.contains("export_stateful(") { "stateful" } else { "mapper" }.to_string())
+    Ok(if source.contains("export_stateful(") {
+        "stateful"
+    } else if source.contains("export_batch_sink(") {
+        "batch-sink"
+    } else {
+        "mapper"
+    }
+    .to_string())
 }
 
 /// The names of the worlds the contract declares (`world NAME {` lines of the .wit files in `wit`).
@@ -417,10 +498,26 @@ mod tests {
         assert_eq!(world("WORLD='batch-sink'  # foreachBatch\n"), "batch-sink");
         // The SDK's stateful export alone is enough; a WORLD line wins over it.
         assert_eq!(world("WitWorld = w.export_stateful(S)\n"), "stateful");
+        assert_eq!(world("WitWorld = w.export_batch_sink(R)\n"), "batch-sink");
         assert_eq!(world("WORLD = \"mapper\"\nx = export_stateful(S)\n"), "mapper");
         // Only a top-level assignment counts.
         assert_eq!(world("def f():\n    WORLD = \"stateful\"\nWORLDS = 1\n"), "mapper");
         let e = python_world("WORLD = STATEFUL\n").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("plain string"), "{e}");
+    }
+
+    #[test]
+    fn a_js_plugin_names_its_world_or_the_sdk_export_decides() {
+        let world = |s: &str| js_world(s).unwrap();
+        assert_eq!(world("export const { init, outputSchema, mapBatch } = w.exportMapper(M);\n"), "mapper");
+        assert_eq!(world("export const WORLD = \"stateful\";\n"), "stateful");
+        assert_eq!(world("const WORLD = 'batch-sink' // foreachBatch\n"), "batch-sink");
+        assert_eq!(world("export const { init, writeBatch } = w.exportBatchSink(R);\n"), "batch-sink");
+        assert_eq!(world("export const { init } = w.exportStateful(S);\n"), "stateful");
+        // A WORLD line wins over the export; only a top-level declaration counts.
+        assert_eq!(world("export const WORLD = 'mapper';\nw.exportStateful(S);\n"), "mapper");
+        assert_eq!(world("function f() {\n  const WORLD = 'stateful';\n}\nconst WORLDS = 1;\n"), "mapper");
+        let e = js_world("export const WORLD = STATEFUL;\n").unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("plain string"), "{e}");
     }
 

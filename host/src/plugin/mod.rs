@@ -28,6 +28,8 @@ mod limiter;
 mod log;
 /// The `mapper` world: init, output-schema, map-batch.
 pub mod mapper;
+/// `weir plugin new`: a plugin directory from the embedded templates.
+pub mod new;
 /// The process-wide engine and its epoch ticker.
 mod runtime;
 /// What one plugin instance may touch: WASI with nothing granted, memory and CPU caps.

@@ -17,6 +17,7 @@ pub mod foreach;
 /// foreachBatch: a batch-sink plugin emits to declared outputs, each written exactly once.
 pub mod foreach_batch;
 /// Kafka, exactly once: a transaction per batch, with a marker of the batch committed in it.
+#[cfg(feature = "kafka")]
 pub mod kafka;
 /// The named outputs of a sink plugin.
 mod outputs;

@@ -17,7 +17,11 @@ use arrow::record_batch::RecordBatch;
 use super::console::ConsoleSink;
 use super::delta::DeltaSink;
 use super::files::FileSink;
+#[cfg(feature = "kafka")]
 use super::kafka::KafkaSink;
+/// Without the `kafka` feature there are no Kafka outputs (a job with one is refused when checked).
+#[cfg(not(feature = "kafka"))]
+type KafkaSink = std::convert::Infallible;
 use super::postgres::PostgresSink;
 use super::{Sink, SinkError};
 use crate::config::{NamedOutput, OnBadRecord, OutputMode, SinkKind};
@@ -104,6 +108,7 @@ impl Outputs {
     /// first emit (a postgres output's `password_env` is checked with the job, in plan::sink).
     pub fn start(&mut self, query_id: &str) -> Result<(), SinkError> {
         self.query_id = Some(query_id.to_string());
+        #[cfg(feature = "kafka")]
         for out in &mut self.outputs {
             if let SinkKind::Kafka(k) = &out.kind {
                 let mut sink = KafkaSink::new(k);
@@ -127,6 +132,7 @@ impl Outputs {
             let done = match (&mut out.sink, &out.kind, &mut out.kafka) {
                 (Some((sink, _)), _, _) => sink.committed(id)?,
                 (None, SinkKind::Files { path, .. }, _) => super::files::is_committed(path, id)?,
+                #[cfg(feature = "kafka")]
                 (None, SinkKind::Kafka(_), Some(kafka)) => kafka.committed(id)?,
                 (None, SinkKind::Delta(d), _) => match &own_id {
                     Some(app_id) => super::delta::is_committed(&d.path, app_id, id).map_err(in_output)?,
@@ -202,6 +208,7 @@ impl Outputs {
                         Box::new(sink)
                     }
                     SinkKind::Console { num_rows } => Box::new(ConsoleSink::new(*num_rows)),
+                    #[cfg(feature = "kafka")]
                     SinkKind::Kafka(k) => {
                         KafkaSink::check_columns(k, &schema).map_err(|(field, e)| cannot_write(field, e))?;
                         Box::new(out.kafka.take().expect("kafka outputs connect when the sink starts"))
@@ -225,6 +232,14 @@ impl Outputs {
                         sink.start(&own_id()?)
                             .map_err(|e| SinkError::Invalid(in_its_output(&out.name, &e.to_string())))?;
                         Box::new(sink)
+                    }
+                    #[cfg(not(feature = "kafka"))]
+                    SinkKind::Kafka(_) => {
+                        return Err(SinkError::Invalid(format!(
+                            "output {:?} {}",
+                            out.name,
+                            crate::features::not_built("kafka")
+                        )))
                     }
                     SinkKind::ForeachBatch(_) | SinkKind::Foreach(_) => {
                         unreachable!("outputs are files, console, kafka, delta or postgres (checked with the job)")

@@ -18,6 +18,7 @@ pub mod continuous;
 /// Files arriving in a directory (json lines, csv, parquet).
 pub mod files;
 /// Kafka topics: offset ranges per partition, read from the brokers.
+#[cfg(feature = "kafka")]
 pub mod kafka;
 /// The rate generator: `timestamp`, `value` rows at a fixed rate.
 pub mod rate;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// The in-memory provider, persisted as per-batch deltas and periodic snapshots.
 pub mod memory;
 /// The RocksDB provider, for state larger than memory.
+#[cfg(feature = "rocksdb")]
 pub mod rocksdb;
 
 #[derive(Debug, thiserror::Error)]

@@ -715,6 +715,7 @@ fn decode_chunk(seg: &mut Segment, bytes: &[u8], flags: &[u8]) -> Result<(), Str
 mod tests {
     use super::*;
     use crate::state::memory::MemoryStateStore;
+    #[cfg(feature = "rocksdb")]
     use crate::state::rocksdb::RocksDbStateStore;
 
     type Open = fn(&std::path::Path) -> Box<dyn StateStore>;
@@ -723,6 +724,7 @@ mod tests {
         Box::new(MemoryStateStore::open(dir, 5).unwrap())
     }
 
+    #[cfg(feature = "rocksdb")]
     fn rocksdb(dir: &std::path::Path) -> Box<dyn StateStore> {
         Box::new(RocksDbStateStore::open(dir, 5).unwrap())
     }
@@ -822,6 +824,7 @@ mod tests {
     #[test]
     fn eviction_keeps_the_rest_counts_and_survives_a_restart_on_both_stores() {
         eviction_keeps_the_rest_counts_and_survives_a_restart(memory);
+        #[cfg(feature = "rocksdb")]
         eviction_keeps_the_rest_counts_and_survives_a_restart(rocksdb);
     }
 
@@ -899,6 +902,7 @@ mod tests {
     #[test]
     fn chunks_and_compaction_on_both_stores() {
         chunks_and_compaction(memory);
+        #[cfg(feature = "rocksdb")]
         chunks_and_compaction(rocksdb);
     }
 

@@ -522,6 +522,7 @@ mod tests {
     use super::*;
     use crate::schema::parse_ddl;
     use crate::state::memory::MemoryStateStore;
+    #[cfg(feature = "rocksdb")]
     use crate::state::rocksdb::RocksDbStateStore;
 
     const MIN: i64 = 60_000_000;
@@ -594,6 +595,7 @@ mod tests {
         Box::new(MemoryStateStore::open(dir, 10).unwrap())
     }
 
+    #[cfg(feature = "rocksdb")]
     fn rocksdb(dir: &std::path::Path) -> Box<dyn StateStore> {
         Box::new(RocksDbStateStore::open(dir, 10).unwrap())
     }
@@ -731,6 +733,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rocksdb")]
     fn inner_join_gives_the_same_on_rocksdb() {
         let mut h = harness(JoinType::Inner, rocksdb);
         assert_eq!(inner_batches(&mut h), inner_expected());
@@ -800,6 +803,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "rocksdb")]
     fn left_outer_gives_the_same_on_rocksdb() {
         let mut h = harness(JoinType::LeftOuter, rocksdb);
         assert_eq!(left_outer_batches(&mut h), left_outer_expected());
