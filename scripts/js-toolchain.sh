@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# JavaScript plugins: installs the pinned npm toolchain (componentize-js and jco, which bring
-# componentize-qjs) into tools/js/node_modules, from tools/js/package-lock.json. Idempotent: does
-# nothing when the installed lockfile matches. Needs node >= 18 and npm.
+# JavaScript plugins: installs the pinned npm toolchain (componentize-js, rolldown, and jco, which
+# brings componentize-qjs) into tools/js/node_modules, from tools/js/package-lock.json. Idempotent:
+# does nothing when the installed lockfile matches. Needs node >= 18 and npm.
 #
 #   scripts/js-toolchain.sh                      install (or check) the toolchain
-#   scripts/js-toolchain.sh build DIR [OUT]      build DIR/app.js (world `mapper`) into a component,
-#                                                default OUT target/plugins/<dir name>.wasm
+#   scripts/js-toolchain.sh build DIR [OUT]      build DIR/app.js into a component (world
+#                                                $WORLD, default mapper; `weir plugin build` reads
+#                                                it from app.js), default OUT
+#                                                target/plugins/<dir name>.wasm
 #
-# Builds use componentize-js (StarlingMonkey) without --aot: AOT (weval) downloads at build time.
-# `-d http fetch-event` leaves out wasi:http, which weir does not give plugins.
+# Builds go through tools/js/build.mjs: rolldown bundles app.js with the SDK it imports, then
+# componentize-js (StarlingMonkey) without --aot (AOT downloads weval at build time) and without
+# wasi:http, which weir does not give plugins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +32,6 @@ if [ "${1:-}" = build ]; then
     [ -f "$dir/app.js" ] || { echo "js-toolchain: $dir/app.js not found (a JS plugin is a directory with app.js)" >&2; exit 1; }
     out=${3:-target/plugins/$(basename "$dir").wasm}
     mkdir -p "$(dirname "$out")"
-    "$TOOLS/node_modules/.bin/componentize-js" --wit wit --world-name mapper -d http fetch-event \
-        -o "$out" "$dir/app.js" >&2
+    node "$TOOLS/build.mjs" --wit wit --world "${WORLD:-mapper}" --out "$out" "$dir/app.js" >&2
     echo "$out"
 fi

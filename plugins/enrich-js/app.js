@@ -1,81 +1,60 @@
-// enrich, in JavaScript: the same logic as plugins/enrich (Rust), byte-identical output.
+// enrich, in JavaScript on the JS SDK (guest-sdk/js): the same logic as plugins/enrich (Rust),
+// byte-identical output.
 //
-// Passes every input column through (by index, so it never crosses the boundary again), then
-// appends amount_with_tax = amount * (1.0 + tax_rate) (config `tax_rate`, default 0.2),
+// Every input column is passed through (by index, so it never crosses the boundary again), then
+// amount_with_tax = amount * (1.0 + tax_rate) (config `tax_rate`, default 0.2),
 // user_bucket = FNV-1a 32-bit of user_id's UTF-8 bytes % 16, and is_large = amount >= 100.0;
-// each null where its input is null. Raw bindings of wit/weir.wit's `mapper` world (no JS SDK
-// yet): records are objects with camelCase fields, variants `{tag, val}`, `result` errors are
-// thrown, numeric lists arrive as typed arrays.
+// each null where its input is null. The loops work on the typed arrays the SDK hands out (the
+// engine interprets: a function call per row would cost more than the work).
+import * as w from '../../guest-sdk/js/weir_guest.js';
 
-let factor = 1.2;
+const { FLOAT64, INT32, BOOLEAN, UTF8 } = w.DataType;
 
-export function init(config) {
-  let taxRate = 0.2;
-  for (const part of config.split(/[,\n]/)) {
-    const kv = part.trim();
-    if (kv === '') continue;
-    const eq = kv.indexOf('=');
-    const key = (eq < 0 ? kv : kv.slice(0, eq)).trim();
-    if (key !== 'tax_rate') throw `unknown config key \`${key}\` (known keys: tax_rate)`;
-    const v = Number(kv.slice(eq + 1).trim());
-    if (eq < 0 || !Number.isFinite(v)) throw `config \`tax_rate\`: expected a number, got \`${kv}\``;
-    taxRate = v;
+/** FNV-1a, 32 bits, of `data[start..end]`, modulo 16 (the low 4 bits). */
+function bucket(data, start, end) {
+  let h = 0x811c9dc5 | 0;
+  for (let j = start; j < end; j++) h = Math.imul(h ^ data[j], 16777619);
+  return h & 15;
+}
+
+class Enrich extends w.Mapper {
+  constructor(config) {
+    super(config);
+    config.rejectUnknown(['tax_rate']);
+    this.factor = 1.0 + config.getF64('tax_rate', 0.2);
   }
-  factor = 1.0 + taxRate;
-}
 
-function require(schema, name, type) {
-  const f = schema.find((f) => f.name === name);
-  if (!f) throw `input has no column \`${name}\` (expected ${type})`;
-  if (f.dataType !== type) throw `column \`${name}\` is ${f.dataType}, expected ${type}`;
-}
-
-export function outputSchema(input) {
-  require(input, 'user_id', 'utf8');
-  require(input, 'amount', 'float64');
-  for (const n of ['amount_with_tax', 'user_bucket', 'is_large']) {
-    if (input.some((f) => f.name === n)) throw `input already has a column \`${n}\``;
+  outputSchema(input) {
+    input.require('user_id', UTF8);
+    input.require('amount', FLOAT64);
+    return input
+      .tryWith(new w.Field('amount_with_tax', FLOAT64, true))
+      .tryWith(new w.Field('user_bucket', INT32, true))
+      .tryWith(new w.Field('is_large', BOOLEAN, true));
   }
-  return [
-    ...input,
-    { name: 'amount_with_tax', dataType: 'float64', nullable: true },
-    { name: 'user_bucket', dataType: 'int32', nullable: true },
-    { name: 'is_large', dataType: 'boolean', nullable: true },
-  ];
-}
 
-function column(batch, name, tag) {
-  const c = batch.columns.find((c) => c.name === name);
-  if (!c) throw { message: `batch has no column \`${name}\``, row: undefined };
-  if (c.data.values.tag !== tag) throw { message: `column \`${name}\` is ${c.data.values.tag}, expected ${tag}`, row: undefined };
-  return c.data;
-}
-
-export function mapBatch(input) {
-  const n = input.numRows;
-  const amount = column(input, 'amount', 'float64');
-  const users = column(input, 'user_id', 'utf8');
-  const a = amount.values.val;
-  const withTax = new Float64Array(n);
-  const isLarge = new Array(n);
-  for (let i = 0; i < n; i++) {
-    withTax[i] = a[i] * factor;
-    isLarge[i] = a[i] >= 100.0;
-  }
-  const { offsets, data } = users.values.val;
-  const buckets = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let h = 2166136261;
-    for (let j = offsets[i], end = offsets[i + 1]; j < end; j++) {
-      h = Math.imul(h ^ data[j], 16777619) >>> 0;
+  mapBatch(input) {
+    const n = input.numRows;
+    const amount = input.f64s('amount');
+    const users = input.utf8Bytes('user_id'); // hashing needs bytes, not a UTF-8 check
+    const a = amount.values;
+    const factor = this.factor;
+    const withTax = new Float64Array(n);
+    const isLarge = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = a[i];
+      withTax[i] = x * factor;
+      isLarge[i] = x >= 100.0;
     }
-    buckets[i] = h % 16;
+    const { offsets, data } = users;
+    const buckets = new Int32Array(n);
+    for (let i = 0; i < n; i++) buckets[i] = bucket(data, offsets[i], offsets[i + 1]);
+    return w.Output.sameRows()
+      .passThroughAll(input)
+      .column('amount_with_tax', w.columnData(FLOAT64, withTax, amount.validity))
+      .column('user_bucket', w.columnData(INT32, buckets, users.validity))
+      .column('is_large', w.columnData(BOOLEAN, isLarge, amount.validity));
   }
-  const columns = input.columns.map((c, i) => ({ name: c.name, data: { tag: 'input', val: i } }));
-  columns.push(
-    { name: 'amount_with_tax', data: { tag: 'computed', val: { values: { tag: 'float64', val: withTax }, validity: amount.validity } } },
-    { name: 'user_bucket', data: { tag: 'computed', val: { values: { tag: 'int32', val: buckets }, validity: users.validity } } },
-    { name: 'is_large', data: { tag: 'computed', val: { values: { tag: 'boolean', val: isLarge }, validity: amount.validity } } },
-  );
-  return { numRows: n, rows: undefined, columns };
 }
+
+export const { init, outputSchema, mapBatch } = w.exportMapper(Enrich);
