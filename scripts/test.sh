@@ -38,8 +38,10 @@ cargo build -p weir-host --bins
 scripts/build-plugins.sh
 cargo test -p weir-host
 # The SDK and the example plugins' logic, natively (the export macro is inert off Wasm).
-for crate in guest-sdk plugins/enrich plugins/filter plugins/sessionize plugins/fraud; do
+for crate in guest-sdk plugins/enrich plugins/filter plugins/sessionize plugins/fraud plugins/router; do
     (cd "$crate" && cargo test)
 done
-# The Python SDK's stateful world and sessionize-py, against a simulated host.
+# The Python SDK's stateful and batch-sink worlds, sessionize-py and router-py, against a
+# simulated host.
 .venv-plugins/bin/python guest-sdk/python/tests/test_stateful.py
+.venv-plugins/bin/python guest-sdk/python/tests/test_batch_sink.py

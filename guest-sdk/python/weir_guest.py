@@ -89,6 +89,43 @@ layout changes, raise `state_version()` (default 1) and implement
 `migrate_state(from_version, data) -> bytes`, which the host calls on every stored state before a
 hot-swapped plugin sees it (the default refuses). `BatchError` from `process_group` fails the call;
 `PluginError` from `output_schema` or `migrate_state` is reported as the function's error.
+
+foreachBatch plugins (the `batch-sink` world: foreachBatch / foreach)
+--------------------------------------------------------------------
+A class with `__init__(self, config)` and `write_batch(self, batch_id, input, out)`, exported
+with `export_batch_sink`; the app module says `WORLD = "batch-sink"` (a module calling
+`export_batch_sink(` is built as `batch-sink` without it)::
+
+    import weir_guest as w
+
+    WORLD = "batch-sink"
+
+    class Router(w.BatchSink):
+        def __init__(self, config: w.Config):
+            self.threshold = config.get_f64("threshold", 100.0)
+
+        def write_batch(self, batch_id: int, input: w.Batch, out: w.Emitter):
+            amount = input.f64s("amount")
+            big = [r for r, a in enumerate(amount) if a is not None and a >= self.threshold]
+            small = [r for r, a in enumerate(amount) if a is None or a < self.threshold]
+            out.emit("big", w.EmitBatch.take(input, big))        # those rows, every column
+            out.emit("small", w.EmitBatch.take(input, small))
+            out.emit("counts", w.EmitBatch().push_i64("batch_id", [batch_id])
+                                            .push_i64("rows", [input.num_rows]))
+
+    WitWorld = w.export_batch_sink(Router)
+
+`write_batch` is called once per micro-batch (or per call of rows, for `foreach`) with the batch
+id, the rows as a `Batch` (the same getters as `map_batch`'s input) and an `Emitter`:
+`out.emit(output, batch)` writes to the job's `[[sink.output]]` of that name, visible only once
+the call returns, exactly once per batch id. A batch is an `EmitBatch`: `EmitBatch.take(input,
+rows)` (every input column at those rows), `EmitBatch.all(input)`, `EmitBatch()` then
+`.take_column(input, name, rows)`, `.column(name, column_data)` or `.push_f64/_i32/_i64/
+_timestamp/_bool/_str/_binary(name, values)` (None is null; every column one value per row). A
+refused emit (an undeclared output) raises `BatchError`; `BatchError` or `PluginError` from
+`write_batch` fails the batch. `Emitter.recording()` records emits instead of calling the host,
+and `write_batch(plugin, batch_id, wit_batch)` runs one call that way: a plugin's logic is
+testable in plain CPython with the generated bindings (guest-sdk/python/tests/test_batch_sink.py).
 """
 
 import pickle
@@ -106,6 +143,11 @@ try:  # only the `stateful` world has these bindings
     from wit_world.imports import stateful_types as _st
 except ImportError:  # pragma: no cover - a mapper plugin
     _st = None
+
+try:  # only the `batch-sink` world imports the host's `emit`
+    from wit_world.imports import outputs as _outputs
+except ImportError:  # pragma: no cover - a mapper or stateful plugin
+    _outputs = None
 
 DataType = t.DataType
 """The column types: BOOLEAN, INT32, INT64, FLOAT64, UTF8, BINARY, TIMESTAMP (microseconds)."""
@@ -1115,5 +1157,251 @@ def export_stateful(cls) -> type:
                 return st.StatefulOutput(results, out.to_wit())
             except BatchError as e:
                 raise Err(t.BatchError(e.message, e.row))
+
+    return WitWorld
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch-sink world: foreachBatch, emit with builders
+
+
+def _take_column_data(d: "t.ColumnData", rows: List[int]) -> "t.ColumnData":
+    """The values of a column at `rows` (in order, repeats allowed); validity kept only when a
+    taken value is null (as the Rust SDK's `ColumnData::take`)."""
+    v = d.values
+    if isinstance(v, (t.ColumnValues_Utf8, t.ColumnValues_Binary)):
+        vl = v.value
+        offsets, data = vl.offsets, vl.data
+        parts = [data[offsets[r] : offsets[r + 1]] for r in rows]
+        values = type(v)(t.VarLen(list(accumulate(map(len, parts), initial=0)), b"".join(parts)))
+    else:
+        src = v.value
+        values = type(v)([src[r] for r in rows])
+    validity = None if d.validity is None else _normalize([d.validity[r] for r in rows])
+    return t.ColumnData(values, validity)
+
+
+def _column_len(d: "t.ColumnData") -> int:
+    v = d.values
+    if isinstance(v, (t.ColumnValues_Utf8, t.ColumnValues_Binary)):
+        return len(v.value.offsets) - 1
+    return len(v.value)
+
+
+def _out_of_range(what: str, input: "Batch", rows: List[int]) -> Optional[str]:
+    n = input.num_rows
+    for r in rows:
+        if not 0 <= r < n:
+            return f"{what}: row {r} is out of range (the input has {n} rows)"
+    return None
+
+
+class EmitBatch:
+    """A batch to emit, built column by column: `EmitBatch.take(input, rows)` (every input column
+    at those rows), `EmitBatch.all(input)`, or `EmitBatch()` then columns. The row count is the
+    taken rows' count, else the first column's length; a mistake (a row out of range, a short
+    column, a name given twice) fails the emit naming the output and the column."""
+
+    __slots__ = ("num_rows", "columns", "error")
+
+    def __init__(self):
+        self.num_rows: Optional[int] = None
+        self.columns: List["t.Column"] = []
+        self.error: Optional[str] = None  # the first mistake, raised when emitted
+
+    @staticmethod
+    def take(input: "Batch", rows: Iterable[int]) -> "EmitBatch":
+        """Every column of `input`, in order, at `rows` (in that order, repeats allowed); an
+        empty `rows` gives an empty batch with the input's columns."""
+        rows = list(rows)
+        b = EmitBatch()
+        b.num_rows = len(rows)
+        b.error = _out_of_range("EmitBatch::take", input, rows)
+        if b.error is None:
+            b.columns = [t.Column(c.name, _take_column_data(c.data, rows)) for c in input.columns]
+        return b
+
+    @staticmethod
+    def all(input: "Batch") -> "EmitBatch":
+        """Every row and column of `input`."""
+        b = EmitBatch()
+        b.num_rows = input.num_rows
+        b.columns = list(input.columns)
+        return b
+
+    def take_column(self, input: "Batch", name: str, rows: Iterable[int]) -> "EmitBatch":
+        """Appends the input column `name` at `rows`."""
+        if self.error is not None:
+            return self
+        rows = list(rows)
+        self.error = _out_of_range("EmitBatch::take_column", input, rows)
+        if self.error is not None:
+            return self
+        try:
+            c = input.column(name)
+        except BatchError as e:
+            self.error = f'take_column("{name}"): {e.message}'
+            return self
+        return self.column(name, _take_column_data(c.data, rows))
+
+    def column(self, name: str, data: "t.ColumnData") -> "EmitBatch":
+        """Appends a computed column (e.g. from `PrimitiveView.map`)."""
+        if self.num_rows is None:
+            self.num_rows = _column_len(data)
+        self.columns.append(t.Column(name, data))
+        return self
+
+    def push_f64(self, name: str, values: Iterable[Optional[float]]) -> "EmitBatch":
+        """A `double` column, one Optional per row."""
+        return self.column(name, _primitive_column(t.ColumnValues_Float64, values, 0.0))
+
+    def push_i32(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
+        """An `int` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Int32, values, 0))
+
+    def push_i64(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
+        """A `bigint` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Int64, values, 0))
+
+    def push_timestamp(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
+        """A `timestamp` column (microseconds since the epoch)."""
+        return self.column(name, _primitive_column(t.ColumnValues_Timestamp, values, 0))
+
+    def push_bool(self, name: str, values: Iterable[Optional[bool]]) -> "EmitBatch":
+        """A `boolean` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Boolean, values, False))
+
+    def push_str(self, name: str, values: Iterable[Optional[str]]) -> "EmitBatch":
+        """A `string` column."""
+        vl, validity = encode_var_len(None if v is None else v.encode("utf-8") for v in values)
+        return self.column(name, t.ColumnData(t.ColumnValues_Utf8(vl), validity))
+
+    def push_binary(self, name: str, values: Iterable[Optional[bytes]]) -> "EmitBatch":
+        """A `binary` column."""
+        vl, validity = encode_var_len(values)
+        return self.column(name, t.ColumnData(t.ColumnValues_Binary(vl), validity))
+
+    def to_wit(self) -> "t.Batch":
+        """The finished WIT batch; BatchError on the first mistake made while building it."""
+        if self.error is not None:
+            raise BatchError(self.error)
+        n = self.num_rows or 0
+        seen = set()
+        for c in self.columns:
+            if c.name in seen:
+                raise BatchError(f"column `{c.name}` is given twice")
+            seen.add(c.name)
+            m = _column_len(c.data)
+            if m != n:
+                raise BatchError(f"column `{c.name}` has {m} values for {n} rows")
+            if c.data.validity is not None and len(c.data.validity) != n:
+                raise BatchError(f"column `{c.name}` has {len(c.data.validity)} validity entries for {n} rows")
+        return t.Batch(n, list(self.columns))
+
+
+class Emitter:
+    """The plugin's handle on the job's outputs during one `write_batch` call. In a Wasm instance
+    `emit` calls the host; `Emitter.recording()` keeps the emits in `emitted` (a list of
+    `(output, wit Batch)`) for tests, `Emitter.declaring([...])` also refuses other outputs with
+    the host's message."""
+
+    __slots__ = ("_send", "declared", "emitted")
+
+    def __init__(self, send=None, declared: Optional[Sequence[str]] = None):
+        self._send = send  # the host's emit, or None to record
+        self.declared = None if declared is None else list(declared)
+        self.emitted: List[tuple] = []
+
+    @staticmethod
+    def recording() -> "Emitter":
+        return Emitter()
+
+    @staticmethod
+    def declaring(declared: Sequence[str]) -> "Emitter":
+        return Emitter(None, declared)
+
+    def emit(self, output: str, batch) -> None:
+        """Writes `batch` (an `EmitBatch`, a `Batch` or a WIT batch) to the output `output`.
+        BatchError when the batch is malformed or the output refuses it (an undeclared name)."""
+        if isinstance(batch, EmitBatch):
+            try:
+                wit = batch.to_wit()
+            except BatchError as e:
+                raise BatchError(f"emit to {_quote(output)}: {e.message}")
+        elif isinstance(batch, Batch):
+            wit = batch.wit
+        else:
+            wit = batch
+        if self._send is not None:
+            try:
+                self._send(output, wit)
+            except Err as e:
+                raise BatchError(str(e.value))
+            return
+        if self.declared is not None and output not in self.declared:
+            listed = ", ".join(_quote(n) for n in self.declared)
+            raise BatchError(
+                f"emit to {_quote(output)}: the job declares no such output (declared: {listed}); "
+                f"add a [[sink.output]] with name = {_quote(output)}"
+            )
+        self.emitted.append((output, wit))
+
+    def batches(self, output: str) -> List["t.Batch"]:
+        """The recorded batches emitted to `output`, in order."""
+        return [b for o, b in self.emitted if o == output]
+
+
+def _quote(s: str) -> str:
+    """A name quoted as Rust's `{:?}` does for plain names (what the host's messages show)."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class BatchSink:
+    """Base class of a foreachBatch plugin: `__init__(config)`,
+    `write_batch(batch_id, input, out)`."""
+
+    def __init__(self, config: Config):
+        pass
+
+    def write_batch(self, batch_id: int, input: Batch, out: Emitter) -> None:
+        raise NotImplementedError
+
+
+def _error_text(e: BatchError) -> str:
+    """What the host reports for a failed batch: `row N: ` first when the error names a row."""
+    return e.message if e.row is None else f"row {e.row}: {e.message}"
+
+
+def write_batch(plugin: BatchSink, batch_id: int, input: "t.Batch") -> List[tuple]:
+    """Runs one `write_batch` call natively with a recording Emitter and returns its emits, in
+    order, as `(output, wit Batch)`: what the export does, for unit tests."""
+    out = Emitter.recording()
+    plugin.write_batch(batch_id, Batch(input), out)
+    return out.emitted
+
+
+def export_batch_sink(cls) -> type:
+    """The `WitWorld` class componentize-py exports for the `batch-sink` world, running `cls`."""
+    if _outputs is None:
+        raise PluginError('export_batch_sink needs the `batch-sink` world: put `WORLD = "batch-sink"` in app.py')
+    state = {}
+
+    class WitWorld(wit_world.WitWorld):
+        def init(self, config: str) -> None:
+            try:
+                state["plugin"] = cls(Config(config))
+            except PluginError as e:
+                raise Err(str(e))
+
+        def write_batch(self, batch_id: int, data) -> None:
+            p = state.get("plugin")
+            if p is None:
+                raise Err(_NOT_INITIALISED)
+            try:
+                p.write_batch(batch_id, Batch(data), Emitter(_outputs.emit))
+            except BatchError as e:
+                raise Err(_error_text(e))
+            except PluginError as e:
+                raise Err(str(e))
 
     return WitWorld

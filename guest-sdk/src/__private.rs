@@ -106,6 +106,7 @@ macro_rules! wit_conversions {
     };
 }
 
+pub mod batch_sink;
 pub mod stateful;
 
 use std::cell::RefCell;

@@ -8,6 +8,10 @@
 //! - **`stateful`** (`flatMapGroupsWithState` / `transformWithState`): [`StatefulProcessor`],
 //!   exported with [`export_stateful!`]; called per key with the key's rows and its typed state,
 //!   with Spark's timeouts, timers and TTL. See the [`stateful`] module for its guide and example.
+//! - **`batch-sink`** (foreachBatch, foreach): [`BatchSink`], exported with
+//!   [`export_batch_sink!`]; gets each micro-batch whole and [`emit`](Emitter::emit)s batches
+//!   ([`EmitBatch`]: input rows taken with all their columns, or builders) to the job's outputs.
+//!   See the [`sink`] module for its guide and example.
 //!
 //! Everything else (config parsing, keeping the plugin between calls, turning the WIT records
 //! into column views and back, encoding states) is done here.
@@ -50,7 +54,8 @@
 //!
 //! Everything but the export macros is plain Rust and works on any target, so a plugin's logic
 //! can be unit-tested natively with `cargo test` (the macros expand to nothing off Wasm; a
-//! stateful plugin runs a whole call natively with [`process_groups`]).
+//! stateful plugin runs a whole call natively with [`process_groups`], a foreachBatch plugin with
+//! [`write_batch`], which records the emits).
 
 #![warn(missing_docs)]
 
@@ -59,6 +64,7 @@ mod builder;
 mod config;
 mod output;
 mod schema;
+pub mod sink;
 pub mod stateful;
 
 #[doc(hidden)]
@@ -71,6 +77,7 @@ pub use builder::{
 pub use config::Config;
 pub use output::{BatchError, Output};
 pub use schema::{DataType, Field, Schema};
+pub use sink::{write_batch, BatchSink, EmitBatch, Emitted, Emitter};
 pub use stateful::{
     decode_state, encode_state, process_groups, BatchTime, Group, GroupResult, GroupRows, GroupState, Groups, KeyRow,
     OutputRows, OutputValue, RowWriter, StateUpdate, StatefulOutput, StatefulProcessor, TimeDomain, TimeoutUpdate,
@@ -80,10 +87,10 @@ pub use stateful::{
 /// Everything a plugin usually needs, in one `use weir_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        decode_state, encode_state, process_groups, Batch, BatchError, BatchTime, BinaryBuilder, BoolBuilder, Column,
-        ColumnData, Config, DataType, F64Builder, Field, Group, GroupRows, GroupState, Groups, I32Builder, I64Builder,
-        KeyRow, Mapper, Output, OutputRows, PrimitiveBuilder, Schema, StateUpdate, StatefulOutput, StatefulProcessor,
-        StrBuilder, TimeDomain, TimeoutUpdate, Timer, Values,
+        decode_state, encode_state, process_groups, write_batch, Batch, BatchError, BatchSink, BatchTime, BinaryBuilder,
+        BoolBuilder, Column, ColumnData, Config, DataType, EmitBatch, Emitted, Emitter, F64Builder, Field, Group,
+        GroupRows, GroupState, Groups, I32Builder, I64Builder, KeyRow, Mapper, Output, OutputRows, PrimitiveBuilder,
+        Schema, StateUpdate, StatefulOutput, StatefulProcessor, StrBuilder, TimeDomain, TimeoutUpdate, Timer, Values,
     };
 }
 
@@ -213,6 +220,49 @@ macro_rules! export_stateful {
             let _ = <$ty as $crate::StatefulProcessor>::init;
             let _ = <$ty as $crate::StatefulProcessor>::output_schema;
             let _ = <$ty as $crate::StatefulProcessor>::process_group;
+        };
+    };
+}
+
+/// Exports a [`BatchSink`] type as the plugin's `init` and `write-batch` (the `batch-sink` world,
+/// foreachBatch), with the host's `emit` behind [`Emitter::emit`].
+///
+/// Use it once, at the top level of the plugin crate (crate-type `cdylib`). The plugin built by
+/// `init` lives in a static for the life of the instance. On targets other than Wasm the macro
+/// expands to nothing, so the crate still builds and unit-tests natively ([`write_batch`]).
+#[macro_export]
+macro_rules! export_batch_sink {
+    ($ty:ty) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            static __WEIR_STATE: $crate::__private::batch_sink::Instance<$ty> =
+                $crate::__private::batch_sink::Instance::new();
+
+            struct __WeirExport;
+
+            impl $crate::__private::batch_sink::Guest for __WeirExport {
+                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::batch_sink::init(&__WEIR_STATE, config)
+                }
+
+                fn write_batch(
+                    batch_id: u64,
+                    data: $crate::__private::batch_sink::WitBatch,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::batch_sink::write_batch(&__WEIR_STATE, batch_id, data)
+                }
+            }
+
+            $crate::__private::batch_sink::bindings::__weir_export_batch_sink_bindings!(
+                __WeirExport with_types_in $crate::__private::batch_sink::bindings
+            );
+        };
+        // Off Wasm nothing is exported; naming the methods keeps the plugin free of dead-code
+        // warnings in native builds and tests.
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = <$ty as $crate::BatchSink>::init;
+            let _ = <$ty as $crate::BatchSink>::write_batch;
         };
     };
 }

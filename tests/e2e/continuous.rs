@@ -494,7 +494,7 @@ fn foreach_runs_continuously_writing_each_call_as_it_returns() {
 [sink]
 format = "foreach"
 rows_per_call = 2
-plugin = "{{plugin:router}}"
+plugin = "{{plugin:router-raw}}"
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ continuous = "1 second" }}
 

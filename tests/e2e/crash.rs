@@ -207,7 +207,7 @@ fn sigkill_at_random_moments_with_sliding_window_state() {
 #[test]
 fn sigkill_at_random_moments_with_foreach_batch_outputs() {
     let sink = r#"format = "foreach_batch"
-plugin = "{plugin:router}"
+plugin = "{plugin:router-raw}"
 [[sink.output]]
 name = "big"
 format = "json"

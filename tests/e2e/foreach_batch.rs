@@ -1,4 +1,4 @@
-//! foreachBatch: a batch-sink plugin (tests/plugins/router) gets each micro-batch and emits to
+//! foreachBatch: a batch-sink plugin (tests/plugins/router-raw) gets each micro-batch and emits to
 //! the outputs the job declares; each output holds what was emitted for a batch exactly once.
 //! `foreach` runs the same plugin over calls of `rows_per_call` rows, each call's emits written
 //! as it returns. (Killed runs: crash.rs.)
@@ -29,7 +29,7 @@ max_files_per_trigger = 1
 
 [sink]
 {format}
-plugin = "{{plugin:router}}"
+plugin = "{{plugin:router-raw}}"
 config = "{config}"
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ available_now = true }}
@@ -94,7 +94,7 @@ fn a_plugin_error_stops_the_job_naming_plugin_and_batch_and_a_restart_resumes() 
     write_input(&s);
     let err = run_err(&job(&s, "fail_at_batch=1"));
     assert!(
-        err.contains("router.wasm: `write-batch` returned an error (batch 1): router: asked to fail at batch 1"),
+        err.contains("router-raw.wasm: `write-batch` returned an error (batch 1): router: asked to fail at batch 1"),
         "{err}"
     );
     assert_eq!(committed_text(&s.path("out/counts")), "batch_id,rows\n0,3\n", "batch 0 committed, batch 1 not");

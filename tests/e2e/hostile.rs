@@ -219,7 +219,7 @@ fn a_foreach_batch_plugin_emitting_without_end_is_stopped_at_max_emit_bytes() {
     s.write("in/a.json", &format!("{{\"event_id\":\"e\",\"amount\":1.0,\"payload\":\"{payload}\"}}\n"));
     let job = s.job(
         "[source]\nformat = \"json\"\npath = \"{dir}/in\"\nschema = \"event_id string, amount double, payload string\"\n\
-         [sink]\nformat = \"foreach_batch\"\nplugin = \"{plugin:router}\"\nconfig = \"emit_flood=100000\"\n\
+         [sink]\nformat = \"foreach_batch\"\nplugin = \"{plugin:router-raw}\"\nconfig = \"emit_flood=100000\"\n\
          max_call_time = \"10 minutes\"\n\
          checkpoint = \"{dir}/ckpt\"\ntrigger = { once = true }\n\
          [[sink.output]]\nname = \"big\"\nformat = \"json\"\npath = \"{dir}/big\"\n",
@@ -227,7 +227,7 @@ fn a_foreach_batch_plugin_emitting_without_end_is_stopped_at_max_emit_bytes() {
     let o = run(&job);
     assert_stopped_with(
         &o,
-        &["router.wasm", "`write-batch` emitted more than 512 MiB, past the limit of max_emit_bytes (batch 0)"],
+        &["router-raw.wasm", "`write-batch` emitted more than 512 MiB, past the limit of max_emit_bytes (batch 0)"],
     );
 }
 

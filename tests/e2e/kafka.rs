@@ -606,7 +606,7 @@ max_files_per_trigger = 1
 
 [sink]
 format = "foreach_batch"
-plugin = "{{plugin:router}}"
+plugin = "{{plugin:router-raw}}"
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ available_now = true }}
 

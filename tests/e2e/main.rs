@@ -25,6 +25,7 @@ mod plugin_outputs;
 mod postgres;
 mod restart_after_change;
 mod retention;
+mod routers;
 mod sandbox;
 mod shutdown;
 mod sources;

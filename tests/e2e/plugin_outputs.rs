@@ -1,5 +1,5 @@
 //! Delta and PostgreSQL tables as outputs of a sink plugin (`[[sink.output]]` with format =
-//! "delta" or "postgres"): the foreach_batch test plugin (tests/plugins/router) routes rows to
+//! "delta" or "postgres"): the foreach_batch test plugin (tests/plugins/router-raw) routes rows to
 //! `big` and `small` and a count to `counts`; every table is read back by a reader no one here
 //! wrote (PyPI's deltalake through tests/delta/read_table.py, psql) and holds each batch exactly
 //! once, through replays, a SIGKILL between two outputs' commits either way round, two outputs
@@ -50,7 +50,7 @@ max_files_per_trigger = 1
 {operators}
 [sink]
 {sink}
-plugin = "{{plugin:router}}"
+plugin = "{{plugin:router-raw}}"
 checkpoint = "{{dir}}/ckpt"
 trigger = {{ available_now = true }}
 
