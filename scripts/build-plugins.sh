@@ -7,7 +7,8 @@
 # the host's). Python plugins (dirs with app.py): rebuilt only when a hash of their inputs (the
 # plugin's .py files, the Python SDK, the WIT contract, componentize-py's version) changed.
 # JavaScript plugins (dirs with app.js; scripts/js-toolchain.sh installs componentize-js): the
-# same, over their .js files, the WIT contract and tools/js/package-lock.json.
+# same, over their .js files, the JS SDK (guest-sdk/js), the WIT contract, tools/js/build.mjs and
+# tools/js/package-lock.json.
 #
 # WEIR=path/to/weir picks the binary (default target/debug/weir, built if missing).
 # Plugin names given as arguments limit the build to those: scripts/build-plugins.sh enrich filter
@@ -27,7 +28,8 @@ OUT_DIR=target/plugins
 mkdir -p "$OUT_DIR"
 
 js_inputs_hash() {
-    find "$1" wit tools/js/package-lock.json -type f \( -name '*.js' -o -name '*.wit' -o -name 'package-lock.json' \) \
+    find "$1" guest-sdk/js wit tools/js/package-lock.json tools/js/build.mjs -type f \
+        \( -name '*.js' -o -name '*.mjs' -o -name '*.wit' -o -name 'package-lock.json' \) \
         -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 
