@@ -23,6 +23,7 @@ mod listeners;
 mod metrics;
 mod monitor;
 mod pipeline;
+mod plugin_new;
 mod plugin_outputs;
 mod postgres;
 mod restart_after_change;
