@@ -7,6 +7,7 @@ mod common;
 
 mod admin_api;
 mod bad_input;
+mod c_plugins;
 mod continuous;
 mod crash;
 mod dedup;

@@ -14,14 +14,14 @@ const EVENTS_B: &str = r#"{"event_id":"e3","user_id":null,"amount":99.99,"event_
 
 /// Hand-worked: amount * 1.2; FNV-1a("alice") % 16 = 7, bob 4, carol 2, dave 15; nulls stay null
 /// and null fields are omitted, as Spark's JSON writer does.
-const ENRICHED: &str = r#"{"event_id":"e1","user_id":"alice","amount":10.5,"event_time":"2024-01-01T00:00:00.000Z","amount_with_tax":12.6,"user_bucket":7,"is_large":false}
+pub(crate) const ENRICHED: &str = r#"{"event_id":"e1","user_id":"alice","amount":10.5,"event_time":"2024-01-01T00:00:00.000Z","amount_with_tax":12.6,"user_bucket":7,"is_large":false}
 {"event_id":"e2","user_id":"bob","amount":250.0,"event_time":"2024-01-01T00:01:00.000Z","amount_with_tax":300.0,"user_bucket":4,"is_large":true}
 {"event_id":"e3","amount":99.99,"event_time":"2024-01-01T00:02:00.500Z","amount_with_tax":119.98799999999999,"is_large":false}
 {"event_id":"e4","user_id":"carol","event_time":"2024-01-01T00:03:00.000Z","user_bucket":2}
 {"event_id":"e5","user_id":"dave","amount":100.0,"event_time":"2023-12-31T23:04:00.000Z","amount_with_tax":120.0,"user_bucket":15,"is_large":true}
 "#;
 
-fn enrich_job(s: &Scratch, plugin: &str, sink_format: &str, extra_sink: &str) -> std::path::PathBuf {
+pub(crate) fn enrich_job(s: &Scratch, plugin: &str, sink_format: &str, extra_sink: &str) -> std::path::PathBuf {
     s.write("in/a.json", EVENTS_A);
     s.write("in/b.json", EVENTS_B);
     s.job(&format!(
@@ -54,7 +54,7 @@ fn json_files_through_the_rust_enrich_plugin_give_exact_json() {
 }
 
 /// The Parquet output of the enrich job with `plugin`, compared byte for byte with the Rust one's.
-fn assert_parquet_identical_to_rust(plugin: &str) {
+pub(crate) fn assert_parquet_identical_to_rust(plugin: &str) {
     let rust = Scratch::new();
     let other = Scratch::new();
     run_ok(&enrich_job(&rust, "enrich", "parquet", ""));

@@ -9,7 +9,7 @@ use crate::common::*;
 /// The routers compared, by plugin directory name (plugins/NAME, built to
 /// target/plugins/NAME.wasm). Add each language's router here; the first is the reference for
 /// the byte comparison. A router whose component is missing fails the tests, it is not skipped.
-pub const ROUTERS: &[&str] = &["router", "router-py", "router-js"];
+pub const ROUTERS: &[&str] = &["router", "router-py", "router-js", "router-c"];
 
 /// Two files, one batch each: amounts 50, 150, null / 100, 99.5.
 const FIRST: &str =

@@ -7,11 +7,11 @@ use crate::common::*;
 
 const SCHEMA: &str = "user_id string, event_time timestamp, amount double";
 
-fn event(user: &str, hhmm: &str, amount: f64) -> String {
+pub(crate) fn event(user: &str, hhmm: &str, amount: f64) -> String {
     format!("{{\"user_id\":\"{user}\",\"event_time\":\"2024-01-01T{hhmm}:00Z\",\"amount\":{amount:?}}}\n")
 }
 
-fn sessionize_job(s: &Scratch, plugin: &str, store: &str, extra: &str) -> std::path::PathBuf {
+pub(crate) fn sessionize_job(s: &Scratch, plugin: &str, store: &str, extra: &str) -> std::path::PathBuf {
     s.job(&format!(
         r#"state_store = "{store}"
 {extra}

@@ -1,0 +1,89 @@
+//! C plugins (guest-sdk/c, built by `weir plugin build` with clang, wasi-libc and wit-bindgen):
+//! each example gives exactly the output of its Rust twin. (router-c: tests/e2e/routers.rs.)
+
+use crate::common::*;
+use crate::pipeline::{assert_parquet_identical_to_rust, enrich_job, ENRICHED};
+use crate::stateful::{event, sessionize_job};
+
+#[test]
+fn c_enrich_gives_the_same_json_as_the_rust_one() {
+    let s = Scratch::new();
+    run_ok(&enrich_job(&s, "enrich-c", "json", ""));
+    assert_eq!(committed_text(&s.path("out")), ENRICHED);
+}
+
+#[test]
+fn rust_and_c_plugins_give_byte_identical_parquet() {
+    assert_parquet_identical_to_rust("enrich-c");
+}
+
+/// The Rust and C sessionize agree byte for byte on a larger, shuffled input (late rows, ties,
+/// several batches, timeouts), as the Rust and Python ones do (stateful.rs).
+#[test]
+fn sessionize_rust_and_c_outputs_are_identical() {
+    let mut outputs = Vec::new();
+    for plugin in ["sessionize", "sessionize-c"] {
+        let s = Scratch::new();
+        let mut x: u64 = 11;
+        for f in 0..6 {
+            let mut text = String::new();
+            for i in 0..400u64 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let minute = (f * 400 + i) / 8 + (x >> 60); // mostly increasing, jittered
+                let user = (x >> 33) % 200;
+                // Some null amounts (they count as 0.0).
+                let amount = if (x >> 8) % 17 == 0 {
+                    "null".to_string()
+                } else {
+                    format!("{:?}", ((x >> 20) % 10_000) as f64 / 100.0)
+                };
+                text.push_str(&format!(
+                    "{{\"user_id\":\"u{user}\",\"event_time\":\"2024-01-01T{:02}:{:02}:00Z\",\"amount\":{amount}}}\n",
+                    minute / 60,
+                    minute % 60
+                ));
+            }
+            s.write(&format!("in/f{f}.json"), &text);
+        }
+        run_ok(&sessionize_job(&s, plugin, "memory", ""));
+        outputs.push(committed_text(&s.path("out")));
+    }
+    assert!(outputs[0].lines().count() > 100, "{}", outputs[0]);
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+/// A row the C plugin refuses (a null event time) goes to the dead-letter output, named by its
+/// row, and the rest goes on: the same output as the Rust plugin's.
+#[test]
+fn a_row_the_c_plugin_refuses_goes_to_the_dead_letter_output() {
+    let mut outputs = Vec::new();
+    for plugin in ["sessionize", "sessionize-c"] {
+        let s = Scratch::new();
+        s.write(
+            "in/a.json",
+            &(event("u1", "00:00", 1.0)
+                + "{\"user_id\":\"u1\",\"event_time\":null,\"amount\":2.0}\n"
+                + &event("u1", "00:10", 3.0)
+                + &event("u2", "02:00", 1.0)),
+        );
+        run_ok(&sessionize_job(&s, plugin, "memory", "on_bad_record = \"dead_letter\""));
+        let dead = std::fs::read_to_string(s.path("ckpt/dead_letter/batch-0.jsonl")).unwrap();
+        assert_eq!(dead.lines().count(), 1, "{dead}");
+        assert!(dead.contains("`event_time` is null: a session event needs a time"), "{dead}");
+        outputs.push(committed_text(&s.path("out")));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0].lines().count(), 1, "{}", outputs[0]);
+}
+
+/// A config the C plugin refuses stops the job with the SDK's message, as in Rust.
+#[test]
+fn a_bad_config_of_a_c_plugin_is_named() {
+    let s = Scratch::new();
+    let job = sessionize_job(&s, "sessionize-c", "memory", "");
+    let text = std::fs::read_to_string(&job).unwrap().replace("gap_minutes=30", "gap=30");
+    std::fs::write(&job, text).unwrap();
+    s.write("in/a.json", &event("u1", "00:00", 1.0));
+    let err = run_err(&job);
+    assert!(err.contains("unknown config key `gap` (known keys: gap_minutes)"), "{err}");
+}
