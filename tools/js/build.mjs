@@ -45,7 +45,9 @@ export function patchBindings(js) {
     (_, vec, res) => {
       patched++;
       return (
-        `if (${vec} instanceof Uint8Array) { new Uint8Array($memory.buffer, ${res}, ${vec}.length).set(${vec}); } ` +
+        // The plugin's arrays come from another realm than the bindings' (instanceof fails):
+        // any non-Array with one byte per element (a Uint8Array of 0/1) is copied as bytes.
+        `if (!Array.isArray(${vec}) && ${vec}.BYTES_PER_ELEMENT === 1) { new Uint8Array($memory.buffer, ${res}, ${vec}.length).set(new Uint8Array(${vec}.buffer, ${vec}.byteOffset, ${vec}.length)); } ` +
         `else for (let i = 0; i < ${vec}.length; i++) { dataView($memory).setInt8(${res} + i, ${vec}[i] ? 1 : 0, true); }`
       );
     },
