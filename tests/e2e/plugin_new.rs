@@ -80,12 +80,8 @@ fn new_plugin_runs(s: &Scratch, lang: &str, world: &str) -> std::path::PathBuf {
     assert!(printed.contains(&test), "the command prints the test command: {printed}");
     sh(&dir, &test);
 
-    let built = weir()
-        .current_dir(&dir)
-        .args(["plugin", "build", ".", "--out"])
-        .arg(format!("{name}.wasm"))
-        .output()
-        .unwrap();
+    let built =
+        weir().current_dir(&dir).args(["plugin", "build", ".", "--out"]).arg(format!("{name}.wasm")).output().unwrap();
     assert!(built.status.success(), "{lang}/{world}: weir plugin build: {}", String::from_utf8_lossy(&built.stderr));
 
     let ran = weir().current_dir(&dir).args(["run", "--quiet", "job.toml"]).output().unwrap();
@@ -145,7 +141,9 @@ fn plugin_new_refuses_a_bad_name_an_unknown_language_and_an_existing_directory()
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     assert!(new(&["../evil"]).contains("\"../evil\" is not a plugin name"));
-    assert!(new(&["p", "--lang", "cobol"]).contains("unknown language \"cobol\": --lang takes one of rust, python, js, c"));
+    assert!(
+        new(&["p", "--lang", "cobol"]).contains("unknown language \"cobol\": --lang takes one of rust, python, js, c")
+    );
     assert!(new(&["p", "--world", "reducer"]).contains("unknown world \"reducer\""));
     std::fs::create_dir(s.path("taken")).unwrap();
     assert!(new(&["taken"]).contains("already exists"));

@@ -3,9 +3,9 @@
 use anyhow::Context;
 
 use crate::config::{Job, OperatorConfig, SourceConfig};
-use crate::source::union::{Input, Union};
 #[cfg(feature = "kafka")]
 use crate::source::kafka::KafkaSource;
+use crate::source::union::{Input, Union};
 use crate::source::{files::FileSource, rate::RateSource, Source};
 
 /// Opens every source of the job and checks they can be unioned (one schema). Checked before
