@@ -50,3 +50,5 @@ done
 # simulated host.
 .venv-plugins/bin/python guest-sdk/python/tests/test_stateful.py
 .venv-plugins/bin/python guest-sdk/python/tests/test_batch_sink.py
+# The C SDK (guest-sdk/c), natively with the host's cc (messages checked word for word).
+make -s -C guest-sdk/c test

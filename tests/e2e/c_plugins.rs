@@ -87,3 +87,28 @@ fn a_bad_config_of_a_c_plugin_is_named() {
     let err = run_err(&job);
     assert!(err.contains("unknown config key `gap` (known keys: gap_minutes)"), "{err}");
 }
+
+/// A C plugin dir with a Makefile (a `weir-wasm` target) and no plugin.c: `weir plugin build`
+/// runs make with the compiler, flags and SDK sources, and the component gives enrich's output.
+#[test]
+fn a_c_plugin_built_by_its_makefile_gives_the_same_output() {
+    let s = Scratch::new();
+    let dir = s.path("enrich-make");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(repo().join("plugins/enrich-c/plugin.c"), dir.join("enrich_main.c")).unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "weir-wasm:\n\t$(WEIR_CC) $(WEIR_CFLAGS) -o $(WEIR_OUT) enrich_main.c $(WEIR_SDK_SRCS)\n",
+    )
+    .unwrap();
+    let wasm = s.path("enrich-make.wasm");
+    let built = weir().arg("plugin").arg("build").arg(&dir).arg("--out").arg(&wasm).output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert_eq!(String::from_utf8_lossy(&built.stdout).trim(), wasm.display().to_string(), "stdout is the path only");
+    let job = enrich_job(&s, "enrich-c", "json", "");
+    let text = std::fs::read_to_string(&job).unwrap();
+    let text = text.replace(&plugin("enrich-c").display().to_string(), &wasm.display().to_string());
+    std::fs::write(&job, text).unwrap();
+    run_ok(&job);
+    assert_eq!(committed_text(&s.path("out")), ENRICHED);
+}

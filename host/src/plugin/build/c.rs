@@ -94,7 +94,8 @@ fn clang() -> anyhow::Result<(PathBuf, Vec<String>)> {
             .map(PathBuf::from)
             .with_context(|| format!("no clang (neither clang-22 nor clang is on PATH); {HINT}"))?,
     };
-    let mut flags = vec!["-O2".to_string(), "-mexec-model=reactor".to_string()];
+    // `-s`: no debug info in the component.
+    let mut flags = vec!["-O2".to_string(), "-mexec-model=reactor".to_string(), "-s".to_string()];
     if let Some(sysroot) = std::env::var_os("WASI_SYSROOT").filter(|v| !v.is_empty()) {
         if !Path::new(&sysroot).is_dir() {
             bail!("WASI_SYSROOT={} is not a directory; {HINT}", Path::new(&sysroot).display());
@@ -169,7 +170,7 @@ pub(super) fn build_c(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = if dir.join("plugin.c").is_file() {
         how = "clang";
         let mut cmd = Command::new(&cc);
-        cmd.args(&flags).arg("-s").arg("-o").arg(&core).current_dir(dir);
+        cmd.args(&flags).arg("-o").arg(&core).current_dir(dir).stdout(std::io::stderr());
         for f in &sources {
             let name = f.file_name().and_then(OsStr::to_str).unwrap_or("");
             if name.ends_with(".c") && !is_test_file(name) {
@@ -183,7 +184,8 @@ pub(super) fn build_c(dir: &Path) -> anyhow::Result<Vec<u8>> {
         how = "make weir-wasm";
         let join = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
         let mut cmd = Command::new("make");
-        cmd.arg("-C").arg(dir).arg("weir-wasm");
+        // make's own output goes to stderr: stdout is weir's (the component's path).
+        cmd.arg("--no-print-directory").arg("-C").arg(dir).arg("weir-wasm").stdout(std::io::stderr());
         cmd.arg(format!("WEIR_CC={}", cc.display()))
             .arg(format!("WEIR_CFLAGS={}", flags.join(" ")))
             .arg(format!("WEIR_SDK_SRCS={}", join(&sdk_srcs)))
