@@ -22,19 +22,21 @@
 //   export const { init, outputSchema, mapBatch } = w.exportMapper(Tax);
 //
 // Worlds: `exportMapper` (mapper), `exportStateful` (stateful: flatMapGroupsWithState),
-// `exportBatchSink` (batch-sink: foreachBatch, with `emit`). `weir plugin build` picks the world
-// from a top-level `export const WORLD = "stateful"` in app.js, else from which of these the
-// module calls. Everything here is plain JavaScript: a plugin's logic runs under node too (tests).
+// `exportBatchSink` (batch-sink: foreachBatch, writing with `out.emit`). `weir plugin build`
+// picks the world from a top-level `export const WORLD = "stateful"` in app.js, else from which
+// of these the module calls. Everything here is plain JavaScript: a plugin's logic runs under node too (tests).
 //
 // Errors: throw `PluginError(message)` from the constructor / `outputSchema` to refuse a config
 // or schema, `BatchError(message, row)` from a batch call to fail the batch (naming the input row
-// lets the host dead-letter that record). Any other exception traps the instance (as a Rust
-// panic does): the host reports it and starts a fresh instance.
+// lets the host dead-letter that record). Any other exception (a TypeError...) is rethrown;
+// componentize-js makes it the call's error with the engine's message, which the host handles as
+// any failed call (`on_error`).
 //
 // Values: `double`/`int` columns are Float64Array/Int32Array, `bigint`/`timestamp` columns are
 // BigInt64Array (values are BigInt), strings and binaries are Arrow-style offsets (Uint32Array)
-// plus data (Uint8Array), booleans and validity are arrays (or Uint8Array) of 0/1 or booleans;
-// a validity is `undefined` when nothing is null. `null` is a null value in row-wise APIs.
+// plus data (Uint8Array), booleans and validity lists are Uint8Arrays of 0/1 (plain arrays of
+// booleans are accepted too; test truthiness, not `=== true`); a validity is `undefined` when
+// nothing is null. `null` is a null value in row-wise APIs (`get`, `push`, `append`).
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -858,7 +860,7 @@ const NOT_INITIALISED = 'the plugin was called before `init` (a bug in the host)
 
 // componentize-js turns what an export throws into the function's `err`: a string for init and
 // output-schema, `{message, row}` for a batch call. Anything else (a TypeError...) is rethrown
-// and traps the instance, as a Rust panic does.
+// as it is (componentize-js reports it as the call's error, with the engine's message).
 function errString(e) {
   if (e instanceof PluginError || e instanceof BatchError) return e.message;
   throw e;
