@@ -112,3 +112,43 @@ fn a_c_plugin_built_by_its_makefile_gives_the_same_output() {
     run_ok(&job);
     assert_eq!(committed_text(&s.path("out")), ENRICHED);
 }
+
+/// A job of two rows through tests/plugins/hostile-c in `mode`, with `extra` operator lines.
+fn hostile_c_job(s: &Scratch, mode: &str, extra: &str) -> std::path::PathBuf {
+    s.write("in/a.json", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+    s.job(&format!(
+        "[source]\nformat = \"json\"\npath = \"{{dir}}/in\"\nschema = \"id string\"\n\
+         [[operator]]\nkind = \"map\"\nplugin = \"{{plugin:hostile-c}}\"\nconfig = \"mode={mode}\"\n{extra}\n\
+         [sink]\nformat = \"json\"\npath = \"{{dir}}/out\"\ncheckpoint = \"{{dir}}/ckpt\"\n\
+         trigger = {{ available_now = true }}\n"
+    ))
+}
+
+/// What a C plugin prints (wasi-libc's stdio, through the preview 1 adapter) goes to the job's
+/// log, labelled with the plugin and batch, as a Rust plugin's does.
+#[test]
+fn what_a_c_plugin_prints_goes_to_the_log() {
+    let s = Scratch::new();
+    let out = run_job(&hostile_c_job(&s, "print", ""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("plugin hostile-c.wasm batch 0: hello from C: 2 rows"), "{err}");
+    assert!(err.contains("plugin hostile-c.wasm batch 0: and on stderr"), "{err}");
+    assert_eq!(committed_text(&s.path("out")), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+}
+
+/// A C plugin that aborts, spins or eats memory is stopped like any plugin: the job fails
+/// naming the plugin, the export and the limit.
+#[test]
+fn a_c_plugin_that_aborts_spins_or_eats_memory_is_contained() {
+    for (mode, extra, wanted) in [
+        ("abort", "", "`map-batch` trapped"),
+        ("spin", "max_call_time = \"1 seconds\"", "ran longer than its CPU time limit of 1s"),
+        ("grow", "max_memory = \"32 MiB\"", "needed more than its memory limit of 32 MiB"),
+    ] {
+        let s = Scratch::new();
+        let err = run_err(&hostile_c_job(&s, mode, extra));
+        assert!(err.contains("hostile-c.wasm") && err.contains(wanted), "{mode}: {err}");
+        assert!(!err.contains("panicked"), "{mode}: the host panicked: {err}");
+    }
+}
