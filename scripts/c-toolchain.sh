@@ -7,7 +7,7 @@
 #     in /usr/lib/wasm32-wasi): apt-get install of whichever is missing (apt-get update only
 #     when the install fails with the package lists there are);
 #   - the `wit-bindgen` CLI (pinned; only its C generator) into tools/c/bin, with cargo install
-#     (about 3 minutes on 2 cores, once).
+#     (once: 9.5 min measured on 2 busy cores, at nice 19; less on an idle machine).
 #
 # `weir plugin build` uses them (clang-22, else clang; tools/c/bin/wit-bindgen, else wit-bindgen
 # on PATH). Elsewhere than Debian: set WEIR_CLANG to a clang with the wasm32 target and
@@ -49,8 +49,8 @@ fi
 tool=$TOOLS/bin/wit-bindgen
 if [ ! -x "$tool" ] || [ "$("$tool" --version 2>/dev/null | awk '{print $2}')" != "$WIT_BINDGEN_VERSION" ]; then
     echo "c-toolchain: installing wit-bindgen-cli $WIT_BINDGEN_VERSION (C generator only) into $TOOLS/ (a few minutes, once)" >&2
-    # Its own target dir: never waits on, nor invalidates, the host's build.
-    CARGO_TARGET_DIR=target/c-toolchain cargo install wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" --locked \
+    # In cargo's own scratch dir (removed after): never waits on, nor invalidates, the host's build.
+    env -u CARGO_TARGET_DIR cargo install wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" --locked \
         --no-default-features --features c --root "$TOOLS" --quiet
 fi
 echo "c-toolchain: clang $(clang-22 --version 2>/dev/null | sed -n 's/.*clang version \([^ ]*\).*/\1/p' || echo "${WEIR_CLANG:-?}"), wasi-libc, $("$tool" --version)"
