@@ -522,21 +522,6 @@ mod tests {
     }
 
     #[test]
-    fn a_js_plugin_names_its_world_or_the_sdk_export_decides() {
-        let world = |s: &str| js_world(s).unwrap();
-        assert_eq!(world("export const { init, outputSchema, mapBatch } = w.exportMapper(M);\n"), "mapper");
-        assert_eq!(world("export const WORLD = \"stateful\";\n"), "stateful");
-        assert_eq!(world("const WORLD = 'batch-sink' // foreachBatch\n"), "batch-sink");
-        assert_eq!(world("export const { init, writeBatch } = w.exportBatchSink(R);\n"), "batch-sink");
-        assert_eq!(world("export const { init } = w.exportStateful(S);\n"), "stateful");
-        // A WORLD line wins over the export; only a top-level declaration counts.
-        assert_eq!(world("export const WORLD = 'mapper';\nw.exportStateful(S);\n"), "mapper");
-        assert_eq!(world("function f() {\n  const WORLD = 'stateful';\n}\nconst WORLDS = 1;\n"), "mapper");
-        let e = js_world("export const WORLD = STATEFUL;\n").unwrap_err().to_string();
-        assert!(e.contains("line 1") && e.contains("plain string"), "{e}");
-    }
-
-    #[test]
     fn the_worlds_are_read_from_the_contract() {
         let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
         let worlds = wit_worlds(&wit).unwrap();
