@@ -9,7 +9,7 @@ scripts/host-deps.sh
 scripts/wasm-toolchain.sh
 # componentize-js, for the JavaScript plugins (tools/js, npm ci once, skipped when installed).
 scripts/js-toolchain.sh
-# clang, wasi-libc and wit-bindgen, for the C plugins (skipped when installed; ~3 min once).
+# clang, wasi-libc and wit-bindgen, for the C plugins (skipped when installed; a few minutes once).
 scripts/c-toolchain.sh
 # The Kafka-protocol broker the Kafka tests start (tansu; installed once, ~14 min).
 WEIR_TANSU=$(scripts/kafka-broker.sh install)
