@@ -152,3 +152,14 @@ fn a_c_plugin_that_aborts_spins_or_eats_memory_is_contained() {
         assert!(!err.contains("panicked"), "{mode}: the host panicked: {err}");
     }
 }
+
+/// A C filter (weir_output_select) with a computed column: the passed-through columns are taken
+/// at the kept rows.
+#[test]
+fn a_c_filter_keeps_the_selected_rows() {
+    let s = Scratch::new();
+    let job = hostile_c_job(&s, "filter", "");
+    s.write("in/a.json", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"ccc\"}\n{\"id\":null}\n");
+    run_ok(&job);
+    assert_eq!(committed_text(&s.path("out")), "{\"id\":\"a\",\"len\":1}\n{\"id\":\"ccc\",\"len\":3}\n{\"len\":0}\n");
+}
