@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+start=$(date +%s)
+step() { echo "test.sh [$(( $(date +%s) - start ))s]: $*" >&2; }
+trap 'rc=$?; step "finished (exit $rc)"' EXIT
+
+step "toolchains and services (each installed once, skipped when present)"
 scripts/host-deps.sh
 scripts/wasm-toolchain.sh
 # componentize-js, for the JavaScript plugins (tools/js, npm ci once, skipped when installed).
@@ -35,9 +40,12 @@ scripts/ui-deps.sh
 # target/pg (initdb once), port 55432; exports WEIR_PG_URL and WEIR_PG_PASSWORD. Stopped at exit.
 PG_ENV=$(scripts/postgres.sh start)
 eval "$PG_ENV"
-trap 'scripts/postgres.sh stop || true' EXIT
+trap 'rc=$?; scripts/postgres.sh stop || true; step "finished (exit $rc)"' EXIT
+step "building the host (a fresh machine: every dependency, or after scripts/demo.sh only Kafka, RocksDB and the host)"
 cargo build -p weir-host --bins
+step "building the plugins (Rust, Python, JavaScript, C; unchanged ones are skipped)"
 scripts/build-plugins.sh
+step "unit and end-to-end tests"
 cargo test -p weir-host
 # The build scripts/demo.sh makes (no kafka, no rocksdb) still compiles, and refuses jobs that
 # need them (host/src/features.rs; only the host crate is compiled again).
