@@ -433,8 +433,12 @@ export class Batch {
 
   /** The position of column `name`, or undefined. */
   indexOf(name) {
-    const i = this.columns.findIndex((c) => c.name === name);
-    return i < 0 ? undefined : i;
+    // A Map built once per batch: a stateful call looks columns up once per group.
+    if (this.byName === undefined || this.byName.size !== this.columns.length) {
+      this.byName = new Map();
+      for (let i = this.columns.length - 1; i >= 0; i--) this.byName.set(this.columns[i].name, i);
+    }
+    return this.byName.get(name);
   }
 
   /** The column `name`; BatchError listing the columns when absent. */
@@ -655,6 +659,11 @@ class VarLenBuilder {
     if (v === null || v === undefined) this.pushNull();
     else this.pushValue(v);
     return this;
+  }
+
+  /** Appends `data[start..end]` (bytes already encoded, e.g. an input value). */
+  pushRange(data, start, end) {
+    return this.pushBytes(data.subarray(start, end));
   }
 
   pushBytes(bytes) {
@@ -968,22 +977,35 @@ export class Struct {
     }
   }
 
-  pack(values) {
-    if (values.length !== this.fields.length) {
-      throw new BatchError(`struct \`${this.format}\`: ${values.length} values for ${this.fields.length} fields`);
+  // One scratch buffer per Struct: packing and unpacking allocate only the result.
+  scratch() {
+    if (this.view === undefined) {
+      this.bytes = new Uint8Array(Math.max(this.size, 1));
+      this.view = new DataView(this.bytes.buffer);
     }
-    const out = new Uint8Array(this.size);
-    const dv = new DataView(out.buffer);
-    for (let i = 0; i < this.fields.length; i++) this.fields[i][1](dv, this.fields[i][0], values[i]);
-    return out;
+    return this.view;
+  }
+
+  pack(values) {
+    const fields = this.fields;
+    if (values.length !== fields.length) {
+      throw new BatchError(`struct \`${this.format}\`: ${values.length} values for ${fields.length} fields`);
+    }
+    const dv = this.scratch();
+    for (let i = 0; i < fields.length; i++) fields[i][1](dv, fields[i][0], values[i]);
+    return this.bytes.slice(0, this.size);
   }
 
   unpack(bytes) {
     if (bytes.length !== this.size) {
       throw new BatchError(`struct \`${this.format}\`: a stored state of ${bytes.length} bytes, expected ${this.size}`);
     }
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-    return this.fields.map(([at, , get]) => get(dv, at));
+    const dv = this.scratch();
+    this.bytes.set(bytes);
+    const fields = this.fields;
+    const out = new Array(fields.length);
+    for (let i = 0; i < fields.length; i++) out[i] = fields[i][2](dv, fields[i][0]);
+    return out;
   }
 }
 
@@ -1012,8 +1034,8 @@ export class GroupState {
     this.decode = decode;
     this.timeout = undefined;
     this.ttlMs = undefined;
-    this.register = [];
-    this.delete = [];
+    this.register = undefined; // timers to add / delete, made on first use
+    this.delete = undefined;
     /** True when the call is for a timeout that fired (the group then has no rows). */
     this.hasTimedOut = hasTimedOut;
     this.batchTime = batchTime;
@@ -1069,13 +1091,15 @@ export class GroupState {
 
   /** Adds a timer to the key; the last of registerTimer / deleteTimer for one timer wins. */
   registerTimer(timer) {
-    this.delete = this.delete.filter((t) => !sameTimer(timer)(t));
+    this.register ??= [];
+    this.delete = (this.delete ?? []).filter((t) => !sameTimer(timer)(t));
     if (!this.register.some(sameTimer(timer))) this.register.push({ domain: timer.domain, at: BigInt(timer.at) });
   }
 
   /** Removes a timer of the key; the last of registerTimer / deleteTimer for one timer wins. */
   deleteTimer(timer) {
-    this.register = this.register.filter((t) => !sameTimer(timer)(t));
+    this.delete ??= [];
+    this.register = (this.register ?? []).filter((t) => !sameTimer(timer)(t));
     if (!this.delete.some(sameTimer(timer))) this.delete.push({ domain: timer.domain, at: BigInt(timer.at) });
   }
 
@@ -1096,13 +1120,14 @@ export class GroupState {
       state,
       timeout: this.timeout ?? CLEAR,
       ttlMs: this.ttlMs,
-      registerTimers: this.register,
-      deleteTimers: this.delete,
+      registerTimers: this.register ?? NO_TIMERS,
+      deleteTimers: this.delete ?? NO_TIMERS,
     };
   }
 }
 
 const KEEP = Object.freeze({ tag: 'keep' });
+const NO_TIMERS = Object.freeze([]);
 const REMOVE = Object.freeze({ tag: 'remove' });
 const CLEAR = Object.freeze({ tag: 'clear' });
 
@@ -1209,7 +1234,22 @@ export class GroupOutput {
     this.builders = schema.map((f) => builderFor(f.dataType));
     this.width = schema.length;
     this.key = []; // the current group's key values (set by the SDK per group)
+    this.keyColumns = undefined; // the call's key columns (WIT column-data), for appendKeyed
+    this.group = 0; // the current group's index in them
     this.numRows = 0;
+  }
+
+  // Key value i of the current group into builder i: var-len keys as their input bytes (no
+  // decoding and encoding again).
+  pushKey(i) {
+    const d = this.keyColumns?.[i];
+    const tag = d?.values.tag;
+    if ((tag === 'utf8' || tag === 'binary') && this.key[i] !== null) {
+      const { offsets, data } = d.values.val;
+      this.builders[i].pushRange(data, offsets[this.group], offsets[this.group + 1]);
+    } else {
+      this.builders[i].push(this.key[i]);
+    }
   }
 
   /** One row: a value for every output column, in order. */
@@ -1225,7 +1265,7 @@ export class GroupOutput {
     if (k.length + values.length !== this.width) {
       throw new BatchError(`out.appendKeyed: ${k.length} key values and ${values.length} values for ${this.width} output columns`);
     }
-    for (let i = 0; i < k.length; i++) this.builders[i].push(k[i]);
+    for (let i = 0; i < k.length; i++) this.pushKey(i);
     for (let i = 0; i < values.length; i++) this.builders[k.length + i].push(values[i]);
     this.numRows++;
   }
@@ -1388,9 +1428,13 @@ export function processGroupsWith(plugin, schema, encode, decode, time, input) {
     );
   }
   const results = new Array(n);
+  out.keyColumns = input.keys.columns.map((c) => c.data);
+  const width = keyCols.length;
   for (let g = 0; g < n; g++) {
-    const key = keyCols.map((c) => c[g]);
+    const key = new Array(width);
+    for (let i = 0; i < width; i++) key[i] = keyCols[i][g];
     out.key = key;
+    out.group = g;
     const to = !!timedOut[g];
     const gs = new GroupState(states[g], decode, to, time);
     plugin.processGroup(new Group(g, key, new GroupRows(rows, offsets[g], offsets[g + 1]), time, to, expiredTimers[g]), gs, out);

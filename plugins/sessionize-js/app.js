@@ -78,7 +78,8 @@ class Sessionize extends w.StatefulProcessor {
     }
     const am = amounts.values;
     const av = amounts.validity;
-    const order = Array.from({ length: n }, (_, i) => i);
+    const order = new Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
     // Array.prototype.sort is stable: rows with equal event times keep their arrival order.
     if (n > 1) order.sort((i, j) => (ts[i] < ts[j] ? -1 : ts[i] > ts[j] ? 1 : 0));
 
@@ -87,12 +88,12 @@ class Sessionize extends w.StatefulProcessor {
       [start, last, events, total] = state.get();
       open = true;
     }
-    const key = group.key;
-    for (const i of order) {
+    for (let k = 0; k < n; k++) {
+      const i = order[k];
       const t = ts[i];
       const a = av !== undefined && !av[i] ? 0.0 : am[i];
       if (open && t > last + gap) {
-        out.append(...key, start, end(last, gap), events, total);
+        out.appendKeyed(start, end(last, gap), events, total);
         [start, last, events, total] = [t, t, 1n, a];
       } else if (open) {
         if (t < start) start = t;
