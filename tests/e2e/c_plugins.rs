@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use crate::pipeline::{assert_parquet_identical_to_rust, enrich_job, ENRICHED};
-use crate::stateful::{event, sessionize_job};
+use crate::stateful::{assert_sessionize_identical_to_rust, event, sessionize_job};
 
 #[test]
 fn c_enrich_gives_the_same_json_as_the_rust_one() {
@@ -17,39 +17,9 @@ fn rust_and_c_plugins_give_byte_identical_parquet() {
     assert_parquet_identical_to_rust("enrich-c");
 }
 
-/// The Rust and C sessionize agree byte for byte on a larger, shuffled input (late rows, ties,
-/// several batches, timeouts), as the Rust and Python ones do (stateful.rs).
 #[test]
 fn sessionize_rust_and_c_outputs_are_identical() {
-    let mut outputs = Vec::new();
-    for plugin in ["sessionize", "sessionize-c"] {
-        let s = Scratch::new();
-        let mut x: u64 = 11;
-        for f in 0..6 {
-            let mut text = String::new();
-            for i in 0..400u64 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let minute = (f * 400 + i) / 8 + (x >> 60); // mostly increasing, jittered
-                let user = (x >> 33) % 200;
-                // Some null amounts (they count as 0.0).
-                let amount = if (x >> 8) % 17 == 0 {
-                    "null".to_string()
-                } else {
-                    format!("{:?}", ((x >> 20) % 10_000) as f64 / 100.0)
-                };
-                text.push_str(&format!(
-                    "{{\"user_id\":\"u{user}\",\"event_time\":\"2024-01-01T{:02}:{:02}:00Z\",\"amount\":{amount}}}\n",
-                    minute / 60,
-                    minute % 60
-                ));
-            }
-            s.write(&format!("in/f{f}.json"), &text);
-        }
-        run_ok(&sessionize_job(&s, plugin, "memory", ""));
-        outputs.push(committed_text(&s.path("out")));
-    }
-    assert!(outputs[0].lines().count() > 100, "{}", outputs[0]);
-    assert_eq!(outputs[0], outputs[1]);
+    assert_sessionize_identical_to_rust("sessionize-c");
 }
 
 /// A row the C plugin refuses (a null event time) goes to the dead-letter output, named by its

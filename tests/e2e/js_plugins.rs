@@ -6,69 +6,11 @@
 use std::process::Command;
 
 use crate::common::*;
+use crate::stateful::{assert_sessionize_identical_to_rust, sessionize_job};
 
-/// The sessionize job of stateful.rs: event-time watermark 10 minutes behind, gap 30 minutes.
-fn sessionize_job(s: &Scratch, plugin: &str) -> std::path::PathBuf {
-    s.job(&format!(
-        r#"state_store = "memory"
-[source]
-format = "json"
-path = "{{dir}}/in"
-schema = "user_id string, event_time timestamp, amount double"
-max_files_per_trigger = 1
-
-[watermark]
-column = "event_time"
-delay = "10 minutes"
-
-[[operator]]
-kind = "stateful"
-plugin = "{{plugin:{plugin}}}"
-group_by = ["user_id"]
-timeout = "event_time"
-config = "gap_minutes=30"
-
-[sink]
-format = "json"
-path = "{{dir}}/out"
-checkpoint = "{{dir}}/ckpt"
-trigger = {{ available_now = true }}
-"#
-    ))
-}
-
-/// The Rust and JavaScript plugins agree byte for byte on a larger, shuffled input (late rows,
-/// ties, several batches, sessions closed by later events and by the event-time timeout).
 #[test]
 fn sessionize_rust_and_javascript_outputs_are_identical() {
-    let mut outputs = Vec::new();
-    for plugin in ["sessionize", "sessionize-js"] {
-        let s = Scratch::new();
-        let mut x: u64 = 7;
-        for f in 0..6 {
-            let mut text = String::new();
-            for i in 0..400u64 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let minute = (f * 400 + i) / 8 + (x >> 60); // mostly increasing, jittered
-                let user = (x >> 33) % 200;
-                let amount = ((x >> 20) % 10_000) as f64 / 100.0;
-                text.push_str(&format!(
-                    "{{\"user_id\":\"u{user}\",\"event_time\":\"2024-01-01T{:02}:{:02}:00Z\",\"amount\":{amount:?}}}\n",
-                    minute / 60,
-                    minute % 60
-                ));
-            }
-            // A null amount counts as 0.0.
-            if f == 2 {
-                text.push_str("{\"user_id\":\"u1\",\"event_time\":\"2024-01-01T01:40:00Z\",\"amount\":null}\n");
-            }
-            s.write(&format!("in/f{f}.json"), &text);
-        }
-        run_ok(&sessionize_job(&s, plugin));
-        outputs.push(committed_text(&s.path("out")));
-    }
-    assert!(outputs[0].lines().count() > 100, "{}", outputs[0]);
-    assert_eq!(outputs[0], outputs[1]);
+    assert_sessionize_identical_to_rust("sessionize-js");
 }
 
 /// A null event time is refused by sessionize-js naming its row: dead-lettered with the
@@ -83,10 +25,7 @@ fn sessionize_js_sends_a_refused_row_to_the_dead_letter_output() {
          {\"user_id\":\"u1\",\"event_time\":\"2024-01-01T00:10:00Z\",\"amount\":3.0}\n\
          {\"user_id\":\"u2\",\"event_time\":\"2024-01-01T02:00:00Z\",\"amount\":1.0}\n",
     );
-    let job = sessionize_job(&s, "sessionize-js");
-    let text = std::fs::read_to_string(&job).unwrap().replace("state_store", "on_bad_record = \"dead_letter\"\nstate_store");
-    std::fs::write(&job, text).unwrap();
-    run_ok(&job);
+    run_ok(&sessionize_job(&s, "sessionize-js", "memory", "on_bad_record = \"dead_letter\""));
     assert_eq!(
         committed_text(&s.path("out")),
         "{\"user_id\":\"u1\",\"session_start\":\"2024-01-01T00:00:00.000Z\",\"session_end\":\"2024-01-01T00:40:00.000Z\",\"events\":2,\"total\":4.0}\n"

@@ -91,34 +91,49 @@ fn sessionize_in_python_gives_the_same_sessions() {
     sessionize_across_batches_and_a_restart("sessionize-py", "memory");
 }
 
-/// The Rust and Python plugins agree byte for byte on a larger, shuffled input (with late
-/// rows, ties and several batches).
-#[test]
-fn sessionize_rust_and_python_outputs_are_identical() {
-    let mut outputs = Vec::new();
-    for plugin in ["sessionize", "sessionize-py"] {
-        let s = Scratch::new();
-        let mut x: u64 = 7;
-        for f in 0..6 {
-            let mut text = String::new();
-            for i in 0..400u64 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let minute = (f * 400 + i) / 8 + (x >> 60) as u64; // mostly increasing, jittered
-                let user = (x >> 33) % 200;
-                let amount = ((x >> 20) % 10_000) as f64 / 100.0;
-                text.push_str(&format!(
-                    "{{\"user_id\":\"u{user}\",\"event_time\":\"2024-01-01T{:02}:{:02}:00Z\",\"amount\":{amount:?}}}\n",
-                    minute / 60,
-                    minute % 60
-                ));
-            }
-            s.write(&format!("in/f{f}.json"), &text);
+/// A larger, shuffled input: 6 files of 400 events over 200 users, times mostly increasing but
+/// jittered (late rows, ties), some null amounts (they count as 0.0).
+fn shuffled_events(s: &Scratch) {
+    let mut x: u64 = 11;
+    for f in 0..6 {
+        let mut text = String::new();
+        for i in 0..400u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let minute = (f * 400 + i) / 8 + (x >> 60); // mostly increasing, jittered
+            let user = (x >> 33) % 200;
+            let amount = if (x >> 8) % 17 == 0 {
+                "null".to_string()
+            } else {
+                format!("{:?}", ((x >> 20) % 10_000) as f64 / 100.0)
+            };
+            text.push_str(&format!(
+                "{{\"user_id\":\"u{user}\",\"event_time\":\"2024-01-01T{:02}:{:02}:00Z\",\"amount\":{amount}}}\n",
+                minute / 60,
+                minute % 60
+            ));
         }
-        run_ok(&sessionize_job(&s, plugin, "memory", ""));
+        s.write(&format!("in/f{f}.json"), &text);
+    }
+}
+
+/// `plugin` (sessionize in another language) writes byte for byte what the Rust sessionize
+/// writes over [`shuffled_events`]: sessions closed by later events and by the event-time
+/// timeout, across several batches.
+pub(crate) fn assert_sessionize_identical_to_rust(plugin: &str) {
+    let mut outputs = Vec::new();
+    for p in ["sessionize", plugin] {
+        let s = Scratch::new();
+        shuffled_events(&s);
+        run_ok(&sessionize_job(&s, p, "memory", ""));
         outputs.push(committed_text(&s.path("out")));
     }
     assert!(outputs[0].lines().count() > 100, "{}", outputs[0]);
-    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[1], "{plugin} differs from the Rust sessionize");
+}
+
+#[test]
+fn sessionize_rust_and_python_outputs_are_identical() {
+    assert_sessionize_identical_to_rust("sessionize-py");
 }
 
 /// A row the plugin refuses (a null event time) goes to the dead-letter output with the
