@@ -56,17 +56,30 @@ if [ ! -f "$DATA/.complete" ]; then
   touch "$DATA/.complete"
 fi
 
-run() { # name, operator block -> "seconds plugin_seconds batches"
-  local d=$OUT/run-$1; rm -rf "$d"; mkdir -p "$d"
-  { printf '[source]\nformat = "json"\npath = "%s"\n' "$DATA"
+TINY=$OUT/tiny-events
+mkdir -p "$TINY"
+printf '%s\n' '{"event_id":"e1","user_id":"u1","event_time":"2026-01-01T00:00:00Z","amount":1.0,"category":"c"}' > "$TINY/a.json"
+
+job() { # dir, data, operator block
+  { printf '[source]\nformat = "json"\npath = "%s"\n' "$2"
     echo 'schema = "event_id string, user_id string, event_time timestamp, amount double, category string"'
     echo "max_files_per_trigger = 1"
-    printf '%s\n' "$2"
-    printf '[sink]\nformat = "parquet"\npath = "%s/out"\ncheckpoint = "%s/ckpt"\ntrigger = { available_now = true }\n' "$d" "$d"
-  } > "$d/job.toml"
+    printf '%s\n' "$3"
+    printf '[sink]\nformat = "parquet"\npath = "%s/out"\ncheckpoint = "%s/ckpt"\ntrigger = { available_now = true }\n' "$1" "$1"
+  } > "$1/job.toml"
+}
+
+run() { # name, operator block -> "seconds plugin_seconds batches"
+  local d=$OUT/run-$1 w=$OUT/warm-$1; rm -rf "$d" "$w"; mkdir -p "$d" "$w"
+  # The same job over one event first: the component is compiled into the cache there, so the
+  # timed run below measures the job, not the compile (checked: its log must not say "compiled").
+  job "$w" "$TINY" "$2"
+  "$WEIR" run --quiet "$w/job.toml" 2>"$w/log" || { cat "$w/log" >&2; exit 1; }
+  job "$d" "$DATA" "$2"
   local a; a=$(date +%s.%N)
   "$WEIR" run --quiet "$d/job.toml" 2>"$d/log" || { cat "$d/log" >&2; exit 1; }
   local secs; secs=$(secs_since "$a")
+  if grep -q "compiled in" "$d/log"; then echo "languages: $1 was compiled in the timed run" >&2; exit 1; fi
   python3 - "$d/ckpt/progress.jsonl" "$secs" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -76,18 +89,18 @@ PY
 }
 
 table() { # plugin base name, operator block with PLUGIN for the component
-  local base=$1 block=$2 rust_plugin_rate=""
-  echo "| language | batches | seconds | rows/s | plugin s | plugin rows/s | ÷ Rust-Wasm (plugin) |"
+  local base=$1 block=$2 rust_rate=""
+  echo "| language | batches | seconds | rows/s | plugin s | plugin rows/s | plugin time ÷ Rust-Wasm's |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   for l in "${LANGS[@]}"; do
     IFS='|' read -r lang suffix <<<"$l"
     export WEIR_CACHE_DIR=$OUT/cache-$lang
     read -r secs plugin batches <<<"$(run "$base$suffix" "${block//PLUGIN/target/plugins/$base$suffix.wasm}")"
-    rate=$(echo "$EVENTS / $plugin" | bc)
-    [ -z "$rust_plugin_rate" ] && rust_plugin_rate=$rate
-    printf '| %s | %d | %.1f | %s | %.2f | %s | %s |\n' "$lang" "$batches" "$secs" \
-      "$(printf "%'d" "$(echo "$EVENTS / $secs" | bc)")" "$plugin" "$(printf "%'d" "$rate")" \
-      "$(echo "scale=1; $rust_plugin_rate / $rate" | bc)"
+    [ -z "$rust_rate" ] && rust_rate=$(python3 -c "print($EVENTS / $plugin)")
+    python3 -c "
+events, secs, plugin, rust = $EVENTS, $secs, $plugin, $rust_rate
+rate = events / plugin
+print(f'| $lang | $batches | {secs:.1f} | {events / secs:,.0f} | {plugin:.2f} | {rate:,.0f} | {rust / rate:.1f}x |')"
   done
 }
 

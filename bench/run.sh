@@ -2,7 +2,10 @@
 # Benchmarks, printed as tables to paste into a note. Measures on this machine, in one run:
 #   1. the enrich plugin as Wasm vs. the same logic native, by batch size (cargo bench);
 #   2. end to end: N events of JSON lines -> [enrich plugin] -> Parquet, rows/s and peak RSS,
-#      with and without the plugin.
+#      with and without the plugin;
+#   3. plugins in Rust, Python, JavaScript and C (bench/languages.sh): component size, build,
+#      cold and cached start, enrich and sessionize over LANG_EVENTS events (default 1M) in
+#      8192-row batches, each against Rust-Wasm.
 # Usage: bench/run.sh [EVENTS]   (default 10000000; data is generated once under bench/data/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +63,6 @@ echo "| job | rows | seconds | rows/s | input MiB/s | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|---:|"
 run_job "no plugin" ""
 run_job "enrich (Rust Wasm)" $'[[operator]]\nkind = "map"\nplugin = "target/plugins/enrich.wasm"'
+
+echo
+WEIR=target/release/weir bench/languages.sh "${LANG_EVENTS:-1000000}"
