@@ -332,17 +332,7 @@ fn js_world(source: &str) -> anyhow::Result<String> {
             continue;
         };
         let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
-        let value = value.trim();
-        let name = value.chars().next().filter(|q| *q == '"' || *q == '\'').and_then(|q| {
-            let inner = &value[1..];
-            let close = inner.find(q)?;
-            let rest = inner[close + 1..].trim_start();
-            let rest = rest.strip_prefix(';').unwrap_or(rest).trim_start();
-            (rest.is_empty() || rest.starts_with("//")).then_some(&inner[..close])
-        });
-        let name =
-            name.filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        return match name {
+        return match quoted_world(value.trim(), Some(';'), "//") {
             Some(name) => Ok(name.to_string()),
             None => bail!(
                 "line {}: `{}` must give the world as a plain string, e.g. export const WORLD = \"stateful\";",
@@ -351,14 +341,33 @@ fn js_world(source: &str) -> anyhow::Result<String> {
             ),
         };
     }
-    Ok(if source.contains("exportStateful(") {
+    Ok(world_of_export(source, "exportStateful(", "exportBatchSink("))
+}
+
+/// A world name quoted (`"name"` or `'name'`) at the start of `value`, followed by nothing but
+/// an optional `end` character and an optional comment starting with `comment`.
+fn quoted_world<'a>(value: &'a str, end: Option<char>, comment: &str) -> Option<&'a str> {
+    let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    let inner = &value[1..];
+    let close = inner.find(quote)?;
+    let rest = inner[close + 1..].trim_start();
+    let rest = end.and_then(|e| rest.strip_prefix(e)).unwrap_or(rest).trim_start();
+    let name = &inner[..close];
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (plain && (rest.is_empty() || rest.starts_with(comment))).then_some(name)
+}
+
+/// The world a plugin's source implies by the SDK export it calls: `stateful` or `batch-sink`
+/// for their exports, else `mapper`.
+fn world_of_export(source: &str, stateful: &str, batch_sink: &str) -> String {
+    if source.contains(stateful) {
         "stateful"
-    } else if source.contains("exportBatchSink(") {
+    } else if source.contains(batch_sink) {
         "batch-sink"
     } else {
         "mapper"
     }
-    .to_string())
+    .to_string()
 }
 
 /// The WIT world a Python plugin implements, from its app.py: a top-level `WORLD = "name"`
@@ -373,16 +382,7 @@ fn python_world(source: &str) -> anyhow::Result<String> {
         if value.starts_with('=') {
             continue; // `WORLD == ...`, a comparison
         }
-        // A quoted name, then nothing but an optional comment.
-        let name = value.chars().next().filter(|q| *q == '"' || *q == '\'').and_then(|q| {
-            let inner = &value[1..];
-            let close = inner.find(q)?;
-            let rest = inner[close + 1..].trim_start();
-            (rest.is_empty() || rest.starts_with('#')).then_some(&inner[..close])
-        });
-        let name =
-            name.filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        return match name {
+        return match quoted_world(value, None, "#") {
             Some(name) => Ok(name.to_string()),
             None => bail!(
                 "line {}: `{}` must give the world as a plain string, e.g. WORLD = \"stateful\"",
@@ -391,14 +391,7 @@ fn python_world(source: &str) -> anyhow::Result<String> {
             ),
         };
     }
-    Ok(if source.contains("export_stateful(") {
-        "stateful"
-    } else if source.contains("export_batch_sink(") {
-        "batch-sink"
-    } else {
-        "mapper"
-    }
-    .to_string())
+    Ok(world_of_export(source, "export_stateful(", "export_batch_sink("))
 }
 
 /// The names of the worlds the contract declares (`world NAME {` lines of the .wit files in `wit`).
