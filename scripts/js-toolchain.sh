@@ -16,7 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=tools/js
-command -v npm >/dev/null 2>&1 || { echo "js-toolchain: npm not found; install Node.js 18+ (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "js-toolchain: installing Debian's nodejs and npm" >&2
+    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null 2>&1 \
+        || { as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+fi
+command -v npm >/dev/null 2>&1 || { echo "js-toolchain: npm not found; install Node.js 20+ with npm" >&2; exit 1; }
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$major" -ge 20 ] || { echo "js-toolchain: Node.js $(node --version 2>/dev/null) is too old: the bundler (rolldown) needs Node.js 20 or later" >&2; exit 1; }
 
 # npm ci writes node_modules/.package-lock.json; same content as the lockfile = installed.
 if [ -f "$TOOLS/node_modules/.package-lock.json" ] && [ -x "$TOOLS/node_modules/.bin/componentize-js" ] \
