@@ -782,35 +782,6 @@ export class Output {
     return this;
   }
 
-  /** A computed `double` column, one value (or null) per output row. */
-  pushF64(name, values) {
-    return this.column(name, columnFrom('float64', values));
-  }
-
-  pushI32(name, values) {
-    return this.column(name, columnFrom('int32', values));
-  }
-
-  pushI64(name, values) {
-    return this.column(name, columnFrom('int64', values));
-  }
-
-  pushTimestamp(name, values) {
-    return this.column(name, columnFrom('timestamp', values));
-  }
-
-  pushBool(name, values) {
-    return this.column(name, columnFrom('boolean', values));
-  }
-
-  pushStr(name, values) {
-    return this.column(name, columnFrom('utf8', values));
-  }
-
-  pushBinary(name, values) {
-    return this.column(name, columnFrom('binary', values));
-  }
-
   /** Checks the output against `input` (as the Rust SDK does) and builds the WIT record. */
   toWit(input) {
     const nIn = input.numRows;
@@ -1502,34 +1473,6 @@ export class EmitBatch {
     return this;
   }
 
-  pushF64(name, values) {
-    return this.column(name, columnFrom('float64', values));
-  }
-
-  pushI32(name, values) {
-    return this.column(name, columnFrom('int32', values));
-  }
-
-  pushI64(name, values) {
-    return this.column(name, columnFrom('int64', values));
-  }
-
-  pushTimestamp(name, values) {
-    return this.column(name, columnFrom('timestamp', values));
-  }
-
-  pushBool(name, values) {
-    return this.column(name, columnFrom('boolean', values));
-  }
-
-  pushStr(name, values) {
-    return this.column(name, columnFrom('utf8', values));
-  }
-
-  pushBinary(name, values) {
-    return this.column(name, columnFrom('binary', values));
-  }
-
   /** The batch, checked: one length, distinct names. */
   finish() {
     if (this.error !== undefined) throw new BatchError(this.error);
@@ -1552,6 +1495,27 @@ export class EmitBatch {
 /** Where a batch-sink plugin writes: `out.emit(output, batch)` (an EmitBatch or a Batch). In a
  * component it calls the host's `weir:plugin/outputs.emit`; `Emitter.recording()` /
  * `Emitter.declaring(names)` keep the emits for tests (`emitted`, `batches(output)`). */
+/**
+ * The typed column helpers of `Output` and `EmitBatch`: `pushF64(name, values)` and the like add
+ * a computed column of that type, one value (or null) per output row.
+ */
+const TYPED_COLUMNS = {
+  pushF64: 'float64',
+  pushI32: 'int32',
+  pushI64: 'int64',
+  pushTimestamp: 'timestamp',
+  pushBool: 'boolean',
+  pushStr: 'utf8',
+  pushBinary: 'binary',
+};
+for (const cls of [Output, EmitBatch]) {
+  for (const [method, dataType] of Object.entries(TYPED_COLUMNS)) {
+    cls.prototype[method] = function (name, values) {
+      return this.column(name, columnFrom(dataType, values));
+    };
+  }
+}
+
 export class Emitter {
   constructor(target, declared) {
     this.target = target; // (output, witBatch) => void, throwing the host's message; or undefined: record
