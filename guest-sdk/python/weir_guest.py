@@ -523,7 +523,42 @@ def _primitive_column(kind, values: Iterable, null) -> "t.ColumnData":
     return t.ColumnData(kind(out), _normalize(validity))
 
 
-class Output:
+class _TypedColumns:
+    """The typed column helpers of `Output` and `EmitBatch`: each adds a computed column of its
+    type, one Optional per output row, through the class's `column(name, data)`."""
+
+    def push_f64(self, name: str, values: Iterable[Optional[float]]):
+        """A `double` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Float64, values, 0.0))
+
+    def push_i32(self, name: str, values: Iterable[Optional[int]]):
+        """An `int` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Int32, values, 0))
+
+    def push_i64(self, name: str, values: Iterable[Optional[int]]):
+        """A `bigint` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Int64, values, 0))
+
+    def push_timestamp(self, name: str, values: Iterable[Optional[int]]):
+        """A `timestamp` column (microseconds since the epoch)."""
+        return self.column(name, _primitive_column(t.ColumnValues_Timestamp, values, 0))
+
+    def push_bool(self, name: str, values: Iterable[Optional[bool]]):
+        """A `boolean` column."""
+        return self.column(name, _primitive_column(t.ColumnValues_Boolean, values, False))
+
+    def push_str(self, name: str, values: Iterable[Optional[str]]):
+        """A `string` column."""
+        vl, validity = encode_var_len(None if v is None else v.encode("utf-8") for v in values)
+        return self.column(name, t.ColumnData(t.ColumnValues_Utf8(vl), validity))
+
+    def push_binary(self, name: str, values: Iterable[Optional[bytes]]):
+        """A `binary` column."""
+        vl, validity = encode_var_len(values)
+        return self.column(name, t.ColumnData(t.ColumnValues_Binary(vl), validity))
+
+
+class Output(_TypedColumns):
     """What `map_batch` returns: the input rows (`same_rows()` or `select(rows)`), then the
     columns in output-schema order, passed through (no data crosses back) or computed."""
 
@@ -556,36 +591,6 @@ class Output:
         """A computed column (e.g. from `PrimitiveView.map`)."""
         self.columns.append((name, data))
         return self
-
-    def push_f64(self, name: str, values: Iterable[Optional[float]]) -> "Output":
-        """A computed `double` column, one Optional per output row."""
-        return self.column(name, _primitive_column(t.ColumnValues_Float64, values, 0.0))
-
-    def push_i32(self, name: str, values: Iterable[Optional[int]]) -> "Output":
-        """A computed `int` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Int32, values, 0))
-
-    def push_i64(self, name: str, values: Iterable[Optional[int]]) -> "Output":
-        """A computed `bigint` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Int64, values, 0))
-
-    def push_timestamp(self, name: str, values: Iterable[Optional[int]]) -> "Output":
-        """A computed `timestamp` column (microseconds since the epoch)."""
-        return self.column(name, _primitive_column(t.ColumnValues_Timestamp, values, 0))
-
-    def push_bool(self, name: str, values: Iterable[Optional[bool]]) -> "Output":
-        """A computed `boolean` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Boolean, values, False))
-
-    def push_str(self, name: str, values: Iterable[Optional[str]]) -> "Output":
-        """A computed `string` column."""
-        vl, validity = encode_var_len(None if v is None else v.encode("utf-8") for v in values)
-        return self.column(name, t.ColumnData(t.ColumnValues_Utf8(vl), validity))
-
-    def push_binary(self, name: str, values: Iterable[Optional[bytes]]) -> "Output":
-        """A computed `binary` column."""
-        vl, validity = encode_var_len(values)
-        return self.column(name, t.ColumnData(t.ColumnValues_Binary(vl), validity))
 
     def to_wit(self, input: Batch) -> "t.OutputBatch":
         """Checks the output against `input` (as the Rust SDK does) and builds the WIT record."""
@@ -1196,7 +1201,7 @@ def _out_of_range(what: str, input: "Batch", rows: List[int]) -> Optional[str]:
     return None
 
 
-class EmitBatch:
+class EmitBatch(_TypedColumns):
     """A batch to emit, built column by column: `EmitBatch.take(input, rows)` (every input column
     at those rows), `EmitBatch.all(input)`, or `EmitBatch()` then columns. The row count is the
     taken rows' count, else the first column's length; a mistake (a row out of range, a short
@@ -1250,36 +1255,6 @@ class EmitBatch:
             self.num_rows = _column_len(data)
         self.columns.append(t.Column(name, data))
         return self
-
-    def push_f64(self, name: str, values: Iterable[Optional[float]]) -> "EmitBatch":
-        """A `double` column, one Optional per row."""
-        return self.column(name, _primitive_column(t.ColumnValues_Float64, values, 0.0))
-
-    def push_i32(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
-        """An `int` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Int32, values, 0))
-
-    def push_i64(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
-        """A `bigint` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Int64, values, 0))
-
-    def push_timestamp(self, name: str, values: Iterable[Optional[int]]) -> "EmitBatch":
-        """A `timestamp` column (microseconds since the epoch)."""
-        return self.column(name, _primitive_column(t.ColumnValues_Timestamp, values, 0))
-
-    def push_bool(self, name: str, values: Iterable[Optional[bool]]) -> "EmitBatch":
-        """A `boolean` column."""
-        return self.column(name, _primitive_column(t.ColumnValues_Boolean, values, False))
-
-    def push_str(self, name: str, values: Iterable[Optional[str]]) -> "EmitBatch":
-        """A `string` column."""
-        vl, validity = encode_var_len(None if v is None else v.encode("utf-8") for v in values)
-        return self.column(name, t.ColumnData(t.ColumnValues_Utf8(vl), validity))
-
-    def push_binary(self, name: str, values: Iterable[Optional[bytes]]) -> "EmitBatch":
-        """A `binary` column."""
-        vl, validity = encode_var_len(values)
-        return self.column(name, t.ColumnData(t.ColumnValues_Binary(vl), validity))
 
     def to_wit(self) -> "t.Batch":
         """The finished WIT batch; BatchError on the first mistake made while building it."""
