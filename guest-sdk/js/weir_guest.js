@@ -462,31 +462,6 @@ export class Batch {
     return new PrimitiveView(d.values.val, d.validity, dt);
   }
 
-  /** The `double` column `name`. */
-  f64s(name) {
-    return this.primitive(name, DataType.FLOAT64);
-  }
-
-  /** The `int` column `name`. */
-  i32s(name) {
-    return this.primitive(name, DataType.INT32);
-  }
-
-  /** The `bigint` column `name` (BigInt values). */
-  i64s(name) {
-    return this.primitive(name, DataType.INT64);
-  }
-
-  /** The `timestamp` column `name` (BigInt microseconds since the epoch). */
-  timestamps(name) {
-    return this.primitive(name, DataType.TIMESTAMP);
-  }
-
-  /** The `boolean` column `name`. */
-  bools(name) {
-    return this.primitive(name, DataType.BOOLEAN);
-  }
-
   /** The `string` column `name`. */
   strs(name) {
     const d = this.typed(name, DataType.UTF8);
@@ -1144,26 +1119,6 @@ export class GroupRows {
     return new View({ offsets: d.values.val.offsets.subarray(s, e + 1), data: d.values.val.data }, v === undefined ? undefined : v.slice(s, e));
   }
 
-  f64s(name) {
-    return this.primitive(name, DataType.FLOAT64);
-  }
-
-  i32s(name) {
-    return this.primitive(name, DataType.INT32);
-  }
-
-  i64s(name) {
-    return this.primitive(name, DataType.INT64);
-  }
-
-  timestamps(name) {
-    return this.primitive(name, DataType.TIMESTAMP);
-  }
-
-  bools(name) {
-    return this.primitive(name, DataType.BOOLEAN);
-  }
-
   strs(name) {
     return this.varLen(name, DataType.UTF8, StrView);
   }
@@ -1174,6 +1129,26 @@ export class GroupRows {
 
   binaries(name) {
     return this.varLen(name, DataType.BINARY, BinaryView);
+  }
+}
+
+/**
+ * The typed column getters of `Batch` and `GroupRows`, through their `primitive(name, type)`:
+ * `f64s` (double), `i32s` (int), `i64s` (bigint, BigInt values), `timestamps` (BigInt
+ * microseconds since the epoch), `bools` (boolean).
+ */
+const PRIMITIVE_GETTERS = {
+  f64s: DataType.FLOAT64,
+  i32s: DataType.INT32,
+  i64s: DataType.INT64,
+  timestamps: DataType.TIMESTAMP,
+  bools: DataType.BOOLEAN,
+};
+for (const cls of [Batch, GroupRows]) {
+  for (const [method, dataType] of Object.entries(PRIMITIVE_GETTERS)) {
+    cls.prototype[method] = function (name) {
+      return this.primitive(name, dataType);
+    };
   }
 }
 

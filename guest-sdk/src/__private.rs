@@ -164,7 +164,8 @@ pub fn init<T: Mapper>(state: &State<T>, config: String) -> Result<(), String> {
     Ok(())
 }
 
-const NOT_INITIALISED: &str = "the plugin was called before `init` (a bug in the host)";
+/// The error of a call before `init` (also the batch-sink world's).
+pub(crate) const NOT_INITIALISED: &str = "the plugin was called before `init` (a bug in the host)";
 
 /// `output-schema`.
 pub fn output_schema<T: Mapper>(state: &State<T>, input: WitSchema) -> Result<WitSchema, String> {

@@ -4,7 +4,6 @@
 //! The received batch's lists move into the SDK's [`Batch`] (no copy); an emitted batch's lists
 //! move into the WIT record handed to the host's `emit`.
 
-use std::cell::RefCell;
 
 use crate::batch::Batch;
 use crate::config::Config;
@@ -44,23 +43,9 @@ mod convert {
     }
 }
 
-/// The plugin between calls: set by `init`.
-pub struct Instance<T>(RefCell<Option<T>>);
-
-impl<T> Instance<T> {
-    /// No plugin yet (before `init`).
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Instance(RefCell::new(None))
-    }
-}
-
-// SAFETY: a Wasm instance without the threads proposal runs one call at a time on one thread,
-// so the plugin is never touched concurrently. Off Wasm the macro makes no static, so no impl.
-#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-unsafe impl<T> Sync for Instance<T> {}
-
-const NOT_INITIALISED: &str = "the plugin was called before `init` (a bug in the host)";
+/// The plugin between calls, set by `init`: the same holder as a mapper's.
+pub use super::State as Instance;
+use super::NOT_INITIALISED;
 
 /// `init`: parses the config and builds the plugin (replacing any earlier one).
 pub fn init<T: BatchSink>(instance: &Instance<T>, config: String) -> Result<(), String> {
